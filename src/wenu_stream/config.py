@@ -1,0 +1,162 @@
+"""Configuration: one frozen struct tree, the only reader of ``os.environ``.
+
+Precedence: CLI flag > ``WENU_*`` environment variable > default. A leaf
+``kinesis.stream`` is read from ``WENU_KINESIS_STREAM`` and, where a command
+offers it, the flag ``--stream``. Unknown ``WENU_*`` variables and values out
+of range fail at start-up with a message that names the variable and the fix.
+AWS endpoints and credentials are not ours: the SDK reads ``AWS_ENDPOINT_URL*``,
+``AWS_REGION`` and friends itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from wenu_stream.errors import ConfigError
+
+ENV_PREFIX = "WENU_"
+App = Literal["processing", "alarms"]
+Name = Annotated[str, Meta(min_length=1, max_length=255)]
+Millis = Annotated[int, Meta(ge=0, le=3_600_000)]
+
+
+class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Strict: a typo in a key is an error, not a silently ignored setting."""
+
+
+class KinesisConfig(Base):
+    """The readings stream and how it is polled."""
+
+    stream: Name = "readings"
+    poll_interval_ms: Annotated[int, Meta(ge=0, le=60_000)] = 200  # KCL 3.x minimum default; 5 GetRecords/s/shard max
+    max_records: Annotated[int, Meta(ge=1, le=10_000)] = 10_000
+    initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    idle_exit_s: Annotated[float, Meta(ge=0)] = 0.0  # 0: run forever; else stop after this long with no records
+
+
+class LeaseConfig(Base):
+    """Leases in the KCL lease-table schema."""
+
+    table: str = ""  # default: "wenu-<app>", the KCL application name
+    worker_id: str = ""  # default: "<hostname>:<pid>"
+    failover_ms: Annotated[int, Meta(ge=1_000, le=600_000)] = 10_000
+    max_leases: Annotated[int, Meta(ge=0, le=10_000)] = 0  # 0: no cap
+    discovery_interval_ms: Millis = 10_000
+
+
+class SinksConfig(Base):
+    """Where durable effects go."""
+
+    bucket: Name = "wenu-data"
+    dead_letter_prefix: str = "dead-letter/"
+    state_table: Name = "wenu-state"
+    dedup_window: Annotated[int, Meta(ge=1, le=1_000_000)] = 4096
+
+
+class KeyRingConfig(Base):
+    """The key ring: a local JSON file of base64 keys, or a KMS-wrapped file."""
+
+    file: str = ""
+    kms_file: str = ""
+
+
+class Config(Base):
+    """Everything a worker needs, resolved once at start-up."""
+
+    app: App = "processing"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: Annotated[int, Meta(ge=0, le=65_535)] = 0  # 0: no HTTP endpoint
+    kinesis: KinesisConfig = KinesisConfig()
+    lease: LeaseConfig = LeaseConfig()
+    sinks: SinksConfig = SinksConfig()
+    keyring: KeyRingConfig = KeyRingConfig()
+
+    @property
+    def lease_table(self) -> str:
+        return self.lease.table or f"wenu-{self.app}"
+
+    @property
+    def worker_id(self) -> str:
+        return self.lease.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def env_name(path: str) -> str:
+    """``kinesis.stream`` -> ``WENU_KINESIS_STREAM``."""
+    return ENV_PREFIX + path.replace(".", "_").upper()
+
+
+def _leaf_paths(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, type[msgspec.Struct] | None]:
+    paths: dict[str, type[msgspec.Struct] | None] = {}
+    for field in msgspec.structs.fields(struct):
+        path = prefix + field.name
+        default = field.default
+        if isinstance(default, msgspec.Struct):
+            paths.update(_leaf_paths(type(default), path + "."))
+        else:
+            paths[path] = None
+    return paths
+
+
+LEAVES = tuple(_leaf_paths(Config))
+
+
+def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Resolve the configuration from flags (``overrides``, dotted keys) over ``WENU_*`` over defaults.
+
+    Raises:
+        ConfigError: naming the variable or flag, the problem and the fix.
+    """
+    environ = os.environ if environ is None else environ
+    by_env = {env_name(p): p for p in LEAVES}
+    raw: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _IGNORED_ENV:
+            continue
+        if key not in by_env:
+            close = [k for k in by_env if k.split("_")[-1] == key.split("_")[-1]]
+            hint = f"did you mean {close[0]}?" if close else f"known variables: {', '.join(sorted(by_env))}"
+            raise ConfigError(key, "unknown setting", f"remove it or rename it ({hint})")
+        _put(raw, by_env[key], value)
+    for path, value in (overrides or {}).items():
+        if value is not None:
+            _put(raw, path, value)
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc) from None
+
+
+# Variables read by other parts (tests, the demo), not configuration of a worker.
+_IGNORED_ENV = frozenset({"WENU_HOME", "WENU_RUN_DIR", "WENU_TEST_KEEP"})
+
+
+def _put(raw: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _explain(exc: msgspec.ValidationError) -> ConfigError:
+    message = str(exc)
+    match = re.search(r"at `\$\.([\w.]+)`", message)
+    path = match.group(1) if match else "configuration"
+    problem = message.split(" - at ")[0]
+    field = f"{env_name(path)} (flag --{path.split('.')[-1].replace('_', '-')})" if match else path
+    return ConfigError(field, problem, "set a value within the documented range (see `wenu-stream check-config`)")
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The resolved configuration as plain data, for ``check-config``. No secrets are held in it."""
+    data: dict[str, Any] = msgspec.to_builtins(config)
+    data["lease"]["table"] = config.lease_table
+    data["lease"]["worker_id"] = config.worker_id
+    return data

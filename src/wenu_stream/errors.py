@@ -1,0 +1,34 @@
+"""Exceptions of wenu-stream, in one place.
+
+Poison records are values (``Rejected``), never exceptions. These are for
+configuration mistakes (exit code 2) and for failures that must stop a worker
+without checkpointing so that the batch is replayed.
+"""
+
+from __future__ import annotations
+
+
+class WenuError(Exception):
+    """Base class of every error raised on purpose by wenu-stream."""
+
+
+class ConfigError(WenuError):
+    """Bad configuration or arguments: names the field and the fix. Exit code 2."""
+
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{field}: {problem}. Fix: {fix}")
+
+
+class KeyRingError(WenuError):
+    """The key ring cannot be loaded (missing file, bad key length, KMS refusal)."""
+
+
+class SinkError(WenuError):
+    """A sink could not make a batch durable; the batch must not be checkpointed."""
+
+
+class LeaseLostError(WenuError):
+    """This worker no longer holds the lease of a shard; stop processing it."""

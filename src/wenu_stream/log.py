@@ -1,0 +1,43 @@
+"""Structured JSON logs on stderr. stdout belongs to the KCL protocol, so nothing here touches it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def configure_logging(level: str = "info", *, stream: Any = None) -> None:
+    """Send structlog JSON lines to stderr (or ``stream``, a binary file) at ``level``.
+
+    Context such as ``shard_id`` is bound with ``structlog.contextvars`` so every
+    line of a shard's task carries it.
+    """
+    out = stream if stream is not None else sys.stderr.buffer
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.BytesLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _dumps(obj: Any, **_: Any) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(obj, enc_hook=str)
+
+
+def get_logger(name: str = "wenu") -> Any:
+    """Return a structlog logger named ``name``."""
+    return structlog.get_logger(name)

@@ -1,0 +1,54 @@
+"""Values shared by the drivers and the pipeline."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class KinesisRecord(msgspec.Struct, rename="pascal", frozen=True):
+    """One Kinesis record as a driver hands it over.
+
+    Field names map onto the GetRecords JSON (``SequenceNumber``, ``Data``,
+    ...), so the native driver decodes responses straight into this struct
+    (``Data`` is base64 in JSON; msgspec decodes it to bytes).
+    ``sub_sequence_number`` is set by the KCL path, whose records arrive
+    already deaggregated; the native driver leaves it 0 and deaggregates.
+    """
+
+    sequence_number: str
+    data: bytes
+    partition_key: str
+    approximate_arrival_timestamp: float = 0.0  # epoch seconds, as the service sends it
+    sub_sequence_number: int = 0
+
+
+class Position(msgspec.Struct, frozen=True, order=True):
+    """Where a user record sits in a shard: sequence number and sub-sequence number."""
+
+    sequence: int
+    sub: int = 0
+
+
+class SeriesReading(msgspec.Struct, frozen=True, kw_only=True):
+    """One accepted reading after enrichment: a point of a business time series.
+
+    Produced by enrichment from the catalog; consumed by stats, alarms and the
+    warehouse staging. ``value`` is normalised (``v * scale + offset``).
+    ``(device, seq, index)`` orders ties; ``position`` is where the message
+    sits in its shard.
+    """
+
+    series: str
+    company: str
+    site: str
+    timezone: str  # IANA zone of the site
+    kind: str  # "gauge" | "counter"
+    unit: str
+    device: str
+    ch: str
+    seq: int  # the device's message counter
+    index: int  # position of the reading in the message's readings
+    t: int  # measurement time, epoch ms
+    value: float
+    raw_value: float
+    position: Position = Position(0, 0)

@@ -1,0 +1,1 @@
+"""Pure record decoding: KPL deaggregation, the v1 envelope, payload validation."""
