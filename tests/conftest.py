@@ -1,0 +1,5 @@
+"""Shared fixtures. Server fixtures live in tests/fixtures/ as plugins, one module per server family."""
+
+pytest_plugins = [
+    "tests.fixtures.aws",
+]
