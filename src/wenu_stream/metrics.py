@@ -1,0 +1,75 @@
+"""Prometheus metrics, one documented set named ``wenu_*`` with low-cardinality labels (never a device).
+
+``Metrics.create(registry)`` builds them; tests pass a fresh ``CollectorRegistry``.
+On the KCL path every shard is its own process: ``PROMETHEUS_MULTIPROC_DIR`` is
+set by the container entrypoint and one exporter serves them all, so gauges
+declare a ``multiprocess_mode``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics(NamedTuple):
+    records: Counter  # app, outcome: accepted | rejected | duplicate
+    dead_letters: Counter  # app, reason
+    late_readings: Counter  # app
+    batches: Histogram  # app: seconds from batch start to durable
+    sink_seconds: Histogram  # app, sink
+    sink_failures: Counter  # app, sink
+    checkpoints: Counter  # app
+    checkpoint_age: Gauge  # app, shard: seconds since the last checkpoint
+    millis_behind: Gauge  # app, shard
+    leases_held: Gauge  # app
+    stats_writes: Counter  # app
+    warehouse_loads: Counter  # outcome
+    notifications: Counter  # severity, state
+    catalog_age: Gauge  # app: seconds since the catalog cache was refreshed
+    quarantined: Counter  # app
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        """Register every metric on ``registry`` (a fresh one in tests)."""
+        r = registry if registry is not None else CollectorRegistry()
+        return cls(
+            records=Counter("wenu_records", "User records by outcome", ["app", "outcome"], registry=r),
+            dead_letters=Counter("wenu_dead_letters", "Records dead-lettered, by reason", ["app", "reason"], registry=r),
+            late_readings=Counter("wenu_late_readings", "Readings older than the allowed lateness", ["app"], registry=r),
+            batches=Histogram(
+                "wenu_batch_seconds", "Batch time from receipt to durable", ["app"],
+                buckets=_LATENCY_BUCKETS, registry=r,
+            ),
+            sink_seconds=Histogram(
+                "wenu_sink_seconds", "Time to make one batch durable in a sink", ["app", "sink"],
+                buckets=_LATENCY_BUCKETS, registry=r,
+            ),
+            sink_failures=Counter("wenu_sink_failures", "Sink writes that failed", ["app", "sink"], registry=r),
+            checkpoints=Counter("wenu_checkpoints", "Checkpoints written", ["app"], registry=r),
+            checkpoint_age=Gauge(
+                "wenu_checkpoint_age_seconds", "Seconds since the shard's last checkpoint", ["app", "shard"],
+                registry=r, multiprocess_mode="max",
+            ),
+            millis_behind=Gauge(
+                "wenu_millis_behind_latest", "MillisBehindLatest reported by GetRecords", ["app", "shard"],
+                registry=r, multiprocess_mode="max",
+            ),
+            leases_held=Gauge(
+                "wenu_leases_held", "Shard leases held by this worker", ["app"], registry=r,
+                multiprocess_mode="sum",
+            ),
+            stats_writes=Counter("wenu_stats_writes", "Stats items written", ["app"], registry=r),
+            warehouse_loads=Counter("wenu_warehouse_loads", "Warehouse manifest loads", ["outcome"], registry=r),
+            notifications=Counter(
+                "wenu_notifications", "Alarm notifications published", ["severity", "state"], registry=r,
+            ),
+            catalog_age=Gauge(
+                "wenu_catalog_age_seconds", "Age of the catalog cache", ["app"], registry=r,
+                multiprocess_mode="max",
+            ),
+            quarantined=Counter("wenu_quarantined_readings", "Readings the catalog does not map", ["app"], registry=r),
+        )
