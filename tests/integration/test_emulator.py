@@ -1,0 +1,52 @@
+"""The local stack starts on loopback only, and every service the platform uses answers."""
+
+from __future__ import annotations
+
+import subprocess
+
+import boto3
+import pytest
+
+from tests.fixtures.aws import create_stream
+from wenu_stream.emulator import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def listening_ports(pid: int) -> list[str]:
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[3] for line in out.splitlines() if f"pid={pid}," in line]
+
+
+def test_every_server_listens_on_loopback_only(aws_stack: Stack) -> None:
+    for name, pid in aws_stack.pids.items():
+        addresses = listening_ports(pid)
+        assert addresses, f"{name} listens nowhere"
+        assert all(a.startswith("127.0.0.1:") for a in addresses), (name, addresses)
+
+
+def test_services_answer(aws_stack: Stack, unique_name: str) -> None:
+    shards = create_stream(unique_name, 2)
+    assert len(shards) == 2
+    boto3.client("s3").create_bucket(Bucket=unique_name)
+    assert unique_name in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+    topic = boto3.client("sns").create_topic(Name=unique_name)["TopicArn"]
+    assert topic.endswith(unique_name)
+    key = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    assert boto3.client("kms").describe_key(KeyId=key)["KeyMetadata"]["Enabled"]
+
+
+def test_kinesis_local_ends_a_closed_shard(use_kinesis_local: str, unique_name: str) -> None:
+    kinesis = boto3.client("kinesis")
+    (shard,) = create_stream(unique_name, 1, kinesis)
+    kinesis.split_shard(StreamName=unique_name, ShardToSplit=shard, NewStartingHashKey=str(2**127))
+    for _ in range(200):
+        shards = kinesis.list_shards(StreamName=unique_name)["Shards"]
+        if len(shards) == 3:
+            break
+    children = [s for s in shards if s.get("ParentShardId") == shard]
+    assert len(children) == 2
+    it = kinesis.get_shard_iterator(StreamName=unique_name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    out = kinesis.get_records(ShardIterator=it["ShardIterator"])
+    assert out.get("NextShardIterator") is None
+    assert {c["ShardId"] for c in out["ChildShards"]} == {c["ShardId"] for c in children}
