@@ -6,9 +6,12 @@ Adapters live in ``sinks/`` (AWS) and fakes in ``sinks/memory.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wenu_stream.model import KinesisRecord
+
+if TYPE_CHECKING:
+    from wenu_stream.pipeline import BatchOutcome, DeadLetter
 
 
 class Clock(Protocol):
@@ -37,3 +40,30 @@ class ShardProcessor(Protocol):
 
 class ShardProcessorFactory(Protocol):
     def __call__(self, shard_id: str) -> ShardProcessor: ...
+
+
+class DeadLetterStore(Protocol):
+    """Keeps rejected records with their reason. ``put`` returns once every letter is durable; idempotent."""
+
+    async def put(self, shard_id: str, letters: Sequence[DeadLetter]) -> None: ...
+
+
+class StateStore(Protocol):
+    """Per-shard processing state (duplicate detector, totals) saved at every checkpoint position.
+
+    ``save`` keys the state by the sequence number it is valid at; ``load``
+    returns the state saved at exactly the checkpoint a shard resumes from, so a
+    replay after a crash starts from the state as of that checkpoint.
+    """
+
+    async def save(self, shard_id: str, sequence: str, blob: bytes) -> None: ...
+
+    async def load(self, shard_id: str, sequence: str) -> bytes | None: ...
+
+
+class BatchSink(Protocol):
+    """An application stage with durable effects (stats, staging, alarm state). Idempotent under replay."""
+
+    name: str
+
+    async def write(self, shard_id: str, outcome: BatchOutcome) -> None: ...

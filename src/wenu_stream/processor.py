@@ -1,0 +1,166 @@
+"""The driver-agnostic shard processor: the one piece both drivers (native and KCL) run.
+
+It owns a shard's duplicate memory and totals, runs the pure batch stage and
+makes every effect durable before it returns, in this order (the driver
+checkpoints only after ``process`` returned):
+
+1. dead letters (S3),
+2. the application's sinks (stats, staging, alarm state), each idempotent,
+3. the shard state (duplicate memory + totals) keyed by the batch's last
+   sequence number,
+4. (the driver) the checkpoint at that sequence number.
+
+A write that keeps failing after its retries raises: the driver stops the
+shard without checkpointing and the batch replays, from the state saved at the
+checkpoint, so nothing is lost and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from wenu_stream.backoff import retry
+from wenu_stream.crypto import KeyRing
+from wenu_stream.dedup import Dedup
+from wenu_stream.log import get_logger
+from wenu_stream.metrics import Metrics
+from wenu_stream.model import KinesisRecord, Position
+from wenu_stream.pipeline import BatchOutcome, Totals, process_batch
+from wenu_stream.ports import BatchSink, DeadLetterStore, StateStore
+from wenu_stream.sinks.state import SHARD_END
+
+_SENTINELS = frozenset({"TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", "SHARD_END"})
+
+
+class ShardState(msgspec.Struct, kw_only=True):
+    """What is saved with every checkpoint."""
+
+    totals: Totals
+    dedup: bytes
+
+
+def parse_checkpoint(checkpoint: str | None) -> tuple[str | None, int]:
+    """Split a checkpoint (``"<seq>"``, ``"<seq>:<sub>"`` or a sentinel) into sequence and sub-sequence."""
+    if not checkpoint or checkpoint in _SENTINELS:
+        return None, 0
+    seq, _, sub = checkpoint.partition(":")
+    return seq, int(sub or 0)
+
+
+class PipelineProcessor:
+    """Implements ``ports.ShardProcessor`` for one application."""
+
+    def __init__(
+        self,
+        *,
+        app: str,
+        keyring: KeyRing,
+        dead_letters: DeadLetterStore,
+        state: StateStore,
+        sinks: Sequence[BatchSink] = (),
+        metrics: Metrics,
+        dedup_window: int = 4096,
+        write_attempts: int = 6,
+    ) -> None:
+        self.app = app
+        self._keyring = keyring
+        self._dlq = dead_letters
+        self._state = state
+        self._sinks = tuple(sinks)
+        self._metrics = metrics
+        self._window = dedup_window
+        self._attempts = write_attempts
+        self.shard_id = ""
+        self.totals = Totals()
+        self._dedup = Dedup(dedup_window)
+        self._resume_after: Position | None = None
+        self._broken = False
+        self._log: Any = get_logger("wenu.processor")
+
+    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+        """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard)."""
+        self.shard_id = shard_id
+        self._log = self._log.bind(shard_id=shard_id, app=self.app)
+        seq, sub = parse_checkpoint(checkpoint)
+        if seq is not None:
+            blob = await self._durable("state", lambda: self._state.load(shard_id, seq))
+            if blob is None:
+                self._log.warning("no_state_at_checkpoint", checkpoint=checkpoint,
+                                  effect="duplicates sent before this checkpoint are not recognised")
+            else:
+                self._restore(blob)
+            self._resume_after = Position(int(seq), sub) if sub else None
+        elif parent_shard_ids:
+            parents = [await self._durable("state", lambda p=p: self._state.load(p, SHARD_END)) for p in parent_shard_ids]
+            dedups = [Dedup.load(msgspec.msgpack.decode(b, type=ShardState).dedup, self._window) for b in parents if b]
+            self._dedup = Dedup.merged(dedups, self._window)
+        self._log.info("shard_initialized", checkpoint=checkpoint, parents=list(parent_shard_ids),
+                       devices_remembered=len(self._dedup))
+
+    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> None:
+        """Run the batch and make every effect durable (steps 1-3 of the module docstring)."""
+        if self._broken:
+            raise RuntimeError("processor failed earlier; the shard must be restarted from its checkpoint")
+        if not records:
+            return
+        started = time.monotonic()
+        self._broken = True  # until every effect is durable
+        outcome = process_batch(records, self._keyring, self._dedup, self._resume_after)
+        self._resume_after = None
+        if outcome.dead_letters:
+            await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, outcome.dead_letters))
+        for sink in self._sinks:
+            await self._durable(sink.name, lambda s=sink: s.write(self.shard_id, outcome))
+        self.totals.add(outcome, len(records))
+        blob = self._dump()
+        last = records[-1].sequence_number
+        await self._durable("state", lambda: self._state.save(self.shard_id, last, blob))
+        self._broken = False
+        self._observe(outcome, started, millis_behind_latest)
+
+    async def shard_ended(self) -> None:
+        """Save the final state for the child shards."""
+        await self._durable("state", lambda: self._state.save(self.shard_id, SHARD_END, self._dump()))
+        self._log.info("shard_ended", totals=msgspec.to_builtins(self.totals))
+
+    async def close(self) -> None:
+        """Nothing buffered: every batch was durable when ``process`` returned."""
+        self._log.info("shard_closed")
+
+    def _restore(self, blob: bytes) -> None:
+        saved = msgspec.msgpack.decode(blob, type=ShardState)
+        self.totals = saved.totals
+        self._dedup = Dedup.load(saved.dedup, self._window)
+
+    def _dump(self) -> bytes:
+        return msgspec.msgpack.encode(ShardState(totals=self.totals, dedup=self._dedup.dump()))
+
+    async def _durable(self, sink: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        started = time.monotonic()
+
+        def failed(exc: BaseException, attempt: int) -> None:
+            self._metrics.sink_failures.labels(self.app, sink).inc()
+            self._log.warning("sink_retry", sink=sink, attempt=attempt + 1, error=repr(exc))
+
+        try:
+            result = await retry(call, attempts=self._attempts, on_error=failed)
+        except Exception:
+            self._metrics.sink_failures.labels(self.app, sink).inc()
+            raise
+        self._metrics.sink_seconds.labels(self.app, sink).observe(time.monotonic() - started)
+        return result
+
+    def _observe(self, outcome: BatchOutcome, started: float, millis_behind: int | None) -> None:
+        m, app = self._metrics, self.app
+        m.records.labels(app, "accepted").inc(len(outcome.accepted))
+        m.records.labels(app, "rejected").inc(len(outcome.dead_letters))
+        m.records.labels(app, "duplicate").inc(outcome.duplicates + outcome.stale)
+        for letter in outcome.dead_letters:
+            m.dead_letters.labels(app, letter.reason).inc()
+        m.batches.labels(app).observe(time.monotonic() - started)
+        if millis_behind is not None:
+            m.millis_behind.labels(app, self.shard_id).set(millis_behind)

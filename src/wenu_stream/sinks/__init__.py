@@ -1,0 +1,1 @@
+"""Adapters with durable effects (AWS) and their in-memory fakes."""
