@@ -1,0 +1,43 @@
+# wenu-stream: two commands on a fresh machine with Python 3.11+ and Node.js.
+#   make demo   set up, start the local AWS stack, simulate ~200 meters for a minute, consume, summarise
+#   make test   set up everything (venv, npm emulators, KCL jars, PostgreSQL) and run the whole suite
+#   make bench  side-by-side benchmarks (ratios against floors measured in the same run)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
+
+.PHONY: setup demo test test-fast bench kcl clean
+
+setup: $(STAMP) node_modules/.installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required" or 0)'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+node_modules/.installed: package.json package-lock.json
+	command -v node >/dev/null || { echo "Node.js is required (the Kinesis emulators run on it)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+kcl: setup
+	@if [ -f tools/kcl-setup.sh ]; then bash tools/kcl-setup.sh; fi
+
+demo: setup
+	$(BIN)/wenu-stream demo
+
+test: setup kcl
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf .run .pytest_cache .hypothesis
