@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiobotocore.session import AioSession, get_session
+from prometheus_client import CollectorRegistry, start_http_server
 
 from wenu_stream.config import Config
 from wenu_stream.crypto import KeyRing
@@ -58,7 +59,8 @@ class Runtime:
     ) -> None:
         self.config = config
         self.keyring = keyring
-        self.metrics = metrics or Metrics.create()
+        self.registry = CollectorRegistry()
+        self.metrics = metrics or Metrics.create(self.registry)
         self.session = session or get_session()
         self.dead_letters = dead_letters
         self.state = state
@@ -104,6 +106,10 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def processor_factory(self) -> Callable[[str], ShardProcessor]:
+        """A factory for the native driver (``start()`` must have run)."""
+        return self.processor
+
     def processor(self, shard_id: str) -> PipelineProcessor:
         """A fresh processor for ``shard_id`` (``start()`` must have run)."""
         assert self.keyring is not None and self.dead_letters is not None and self.state is not None
@@ -111,6 +117,14 @@ class Runtime:
             app=self.config.app, keyring=self.keyring, dead_letters=self.dead_letters, state=self.state,
             sinks=self.sinks, metrics=self.metrics, dedup_window=self.config.sinks.dedup_window,
         )
+
+
+def serve_metrics(config: Config, runtime: Runtime) -> Any:
+    """Serve ``/metrics`` on ``config.metrics_port`` (all interfaces: Prometheus scrapes the task), or None."""
+    if not config.metrics_port:
+        return None
+    server, _thread = start_http_server(config.metrics_port, registry=runtime.registry)
+    return server
 
 
 class _LazyProcessor:
