@@ -39,6 +39,7 @@ class KinesisConfig(Base):
     max_records: Annotated[int, Meta(ge=1, le=10_000)] = 10_000
     initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     idle_exit_s: Annotated[float, Meta(ge=0)] = 0.0  # 0: run forever; else stop after this long with no records
+    checkpoint_interval_s: Annotated[float, Meta(ge=0, le=600)] = 5.0  # sinks coalesce writes between checkpoints
 
 
 class LeaseConfig(Base):

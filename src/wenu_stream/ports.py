@@ -23,15 +23,21 @@ class Clock(Protocol):
 class ShardProcessor(Protocol):
     """What a driver (native asyncio worker or the KCL adapter) drives, one per shard.
 
-    The driver calls ``initialize`` once, then ``process`` per batch, and
-    checkpoints at the batch's last record only after ``process`` returned:
-    ``process`` returns when every effect of the batch is durable. If it raises,
-    the driver stops this shard without checkpointing and the batch replays.
+    The driver calls ``initialize`` once, then ``process`` per batch. ``process``
+    returns True when every effect up to the batch's last record is durable: the
+    driver then checkpoints that record. It returns False while sinks still
+    coalesce writes in memory (checkpoints are throttled, and never pass a
+    record whose effects are not durable). ``flush`` makes everything durable
+    now and returns the sequence number to checkpoint (None: nothing new), for a
+    graceful shutdown or a lease handoff. If ``process`` or ``flush`` raises,
+    the driver stops the shard without checkpointing and the records replay.
     """
 
     async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None: ...
 
-    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> None: ...
+    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool: ...
+
+    async def flush(self) -> str | None: ...
 
     async def shard_ended(self) -> None: ...
 
@@ -62,8 +68,15 @@ class StateStore(Protocol):
 
 
 class BatchSink(Protocol):
-    """An application stage with durable effects (stats, staging, alarm state). Idempotent under replay."""
+    """An application stage with durable effects (stats, staging, alarm state). Idempotent under replay.
+
+    ``write`` may keep effects in memory (coalescing, say, one write per stats
+    window per flush instead of one per reading); ``flush`` makes everything
+    written so far durable. The processor checkpoints only after ``flush``.
+    """
 
     name: str
 
     async def write(self, shard_id: str, outcome: BatchOutcome) -> None: ...
+
+    async def flush(self) -> None: ...

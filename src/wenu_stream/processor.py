@@ -1,14 +1,15 @@
 """The driver-agnostic shard processor: the one piece both drivers (native and KCL) run.
 
-It owns a shard's duplicate memory and totals, runs the pure batch stage and
-makes every effect durable before it returns, in this order (the driver
-checkpoints only after ``process`` returned):
+It owns a shard's duplicate memory and totals and runs the pure batch stage.
+Dead letters are written at once; the application's sinks may coalesce writes
+in memory. Every ``checkpoint_interval`` (and on ``flush``/``shard_ended``) it
+commits, in this order:
 
-1. dead letters (S3),
-2. the application's sinks (stats, staging, alarm state), each idempotent,
-3. the shard state (duplicate memory + totals) keyed by the batch's last
-   sequence number,
-4. (the driver) the checkpoint at that sequence number.
+1. dead letters (already durable, written per batch),
+2. the application's sinks are flushed (stats, staging, alarm state), each idempotent,
+3. the shard state (duplicate memory + totals) is saved, keyed by the last
+   sequence number processed,
+4. ``process`` returns True and the driver checkpoints that sequence number.
 
 A write that keeps failing after its retries raises: the driver stops the
 shard without checkpointing and the batch replays, from the state saved at the
@@ -65,6 +66,8 @@ class PipelineProcessor:
         metrics: Metrics,
         dedup_window: int = 4096,
         write_attempts: int = 6,
+        checkpoint_interval: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self._keyring = keyring
@@ -79,6 +82,10 @@ class PipelineProcessor:
         self._dedup = Dedup(dedup_window)
         self._resume_after: Position | None = None
         self._broken = False
+        self._interval = checkpoint_interval
+        self._monotonic = monotonic
+        self._last_commit = monotonic()
+        self._pending: str | None = None  # last sequence processed but not yet committed
         self._log: Any = get_logger("wenu.processor")
 
     async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
@@ -101,35 +108,55 @@ class PipelineProcessor:
         self._log.info("shard_initialized", checkpoint=checkpoint, parents=list(parent_shard_ids),
                        devices_remembered=len(self._dedup))
 
-    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> None:
-        """Run the batch and make every effect durable (steps 1-3 of the module docstring)."""
+    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
+        """Run the batch; commit (module docstring, steps 2-3) when the interval has passed. True: checkpoint now."""
         if self._broken:
             raise RuntimeError("processor failed earlier; the shard must be restarted from its checkpoint")
         if not records:
-            return
+            return False
         started = time.monotonic()
-        self._broken = True  # until every effect is durable
+        self._broken = True  # until this batch's effects are handed over or durable
         outcome = process_batch(records, self._keyring, self._dedup, self._resume_after)
         self._resume_after = None
         if outcome.dead_letters:
             await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, outcome.dead_letters))
         for sink in self._sinks:
-            await self._durable(sink.name, lambda s=sink: s.write(self.shard_id, outcome))
+            await sink.write(self.shard_id, outcome)
         self.totals.add(outcome, len(records))
-        blob = self._dump()
-        last = records[-1].sequence_number
-        await self._durable("state", lambda: self._state.save(self.shard_id, last, blob))
+        self._pending = records[-1].sequence_number
+        committed = False
+        if self._monotonic() - self._last_commit >= self._interval:
+            committed = await self._commit() is not None
         self._broken = False
         self._observe(outcome, started, millis_behind_latest)
+        return committed
+
+    async def flush(self) -> str | None:
+        """Commit now; return the sequence number the driver may checkpoint, or None if nothing is new."""
+        if self._broken:
+            raise RuntimeError("processor failed earlier; nothing may be checkpointed")
+        return await self._commit()
+
+    async def _commit(self) -> str | None:
+        if self._pending is None:
+            return None
+        for sink in self._sinks:
+            await self._durable(sink.name, sink.flush)
+        sequence, blob = self._pending, self._dump()
+        await self._durable("state", lambda: self._state.save(self.shard_id, sequence, blob))
+        self._pending = None
+        self._last_commit = self._monotonic()
+        return sequence
 
     async def shard_ended(self) -> None:
-        """Save the final state for the child shards."""
+        """Commit, then save the final state for the child shards."""
+        await self.flush()
         await self._durable("state", lambda: self._state.save(self.shard_id, SHARD_END, self._dump()))
         self._log.info("shard_ended", totals=msgspec.to_builtins(self.totals))
 
     async def close(self) -> None:
-        """Nothing buffered: every batch was durable when ``process`` returned."""
-        self._log.info("shard_closed")
+        """Drop what is not committed: it replays from the checkpoint on the next owner."""
+        self._log.info("shard_closed", uncommitted=self._pending)
 
     def _restore(self, blob: bytes) -> None:
         saved = msgspec.msgpack.decode(blob, type=ShardState)

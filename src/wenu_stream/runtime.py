@@ -116,6 +116,7 @@ class Runtime:
         return PipelineProcessor(
             app=self.config.app, keyring=self.keyring, dead_letters=self.dead_letters, state=self.state,
             sinks=self.sinks, metrics=self.metrics, dedup_window=self.config.sinks.dedup_window,
+            checkpoint_interval=self.config.kinesis.checkpoint_interval_s,
         )
 
 
@@ -139,9 +140,13 @@ class _LazyProcessor:
         self._inner = self._runtime.processor(shard_id)
         await self._inner.initialize(shard_id, checkpoint, parent_shard_ids)
 
-    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> None:
+    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
         assert self._inner is not None, "initialize() first"
-        await self._inner.process(records, millis_behind_latest)
+        return await self._inner.process(records, millis_behind_latest)
+
+    async def flush(self) -> str | None:
+        assert self._inner is not None, "initialize() first"
+        return await self._inner.flush()
 
     async def shard_ended(self) -> None:
         assert self._inner is not None, "initialize() first"

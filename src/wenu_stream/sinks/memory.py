@@ -40,11 +40,16 @@ class InMemoryBatchSink:
 
     def __init__(self, name: str = "memory") -> None:
         self.name = name
-        self.batches: list[tuple[str, BatchOutcome]] = []
+        self.pending: list[tuple[str, BatchOutcome]] = []
+        self.batches: list[tuple[str, BatchOutcome]] = []  # durable (flushed)
         self.fail_next = 0
 
     async def write(self, shard_id: str, outcome: BatchOutcome) -> None:
+        self.pending.append((shard_id, outcome))
+
+    async def flush(self) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError(f"injected {self.name} outage")
-        self.batches.append((shard_id, outcome))
+        self.batches.extend(self.pending)
+        self.pending.clear()
