@@ -112,8 +112,9 @@ class PipelineProcessor:
         """Run the batch; commit (module docstring, steps 2-3) when the interval has passed. True: checkpoint now."""
         if self._broken:
             raise RuntimeError("processor failed earlier; the shard must be restarted from its checkpoint")
-        if not records:
-            return False
+        if not records:  # an idle poll still commits what is pending once the interval has passed
+            due = self._pending is not None and self._monotonic() - self._last_commit >= self._interval
+            return due and await self._commit() is not None
         started = time.monotonic()
         self._broken = True  # until this batch's effects are handed over or durable
         outcome = process_batch(records, self._keyring, self._dedup, self._resume_after)
