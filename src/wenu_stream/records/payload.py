@@ -108,10 +108,17 @@ def _classify(plaintext: bytes, codec: int, exc: Exception) -> Fault:
             _WELL_FORMED[codec](plaintext)
         except _NOT_DECODABLE as syntax:
             return Fault(Reason.MALFORMED_PAYLOAD, f"{name} payload is malformed: {_short(syntax)}")
-        return Fault(Reason.SCHEMA_VIOLATION, _short(exc))
+        return Fault(Reason.SCHEMA_VIOLATION, _schema_detail(exc))
     if isinstance(exc, RecursionError):
         return Fault(Reason.MALFORMED_PAYLOAD, f"{name} payload is nested too deeply")
     return Fault(Reason.MALFORMED_PAYLOAD, f"{name} payload is malformed: {_short(exc)}")
+
+
+def _schema_detail(exc: msgspec.ValidationError) -> str:
+    text = _short(exc)
+    if text.startswith(("Expected `float` >=", "Expected `float` <=", "Number out of range")):
+        return "non-finite number" + text[text.find(" - at ") :] if " - at " in text else "non-finite number"
+    return text
 
 
 def _short(exc: BaseException) -> str:
