@@ -39,5 +39,11 @@ def _dumps(obj: Any, **_: Any) -> bytes:
 
 
 def get_logger(name: str = "wenu") -> Any:
-    """Return a structlog logger named ``name``."""
+    """Return a structlog logger named ``name``.
+
+    If nobody configured logging yet, configure it to stderr first: structlog's
+    own default prints to stdout, which belongs to the KCL protocol.
+    """
+    if not structlog.is_configured():
+        configure_logging()
     return structlog.get_logger(name)
