@@ -25,6 +25,7 @@ COMMANDS = (
     "provision",
     "dlq",
     "demo",
+    "check-config",
 )
 
 
@@ -41,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"wenu_stream.commands.{name}")
+            module = importlib.import_module(f"wenu_stream.commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"wenu_stream.commands.{name}":
+            if exc.name != f"wenu_stream.commands.{name.replace('-', '_')}":
                 raise
             continue
         module.register(subparsers)

@@ -151,7 +151,7 @@ def _explain(exc: msgspec.ValidationError) -> ConfigError:
     match = re.search(r"at `\$\.([\w.]+)`", message)
     path = match.group(1) if match else "configuration"
     problem = message.split(" - at ")[0]
-    field = f"{env_name(path)} (flag --{path.split('.')[-1].replace('_', '-')})" if match else path
+    field = f"{path} (env {env_name(path)} or its command-line flag)" if match else path
     return ConfigError(field, problem, "set a value within the documented range (see `wenu-stream check-config`)")
 
 
