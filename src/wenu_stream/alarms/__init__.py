@@ -1,0 +1,1 @@
+"""Alarm rules and their pure evaluation engine."""
