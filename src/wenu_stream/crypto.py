@@ -6,7 +6,7 @@ keeps only ``AESGCM`` objects, and errors name key ids, never keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Final
 
@@ -14,8 +14,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from wenu_stream.errors import KeyRingError
-from wenu_stream.records.envelope import Envelope, is_valid_key_id
-from wenu_stream.records.payload import Fault
+from wenu_stream.records.envelope import Envelope, header, is_valid_key_id
+from wenu_stream.records.payload import CODECS, Fault
 from wenu_stream.records.rejections import Reason
 
 KEY_SIZE: Final = 32
@@ -24,12 +24,20 @@ KEY_SIZE: Final = 32
 class KeyRing:
     """Immutable map of key id -> AES-GCM cipher, each built once. Rotation adds a key id."""
 
-    __slots__ = ("_ciphers",)
+    __slots__ = ("_ciphers", "lookup")
     _ciphers: Mapping[str, AESGCM]
+    lookup: Callable[[bytes], tuple[str, AESGCM] | None]
+    """``lookup(header)``: (key id, cipher) for a valid envelope header (the AAD: version, codec,
+    length, key id) of a key in the ring, else None. One dictionary probe checks version, codec,
+    key id and ring membership at once: the decoder's fast path."""
 
     def __init__(self, ciphers: Mapping[str, AESGCM]) -> None:
         """Wrap ciphers already built; prefer ``KeyRing.from_keys``."""
+        headers = {
+            header(codec, key_id): (key_id, cipher) for key_id, cipher in ciphers.items() for codec in CODECS
+        }
         object.__setattr__(self, "_ciphers", MappingProxyType(dict(ciphers)))
+        object.__setattr__(self, "lookup", headers.get)  # a bound get: read-only, and one C call
 
     @classmethod
     def from_keys(cls, keys: Mapping[str, bytes]) -> KeyRing:

@@ -11,21 +11,24 @@ Each user record ends as exactly one ``Accepted`` or one ``Rejected``.
 from __future__ import annotations
 
 import msgspec
+from cryptography.exceptions import InvalidTag
 
 from wenu_stream.crypto import KeyRing, open_envelope
-from wenu_stream.records.envelope import parse_envelope
+from wenu_stream.records.envelope import NONCE_SIZE, OVERHEAD, parse_envelope
 from wenu_stream.records.kpl import MAGIC, deaggregate
 from wenu_stream.records.payload import Fault, Message, decode_payload
-from wenu_stream.records.rejections import Rejected
+from wenu_stream.records.rejections import Reason, Rejected
 
 __all__ = ["Accepted", "Rejected", "decode_record", "decode_user_record"]
 
 
-class Accepted(msgspec.Struct, frozen=True, kw_only=True):
+class Accepted(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A user record that decrypted and validated.
 
     ``raw`` is the user record's bytes (the envelope); ``sub_index`` is its index
-    inside a KPL aggregate, 0 for a plain record.
+    inside a KPL aggregate, 0 for a plain record. ``gc=False``: it holds only
+    immutable values, so it can never be part of a reference cycle, and the
+    collector need not track one object per record.
     """
 
     key_id: str
@@ -55,19 +58,37 @@ def decode_record(data: bytes, partition_key: str, keyring: KeyRing) -> list[Acc
 
 
 def decode_user_record(data: bytes, partition_key: str, sub_index: int, keyring: KeyRing) -> Accepted | Rejected:
-    """Decode one user record (an envelope), already out of any KPL aggregate."""
-    envelope = parse_envelope(data)
-    if isinstance(envelope, Fault):
-        return _reject(envelope, data, partition_key, sub_index)
-    plaintext = open_envelope(envelope, keyring)
-    if isinstance(plaintext, Fault):
-        return _reject(plaintext, data, partition_key, sub_index)
-    message = decode_payload(plaintext, envelope.codec)
+    """Decode one user record (an envelope), already out of any KPL aggregate.
+
+    Fast path: one probe of ``keyring.headers`` with the header bytes validates
+    version, codec and key id at once. Anything else takes the slow path, which
+    finds the spec's reason in the spec's order.
+    """
+    end = 3 + data[2] if len(data) > 2 else 0
+    header = data[:end]
+    known = keyring.lookup(header)
+    if known is None or len(data) < end + OVERHEAD:
+        return _reject(_header_fault(data, keyring), data, partition_key, sub_index)
+    key_id, cipher = known
+    try:
+        plaintext = cipher.decrypt(data[end : end + NONCE_SIZE], data[end + NONCE_SIZE :], header)
+    except InvalidTag:
+        fault = Fault(Reason.AUTH_FAILED, f"AES-GCM authentication failed with key {key_id!r}")
+        return _reject(fault, data, partition_key, sub_index)
+    message = decode_payload(plaintext, data[1])
     if isinstance(message, Fault):
         return _reject(message, data, partition_key, sub_index)
-    return Accepted(
-        key_id=envelope.key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index
-    )
+    return Accepted(key_id=key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index)
+
+
+def _header_fault(data: bytes, keyring: KeyRing) -> Fault:
+    envelope = parse_envelope(data)
+    if isinstance(envelope, Fault):
+        return envelope
+    opened = open_envelope(envelope, keyring)
+    if isinstance(opened, Fault):
+        return opened
+    raise AssertionError(f"key id {envelope.key_id!r} opens but missed the fast path")  # a bug: stop
 
 
 def _reject(fault: Fault, data: bytes, partition_key: str, sub_index: int) -> Rejected:

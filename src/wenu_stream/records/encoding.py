@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import msgspec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from wenu_stream.records.envelope import NONCE_SIZE, VERSION, is_valid_key_id
+from wenu_stream.records.envelope import NONCE_SIZE, header, is_valid_key_id
 from wenu_stream.records.kpl import MAGIC
 from wenu_stream.records.payload import CODECS, JSON, MSGPACK, Message
 
@@ -56,8 +56,8 @@ def seal(plaintext: bytes, *, key_id: str, key: bytes, codec: int, nonce: bytes)
         raise ValueError(f"key of {key_id!r} must be {KEY_SIZE} bytes, got {len(key)}")
     if len(nonce) != NONCE_SIZE:
         raise ValueError(f"nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
-    header = bytes((VERSION, codec, len(raw_id))) + raw_id
-    return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header)
+    aad = header(codec, key_id)
+    return aad + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
 def aggregate(records: Sequence[tuple[str, bytes]]) -> bytes:

@@ -39,9 +39,18 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     sealed: bytes
 
 
+OVERHEAD: Final = NONCE_SIZE + TAG_SIZE
+
+
 def is_valid_key_id(key_id: bytes) -> bool:
     """Tell whether ``key_id`` is 1..64 bytes of ``[A-Za-z0-9._:-]``."""
     return 0 < len(key_id) <= MAX_KEY_ID and not key_id.translate(None, KEY_ID_CHARS)
+
+
+def header(codec: int, key_id: str) -> bytes:
+    """The v1 header (and AAD) for ``codec`` and a valid ``key_id``."""
+    raw_id = key_id.encode("ascii")
+    return bytes((VERSION, codec, len(raw_id))) + raw_id
 
 
 def parse_envelope(data: bytes) -> Envelope | Fault:
