@@ -178,7 +178,7 @@ def _type_problems(rule: AlarmRule, series_kind: str | None) -> list[str]:
 def _threshold_problems(rule: ThresholdRule) -> list[str]:
     problems = [
         f"{name}: must be a finite number"
-        for name, x in (("value", rule.value), ("clear", rule.clear_level), ("for_s", rule.for_s))
+        for name, x in (("value", rule.value), ("clear", rule.clear or 0.0), ("for_s", rule.for_s))
         if not math.isfinite(x)
     ]
     if problems:
