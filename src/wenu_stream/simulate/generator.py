@@ -47,7 +47,7 @@ class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
         fault: The fault applied, or None.
         late: Held back, so emitted after messages measured later.
         after_gap: First message after the device was silent.
-        reset: A counter of this message went back to 0.
+        reset: A counter went back to 0 since the device's previous message.
     """
 
     partition_key: str
@@ -76,13 +76,14 @@ class ProducedRecord(msgspec.Struct, frozen=True, kw_only=True):
 class _Device:
     """Mutable per-device state of a run."""
 
-    __slots__ = ("codec", "device", "has_counter", "key_id", "meter", "phase_ms", "seq", "silent_until")
+    __slots__ = ("codec", "device", "has_counter", "key_id", "meter", "phase_ms", "reset", "seq", "silent_until")
 
     def __init__(self, device: Device, meter: Meter, phase_ms: int, codec: int, key_id: str) -> None:
         self.device, self.meter, self.phase_ms, self.codec, self.key_id = device, meter, phase_ms, codec, key_id
         self.has_counter = device.kind in HAS_COUNTER
         self.seq = 0
         self.silent_until = 0
+        self.reset = False  # a counter went back to 0 since the last message sent
 
 
 class _Pending:
@@ -177,11 +178,13 @@ class _Run:
         reset = state.has_counter and rates.counter_reset > 0 and rng.random() < rates.counter_reset
         hour = self.clock.hour(t, state.device.timezone)
         readings = state.meter.read(t, self.interval_ms / 1000, hour, self.meter_rng, reset)
+        state.reset |= reset
         if t < state.silent_until:
             return  # the meter keeps measuring (its counters grow) but sends nothing
         after_gap, state.silent_until = state.silent_until > 0, 0
+        reset, state.reset = state.reset, False
         state.seq += 1
-        sent = t + rng.randint(*_SEND_DELAY_MS)
+        sent = t + self.meter_rng.randint(*_SEND_DELAY_MS)
         message = Message(device=state.device.id, seq=state.seq, sent_at=sent, readings=readings)
         pending = _Pending(state, message, fault=self._wire_fault(), after_gap=after_gap, reset=reset)
         emit = sent
