@@ -160,9 +160,9 @@ def put_all(records: Iterable[ProducedRecord], send: Callable[[list[dict[str, An
             flush()
             batch, size = [], 0
         if not batch:
-            first_due = due
+            first_due = last_due = max(due, pacer.now())  # overdue records all join the first batch
         batch.append(entry(record))
-        size, last_due = size + cost, due
+        size, last_due = size + cost, max(last_due, due)
         if tally is not None:
             tally.add(record)
     if batch:
