@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
@@ -23,14 +24,18 @@ from wenu_stream.model import SeriesReading
 MIN = 60_000
 
 
-def reading(t_ms: int, value: float, series: str = "s", kind: str = "gauge", tz: str = "UTC") -> SeriesReading:
+def reading(
+    t_ms: int, value: float, series: str = "s", kind: str = "gauge", tz: str = "UTC"
+) -> SeriesReading:
     return SeriesReading(
         series=series, company="acme", site="hq", timezone=tz, kind=kind, unit="W",
         device="d-" + series, ch="c", seq=t_ms, index=0, t=t_ms, value=value, raw_value=value,
     )  # fmt: skip
 
 
-def run(rule: AlarmRule, points: list[tuple[int, float]], **kw: str) -> tuple[InstanceState, list[Transition]]:
+def run(
+    rule: AlarmRule, points: Sequence[tuple[int, float]], **kw: str
+) -> tuple[InstanceState, list[Transition]]:
     """Feed (t_ms, value) points to one instance; return its state and every transition."""
     state: InstanceState | None = None
     found: list[Transition] = []
@@ -76,7 +81,7 @@ def test_threshold_hysteresis_holds_between_clear_and_value_and_clears_below() -
 
 def test_threshold_with_for_s_zero_fires_at_once_and_lower_ops_work() -> None:
     low = ThresholdRule(id="low", severity="minor", series="s", op="<=", value=10)
-    state, found = run(low, [(0, 11), (1000, 10), (2000, 10.5)])
+    _, found = run(low, [(0, 11), (1000, 10), (2000, 10.5)])
     assert moves(found) == [("ok", "firing", 1000, 10.0), ("firing", "ok", 2000, 10.5)]
 
 
@@ -85,11 +90,12 @@ def test_rate_of_change_is_scaled_to_a_minute_between_irregular_readings() -> No
     # +20 in 30 s is 40/min; +20 in 10 s is 120/min; +10 in 60 s is 10/min; -61 in 60 s is 61/min.
     points = [(0, 0), (30_000, 20), (40_000, 40), (100_000, 50), (160_000, -11)]
     state, found = run(jump, points)
-    assert moves(found) == [
-        ("ok", "firing", 40_000, pytest.approx(120.0)),
-        ("firing", "ok", 100_000, pytest.approx(10.0)),
-        ("ok", "firing", 160_000, pytest.approx(61.0)),
+    assert [m[:3] for m in moves(found)] == [
+        ("ok", "firing", 40_000),
+        ("firing", "ok", 100_000),
+        ("ok", "firing", 160_000),
     ]
+    assert [x.value for x in found] == pytest.approx([120.0, 10.0, 61.0])
     assert state.state == "firing"
 
 
@@ -111,7 +117,7 @@ def test_consumption_follows_counter_resets_and_resolves_when_the_window_ends() 
 
 def test_consumption_resolves_on_the_watermark_at_the_window_end() -> None:
     hourly = ConsumptionRule(id="use", severity="major", series="s", window="15m", max=1)
-    state, found = run(hourly, [(0, 0), (MIN, 5)], kind="counter")
+    state, _ = run(hourly, [(0, 0), (MIN, 5)], kind="counter")
     assert state.state == "firing"
     assert advance(hourly, state, 14 * MIN)[1] == ()
     _, out = advance(hourly, state, 16 * MIN)
@@ -129,7 +135,10 @@ def test_a_santiago_spring_forward_day_has_23_hours() -> None:
         ("ok", "firing", ms("2024-09-09T02:30:00+00:00"), 20.0),
         ("firing", "ok", ms("2024-09-09T03:00:00+00:00"), 20.0),
     ]
-    assert (state.window_start, state.window_end) == (ms("2024-09-09T03:00:00+00:00"), ms("2024-09-10T03:00:00+00:00"))
+    assert (state.window_start, state.window_end) == (
+        ms("2024-09-09T03:00:00+00:00"),
+        ms("2024-09-10T03:00:00+00:00"),
+    )
 
 
 def test_a_madrid_fall_back_day_has_25_hours() -> None:
@@ -145,7 +154,9 @@ def test_a_madrid_fall_back_day_has_25_hours() -> None:
 def test_no_data_fires_on_the_watermark_and_resolves_at_the_next_reading() -> None:
     silent = NoDataRule(id="silent", severity="warning", match=Match(company="acme"), after_s=60)
     engine = AlarmEngine([silent])
-    found = engine.apply([reading(0, 1, "a"), reading(0, 1, "b"), reading(30_000, 1, "b"), reading(59_000, 1, "b")])
+    found = engine.apply(
+        [reading(0, 1, "a"), reading(0, 1, "b"), reading(30_000, 1, "b"), reading(59_000, 1, "b")]
+    )
     assert found == []
     found = engine.apply([reading(61_000, 1, "b")])  # the shard's time passes a's deadline
     assert [(x.series, x.to_state, x.at, x.onset) for x in found] == [("a", "firing", 60_000, 0)]
@@ -153,7 +164,10 @@ def test_no_data_fires_on_the_watermark_and_resolves_at_the_next_reading() -> No
     assert [(x.series, x.to_state, x.at) for x in found] == [("a", "ok", 70_000)]
     assert engine.tick(100_000) == []
     found = engine.tick(200_000)  # the runtime advances an idle shard by the wall clock
-    assert [(x.series, x.to_state, x.at) for x in found] == [("b", "firing", 121_000), ("a", "firing", 130_000)]
+    assert [(x.series, x.to_state, x.at) for x in found] == [
+        ("b", "firing", 121_000),
+        ("a", "firing", 130_000),
+    ]
     assert engine.tick(300_000) == []
 
 
@@ -198,7 +212,9 @@ def stream() -> list[SeriesReading]:
     out: list[SeriesReading] = []
     for i in range(400):
         t = i * 20_000
-        out.append(reading(t, [50, 150, 95, 130, 130, 130, 130, 130, 130, 130, 95, 80][i % 12] + (i % 3), "s"))
+        out.append(
+            reading(t, [50, 150, 95, 130, 130, 130, 130, 130, 130, 130, 95, 80][i % 12] + (i % 3), "s")
+        )
         out.append(reading(t + 5, (i * 7) % 97, "energy", kind="counter", tz="America/Santiago"))
         if i % 13 < 6:
             out.append(reading(t + 7, 42.0, "flaky"))
@@ -226,7 +242,9 @@ def test_a_restart_from_stored_states_continues_as_if_nothing_happened() -> None
     changes = before.take_changes()
     stored = [msgspec.msgpack.encode(s) for s in changes.upserts]
     after = AlarmEngine(ALL_RULES)
-    assert after.load([msgspec.msgpack.decode(b, type=InstanceState) for b in stored], changes.watermark) == []
+    assert (
+        after.load([msgspec.msgpack.decode(b, type=InstanceState) for b in stored], changes.watermark) == []
+    )
     found += after.apply(readings[500:])
     assert found == expected
 

@@ -31,7 +31,9 @@ CATALOG_RULES = [
 ]  # fmt: skip
 
 
-def _reading(series: str = "s", company: str = "acme", site: str = "hq", unit: str = "W", kind: str = "gauge") -> SeriesReading:
+def _reading(
+    series: str = "s", company: str = "acme", site: str = "hq", unit: str = "W", kind: str = "gauge"
+) -> SeriesReading:
     return SeriesReading(
         series=series, company=company, site=site, timezone="UTC", kind=kind, unit=unit,
         device="d", ch="c", seq=1, index=0, t=0, value=0.0, raw_value=0.0,
@@ -46,7 +48,9 @@ def test_the_catalog_example_parses_into_the_five_types() -> None:
     high = rules[0]
     assert isinstance(high, ThresholdRule)
     assert (high.op, high.value, high.clear_level, high.for_s) == (">", 50000.0, 45000.0, 120.0)
-    assert all(rule_problems(r, "counter" if isinstance(r, ConsumptionRule) else "gauge") == [] for r in rules)
+    assert all(
+        rule_problems(r, "counter" if isinstance(r, ConsumptionRule) else "gauge") == [] for r in rules
+    )
 
 
 def test_rules_encode_back_to_what_was_imported() -> None:
@@ -57,7 +61,9 @@ def test_rules_encode_back_to_what_was_imported() -> None:
 
 
 def test_defaults_clear_is_value_and_for_s_is_zero() -> None:
-    (rule,) = parse_rules([{"id": "t", "series": "s", "type": "threshold", "op": "<", "value": 3, "severity": "minor"}])
+    (rule,) = parse_rules(
+        [{"id": "t", "series": "s", "type": "threshold", "op": "<", "value": 3, "severity": "minor"}]
+    )
     assert isinstance(rule, ThresholdRule)
     assert (rule.clear, rule.clear_level, rule.for_s) == (None, 3.0, 0)
 
@@ -91,11 +97,23 @@ def test_a_missing_field_names_it() -> None:
 @pytest.mark.parametrize(
     ("rule", "kind", "problem"),
     [
-        ({"type": "consumption", "window": "1h", "max": 5}, "gauge", "series: consumption needs a counter series"),
+        (
+            {"type": "consumption", "window": "1h", "max": 5},
+            "gauge",
+            "series: consumption needs a counter series",
+        ),
         ({"type": "consumption", "window": "1h", "max": -1}, "counter", "max: must be a finite number >= 0"),
         ({"type": "stuck", "count": 1}, "gauge", "count: must be at least 2"),
-        ({"type": "threshold", "op": ">", "value": 10, "clear": 12}, "gauge", "clear: must be at or below value"),
-        ({"type": "threshold", "op": "<=", "value": 10, "clear": 8}, "gauge", "clear: must be at or above value"),
+        (
+            {"type": "threshold", "op": ">", "value": 10, "clear": 12},
+            "gauge",
+            "clear: must be at or below value",
+        ),
+        (
+            {"type": "threshold", "op": "<=", "value": 10, "clear": 8},
+            "gauge",
+            "clear: must be at or above value",
+        ),
         ({"type": "threshold", "op": ">", "value": float("nan")}, "gauge", "value: must be a finite number"),
         ({"type": "no_data", "after_s": 60}, None, "series: 's' is not a series of the catalog"),
     ],
@@ -109,8 +127,12 @@ def test_semantic_problems_name_the_field(rule: dict[str, object], kind: str | N
 
 def test_a_consumption_match_must_select_counters() -> None:
     base = {"id": "r", "type": "consumption", "window": "1d", "max": 5, "severity": "minor"}
-    (loose, strict) = parse_rules([{**base, "match": {"site": "hq"}}, {**base, "match": {"site": "hq", "kind": "counter"}}])
-    assert rule_problems(loose, None) == ['match: consumption needs counter series; add "kind": "counter" to match']
+    (loose, strict) = parse_rules(
+        [{**base, "match": {"site": "hq"}}, {**base, "match": {"site": "hq", "kind": "counter"}}]
+    )
+    assert rule_problems(loose, None) == [
+        'match: consumption needs counter series; add "kind": "counter" to match'
+    ]
     assert rule_problems(strict, None) == []
 
 

@@ -102,13 +102,15 @@ def transition_id(rule: str, series: str, onset: int, to_state: str) -> str:
 class Compiled:
     """A rule with its per-reading constants worked out once."""
 
-    __slots__ = ("rule", "id", "severity", "type")
+    __slots__ = ("id", "rule", "severity", "type")
 
     def __init__(self, rule: AlarmRule) -> None:
         self.rule = rule
         self.id = rule.id
         self.severity = rule.severity
-        self.type = type(rule).__struct_config__.tag
+        tag = type(rule).__struct_config__.tag
+        assert isinstance(tag, str)  # every rule type has a string tag
+        self.type = tag
 
     def step(self, s: InstanceState, r: SeriesReading) -> tuple[Transition, ...]:
         """Evaluate a reading newer than ``s.last_t`` (the caller checked)."""
@@ -124,11 +126,11 @@ class Compiled:
 
     def new_state(self, r: SeriesReading) -> InstanceState:
         """Return the state of an instance before its first reading."""
-        return InstanceState(rule=self.id, series=r.series, rule_type=self.type, company=r.company, site=r.site)
+        return InstanceState(
+            rule=self.id, series=r.series, rule_type=self.type, company=r.company, site=r.site
+        )
 
-    def change(
-        self, s: InstanceState, to: State, value: float | None, at: int
-    ) -> tuple[Transition, ...]:
+    def change(self, s: InstanceState, to: State, value: float | None, at: int) -> tuple[Transition, ...]:
         """Move ``s`` to ``to`` (from/to ``firing``) and return the one notification."""
         onset = at if s.onset is None else s.onset
         out = Transition(
@@ -147,7 +149,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 
 class _Threshold(Compiled):
-    __slots__ = ("cond", "level", "clear", "for_ms")
+    __slots__ = ("clear", "cond", "for_ms", "level")
 
     def __init__(self, rule: ThresholdRule) -> None:
         super().__init__(rule)
@@ -233,7 +235,7 @@ class _Stuck(Compiled):
 
 
 class _Consumption(Compiled):
-    __slots__ = ("window", "max")
+    __slots__ = ("max", "window")
 
     def __init__(self, rule: ConsumptionRule) -> None:
         super().__init__(rule)
@@ -268,16 +270,18 @@ class _Consumption(Compiled):
         return self.change(s, OK, s.consumed, end)
 
 
-_COMPILERS: dict[type, Callable[[AlarmRule], Compiled]] = {
-    ThresholdRule: _Threshold, NoDataRule: _NoData, RateOfChangeRule: _RateOfChange,
-    StuckRule: _Stuck, ConsumptionRule: _Consumption,
-}  # type: ignore[dict-item]  # fmt: skip
-
-
 @lru_cache(maxsize=4096)
 def compile_rule(rule: AlarmRule) -> Compiled:
     """Return the evaluator of ``rule`` (cached; rules are frozen and hashable)."""
-    return _COMPILERS[type(rule)](rule)
+    if isinstance(rule, ThresholdRule):
+        return _Threshold(rule)
+    if isinstance(rule, NoDataRule):
+        return _NoData(rule)
+    if isinstance(rule, RateOfChangeRule):
+        return _RateOfChange(rule)
+    if isinstance(rule, StuckRule):
+        return _Stuck(rule)
+    return _Consumption(rule)
 
 
 def step(c: Compiled, s: InstanceState, r: SeriesReading) -> tuple[Transition, ...] | None:
@@ -317,7 +321,9 @@ def evaluate(
     return s, step(c, s, reading) or _NONE
 
 
-def advance(rule: AlarmRule, state: InstanceState, watermark_ms: int) -> tuple[InstanceState, tuple[Transition, ...]]:
+def advance(
+    rule: AlarmRule, state: InstanceState, watermark_ms: int
+) -> tuple[InstanceState, tuple[Transition, ...]]:
     """Let reading time pass to ``watermark_ms`` for an instance that got no reading.
 
     ``no_data`` fires once ``watermark_ms - last_t >= after_s``; a firing

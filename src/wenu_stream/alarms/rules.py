@@ -10,6 +10,7 @@ catalog import runs after parsing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Literal, Protocol
 
 import msgspec
@@ -52,7 +53,7 @@ class _Rule(
             raise ValueError("a rule needs exactly one of `series` and `match`")
 
 
-class ThresholdRule(_Rule, tag="threshold"):
+class ThresholdRule(_Rule, tag="threshold", frozen=True, kw_only=True):
     """Fires when ``reading op value`` has held ``for_s`` seconds; clears past ``clear``."""
 
     op: Op
@@ -66,25 +67,25 @@ class ThresholdRule(_Rule, tag="threshold"):
         return self.value if self.clear is None else self.clear
 
 
-class NoDataRule(_Rule, tag="no_data"):
+class NoDataRule(_Rule, tag="no_data", frozen=True, kw_only=True):
     """Fires when a series that has reported is silent for ``after_s`` seconds."""
 
     after_s: Annotated[float, Meta(gt=0)]
 
 
-class RateOfChangeRule(_Rule, tag="rate_of_change"):
+class RateOfChangeRule(_Rule, tag="rate_of_change", frozen=True, kw_only=True):
     """Fires when the change between consecutive readings, per minute, exceeds the bound."""
 
     max_abs_delta_per_min: Annotated[float, Meta(ge=0)]
 
 
-class StuckRule(_Rule, tag="stuck"):
+class StuckRule(_Rule, tag="stuck", frozen=True, kw_only=True):
     """Fires when ``count`` consecutive readings carry the same value."""
 
     count: Annotated[int, Meta(ge=1)]
 
 
-class ConsumptionRule(_Rule, tag="consumption"):
+class ConsumptionRule(_Rule, tag="consumption", frozen=True, kw_only=True):
     """Fires when a counter's consumption in the current ``window`` exceeds ``max``."""
 
     window: Window
@@ -109,7 +110,7 @@ class SeriesInfo(Protocol):
     def kind(self) -> str: ...
 
 
-def parse_rules(raw: list[object]) -> list[AlarmRule]:
+def parse_rules(raw: Sequence[object]) -> list[AlarmRule]:
     """Convert the ``alarm_rules`` list of a catalog document into rules.
 
     Args:
