@@ -31,18 +31,24 @@ CHANNELS = ("active_power_w", "energy_kwh", "voltage_v", "current_a")
 KEYS = {"fleet-a": os.urandom(32), "fleet-b": os.urandom(32)}
 
 
-def build(count: int, rng: random.Random) -> tuple[list[tuple[bytes, str]], list[tuple[str, int, bytes, bytes, bytes]]]:
+def build(
+    count: int, rng: random.Random
+) -> tuple[list[tuple[bytes, str]], list[tuple[str, int, bytes, bytes, bytes]]]:
     """Return Kinesis records ``(data, partition key)`` and, per user record, what the floor needs."""
     users: list[tuple[str, bytes, int, str, bytes, bytes, bytes]] = []
     for index in range(count):
         device = f"EM-{rng.randrange(100_000):06d}"
         sent = 1_764_300_000_000 + index * 1000
-        readings = tuple(Reading(ch, sent - 500, round(rng.uniform(0, 50_000), 3)) for ch in CHANNELS[: rng.randint(2, 4)])
+        readings = tuple(
+            Reading(ch, sent - 500, round(rng.uniform(0, 50_000), 3)) for ch in CHANNELS[: rng.randint(2, 4)]
+        )
         message = Message(device=device, seq=index, sent_at=sent, readings=readings)
         codec = JSON if index % 2 else MSGPACK
         key_id = "fleet-a" if index % 3 else "fleet-b"
         nonce = os.urandom(NONCE_SIZE)
-        envelope = seal(encode_payload(message, codec), key_id=key_id, key=KEYS[key_id], codec=codec, nonce=nonce)
+        envelope = seal(
+            encode_payload(message, codec), key_id=key_id, key=KEYS[key_id], codec=codec, nonce=nonce
+        )
         header = envelope[: 3 + len(key_id)]
         users.append((device, envelope, codec, key_id, header, nonce, envelope[len(header) + NONCE_SIZE :]))
     records: list[tuple[bytes, str]] = []
@@ -89,8 +95,10 @@ def main() -> None:
     def run_floor() -> int:
         count = 0
         for batch in floor_batches:
-            out = [decoders[codec](ciphers[key_id].decrypt(nonce, sealed, header))
-                   for key_id, codec, header, nonce, sealed in batch]
+            out = [
+                decoders[codec](ciphers[key_id].decrypt(nonce, sealed, header))
+                for key_id, codec, header, nonce, sealed in batch
+            ]
             count += len(out)
         return count
 
@@ -104,14 +112,20 @@ def main() -> None:
         return count
 
     users = len(floor_inputs)
-    print(f"records: {len(records)} Kinesis records, {users} user records, batches of {args.batch},"
-          f" best of {args.rounds} rounds")
+    print(
+        f"records: {len(records)} Kinesis records, {users} user records, batches of {args.batch},"
+        f" best of {args.rounds} rounds"
+    )
     for clock_name, clock in (("perf_counter", time.perf_counter), ("process_time", time.process_time)):
         floor_s, n_floor = best(run_floor, args.rounds, clock)
         decode_s, n_decode = best(run_decode, args.rounds, clock)
         assert n_floor == n_decode == users
-        print(f"floor  ({clock_name}): {floor_s * 1e6 / users:7.3f} us/record  ({users / floor_s:,.0f} records/s)")
-        print(f"decode ({clock_name}): {decode_s * 1e6 / users:7.3f} us/record  ({users / decode_s:,.0f} records/s)")
+        print(
+            f"floor  ({clock_name}): {floor_s * 1e6 / users:7.3f} us/record  ({users / floor_s:,.0f} records/s)"
+        )
+        print(
+            f"decode ({clock_name}): {decode_s * 1e6 / users:7.3f} us/record  ({users / decode_s:,.0f} records/s)"
+        )
         print(f"ratio  ({clock_name}): {decode_s / floor_s:.2f} (target <= 1.5)")
 
 

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from wenu_stream.crypto import KEY_SIZE, KeyRing
 from wenu_stream.errors import KeyRingError
 
@@ -60,7 +62,9 @@ def load_kms_keyring(path: str | Path, kms_client: Any) -> KeyRing:
     context = document.get("encryption_context") or {}
     keys = {}
     for key_id, blob in document["keys"].items():
-        keys[key_id] = _unwrap(path, key_id, _b64(path, key_id, blob), kms_client, document.get("kms_key_id"), context)
+        keys[key_id] = _unwrap(
+            path, key_id, _b64(path, key_id, blob), kms_client, document.get("kms_key_id"), context
+        )
     return _ring(path, keys)
 
 
@@ -81,9 +85,13 @@ def _read_json(path: str | Path) -> dict[str, Any]:
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise KeyRingError(f"{path}: key-ring file not found. Fix: give the path of an existing file") from None
+        raise KeyRingError(
+            f"{path}: key-ring file not found. Fix: give the path of an existing file"
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise KeyRingError(f"{path}: cannot read the key ring ({type(exc).__name__}). Fix: give a JSON file") from None
+        raise KeyRingError(
+            f"{path}: cannot read the key ring ({type(exc).__name__}). Fix: give a JSON file"
+        ) from None
     if not isinstance(document, dict):
         raise KeyRingError(f"{path}: the key ring must be a JSON object of key id -> base64 key")
     return document
@@ -97,7 +105,9 @@ def _b64(path: str | Path, key_id: str, value: object) -> bytes:
 
 
 def _bad_b64(path: str | Path, key_id: str) -> bytes:
-    raise KeyRingError(f"{path}: key {key_id!r} is not a base64 string. Fix: write the key as standard base64")
+    raise KeyRingError(
+        f"{path}: key {key_id!r} is not a base64 string. Fix: write the key as standard base64"
+    )
 
 
 def _unwrap(
@@ -108,7 +118,7 @@ def _unwrap(
         request["KeyId"] = kms_key_id
     try:
         return bytes(kms_client.decrypt(**request)["Plaintext"])
-    except Exception as exc:  # botocore ClientError and friends; the edge owns the SDK
+    except (BotoCoreError, ClientError) as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
         raise KeyRingError(
             f"{path}: KMS refused to unwrap key {key_id!r} ({code}). Fix: check kms_key_id, the encryption"

@@ -56,7 +56,9 @@ def test_rotation_adds_a_wrapped_key_and_old_ids_keep_working(kms: tuple[Any, st
     client, kms_key = kms
     old, new = os.urandom(32), os.urandom(32)
     before = load_kms_keyring(_write(tmp_path, wrap_keyring({"k1": old}, client, kms_key, CONTEXT)), client)
-    after = load_kms_keyring(_write(tmp_path, wrap_keyring({"k1": old, "k2": new}, client, kms_key, CONTEXT)), client)
+    after = load_kms_keyring(
+        _write(tmp_path, wrap_keyring({"k1": old, "k2": new}, client, kms_key, CONTEXT)), client
+    )
     assert "k2" not in before and after.key_ids == ("k1", "k2")
     results = decode_record(_sealed("k1", old), "p", after) + decode_record(_sealed("k2", new), "p", after)
     assert [type(r) for r in results] == [Accepted, Accepted]
@@ -77,14 +79,19 @@ def test_unwrapped_key_must_be_32_bytes(kms: tuple[Any, str], tmp_path: Path) ->
     """A wrapped data key of the wrong size is refused by id."""
     client, kms_key = kms
     blob = client.encrypt(KeyId=kms_key, Plaintext=b"x" * 16, EncryptionContext=CONTEXT)["CiphertextBlob"]
-    document = {"format": "wenu-keyring-kms-v1", "kms_key_id": kms_key, "encryption_context": CONTEXT,
-                "keys": {"short": base64.b64encode(blob).decode()}}
+    document = {
+        "format": "wenu-keyring-kms-v1",
+        "kms_key_id": kms_key,
+        "encryption_context": CONTEXT,
+        "keys": {"short": base64.b64encode(blob).decode()},
+    }
     with pytest.raises(KeyRingError, match="'short' must be 32 bytes"):
         load_kms_keyring(_write(tmp_path, document), client)
 
 
-def test_cli_decodes_with_a_kms_keyring(kms: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_decodes_with_a_kms_keyring(
+    kms: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """records decode --kms-keyring unwraps through the SDK's own endpoint settings."""
     import io
 

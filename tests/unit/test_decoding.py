@@ -23,8 +23,12 @@ CASES = VECTORS["cases"]
 RING = KeyRing.from_keys({key_id: base64.b64decode(key) for key_id, key in VECTORS["keyring"].items()})
 KEY_A = base64.b64decode(VECTORS["keyring"]["fleet-a"])
 NONCE = b"\x01" * 12
-MESSAGE = Message(device="EM-1", seq=5, sent_at=1_700_000_000_000,
-                  readings=(Reading("energy_kwh", 1_700_000_000_000, 12.5),))
+MESSAGE = Message(
+    device="EM-1",
+    seq=5,
+    sent_at=1_700_000_000_000,
+    readings=(Reading("energy_kwh", 1_700_000_000_000, 12.5),),
+)
 
 
 def _as_floats(value: Any) -> Any:
@@ -37,7 +41,11 @@ def _as_floats(value: Any) -> Any:
 
 def _as_expect(result: Accepted | Rejected) -> dict[str, Any]:
     if isinstance(result, Accepted):
-        return {"ok": True, "key_id": result.key_id, "message": _as_floats(msgspec.to_builtins(result.message))}
+        return {
+            "ok": True,
+            "key_id": result.key_id,
+            "message": _as_floats(msgspec.to_builtins(result.message)),
+        }
     return {"ok": False, "error": str(result.reason)}
 
 
@@ -61,11 +69,15 @@ def test_vectors_cover_every_reason() -> None:
 
 def test_aggregated_user_records_carry_their_own_key_raw_and_index() -> None:
     """Inside a KPL aggregate each result names its own partition key, envelope and index."""
-    envelopes = [seal(encode_payload(MESSAGE, JSON), key_id="fleet-a", key=KEY_A, codec=JSON, nonce=NONCE),
-                 b"\x09junk"]
+    envelopes = [
+        seal(encode_payload(MESSAGE, JSON), key_id="fleet-a", key=KEY_A, codec=JSON, nonce=NONCE),
+        b"\x09junk",
+    ]
     results = decode_record(aggregate([("p1", envelopes[0]), ("p2", envelopes[1])]), "outer", RING)
     assert [(type(r), r.partition_key, r.raw, r.sub_index) for r in results] == [
-        (Accepted, "p1", envelopes[0], 0), (Rejected, "p2", envelopes[1], 1)]
+        (Accepted, "p1", envelopes[0], 0),
+        (Rejected, "p2", envelopes[1], 1),
+    ]
 
 
 def test_rotation_adds_a_key_and_old_ids_keep_working() -> None:
@@ -74,7 +86,9 @@ def test_rotation_adds_a_key_and_old_ids_keep_working() -> None:
     rotated = RING.with_key("fleet-a.2", new_key)
     old = seal(encode_payload(MESSAGE, MSGPACK), key_id="fleet-a", key=KEY_A, codec=MSGPACK, nonce=NONCE)
     new = seal(encode_payload(MESSAGE, MSGPACK), key_id="fleet-a.2", key=new_key, codec=MSGPACK, nonce=NONCE)
-    assert [type(r) for r in decode_record(old, "p", rotated) + decode_record(new, "p", rotated)] == [Accepted] * 2
+    assert [type(r) for r in decode_record(old, "p", rotated) + decode_record(new, "p", rotated)] == [
+        Accepted
+    ] * 2
     assert decode_record(new, "p", RING)[0].reason == Reason.UNKNOWN_KEY  # type: ignore[union-attr]
     assert "fleet-a.2" in rotated and "fleet-a.2" not in RING
 
@@ -105,30 +119,70 @@ def test_union_refuses_a_key_id_in_both_rings() -> None:
 @pytest.mark.parametrize(
     ("plaintext", "codec", "reason"),
     [
-        pytest.param(b'{"device":"a","x":"\xff"}', JSON, Reason.MALFORMED_PAYLOAD, id="bad-utf8-in-unknown-field"),
-        pytest.param(b'[1, 2, oops', JSON, Reason.MALFORMED_PAYLOAD, id="type-error-then-syntax-error"),
+        pytest.param(
+            b'{"device":"a","x":"\xff"}', JSON, Reason.MALFORMED_PAYLOAD, id="bad-utf8-in-unknown-field"
+        ),
+        pytest.param(b"[1, 2, oops", JSON, Reason.MALFORMED_PAYLOAD, id="type-error-then-syntax-error"),
         pytest.param(b"[" * 5000 + b"]" * 5000, JSON, Reason.MALFORMED_PAYLOAD, id="nested-too-deep"),
-        pytest.param(b'{"device":"a","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1e400}]}', JSON,
-                     Reason.SCHEMA_VIOLATION, id="json-number-overflows-to-infinity"),
-        pytest.param(b'{"device":"a\\n","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}', JSON,
-                     Reason.SCHEMA_VIOLATION, id="device-with-trailing-newline"),
-        pytest.param(b'{"device":"a","seq":9223372036854775808,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
-                     JSON, Reason.SCHEMA_VIOLATION, id="seq-2-63"),
-        pytest.param(b'{"device":"a","seq":1,"sent_at":9007199254740992,"readings":[{"ch":"c","t":1,"v":1}]}',
-                     JSON, Reason.SCHEMA_VIOLATION, id="sent-at-2-53"),
-        pytest.param(b'{"device":"a","seq":1,"sent_at":1,"readings":[{"ch":"C","t":1,"v":1}]}', JSON,
-                     Reason.SCHEMA_VIOLATION, id="upper-case-channel"),
-        pytest.param(b'{"device":"a","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":true}]}', JSON,
-                     Reason.SCHEMA_VIOLATION, id="boolean-value"),
-        pytest.param(msgspec.msgpack.encode({"device": "a", "seq": 1, "sent_at": 1,
-                                             "readings": [{"ch": "c", "t": 1, "v": math.inf}]}), MSGPACK,
-                     Reason.SCHEMA_VIOLATION, id="msgpack-infinity"),
-        pytest.param(msgspec.msgpack.encode({"device": "a", "seq": 1, "sent_at": 1,
-                                             "readings": [{"ch": "c", "t": 1, "v": 1}] * 1001}), MSGPACK,
-                     Reason.SCHEMA_VIOLATION, id="1001-readings"),
+        pytest.param(
+            b'{"device":"a","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1e400}]}',
+            JSON,
+            Reason.SCHEMA_VIOLATION,
+            id="json-number-overflows-to-infinity",
+        ),
+        pytest.param(
+            b'{"device":"a\\n","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
+            JSON,
+            Reason.SCHEMA_VIOLATION,
+            id="device-with-trailing-newline",
+        ),
+        pytest.param(
+            b'{"device":"a","seq":9223372036854775808,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
+            JSON,
+            Reason.SCHEMA_VIOLATION,
+            id="seq-2-63",
+        ),
+        pytest.param(
+            b'{"device":"a","seq":1,"sent_at":9007199254740992,"readings":[{"ch":"c","t":1,"v":1}]}',
+            JSON,
+            Reason.SCHEMA_VIOLATION,
+            id="sent-at-2-53",
+        ),
+        pytest.param(
+            b'{"device":"a","seq":1,"sent_at":1,"readings":[{"ch":"C","t":1,"v":1}]}',
+            JSON,
+            Reason.SCHEMA_VIOLATION,
+            id="upper-case-channel",
+        ),
+        pytest.param(
+            b'{"device":"a","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":true}]}',
+            JSON,
+            Reason.SCHEMA_VIOLATION,
+            id="boolean-value",
+        ),
+        pytest.param(
+            msgspec.msgpack.encode(
+                {"device": "a", "seq": 1, "sent_at": 1, "readings": [{"ch": "c", "t": 1, "v": math.inf}]}
+            ),
+            MSGPACK,
+            Reason.SCHEMA_VIOLATION,
+            id="msgpack-infinity",
+        ),
+        pytest.param(
+            msgspec.msgpack.encode(
+                {"device": "a", "seq": 1, "sent_at": 1, "readings": [{"ch": "c", "t": 1, "v": 1}] * 1001}
+            ),
+            MSGPACK,
+            Reason.SCHEMA_VIOLATION,
+            id="1001-readings",
+        ),
         pytest.param(b"\xc1", MSGPACK, Reason.MALFORMED_PAYLOAD, id="msgpack-bad-opcode"),
-        pytest.param(msgspec.msgpack.encode({"a": 1}) + b"\x00", MSGPACK, Reason.MALFORMED_PAYLOAD,
-                     id="msgpack-trailing-bytes"),
+        pytest.param(
+            msgspec.msgpack.encode({"a": 1}) + b"\x00",
+            MSGPACK,
+            Reason.MALFORMED_PAYLOAD,
+            id="msgpack-trailing-bytes",
+        ),
     ],
 )
 def test_payload_edges(plaintext: bytes, codec: int, reason: Reason) -> None:
@@ -140,8 +194,12 @@ def test_payload_edges(plaintext: bytes, codec: int, reason: Reason) -> None:
 
 def test_unknown_fields_are_ignored_at_both_levels() -> None:
     """Extra fields in the message and in readings do not reject it (forward compatibility)."""
-    plaintext = b'{"device":"a","fw":[1,{"b":2}],"seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":2,"q":"x"}]}'
-    assert decode_payload(plaintext, JSON) == Message(device="a", seq=1, sent_at=1, readings=(Reading("c", 1, 2.0),))
+    plaintext = (
+        b'{"device":"a","fw":[1,{"b":2}],"seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":2,"q":"x"}]}'
+    )
+    assert decode_payload(plaintext, JSON) == Message(
+        device="a", seq=1, sent_at=1, readings=(Reading("c", 1, 2.0),)
+    )
 
 
 @pytest.mark.parametrize("codec", [JSON, MSGPACK])

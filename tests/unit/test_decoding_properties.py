@@ -75,22 +75,41 @@ messages = st.builds(
     seq=st.integers(0, 2**63 - 1),
     sent_at=st.integers(1, 2**53 - 1),
     readings=st.lists(
-        st.builds(Reading, st.from_regex(r"\A[a-z0-9_]{1,64}\Z"), st.integers(1, 2**53 - 1),
-                  st.floats(allow_nan=False, allow_infinity=False)),
-        min_size=1, max_size=5,
+        st.builds(
+            Reading,
+            st.from_regex(r"\A[a-z0-9_]{1,64}\Z"),
+            st.integers(1, 2**53 - 1),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
+        min_size=1,
+        max_size=5,
     ).map(tuple),
 )
 
 
 @settings(max_examples=50)
-@given(st.lists(st.tuples(messages, st.sampled_from([JSON, MSGPACK]), st.sampled_from(RING.key_ids)),
-                min_size=1, max_size=4), st.binary(min_size=12, max_size=12), st.booleans())
-def test_sealed_messages_round_trip(batch: list[tuple[Message, int, str]], nonce: bytes, aggregated: bool) -> None:
+@given(
+    st.lists(
+        st.tuples(messages, st.sampled_from([JSON, MSGPACK]), st.sampled_from(RING.key_ids)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.binary(min_size=12, max_size=12),
+    st.booleans(),
+)
+def test_sealed_messages_round_trip(
+    batch: list[tuple[Message, int, str]], nonce: bytes, aggregated: bool
+) -> None:
     """Whatever the producer seals (plain or in a KPL aggregate), decode_record accepts unchanged."""
     keys = {key_id: base64.b64decode(VECTORS["keyring"][key_id]) for key_id in RING.key_ids}
-    envelopes = [seal(encode_payload(m, codec), key_id=k, key=keys[k], codec=codec, nonce=nonce)
-                 for m, codec, k in batch]
-    records = [aggregate([(m.device, e) for (m, _, _), e in zip(batch, envelopes, strict=True)])] if aggregated \
+    envelopes = [
+        seal(encode_payload(m, codec), key_id=k, key=keys[k], codec=codec, nonce=nonce)
+        for m, codec, k in batch
+    ]
+    records = (
+        [aggregate([(m.device, e) for (m, _, _), e in zip(batch, envelopes, strict=True)])]
+        if aggregated
         else envelopes
+    )
     results = [r for data in records for r in _check(data)]
     assert [(r.key_id, r.message) for r in results] == [(k, m) for m, _, k in batch]  # type: ignore[union-attr]

@@ -52,8 +52,16 @@ def test_parse_splits_what_seal_writes() -> None:
 
 @pytest.mark.parametrize(
     ("key_id", "valid"),
-    [("a", True), ("A-z_0.9:x", True), ("x" * 64, True), ("", False), ("x" * 65, False), ("a b", False),
-     ("é", False), ("a\n", False)],
+    [
+        ("a", True),
+        ("A-z_0.9:x", True),
+        ("x" * 64, True),
+        ("", False),
+        ("x" * 65, False),
+        ("a b", False),
+        ("é", False),
+        ("a\n", False),
+    ],
 )
 def test_key_id_alphabet(key_id: str, valid: bool) -> None:
     """Key ids are 1..64 characters of [A-Za-z0-9._:-]."""

@@ -26,9 +26,19 @@ def _reference_aggregate(records: list[tuple[str, bytes]]) -> bytes:
 
 
 def _reference_deaggregate(data: bytes, partition_key: str) -> list[tuple[str, bytes]]:
-    record = {"kinesis": {"data": base64.b64encode(data).decode(), "partitionKey": partition_key,
-                          "kinesisSchemaVersion": "1.0", "sequenceNumber": "1", "approximateArrivalTimestamp": 0.0}}
-    return [(r["kinesis"]["partitionKey"], base64.b64decode(r["kinesis"]["data"])) for r in deaggregate_records([record])]
+    record = {
+        "kinesis": {
+            "data": base64.b64encode(data).decode(),
+            "partitionKey": partition_key,
+            "kinesisSchemaVersion": "1.0",
+            "sequenceNumber": "1",
+            "approximateArrivalTimestamp": 0.0,
+        }
+    }
+    return [
+        (r["kinesis"]["partitionKey"], base64.b64decode(r["kinesis"]["data"]))
+        for r in deaggregate_records([record])
+    ]
 
 
 @given(user_records)
@@ -96,7 +106,9 @@ def test_unknown_fields_and_multibyte_varints_are_read() -> None:
     """Explicit hash keys, tags and long varints, as a full KPL writes them, do not disturb reading."""
     payload = b"y" * 300  # a two-byte length varint
     record = b"\x08\x00\x10\x00\x1a\xac\x02" + payload + b"\x22\x03\x0a\x01k"  # + explicit hash index, a tag
-    body = b"\x0a\x01a" + b"\x12\x0212" + b"\x1a" + bytes([len(record) & 0x7F | 0x80, len(record) >> 7]) + record
+    body = (
+        b"\x0a\x01a" + b"\x12\x0212" + b"\x1a" + bytes([len(record) & 0x7F | 0x80, len(record) >> 7]) + record
+    )
     assert deaggregate(_with_digest(body), "pk") == [("a", payload)]
 
 

@@ -18,7 +18,9 @@ VECTORS_FILE = Path(__file__).parents[1] / "vectors" / "wire-v1.json"
 VECTORS = json.loads(VECTORS_FILE.read_text())
 
 
-def _run(argv: list[str], stdin: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]], str]:
+def _run(
+    argv: list[str], stdin: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, list[dict[str, Any]], str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     code = main(["records", "decode", *argv])
     out, err = capsys.readouterr()
@@ -29,9 +31,13 @@ def _line(case: dict[str, Any]) -> str:
     return json.dumps({"data_b64": case["data_b64"], "partition_key": case["partition_key"]}) + "\n"
 
 
-def test_every_vector_agrees_with_decode_record(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_vector_agrees_with_decode_record(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """One output line per user record, equal to the vectors' expectations and to decode_record."""
-    code, lines, err = _run(["--keyring", str(VECTORS_FILE)], "".join(map(_line, VECTORS["cases"])), monkeypatch, capsys)
+    code, lines, err = _run(
+        ["--keyring", str(VECTORS_FILE)], "".join(map(_line, VECTORS["cases"])), monkeypatch, capsys
+    )
     assert (code, err) == (0, "")
     expected = [e for case in VECTORS["cases"] for e in case["expect"]]
     assert len(lines) == len(expected)
@@ -40,16 +46,24 @@ def test_every_vector_agrees_with_decode_record(monkeypatch: pytest.MonkeyPatch,
         if want["ok"]:
             assert line["key_id"] == want["key_id"]
             assert json.loads(json.dumps(line["message"]), parse_int=float) == json.loads(
-                json.dumps(want["message"]), parse_int=float)
+                json.dumps(want["message"]), parse_int=float
+            )
         else:
             assert line["error"] == want["error"] and line["detail"]
     ring = KeyRing.from_keys({k: base64.b64decode(v) for k, v in VECTORS["keyring"].items()})
-    direct = [r for c in VECTORS["cases"] for r in decode_record(base64.b64decode(c["data_b64"]), c["partition_key"], ring)]
+    direct = [
+        r
+        for c in VECTORS["cases"]
+        for r in decode_record(base64.b64decode(c["data_b64"]), c["partition_key"], ring)
+    ]
     assert [line.get("key_id") or line["error"] for line in lines] == [
-        r.key_id if isinstance(r, Accepted) else str(r.reason) for r in direct]
+        r.key_id if isinstance(r, Accepted) else str(r.reason) for r in direct
+    ]
 
 
-def test_bad_lines_are_reported_and_skipped(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_lines_are_reported_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A non-JSON line and a bad base64 line go to stderr with their line numbers; the rest decodes; exit 1."""
     good = _line(VECTORS["cases"][0])
     stdin = good + "not json\n" + '{"data_b64": "@@@", "partition_key": "x"}\n' + "\n" + good
@@ -59,7 +73,9 @@ def test_bad_lines_are_reported_and_skipped(monkeypatch: pytest.MonkeyPatch, cap
     assert "line 2:" in err and "line 3:" in err and "line 5" not in err
 
 
-def test_missing_keyring_exits_2_before_reading(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_keyring_exits_2_before_reading(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Without --keyring the command exits 2, names the flag and the fix, and reads nothing."""
     monkeypatch.delenv("WENU_KEYRING_FILE", raising=False)
     monkeypatch.delenv("WENU_KEYRING_KMS_FILE", raising=False)
@@ -83,8 +99,13 @@ def test_missing_keyring_exits_2_before_reading(monkeypatch: pytest.MonkeyPatch,
         ('{"format": "wenu-keyring-kms-v1", "keys": {}}', "--kms-keyring"),
     ],
 )
-def test_bad_keyring_file_exits_2(content: str | None, fragment: str, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_keyring_file_exits_2(
+    content: str | None,
+    fragment: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A bad key-ring file exits 2 with the flag, the file, the key id and the fix; no key is shown."""
     path = tmp_path / "ring.json"
     if content is not None:
@@ -95,8 +116,9 @@ def test_bad_keyring_file_exits_2(content: str | None, fragment: str, tmp_path: 
     assert base64.b64encode(b"x" * 32).decode() not in err
 
 
-def test_keyring_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_keyring_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """WENU_KEYRING_FILE stands in for --keyring (flag > env > default); a plain {id: key} file works."""
     path = tmp_path / "ring.json"
     path.write_text(json.dumps(VECTORS["keyring"]))

@@ -38,7 +38,9 @@ def register(subparsers: Any) -> None:
     actions = records.add_subparsers(dest="records_command", required=True)
     decode = actions.add_parser("decode", help="decode JSON lines of Kinesis records from stdin to stdout")
     decode.add_argument("--keyring", metavar="FILE", help="plain key-ring JSON file [env: WENU_KEYRING_FILE]")
-    decode.add_argument("--kms-keyring", metavar="FILE", help="KMS-wrapped key-ring file [env: WENU_KEYRING_KMS_FILE]")
+    decode.add_argument(
+        "--kms-keyring", metavar="FILE", help="KMS-wrapped key-ring file [env: WENU_KEYRING_KMS_FILE]"
+    )
     decode.set_defaults(handler=run_decode)
 
 
@@ -59,7 +61,9 @@ def load_ring(keyring_file: str | None, kms_file: str | None) -> KeyRing:
     config = load_config(overrides={"keyring.file": keyring_file, "keyring.kms_file": kms_file}).keyring
     if not config.file and not config.kms_file:
         raise ConfigError(
-            "--keyring", "no key ring given", "pass --keyring FILE (a JSON object of key id -> base64 key) or --kms-keyring FILE"
+            "--keyring",
+            "no key ring given",
+            "pass --keyring FILE (a JSON object of key id -> base64 key) or --kms-keyring FILE",
         )
     try:
         ring = load_keyring_file(config.file) if config.file else None
@@ -86,8 +90,10 @@ def decode_lines(lines: IO[str], out: IO[str], keyring: KeyRing, err: IO[str]) -
             item = _INPUT.decode(line)
             data = binascii.a2b_base64(item.data_b64, strict_mode=True)
         except (msgspec.DecodeError, binascii.Error) as exc:
-            err.write(f"wenu-stream records decode: line {number}: {exc}; expected"
-                      ' {"data_b64": "<base64>", "partition_key": "..."}\n')
+            err.write(
+                f"wenu-stream records decode: line {number}: {exc}; expected"
+                ' {"data_b64": "<base64>", "partition_key": "..."}\n'
+            )
             status = 1
             continue
         for result in decode_record(data, item.partition_key, keyring):

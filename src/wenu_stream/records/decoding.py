@@ -57,7 +57,9 @@ def decode_record(data: bytes, partition_key: str, keyring: KeyRing) -> list[Acc
     ]
 
 
-def decode_user_record(data: bytes, partition_key: str, sub_index: int, keyring: KeyRing) -> Accepted | Rejected:
+def decode_user_record(
+    data: bytes, partition_key: str, sub_index: int, keyring: KeyRing
+) -> Accepted | Rejected:
     """Decode one user record (an envelope), already out of any KPL aggregate.
 
     Fast path: one probe of ``keyring.headers`` with the header bytes validates
@@ -78,7 +80,9 @@ def decode_user_record(data: bytes, partition_key: str, sub_index: int, keyring:
     message = decode_payload(plaintext, data[1])
     if isinstance(message, Fault):
         return _reject(message, data, partition_key, sub_index)
-    return Accepted(key_id=key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index)
+    return Accepted(
+        key_id=key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index
+    )
 
 
 def _header_fault(data: bytes, keyring: KeyRing) -> Fault:
