@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from statistics import fmean
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +16,14 @@ from wenu_stream.errors import ConfigError
 from wenu_stream.records.decoding import Accepted, decode_record
 from wenu_stream.records.envelope import parse_envelope
 from wenu_stream.simulate import (
-    Fault, FaultRates, ProducedRecord, SimulationConfig, UserRecord, build_fleet, expected_outcomes, generate,
+    Fault,
+    FaultRates,
+    ProducedRecord,
+    SimulationConfig,
+    UserRecord,
+    build_fleet,
+    expected_outcomes,
+    generate,
 )
 from wenu_stream.simulate.meters import load_profile
 
@@ -34,7 +43,7 @@ def by_device(records: list[UserRecord]) -> dict[str, list[UserRecord]]:
 
 
 def local_hour(t: int, zone: str) -> float:
-    moment = datetime.fromtimestamp(t / 1000, timezone.utc).astimezone(ZoneInfo(zone))
+    moment = datetime.fromtimestamp(t / 1000, UTC).astimezone(ZoneInfo(zone))
     return moment.hour + moment.minute / 60
 
 
@@ -118,7 +127,7 @@ def test_late_messages_stay_within_the_reorder_bound() -> None:
             overtaken += t < newest
             newest = max(newest, t)
     assert overtaken > 50
-    assert all(a.emit_ms <= b.emit_ms for a, b in zip(records, records[1:]))
+    assert all(a.emit_ms <= b.emit_ms for a, b in itertools.pairwise(records))
 
 
 def test_duplicates_repeat_an_earlier_clean_message() -> None:
@@ -169,7 +178,7 @@ def test_gaps_silence_a_device_without_skipping_seq() -> None:
     records = users(SimulationConfig(devices=20, duration_s=300, faults=FaultRates(gap=0.02, gap_s=30)))
     gaps = 0
     for mine in by_device(records).values():
-        for before, after in zip(mine, mine[1:]):
+        for before, after in itertools.pairwise(mine):
             assert after.message.seq == before.message.seq + 1
             silence = after.message.readings[0].t - before.message.readings[0].t
             if after.after_gap:
@@ -194,9 +203,8 @@ def test_power_and_temperature_follow_the_local_day() -> None:
             night[reading.ch].append(reading.v)
         if reading.ch == "active_power_w":
             assert all(220 <= r.v <= 230 for r in u.message.readings if r.ch == "voltage_v")
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    assert mean(day["active_power_w"]) > 3 * mean(night["active_power_w"])
-    assert mean(day["temperature_c"]) > mean(night["temperature_c"]) + 2
+    assert fmean(day["active_power_w"]) > 3 * fmean(night["active_power_w"])
+    assert fmean(day["temperature_c"]) > fmean(night["temperature_c"]) + 2
     assert load_profile(15.0) == pytest.approx(1.0) and load_profile(3.0) < 0.2
 
 

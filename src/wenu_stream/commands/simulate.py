@@ -118,7 +118,7 @@ def _start_ms(text: str, now_ms: int) -> int:
     if text == "now":
         return now_ms
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)  # 3.11 reads a trailing Z
     except ValueError:
         raise ConfigError("--start", f"{text!r} is not an ISO 8601 time", "give e.g. 2025-11-28T00:00:00Z or 'now'"
                           ) from None

@@ -28,7 +28,14 @@ from wenu_stream.records.envelope import is_valid_key_id
 from wenu_stream.records.payload import JSON, MSGPACK, Message
 from wenu_stream.records.rejections import Reason
 from wenu_stream.simulate.faults import (
-    ACCEPTED, DUPLICATE, Fault, NonceSource, Sealer, corrupt, malformed_plaintext, tamper,
+    ACCEPTED,
+    DUPLICATE,
+    Fault,
+    NonceSource,
+    Sealer,
+    corrupt,
+    malformed_plaintext,
+    tamper,
 )
 from wenu_stream.simulate.fleet import Device, build_fleet
 from wenu_stream.simulate.meters import HAS_COUNTER, METERS, LocalClock, Meter

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
@@ -97,7 +97,7 @@ class TemperatureSensor:
 
 
 # Device id prefix -> meter class; the prefix is what the fleet names its devices with.
-METERS: Final[dict[str, type[ElectricityMeter] | type[WaterMeter] | type[TemperatureSensor]]] = {
+METERS: Final[dict[str, type[ElectricityMeter | WaterMeter | TemperatureSensor]]] = {
     "EM": ElectricityMeter,
     "WM": WaterMeter,
     "TM": TemperatureSensor,
@@ -123,6 +123,6 @@ class LocalClock:
 
 
 def _utc_offset_ms(t: int, zone: str) -> int:
-    moment = datetime.fromtimestamp(t / 1000, timezone.utc).astimezone(ZoneInfo(zone))
+    moment = datetime.fromtimestamp(t / 1000, UTC).astimezone(ZoneInfo(zone))
     offset = moment.utcoffset()
     return 0 if offset is None else int(offset.total_seconds() * 1000)
