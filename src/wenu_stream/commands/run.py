@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
+from typing import Any
 
 from wenu_stream.commands.common import add_config_flags, config_from
 from wenu_stream.config import Config
@@ -40,27 +40,25 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(consume(config, keyring=keyring))
 
 
-async def consume(config: Config, **runtime_kwargs: object) -> int:
-    """Run the native worker until it stops; return the exit code."""
+async def consume(config: Config, *, stop: asyncio.Event | None = None, runtime: Any = None,
+                  **runtime_kwargs: Any) -> int:
+    """Run the native worker until it stops (signal, ``stop`` set, or idle exit); return the exit code."""
     from wenu_stream.driver.worker import run_worker
     from wenu_stream.runtime import Runtime, serve_metrics
 
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log = get_logger("wenu.run").bind(app=config.app)
-    async with Runtime(config, **runtime_kwargs) as runtime:  # type: ignore[arg-type]
-        server = serve_metrics(config, runtime)
+    async with runtime or Runtime(config, **runtime_kwargs) as rt:
+        server = serve_metrics(config, rt)
         try:
-            result = await run_worker(config, runtime.processor_factory(), metrics=runtime.metrics, stop=stop,
-                                      session=runtime.session)
+            result = await run_worker(config, rt.processor_factory(), metrics=rt.metrics, stop=stop,
+                                      session=rt.session)
         finally:
             if server is not None:
                 server.shutdown()
-    log.info("worker_stopped", result=str(result))
-    return 1 if getattr(result, "failed", False) else 0
+    log.info("worker_stopped", records=result.records, checkpoints=result.checkpoints, failed=result.failed)
+    return 1 if result.failed else 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(1)
