@@ -8,7 +8,14 @@ from datetime import datetime
 import msgspec
 import pytest
 
-from wenu_stream.alarms.engine import InstanceState, Transition, advance, evaluate, transition_id
+from wenu_stream.alarms.engine import (
+    InstanceState,
+    Transition,
+    advance,
+    evaluate,
+    notification,
+    transition_id,
+)
 from wenu_stream.alarms.rules import (
     AlarmRule,
     ConsumptionRule,
@@ -291,3 +298,27 @@ def test_load_reports_states_no_rule_owns() -> None:
     retyped = InstanceState(rule="high", series="s", rule_type="stuck")
     assert engine.load([orphan, retyped]) == [("gone", "s"), ("high", "s")]
     assert engine.take_changes().removed == [("gone", "s"), ("high", "s")]
+
+
+def test_a_state_saved_ahead_of_its_checkpoint_makes_the_replayed_overlap_harmless() -> None:
+    readings = stream()
+    whole = AlarmEngine(ALL_RULES)
+    whole.apply(readings[:500])
+    expected = whole.apply(readings[500:])
+    saved = AlarmEngine(ALL_RULES)
+    saved.apply(readings[:500])
+    restarted = AlarmEngine(ALL_RULES)
+    restarted.load(saved.states(), saved.watermark)
+    # The checkpoint lagged 80 records behind the saved states: those replay first.
+    assert restarted.apply(readings[420:]) == expected
+    assert restarted.states() == whole.states()
+
+
+def test_a_notification_carries_the_spec_fields_and_filter_attributes() -> None:
+    _, (fired,) = run(HIGH, [(0, 150), (120_000, 150)])
+    body, attributes = notification(fired)
+    assert msgspec.json.decode(body) == {
+        "rule": "high", "series": "s", "company": "acme", "site": "hq", "severity": "critical",
+        "state": "firing", "value": 150.0, "at": 120_000, "transition_id": transition_id("high", "s", 0, "firing"),
+    }  # fmt: skip
+    assert attributes == {"severity": "critical", "company": "acme", "state": "firing"}

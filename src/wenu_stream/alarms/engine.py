@@ -100,9 +100,14 @@ def transition_id(rule: str, series: str, onset: int, to_state: str) -> str:
 
 
 class Compiled:
-    """A rule with its per-reading constants worked out once."""
+    """A rule with its per-reading constants worked out once.
+
+    ``timed`` says whether :meth:`deadline` can ever return a time, so the
+    shard engine keeps only those instances in its deadline heap.
+    """
 
     __slots__ = ("id", "rule", "severity", "type")
+    timed = False
 
     def __init__(self, rule: AlarmRule) -> None:
         self.rule = rule
@@ -178,6 +183,7 @@ class _Threshold(Compiled):
 
 class _NoData(Compiled):
     __slots__ = ("after_ms",)
+    timed = True
 
     def __init__(self, rule: NoDataRule) -> None:
         super().__init__(rule)
@@ -236,6 +242,7 @@ class _Stuck(Compiled):
 
 class _Consumption(Compiled):
     __slots__ = ("max", "window")
+    timed = True
 
     def __init__(self, rule: ConsumptionRule) -> None:
         super().__init__(rule)
@@ -330,3 +337,27 @@ def advance(
     ``consumption`` resolves once its window has ended. Other types ignore it.
     """
     return state, compile_rule(rule).advance(state, watermark_ms)
+
+
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
+    """The alarms-topic message of a transition, as the spec lays it out."""
+
+    rule: str
+    series: str
+    company: str
+    site: str
+    severity: str
+    state: State
+    value: float | None
+    at: int
+    transition_id: str
+
+
+def notification(tr: Transition) -> tuple[bytes, dict[str, str]]:
+    """Return the JSON message body and the filterable message attributes of a transition."""
+    body = Notification(
+        rule=tr.rule, series=tr.series, company=tr.company, site=tr.site, severity=tr.severity,
+        state=tr.to_state, value=tr.value, at=tr.at, transition_id=tr.transition_id,
+    )  # fmt: skip
+    attributes = {"severity": tr.severity, "company": tr.company, "state": tr.to_state}
+    return msgspec.json.encode(body), attributes

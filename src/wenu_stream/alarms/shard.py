@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from wenu_stream.alarms.engine import Compiled, InstanceState, Transition, compile_rule, step
+from wenu_stream.alarms.engine import Compiled, InstanceState, Transition, compile_rule
 from wenu_stream.alarms.rules import AlarmRule, matches
 from wenu_stream.model import SeriesReading
 
@@ -152,8 +152,19 @@ class AlarmEngine:
         self._by_series.clear()
         return orphans
 
+    def states(self) -> list[InstanceState]:
+        """Return copies of every instance state, for a whole-shard snapshot."""
+        found = [copy.copy(slot.s) for slot in self._instances.values() if slot.s is not None]
+        found.sort(key=lambda s: (s.rule, s.series))
+        return found
+
     def take_changes(self) -> StateChanges:
-        """Return copies of the states changed since the last call, and the dropped keys."""
+        """Return copies of the states changed since the last call, and the dropped keys.
+
+        A store applies ``removed`` before ``upserts``: a rule whose type
+        changed drops its instances and starts new ones under the same keys,
+        at version 1.
+        """
         upserts = [copy.copy(slot.s) for slot in self._dirty if slot.s is not None]
         upserts.sort(key=lambda s: (s.rule, s.series))
         removed = sorted(self._removed)
@@ -162,16 +173,20 @@ class AlarmEngine:
         return StateChanges(upserts=upserts, removed=removed, watermark=self.watermark)
 
     def _step(self, slot: _Slot, r: SeriesReading, out: list[Transition]) -> None:
+        # engine.step inlined: this runs once per reading and instance.
         s = slot.s
         if s is None:
             s = slot.s = slot.c.new_state(r)
-        found = step(slot.c, s, r)
-        if found is None:
+        elif s.last_t is not None and r.t <= s.last_t:
             return  # not newer than what this instance has evaluated: skipped
+        found = slot.c.step(s, r)
+        s.last_t = r.t
+        s.last_value = r.value
+        s.version += 1
         self._dirty.add(slot)
         if found:
             out.extend(found)
-        if not slot.scheduled:
+        if slot.c.timed and not slot.scheduled:
             self._schedule(slot)
 
     def _schedule(self, slot: _Slot) -> None:
