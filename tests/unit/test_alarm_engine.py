@@ -7,6 +7,8 @@ from datetime import datetime
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wenu_stream.alarms.engine import (
     InstanceState,
@@ -322,3 +324,18 @@ def test_a_notification_carries_the_spec_fields_and_filter_attributes() -> None:
         "state": "firing", "value": 150.0, "at": 120_000, "transition_id": transition_id("high", "s", 0, "firing"),
     }  # fmt: skip
     assert attributes == {"severity": "critical", "company": "acme", "state": "firing"}
+
+
+@settings(max_examples=25, deadline=None)
+@given(split=st.integers(min_value=0, max_value=1000), lag=st.integers(min_value=0, max_value=200))
+def test_any_crash_point_and_checkpoint_lag_give_the_same_notifications(split: int, lag: int) -> None:
+    readings = stream()
+    whole = AlarmEngine(ALL_RULES)
+    expected = whole.apply(readings)
+    before = AlarmEngine(ALL_RULES)
+    published = before.apply(readings[:split])
+    after = AlarmEngine(ALL_RULES)
+    after.load(before.states(), before.watermark)
+    replayed = after.apply(readings[max(0, split - lag) :])
+    assert published + replayed == expected
+    assert after.states() == whole.states()
