@@ -68,6 +68,13 @@ class KeyRingConfig(Base):
     kms_file: str = ""
 
 
+class CatalogConfig(Base):
+    """The catalog store (``sqlite:///PATH`` or ``postgresql://...``) and how often consumers re-read it."""
+
+    url: Annotated[str, Meta(min_length=1)] = "sqlite:///.run/catalog.db"
+    refresh_s: Annotated[float, Meta(gt=0, le=86_400)] = 30.0
+
+
 class Config(Base):
     """Everything a worker needs, resolved once at start-up."""
 
@@ -78,6 +85,7 @@ class Config(Base):
     lease: LeaseConfig = LeaseConfig()
     sinks: SinksConfig = SinksConfig()
     keyring: KeyRingConfig = KeyRingConfig()
+    catalog: CatalogConfig = CatalogConfig()
 
     @property
     def lease_table(self) -> str:
