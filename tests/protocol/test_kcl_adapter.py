@@ -1,0 +1,237 @@
+"""The KCL adapter speaks the MultiLangDaemon protocol through amazon-kclpy, driven here with StringIO (no Java)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from amazon_kclpy import kcl
+from structlog.testing import capture_logs
+
+from tests.protocol.fakes import (
+    FailingSinkProcessor,
+    FakeShardProcessor,
+    RecordingOutput,
+    checkpoint_error,
+    checkpoint_ok,
+    initialize,
+    process_records,
+    record,
+    script,
+)
+from wenu_stream.kcl_adapter import EXIT_PROCESSING_FAILED, WenuRecordProcessor
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARD = "shardId-000000000007"
+
+
+def drive(processor: FakeShardProcessor, *messages: dict[str, Any]) -> tuple[list[Any], str, int | None]:
+    """Run kclpy's KCLProcess over ``messages``; return the event log, stdout and the exit code (None: no exit)."""
+    events = processor.events
+    output = RecordingOutput(events)
+    errors = StringIO()
+    adapter = WenuRecordProcessor(lambda shard_id: processor, exit=sys.exit, sleep=lambda _s: None)
+    code = None
+    try:
+        kcl.KCLProcess(adapter, input_file=StringIO(script(*messages)), output_file=output, error_file=errors).run()
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        adapter.runner.close()
+    assert errors.getvalue() == "", "kclpy caught an exception from a callback: the batch would be skipped"
+    return events, output.getvalue(), code
+
+
+def outputs(events: list[Any]) -> list[tuple[Any, ...]]:
+    return [e[1:] for e in events if e[0] == "out"]
+
+
+def test_checkpoint_lands_after_process_returned_at_last_record_and_subsequence() -> None:
+    fake = FakeShardProcessor([], answers=[True])
+    events, _, code = drive(
+        fake, initialize(SHARD), process_records(record("101"), record("205", sub=0), record("205", sub=3)),
+        checkpoint_ok("205", 3),
+    )
+    assert code is None
+    process_at = events.index(("process", ["101", "205", "205"], 0))
+    checkpoint_at = events.index(("out", "checkpoint", "205", 3, None))
+    assert process_at < checkpoint_at
+    assert outputs(events) == [
+        ("status", None, None, "initialize"),
+        ("checkpoint", "205", 3, None),
+        ("status", None, None, "processRecords"),
+    ]
+
+
+def test_no_checkpoint_while_the_processor_holds_effects_in_memory() -> None:
+    fake = FakeShardProcessor([], answers=[False, True])
+    events, _, _ = drive(
+        fake, initialize(SHARD), process_records(record("1"), record("2")),
+        process_records(record("3")), checkpoint_ok("3", 0),
+    )
+    assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "3", 0, None)]
+
+
+def test_an_idle_poll_that_commits_checkpoints_the_last_record_seen() -> None:
+    fake = FakeShardProcessor([], answers=[False, True])
+    events, _, _ = drive(
+        fake, initialize(SHARD), process_records(record("41", sub=1)), process_records(), checkpoint_ok("41", 1),
+    )
+    assert ("process", [], 0) in events
+    assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "41", 1, None)]
+
+
+def test_a_sink_failure_exits_on_purpose_without_checkpoint() -> None:
+    fake = FailingSinkProcessor([])
+    with capture_logs() as logs:
+        events, _, code = drive(fake, initialize(SHARD), process_records(record("9")))
+    assert code == EXIT_PROCESSING_FAILED
+    assert not [o for o in outputs(events) if o[0] == "checkpoint"]
+    assert ("status", None, None, "processRecords") not in outputs(events)
+    failure = next(entry for entry in logs if entry["event"] == "process_failed")
+    assert failure["exit_code"] == EXIT_PROCESSING_FAILED and failure["log_level"] == "error"
+
+
+def test_lease_lost_closes_without_checkpoint() -> None:
+    fake = FakeShardProcessor([], answers=[False])
+    events, _, code = drive(fake, initialize(SHARD), process_records(record("5")), {"action": "leaseLost"})
+    assert code is None
+    assert ("close",) in events and ("flush",) not in events
+    assert [o[0] for o in outputs(events)] == ["status", "status", "status"]
+    assert outputs(events)[-1] == ("status", None, None, "leaseLost")
+
+
+def test_shard_end_commits_then_checkpoints_the_end_of_the_shard() -> None:
+    fake = FakeShardProcessor([], answers=[False])
+    events, _, _ = drive(
+        fake, initialize(SHARD), process_records(record("5")), {"action": "shardEnded"}, checkpoint_ok("SHARD_END"),
+    )
+    ended, checkpoint, closed = (events.index(("shard_ended",)), events.index(("out", "checkpoint", None, None, None)),
+                                 events.index(("close",)))
+    assert ended < checkpoint < closed
+    assert outputs(events)[-1] == ("status", None, None, "shardEnded")
+
+
+def test_shutdown_requested_flushes_and_checkpoints_what_is_durable() -> None:
+    fake = FakeShardProcessor([], answers=[False], flush_to="77")
+    events, _, _ = drive(
+        fake, initialize(SHARD), process_records(record("70"), record("77", sub=2)),
+        {"action": "shutdownRequested"}, checkpoint_ok("77", 2),
+    )
+    assert events.index(("flush",)) < events.index(("out", "checkpoint", "77", 2, None))
+    assert outputs(events)[-1] == ("status", None, None, "shutdownRequested")
+
+
+def test_shutdown_requested_with_nothing_new_does_not_checkpoint() -> None:
+    fake = FakeShardProcessor([], answers=[True], flush_to=None)
+    events, _, _ = drive(
+        fake, initialize(SHARD), process_records(record("1")), checkpoint_ok("1", 0), {"action": "shutdownRequested"},
+    )
+    assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "1", 0, None)]
+
+
+def test_throttled_checkpoint_is_retried() -> None:
+    fake = FakeShardProcessor([], answers=[True])
+    events, _, code = drive(
+        fake, initialize(SHARD), process_records(record("3")),
+        checkpoint_error("ThrottlingException", "3", 0), checkpoint_ok("3", 0),
+    )
+    assert code is None
+    assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "3", 0, None)] * 2
+    assert outputs(events)[-1] == ("status", None, None, "processRecords")
+
+
+def test_a_refused_checkpoint_stops_the_shard_quietly() -> None:
+    fake = FakeShardProcessor([], answers=[True, True])
+    events, _, code = drive(
+        fake, initialize(SHARD), process_records(record("3")), checkpoint_error("ShutdownException", "3", 0),
+        process_records(record("4")), {"action": "leaseLost"},
+    )
+    assert code is None
+    assert [e for e in events if e[0] == "process"] == [("process", ["3"], 0)]
+    assert ("close",) in events
+
+
+def test_an_unknown_checkpoint_error_exits_without_processing_further() -> None:
+    fake = FakeShardProcessor([], answers=[True, True])
+    events, _, code = drive(
+        fake, initialize(SHARD), process_records(record("3")), checkpoint_error("KinesisClientLibIOException", "3", 0),
+        process_records(record("4")),
+    )
+    assert code == EXIT_PROCESSING_FAILED
+    assert [e for e in events if e[0] == "process"] == [("process", ["3"], 0)]
+
+
+def test_initialize_passes_the_daemon_checkpoint_with_its_subsequence() -> None:
+    fake = FakeShardProcessor([])
+    events, _, _ = drive(fake, initialize(SHARD, "4950", 2))
+    assert events[0] == ("initialize", SHARD, "4950:2", ())
+    fake = FakeShardProcessor([])
+    events, _, _ = drive(fake, initialize(SHARD, "TRIM_HORIZON", 0))
+    assert events[0] == ("initialize", SHARD, "TRIM_HORIZON", ())
+
+
+def test_records_are_translated_with_raw_bytes_and_epoch_seconds() -> None:
+    fake = FakeShardProcessor([], answers=[False])
+    drive(fake, initialize(SHARD), process_records(record("12", data=b"\x00\xffenc", sub=4, key="meter-9",
+                                                          arrival_ms=1_700_000_000_250)))
+    (translated,) = fake.batches[0]
+    assert (translated.sequence_number, translated.data, translated.partition_key) == ("12", b"\x00\xffenc", "meter-9")
+    assert translated.sub_sequence_number == 4
+    assert translated.approximate_arrival_timestamp == pytest.approx(1_700_000_000.25)
+
+
+def test_stdout_holds_nothing_but_protocol_json() -> None:
+    fake = FakeShardProcessor([], answers=[True, False], flush_to="8")
+    _, stdout, _ = drive(
+        fake, initialize(SHARD), process_records(record("7")), checkpoint_ok("7", 0), process_records(record("8")),
+        {"action": "shutdownRequested"}, checkpoint_ok("8", 0), {"action": "leaseLost"},
+    )
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert len(lines) == 7
+    assert all(set(json.loads(line)) >= {"action"} for line in lines)
+
+
+_CHILD = """
+import sys
+from tests.protocol.fakes import FailingSinkProcessor, FakeShardProcessor
+from wenu_stream.kcl_adapter import run_process
+fake = FailingSinkProcessor([]) if sys.argv[1] == "fail" else FakeShardProcessor([], answers=[True])
+run_process(lambda shard_id: fake)
+"""
+
+
+def _child(mode: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _CHILD, mode], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, check=False)
+
+
+def test_a_real_child_process_exits_nonzero_on_failure_with_clean_stdout() -> None:
+    done = _child("fail", script(initialize(SHARD), process_records(record("9"))))
+    assert done.returncode == EXIT_PROCESSING_FAILED
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert lines == [{"action": "status", "responseFor": "initialize"}]
+    failure = [json.loads(line) for line in done.stderr.splitlines() if '"process_failed"' in line]
+    assert failure and failure[0]["shard_id"] == SHARD
+
+
+def test_a_real_child_process_serves_until_stdin_closes() -> None:
+    done = _child("ok", script(initialize(SHARD), process_records(record("9")), checkpoint_ok("9", 0),
+                               {"action": "leaseLost"}))
+    assert done.returncode == 0
+    actions = [json.loads(line)["action"] for line in done.stdout.splitlines() if line.strip()]
+    assert actions == ["status", "checkpoint", "status", "status"]
+
+
+def test_the_consumer_stops_at_start_up_on_bad_config_before_reading_stdin() -> None:
+    env = {"PATH": "/usr/bin:/bin", "WENU_KINESIS_STRAEM": "x"}
+    done = subprocess.run([sys.executable, str(ROOT / "consumers" / "alarms.py")], input=script(initialize(SHARD)),
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "WENU_KINESIS_STRAEM" in done.stderr
