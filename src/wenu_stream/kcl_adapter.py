@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
-from amazon_kclpy import kcl
-from amazon_kclpy.messages import (
+from amazon_kclpy import kcl  # type: ignore[import-untyped]  # no stubs shipped
+from amazon_kclpy.messages import (  # type: ignore[import-untyped]
     InitializeInput,
     LeaseLostInput,
     ProcessRecordsInput,
@@ -36,7 +36,7 @@ from amazon_kclpy.messages import (
     ShardEndedInput,
     ShutdownRequestedInput,
 )
-from amazon_kclpy.v3.processor import RecordProcessorBase
+from amazon_kclpy.v3.processor import RecordProcessorBase  # type: ignore[import-untyped]
 
 from wenu_stream.kcl_properties import check_properties, render_properties
 from wenu_stream.log import configure_logging, get_logger
@@ -91,7 +91,7 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
     Args:
         factory: builds the shard processor for a shard id.
         runner: the process's event loop; built here if not given (one per process).
-        exit: called with an exit code to stop the process on purpose (tests pass ``sys.exit``).
+        exit_process: called with an exit code to stop the process on purpose (tests pass ``sys.exit``).
         sleep: used between checkpoint retries.
         checkpoint_attempts: tries per checkpoint when the daemon reports a retryable error.
     """
@@ -101,13 +101,13 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         factory: Factory,
         *,
         runner: asyncio.Runner | None = None,
-        exit: Callable[[int], Any] = _exit_now,  # noqa: A002 - mirrors sys.exit
+        exit_process: Callable[[int], Any] = _exit_now,
         sleep: Callable[[float], Any] = time.sleep,
         checkpoint_attempts: int = 5,
     ) -> None:
         self._factory = factory
         self._runner = runner or asyncio.Runner()
-        self._exit = exit
+        self._exit = exit_process
         self._sleep = sleep
         self._attempts = checkpoint_attempts
         self._processor: ShardProcessor | None = None
@@ -215,10 +215,10 @@ def run_process(
     input_file: Any = None,
     output_file: Any = None,
     error_file: Any = None,
-    exit: Callable[[int], Any] = _exit_now,  # noqa: A002
+    exit_process: Callable[[int], Any] = _exit_now,
 ) -> None:
     """Serve the daemon's protocol until it closes stdin, then close the event loop."""
-    processor = WenuRecordProcessor(factory, exit=exit)
+    processor = WenuRecordProcessor(factory, exit_process=exit_process)
     try:
         kcl.KCLProcess(
             processor,

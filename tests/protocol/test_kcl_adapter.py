@@ -35,7 +35,7 @@ def drive(processor: FakeShardProcessor, *messages: dict[str, Any]) -> tuple[lis
     events = processor.events
     output = RecordingOutput(events)
     errors = StringIO()
-    adapter = WenuRecordProcessor(lambda shard_id: processor, exit=sys.exit, sleep=lambda _s: None)
+    adapter = WenuRecordProcessor(lambda shard_id: processor, exit_process=sys.exit, sleep=lambda _s: None)
     code = None
     try:
         kcl.KCLProcess(adapter, input_file=StringIO(script(*messages)), output_file=output, error_file=errors).run()
