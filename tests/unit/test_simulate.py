@@ -95,7 +95,8 @@ def test_every_record_decodes_to_its_expected_outcome_plain_and_aggregated() -> 
 
 
 def test_aggregates_hold_at_most_n_user_records() -> None:
-    produced = list(generate(SimulationConfig(devices=30, duration_s=10, aggregate=7), KEYS))
+    one_shard = ((0, 2**128 - 1),)
+    produced = list(generate(SimulationConfig(devices=30, duration_s=10, aggregate=7, shard_ranges=one_shard), KEYS))
     assert max(len(r.users) for r in produced) == 7
     assert sum(len(r.users) for r in produced) == 300
     assert all(r.data.startswith(b"\xf3\x89\x9a\xc2") == r.aggregated for r in produced)
@@ -228,3 +229,19 @@ def test_bad_keys_fail_at_the_call_not_at_the_first_record() -> None:
         generate(SimulationConfig(), {})
     with pytest.raises(ConfigError, match="invalid"):
         generate(SimulationConfig(), {"k1": b"short"})
+
+
+def test_aggregates_never_mix_shards() -> None:
+    """Like the KPL, an aggregate packs user records of one shard only, so a device always lands on one shard."""
+    from wenu_stream.simulate import SimulationConfig, generate
+    from wenu_stream.simulate.generator import shard_of
+
+    half = 2**127
+    ranges = ((0, half - 1), (half, 2**128 - 1))
+    cfg = SimulationConfig(devices=40, interval_s=1.0, duration_s=20.0, seed=3, aggregate=10, shard_ranges=ranges)
+    records = list(generate(cfg, {"k": bytes(32)}))
+    aggregated = [r for r in records if r.aggregated]
+    assert aggregated, "the scenario should aggregate"
+    for record in records:
+        shard = shard_of(record.partition_key, ranges)
+        assert {shard_of(u.partition_key, ranges) for u in record.users} == {shard}

@@ -62,11 +62,13 @@ def run(args: argparse.Namespace) -> int:
     sim = simulation_config(args, now_ms=int(time.time() * 1000))
     if not config.keyring.file:
         raise ConfigError("--keyring", "no key ring given", "pass --keyring FILE or set WENU_KEYRING_FILE")
+    producer = None if args.dry_run else _producer(config.kinesis.stream)
+    if producer is not None and sim.aggregate:
+        sim = msgspec.structs.replace(sim, shard_ranges=producer.open_shard_ranges())
     try:
         records = generate(sim, read_key_file(config.keyring.file))  # checks the keys against sim, eagerly
     except ConfigError as exc:
         raise ConfigError(_FLAGS.get(exc.field, exc.field), exc.problem, exc.fix) from None
-    producer = None if args.dry_run else _producer(config.kinesis.stream)
     configure_logging(config.log_level)
     if args.catalog_out:
         Path(args.catalog_out).write_text(json.dumps(fleet_catalog(sim), indent=1) + "\n", encoding="utf-8")

@@ -15,6 +15,8 @@ How a run unfolds:
 
 from __future__ import annotations
 
+import hashlib
+
 import heapq
 import random
 from collections.abc import Iterable, Iterator, Mapping
@@ -42,6 +44,7 @@ from wenu_stream.simulate.meters import HAS_COUNTER, METERS, LocalClock, Meter
 from wenu_stream.simulate.scenario import SimulationConfig
 
 MAX_AGGREGATE_BYTES: Final = 1_000_000  # under the 1 MiB record limit, with room for the KPL framing
+MAX_BUFFER_MS: Final = 500  # simulated ms a user record may wait for company in an aggregate (KPL default: 100)
 _SEND_DELAY_MS: Final = (20, 400)  # gateway and network delay between measuring and sending
 
 
@@ -141,7 +144,7 @@ def generate(cfg: SimulationConfig, keyring: Mapping[str, bytes]) -> Iterator[Pr
         keys[cfg.unknown_key_id] = _rng(cfg.seed, "unknown-key").randbytes(KEY_SIZE)
     users = _Run(cfg, key_ids, Sealer(keys, NonceSource(cfg.seed))).user_records()
     if cfg.aggregate:
-        return _aggregates(users, cfg.aggregate)
+        return _aggregates(users, cfg.aggregate, cfg.shard_ranges)
     return (ProducedRecord(partition_key=u.partition_key, data=u.data, emit_ms=u.emit_ms, users=(u,)) for u in users)
 
 
@@ -246,21 +249,37 @@ class _Run:
                           after_gap=p.after_gap, reset=p.reset)
 
 
-def _aggregates(users: Iterable[UserRecord], per_record: int) -> Iterator[ProducedRecord]:
-    """Pack consecutive user records, up to ``per_record`` and ``MAX_AGGREGATE_BYTES``, into KPL records.
+def shard_of(partition_key: str, ranges: tuple[tuple[int, int], ...]) -> int | str:
+    """Which shard a partition key maps to (MD5 of the key in a shard's hash range); the key itself without ranges."""
+    if not ranges:
+        return partition_key
+    point = int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+    for index, (low, high) in enumerate(ranges):
+        if low <= point <= high:
+            return index
+    raise ValueError(f"no shard range holds the hash key of {partition_key!r}")
 
-    A chunk of one is put plain, as the KPL does.
+
+def _aggregates(users: Iterable[UserRecord], per_record: int,
+                ranges: tuple[tuple[int, int], ...] = ()) -> Iterator[ProducedRecord]:
+    """Pack user records bound for the same shard, up to ``per_record`` and ``MAX_AGGREGATE_BYTES``, into KPL records.
+
+    As the KPL does, an aggregate holds only records of one shard, and a record waits at most
+    ``MAX_BUFFER_MS`` of simulated time for company. A chunk of one is put plain.
     """
-    chunk: list[UserRecord] = []
-    size = 0
+    open_chunks: dict[int | str, tuple[list[UserRecord], int]] = {}
     for user in users:
+        for key in [k for k, (chunk, _) in open_chunks.items() if user.emit_ms - chunk[0].emit_ms > MAX_BUFFER_MS]:
+            yield _pack(open_chunks.pop(key)[0])
+        key = shard_of(user.partition_key, ranges)
+        chunk, size = open_chunks.get(key, ([], 0))
         cost = len(user.data) + len(user.partition_key) + 16
         if chunk and (len(chunk) >= per_record or size + cost > MAX_AGGREGATE_BYTES):
             yield _pack(chunk)
             chunk, size = [], 0
         chunk.append(user)
-        size += cost
-    if chunk:
+        open_chunks[key] = (chunk, size + cost)
+    for chunk, _ in open_chunks.values():
         yield _pack(chunk)
 
 

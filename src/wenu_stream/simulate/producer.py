@@ -81,6 +81,19 @@ class KinesisProducer:
         self.rng = rng or random.Random()
         self.stats = PutStats()
 
+    def open_shard_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Hash-key ranges of the open shards (closed ones are filtered here: emulators ignore ShardFilter)."""
+        ranges, kwargs = [], {"StreamName": self.stream}
+        while True:
+            page = self.client.list_shards(**kwargs)
+            for shard in page["Shards"]:
+                if "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {}):
+                    r = shard["HashKeyRange"]
+                    ranges.append((int(r["StartingHashKey"]), int(r["EndingHashKey"])))
+            if not page.get("NextToken"):
+                return tuple(sorted(ranges))
+            kwargs = {"NextToken": page["NextToken"]}
+
     def check_stream(self) -> None:
         """Fail before any put when the stream does not exist or is not writable yet.
 

@@ -66,6 +66,7 @@ class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         key_ids: Key ids to seal with (devices take them in turn); empty means every key of the ring.
         unknown_key_id: The key id used by the ``unknown_key`` fault; must not be in the ring.
         faults: Fault probabilities.
+        shard_ranges: Hash-key ranges of the open shards, for shard-true aggregation (see the field).
     """
 
     devices: Annotated[int, Meta(ge=1, le=1_000_000)] = 10
@@ -74,6 +75,10 @@ class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     start_ms: Annotated[int, Meta(gt=0, lt=2**53)] = DEFAULT_START_MS
     seed: int | None = 0
     aggregate: Annotated[int, Meta(ge=0, le=10_000)] = 0
+    # Hash-key ranges (inclusive) of the stream's open shards. Like the KPL, an aggregate packs only user
+    # records bound for one shard, so a device's messages always land on the shard its partition key maps
+    # to. Empty: an aggregate packs records of one partition key only.
+    shard_ranges: tuple[tuple[int, int], ...] = ()
     msgpack_share: Probability = 0.5
     key_ids: tuple[str, ...] = ()
     unknown_key_id: str = "retired-2019"
