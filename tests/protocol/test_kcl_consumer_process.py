@@ -1,0 +1,56 @@
+"""consumers/processing.py as the MultiLangDaemon runs it (a child process on stdin/stdout), with the real
+runtime against the local AWS stack: the KCL path minus Java."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.protocol.fakes import checkpoint_ok, initialize, process_records, record, script
+from wenu_stream.config import load_config
+from wenu_stream.provision import ensure_bucket, ensure_state_table
+from wenu_stream.sinks.state import pos_key
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SHARD = "shardId-000000000003"
+
+
+def test_poison_records_are_dead_lettered_then_checkpointed(aws_stack: object, unique_name: str,
+                                                            tmp_path: Path) -> None:
+    config = load_config({}, {"sinks.bucket": unique_name, "sinks.state_table": unique_name})
+    ensure_bucket(config, {})
+    ensure_state_table(config, {})
+    keyring = tmp_path / "keyring.json"
+    keyring.write_text(json.dumps({"k1": base64.b64encode(bytes(32)).decode()}))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WENU_")}
+    env |= {"WENU_KEYRING_FILE": str(keyring), "WENU_SINKS_BUCKET": unique_name,
+            "WENU_SINKS_STATE_TABLE": unique_name, "WENU_KINESIS_CHECKPOINT_INTERVAL_S": "0"}
+    stdin = script(initialize(SHARD), process_records(record("1001", data=b"\x01"), record("1002", data=b"")),
+                   checkpoint_ok("1002", 0), {"action": "leaseLost"})
+
+    done = subprocess.run([sys.executable, str(ROOT / "consumers" / "processing.py")], input=stdin, env=env,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr
+    messages = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert messages == [
+        {"action": "status", "responseFor": "initialize"},
+        {"action": "checkpoint", "sequenceNumber": "1002", "subSequenceNumber": 0},
+        {"action": "status", "responseFor": "processRecords"},
+        {"action": "status", "responseFor": "leaseLost"},
+    ]
+    listed = boto3.client("s3").list_objects_v2(Bucket=unique_name, Prefix="dead-letter/")
+    keys = sorted(o["Key"] for o in listed.get("Contents", []))
+    assert len(keys) == 2
+    assert all(k.startswith("dead-letter/processing/readings/") and f"/{SHARD}/" in k for k in keys)
+    items = boto3.client("dynamodb").scan(TableName=unique_name)["Items"]
+    # The state saved at the checkpointed position (what a restart from 1002 loads).
+    assert [(i["pk"]["S"], i["pos"]["S"]) for i in items] == [(f"processing#readings#{SHARD}", pos_key("1002"))]
