@@ -58,9 +58,15 @@ class HeldLease:
         return self.lease.lease_key
 
     async def renew(self) -> None:
-        if self.released:
-            return
-        await self.write(self.table.renew)
+        """Bump the counter; a no-op once the lease was given back or lost (a renewal may wait behind that write)."""
+        async with self.lock:
+            if self.released or self.lost:
+                return
+            try:
+                self.lease = await self.table.renew(self.lease)
+            except LeaseLostError:
+                self.lost = True
+                raise
         self.renewed_at = self._now()
 
     async def release(self) -> None:
@@ -125,6 +131,7 @@ class ShardConsumer:
         self.checkpointed: str | None = None
         self.checkpointed_at = time.monotonic()
         self.backoff = Backoff()
+        self.caught_up = False  # the last GetRecords returned nothing: for the idle exit
 
     async def run(self) -> str:
         """Consume; return ENDED, STOPPED, LOST or FAILED. A cancellation (lease lost, crash) never checkpoints."""
@@ -154,6 +161,7 @@ class ShardConsumer:
             if out is None:
                 break
             records = out.records
+            self.caught_up = not records
             durable = await self.processor.process(records, out.millis_behind_latest)
             if records:
                 self._handed_over(out)

@@ -74,6 +74,7 @@ class Worker:
         self.log = get_logger("wenu.driver").bind(app=config.app, worker=self.worker_id)
         self.held: dict[str, HeldLease] = {}
         self.tasks: dict[str, asyncio.Task[str]] = {}
+        self.consumers: dict[str, ShardConsumer] = {}
         self.failed = False
         self._expiry = ExpiryTracker(config.lease.failover_ms)
         self._shards: list[Shard] = []
@@ -191,9 +192,11 @@ class Worker:
             self._start(taken)
 
     def _idle(self, candidates: Sequence[Lease], expired: set[str]) -> bool:
-        """``idle_exit_s`` passed with no records, and every live shard is held (by a live worker) or ended."""
+        """``idle_exit_s`` passed with no records, every shard we read is caught up, every other one held or ended."""
         idle_s = self.config.kinesis.idle_exit_s
         if not idle_s or time.monotonic() - self.state.last_records_at < idle_s:
+            return False
+        if not all(consumer.caught_up for consumer in self.consumers.values()):
             return False
         return all(lease.lease_key in self.held or (lease.lease_owner is not None and lease.lease_key not in expired
                                                     and lease.lease_owner != self.worker_id)
@@ -205,12 +208,14 @@ class Worker:
         consumer = ShardConsumer(self.state, held, self.factory(lease.lease_key))
         task = asyncio.create_task(consumer.run(), name=f"shard-{lease.lease_key}")
         self.tasks[lease.lease_key] = task
+        self.consumers[lease.lease_key] = consumer
         task.add_done_callback(lambda t, key=lease.lease_key: self._finished(key, t))
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
 
     def _finished(self, key: str, task: asyncio.Task[str]) -> None:
         self.held.pop(key, None)
         self.tasks.pop(key, None)
+        self.consumers.pop(key, None)
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
         outcome = "cancelled" if task.cancelled() else (repr(task.exception()) if task.exception() else task.result())
         if outcome == FAILED or (not task.cancelled() and task.exception() is not None):

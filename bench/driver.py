@@ -1,0 +1,166 @@
+"""Benchmark: the native driver's CPU per record against a bare aiobotocore GetRecords loop, on kinesalite.
+
+Run: ``.venv/bin/python bench/driver.py [--records 100000] [--rss-shards 8]``
+
+Starts its own local stack (kinesalite + moto on 127.0.0.1), fills a 4-shard
+stream with small random records, then reads every record three ways in this
+process, side by side:
+- (a) bare: aiobotocore ``get_records`` loops, all shards concurrently, until caught up;
+- (b) fast: the driver's ``FastGetRecords`` (SigV4 + aiohttp + msgspec) in the same loop;
+- (c) driver: ``run_worker`` with a trivial processor (leases, checkpoints, idle exit).
+Prints CPU seconds (``time.process_time``) per 100k records, records/s and
+the ratios to (a) (issue target: driver <= 0.3). Then runs the driver on an
+8-shard stream in a child process and prints its peak RSS (target <= 150 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from aiobotocore.session import get_session  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+from wenu_stream.config import load_config  # noqa: E402
+from wenu_stream.driver.kinesis import FastGetRecords, get_shard_iterator, list_shards  # noqa: E402
+from wenu_stream.driver.worker import run_worker  # noqa: E402
+from wenu_stream.emulator import StackSpec, start_stack, stop_stack  # noqa: E402
+from wenu_stream.metrics import Metrics  # noqa: E402
+from wenu_stream.model import KinesisRecord  # noqa: E402
+
+
+def fill(stream: str, shards: int, count: int) -> None:
+    """Create ``stream`` and put ``count`` records of 64 random bytes, spread over every shard."""
+    kinesis = boto3.client("kinesis")
+    kinesis.create_stream(StreamName=stream, ShardCount=shards)
+    while kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        time.sleep(0.05)
+    for first in range(0, count, 500):
+        batch = [{"Data": os.urandom(64), "PartitionKey": f"EM-{i:06d}"} for i in range(first, min(count, first + 500))]
+        out = kinesis.put_records(StreamName=stream, Records=batch)
+        assert out.get("FailedRecordCount", 0) == 0
+
+
+async def read_all(stream: str, get: Callable[[object, str], Awaitable[tuple[int, str | None]]]) -> int:
+    """Read every shard from TRIM_HORIZON until a call returns no records; return the record count."""
+    session = get_session()
+    async with session.create_client("kinesis") as client:
+        shards = await list_shards(client, stream)
+
+        async def one(shard_id: str) -> int:
+            iterator: str | None = await get_shard_iterator(client, stream, shard_id, "TRIM_HORIZON")
+            total = 0
+            while iterator:
+                count, iterator = await get(client, iterator)
+                total += count
+                if not count:
+                    break
+            return total
+
+        return sum(await asyncio.gather(*(one(s.shard_id) for s in shards)))
+
+
+async def bare(stream: str) -> int:
+    async def get(client: object, iterator: str) -> tuple[int, str | None]:
+        out = await client.get_records(ShardIterator=iterator, Limit=10_000)  # type: ignore[attr-defined]
+        return len(out["Records"]), out.get("NextShardIterator")
+
+    return await read_all(stream, get)
+
+
+async def fast(stream: str) -> int:
+    session = get_session()
+    async with session.create_client("kinesis") as client:
+        reader = await FastGetRecords.open(session, client)
+        try:
+            async def get(_client: object, iterator: str) -> tuple[int, str | None]:
+                out = await reader.get_records(iterator, 10_000)
+                return len(out.records), out.next_shard_iterator
+
+            return await read_all(stream, get)
+        finally:
+            await reader.close()
+
+
+class Trivial:
+    """A processor that only counts: every batch is durable at once."""
+
+    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+        pass
+
+    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
+        return True
+
+    async def flush(self) -> str | None:
+        return None
+
+    async def shard_ended(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+async def driver(stream: str) -> int:
+    config = load_config({}, {"kinesis.stream": stream, "lease.table": f"{stream}-leases-{time.time_ns()}",
+                              "lease.worker_id": "bench", "kinesis.idle_exit_s": 1.0})
+    result = await run_worker(config, lambda _s: Trivial(), metrics=Metrics.create(CollectorRegistry()))
+    return result.records
+
+
+def measure(name: str, run: Callable[[], Awaitable[int]]) -> tuple[float, float, int]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    count = asyncio.run(run())
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(f"{name:<8} {count:>8} records  {cpu / count * 1e5:6.2f} CPU-s/100k  {count / wall:9.0f} records/s", flush=True)
+    return cpu / count * 1e5, wall, count
+
+
+def rss_child(stream: str) -> None:
+    count = asyncio.run(driver(stream))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{count} {peak_mb:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--rss-shards", type=int, default=8)
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        return rss_child(args.rss_child)
+    stack = start_stack(StackSpec(run_dir=tempfile.mkdtemp(prefix="bench-driver-")))
+    os.environ.update(stack.env())
+    try:
+        started = time.perf_counter()
+        fill("bench4", 4, args.records)
+        print(f"filled a 4-shard stream with {args.records} records in {time.perf_counter() - started:.1f} s")
+        base, _, _ = measure("bare", lambda: bare("bench4"))
+        quick, _, _ = measure("fast", lambda: fast("bench4"))
+        whole, _, _ = measure("driver", lambda: driver("bench4"))
+        print(f"ratio fast/bare   {quick / base:.2f}")
+        print(f"ratio driver/bare {whole / base:.2f}   (target <= 0.30; driver includes leases, checkpoints, 1 s idle)")
+        fill("bench8", args.rss_shards, args.records)
+        out = subprocess.run([sys.executable, __file__, "--rss-child", "bench8"], capture_output=True, text=True,
+                             check=True, env=os.environ)
+        count, peak = out.stdout.split()
+        print(f"peak RSS, driver on {args.rss_shards} shards ({count} records): {peak} MB (target <= 150)")
+    finally:
+        stop_stack(stack)
+
+
+if __name__ == "__main__":
+    main()
