@@ -89,7 +89,7 @@ class Shard(msgspec.Struct, frozen=True, kw_only=True):
         return [p for p in (self.parent_shard_id, self.adjacent_parent_shard_id) if p]
 
 
-_decode_records = msgspec.json.Decoder(GetRecordsOutput).decode
+decode_get_records = msgspec.json.Decoder(GetRecordsOutput).decode
 _decode_error = msgspec.json.Decoder(_ErrorBody).decode
 _encode = msgspec.json.encode
 
@@ -162,7 +162,7 @@ class FastGetRecords:
             raise RetryableError("ConnectionError", repr(exc)) from exc
         if status != 200:
             raise error_from_body(status, payload, header_type)
-        return _decode_records(payload)
+        return decode_get_records(payload)
 
     async def _sign(self, operation: str, body: bytes) -> dict[str, str]:
         frozen = await self._credentials.get_frozen_credentials()
