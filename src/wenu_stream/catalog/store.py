@@ -1,0 +1,297 @@
+"""The catalog in a relational store: schema, migrations, import and export (edge).
+
+One code path for SQLite (``sqlite:///PATH``, stdlib ``sqlite3``) and
+PostgreSQL (``postgresql://...``, psycopg 3): the SQL is portable and written
+with ``?`` placeholders; a small :class:`Dialect` holds the few statements that
+differ (placeholders, how a transaction takes its lock).
+
+Every table keeps retired rows (``retired_at`` set) instead of deleting them,
+so the history of a series stays explainable; ``changed_version`` says at
+which catalog version a row last changed. ``catalog_meta.version`` grows by
+one on every import that changes something, so caches ask ``SELECT version``
+before reloading.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from wenu_stream.alarms.rules import AlarmRule
+from wenu_stream.catalog.directory import CatalogSnapshot, build_snapshot
+from wenu_stream.catalog.document import CatalogDocument, Channel, Company, Device, Site
+from wenu_stream.errors import ConfigError, WenuError
+
+URL_FIELD = "catalog.url (flag --catalog, env WENU_CATALOG_URL)"
+URL_FIX = "use sqlite:///RELATIVE/PATH.db, sqlite:////ABSOLUTE/PATH.db or postgresql://USER@HOST:PORT/DB"
+
+_COMMON = ("retired_at BIGINT", "changed_version BIGINT NOT NULL", "changed_at BIGINT NOT NULL")
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE catalog_meta (id INTEGER PRIMARY KEY, version BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+        "INSERT INTO catalog_meta (id, version, updated_at) VALUES (1, 0, 0)",
+        f"CREATE TABLE companies (id TEXT PRIMARY KEY, name TEXT NOT NULL, {', '.join(_COMMON)})",
+        "CREATE TABLE sites (id TEXT PRIMARY KEY, company TEXT NOT NULL, name TEXT NOT NULL,"
+        f" timezone TEXT NOT NULL, {', '.join(_COMMON)})",
+        f"CREATE TABLE devices (id TEXT PRIMARY KEY, site TEXT NOT NULL, {', '.join(_COMMON)})",
+        "CREATE TABLE channels (device TEXT NOT NULL, ch TEXT NOT NULL, series TEXT NOT NULL, kind TEXT NOT NULL,"
+        " unit TEXT NOT NULL, value_scale DOUBLE PRECISION NOT NULL, value_offset DOUBLE PRECISION NOT NULL,"
+        f" {', '.join(_COMMON)}, PRIMARY KEY (device, ch))",
+        "CREATE INDEX channels_series ON channels (series)",
+        f"CREATE TABLE alarm_rules (id TEXT PRIMARY KEY, body TEXT NOT NULL, {', '.join(_COMMON)})",
+    ),
+)
+
+
+class Table(msgspec.Struct, frozen=True):
+    """A catalog table: its key columns and value columns."""
+
+    name: str
+    key: tuple[str, ...]
+    values: tuple[str, ...]
+
+
+TABLES = (
+    Table("companies", ("id",), ("name",)),
+    Table("sites", ("id",), ("company", "name", "timezone")),
+    Table("devices", ("id",), ("site",)),
+    Table("channels", ("device", "ch"), ("series", "kind", "unit", "value_scale", "value_offset")),
+    Table("alarm_rules", ("id",), ("body",)),
+)
+
+Row = tuple[Any, ...]
+
+
+class ImportSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What an import changed. ``changed == 0`` means the store already held the document."""
+
+    added: int
+    updated: int
+    retired: int
+    changed: int
+    version: int
+    tables: dict[str, dict[str, int]]  # table -> {"added": n, "updated": n, "retired": n}, changed tables only
+
+
+class CatalogUnavailable(WenuError):
+    """The catalog store cannot be reached or opened."""
+
+
+class Dialect(msgspec.Struct, frozen=True):
+    """The statements that differ between SQLite and PostgreSQL."""
+
+    name: str
+    placeholder: str
+    begin_write: tuple[str, ...]  # a write transaction that serialises imports and migrations
+    begin_read: tuple[str, ...]  # a read transaction that sees one consistent version
+
+
+SQLITE = Dialect("sqlite", "?", ("BEGIN IMMEDIATE",), ("BEGIN",))
+# The advisory lock also serialises the first CREATE TABLEs of two processes migrating at once.
+POSTGRESQL = Dialect("postgresql", "%s", ("BEGIN", "SELECT pg_advisory_xact_lock(7157001)"),
+                     ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",))
+
+_RULE_DECODER = msgspec.json.Decoder(AlarmRule)  # type: ignore[arg-type]  # a Union of Structs is a valid type
+
+
+def connect(url: str) -> tuple[Any, Dialect]:
+    """Open an autocommit DB-API connection for a catalog URL.
+
+    Raises:
+        ConfigError: the URL is not one of the supported forms.
+        CatalogUnavailable: the database cannot be opened or reached.
+    """
+    if url.startswith("sqlite:///"):
+        return _connect_sqlite(url.removeprefix("sqlite:///")), SQLITE
+    if url.startswith(("postgresql://", "postgres://")):
+        return _connect_postgresql(url), POSTGRESQL
+    scheme = url.partition("://")[0] if "://" in url else url
+    raise ConfigError(URL_FIELD, f"unsupported catalog URL {scheme!r}", URL_FIX)
+
+
+def _connect_sqlite(path: str) -> sqlite3.Connection:
+    if not path:
+        raise ConfigError(URL_FIELD, "the sqlite URL names no file", URL_FIX)
+    try:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")  # readers (consumers) never wait for an import
+    except (OSError, sqlite3.Error) as exc:
+        raise CatalogUnavailable(f"cannot open the SQLite catalog {path!r}: {exc}") from exc
+    return conn
+
+
+def _connect_postgresql(url: str) -> Any:
+    import psycopg  # the edge, and only when PostgreSQL is asked for
+
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.ProgrammingError as exc:  # a malformed conninfo
+        raise ConfigError(URL_FIELD, f"invalid PostgreSQL URL: {exc}", URL_FIX) from exc
+    except psycopg.OperationalError as exc:
+        raise CatalogUnavailable(f"cannot reach the PostgreSQL catalog: {exc}".strip()) from exc
+
+
+class CatalogStore:
+    """The catalog tables of one database; opening it applies pending migrations.
+
+    Args:
+        url: ``sqlite:///PATH`` or ``postgresql://...``.
+        now: epoch-ms clock for ``retired_at`` and ``changed_at`` (the wall clock by default).
+    """
+
+    def __init__(self, url: str, now: Callable[[], int] | None = None) -> None:
+        self._conn, self.dialect = connect(url)
+        self._now = now or (lambda: time.time_ns() // 1_000_000)
+        try:
+            self.migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> CatalogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(sql.replace("?", self.dialect.placeholder), params)
+
+    def _executemany(self, sql: str, rows: Sequence[Row]) -> None:
+        if rows:
+            self._conn.cursor().executemany(sql.replace("?", self.dialect.placeholder), rows)
+
+    @contextmanager
+    def _transaction(self, begin: tuple[str, ...]) -> Iterator[None]:
+        for statement in begin:
+            self._execute(statement)
+        try:
+            yield
+        except BaseException:
+            self._execute("ROLLBACK")
+            raise
+        self._execute("COMMIT")
+
+    def migrate(self) -> int:
+        """Apply pending migrations in one transaction; return the schema version."""
+        with self._transaction(self.dialect.begin_write):
+            self._execute("CREATE TABLE IF NOT EXISTS catalog_schema (version INTEGER NOT NULL)")
+            current = self._execute("SELECT MAX(version) FROM catalog_schema").fetchone()[0] or 0
+            for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in statements:
+                    self._execute(statement)
+                self._execute("INSERT INTO catalog_schema (version) VALUES (?)", (number,))
+        return len(MIGRATIONS)
+
+    def version(self) -> int:
+        """The catalog version: it grows by one on every effective change."""
+        return int(self._execute("SELECT version FROM catalog_meta WHERE id = 1").fetchone()[0])
+
+    def import_document(self, document: CatalogDocument) -> ImportSummary:
+        """Make the active catalog equal to ``document``, in one transaction.
+
+        Steps, per table: insert new rows; update changed rows (a retired row
+        that comes back counts as added); retire active rows the document no
+        longer holds. Then, if anything changed, bump the version.
+
+        Args:
+            document: a validated document (see ``document.validate``).
+        """
+        desired = _rows(document)
+        now = self._now()
+        with self._transaction(self.dialect.begin_write):
+            version = self.version() + 1
+            tables = {t.name: self._sync(t, desired[t.name], version, now) for t in TABLES}
+            counts = {n: c for n, c in tables.items() if any(c.values())}
+            if counts:
+                self._execute("UPDATE catalog_meta SET version = ?, updated_at = ? WHERE id = 1", (version, now))
+            else:
+                version -= 1
+        return ImportSummary(
+            added=sum(c["added"] for c in counts.values()),
+            updated=sum(c["updated"] for c in counts.values()),
+            retired=sum(c["retired"] for c in counts.values()),
+            changed=sum(sum(c.values()) for c in counts.values()),
+            version=version,
+            tables=counts,
+        )
+
+    def _sync(self, table: Table, desired: dict[Row, Row], version: int, now: int) -> dict[str, int]:
+        columns = table.key + table.values
+        rows = self._execute(f"SELECT {', '.join(columns)}, retired_at FROM {table.name}").fetchall()
+        existing = {tuple(r[: len(table.key)]): (tuple(r[len(table.key): -1]), r[-1]) for r in rows}
+        inserts = [k + v + (version, now) for k, v in desired.items() if k not in existing]
+        revived = [v + (version, now) + k for k, v in desired.items() if k in existing and existing[k][1] is not None]
+        updated = [v + (version, now) + k for k, v in desired.items()
+                   if k in existing and existing[k][1] is None and existing[k][0] != v]
+        retired = [(now, version, now) + k for k, (_, gone) in existing.items() if gone is None and k not in desired]
+        where = " AND ".join(f"{c} = ?" for c in table.key)
+        self._executemany(f"INSERT INTO {table.name} ({', '.join(columns)}, changed_version, changed_at)"
+                          f" VALUES ({', '.join('?' * (len(columns) + 2))})", inserts)
+        sets = ", ".join(f"{c} = ?" for c in table.values)
+        self._executemany(f"UPDATE {table.name} SET {sets}, retired_at = NULL, changed_version = ?, changed_at = ?"
+                          f" WHERE {where}", revived + updated)
+        self._executemany(f"UPDATE {table.name} SET retired_at = ?, changed_version = ?, changed_at = ?"
+                          f" WHERE {where}", retired)
+        return {"added": len(inserts) + len(revived), "updated": len(updated), "retired": len(retired)}
+
+    def export_document(self) -> CatalogDocument:
+        """The active catalog as a document (ids sorted); importing it back changes nothing."""
+        with self._transaction(self.dialect.begin_read):
+            return self._read_document()
+
+    def snapshot(self) -> CatalogSnapshot:
+        """The active catalog and its version, read in one consistent transaction, indexed for lookups."""
+        with self._transaction(self.dialect.begin_read):
+            return build_snapshot(self.version(), self._read_document())
+
+    def _active(self, table: Table) -> list[Row]:
+        columns = ", ".join(table.key + table.values)
+        order = ", ".join(table.key)
+        return [tuple(r) for r in self._execute(
+            f"SELECT {columns} FROM {table.name} WHERE retired_at IS NULL ORDER BY {order}").fetchall()]
+
+    def _read_document(self) -> CatalogDocument:
+        companies_t, sites_t, devices_t, channels_t, rules_t = TABLES
+        channels: dict[str, list[Channel]] = {}
+        for device, ch, series, kind, unit, scale, offset in self._active(channels_t):
+            channels.setdefault(device, []).append(
+                Channel(ch=ch, series=series, kind=kind, unit=unit, scale=scale, offset=offset))
+        devices: dict[str, list[Device]] = {}
+        for device_id, site_id in self._active(devices_t):
+            devices.setdefault(site_id, []).append(Device(device_id, channels.get(device_id, [])))
+        sites: dict[str, list[Site]] = {}
+        for site_id, company_id, name, timezone in self._active(sites_t):
+            sites.setdefault(company_id, []).append(
+                Site(id=site_id, name=name, timezone=timezone, devices=devices.get(site_id, [])))
+        companies = [Company(cid, name, sites.get(cid, [])) for cid, name in self._active(companies_t)]
+        rules = [_RULE_DECODER.decode(body) for _, body in self._active(rules_t)]
+        return CatalogDocument(companies, rules)
+
+
+def _rows(document: CatalogDocument) -> dict[str, dict[Row, Row]]:
+    """The rows a document stands for, per table: key -> values."""
+    rows: dict[str, dict[Row, Row]] = {t.name: {} for t in TABLES}
+    for company in document.companies:
+        rows["companies"][(company.id,)] = (company.name,)
+        for site in company.sites:
+            rows["sites"][(site.id,)] = (company.id, site.name, site.timezone)
+            for device in site.devices:
+                rows["devices"][(device.id,)] = (site.id,)
+                for c in device.channels:
+                    rows["channels"][(device.id, c.ch)] = (c.series, c.kind, c.unit, float(c.scale), float(c.offset))
+    for rule in document.alarm_rules:
+        rows["alarm_rules"][(rule.id,)] = (msgspec.json.encode(rule).decode(),)
+    return rows
