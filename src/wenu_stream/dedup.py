@@ -30,7 +30,7 @@ class Seen(IntEnum):
 
 class _Snapshot(msgspec.Struct, array_like=True):
     window: int
-    devices: dict[str, tuple[int, int]]
+    devices: dict[str, tuple[int, bytes]]  # device -> (highest seq, bitmask as little-endian bytes)
 
 
 class Dedup:
@@ -69,7 +69,8 @@ class Dedup:
 
     def dump(self) -> bytes:
         """Serialise (msgpack, zlib) for the state store."""
-        return zlib.compress(msgspec.msgpack.encode(_Snapshot(self.window, self._devices)), 1)
+        devices = {d: (hi, mask.to_bytes((mask.bit_length() + 7) // 8, "little")) for d, (hi, mask) in self._devices.items()}
+        return zlib.compress(msgspec.msgpack.encode(_Snapshot(self.window, devices)), 1)
 
     @classmethod
     def load(cls, blob: bytes | None, window: int) -> Dedup:
@@ -78,8 +79,8 @@ class Dedup:
             return cls(window)
         snap = msgspec.msgpack.decode(zlib.decompress(blob), type=_Snapshot)
         dedup = cls(window)
-        for device, (hi, mask) in snap.devices.items():
-            dedup._devices[device] = (hi, mask if snap.window <= window else mask & dedup._full)
+        for device, (hi, raw) in snap.devices.items():
+            dedup._devices[device] = (hi, int.from_bytes(raw, "little") & dedup._full)
         return dedup
 
     @classmethod

@@ -50,3 +50,13 @@ def test_matches_a_plain_set_within_the_window(seqs: list[int]) -> None:
         assert d.check("x", s) is expected
         seen.add(s)
         hi = max(hi, s)
+
+
+def test_a_wide_window_survives_dump_and_load() -> None:
+    d = Dedup(window=4096)
+    for s in (1, 5000, 4000, 2000):
+        d.check("dev", s)
+    again = Dedup.load(d.dump(), 4096)
+    assert [again.check("dev", s) for s in (5000, 4000, 2000, 1999, 1)] == [
+        Seen.DUPLICATE, Seen.DUPLICATE, Seen.DUPLICATE, Seen.NEW, Seen.STALE]
+    assert again.check("dev", 4500) is Seen.NEW

@@ -1,0 +1,78 @@
+"""Nothing lost, nothing counted twice: kill -9 workers mid-batch, restart, and compare with an uncrashed run."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.support.records import KEYS
+from tests.support.scenario import fill_stream, prepare, run_config, start_worker, write_keyring
+from wenu_stream.driver.leases import read_leases
+from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
+
+pytestmark = pytest.mark.integration
+
+
+def dead_letter_keys(config) -> set[str]:  # type: ignore[no-untyped-def]
+    s3 = boto3.client("s3")
+    keys: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.sinks.bucket):
+        keys |= {o["Key"] for o in page.get("Contents", [])}
+    return keys
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.1)
+
+
+def checkpointed(config) -> int:  # type: ignore[no-untyped-def]
+    try:
+        return sum(lease.checkpoint.isdigit() for lease in read_leases(config.lease_table))
+    except Exception:
+        return 0
+
+
+def test_kill_minus_9_twice_gives_the_same_effects_as_an_uncrashed_run(aws_stack: object, unique_name: str,
+                                                                       tmp_path: Path) -> None:
+    keyring = write_keyring(tmp_path / "keys.json", KEYS)
+    expected = fill_stream(unique_name, KEYS, devices=60, duration_s=150)
+    assert expected.rejected and expected.duplicates, "the scenario must exercise faults"
+
+    # Uncrashed reference run.
+    ref_env = run_config(unique_name, f"{unique_name}-ref", keyring, WENU_KINESIS_IDLE_EXIT_S=3)
+    ref = prepare(ref_env)
+    worker = start_worker(ref_env, tmp_path / "ref.log")
+    assert worker.wait(timeout=240) == 0, (tmp_path / "ref.log").read_text()[-3000:]
+
+    # Crashed run: small batches so that a kill lands mid-batch; two kill -9 before a final worker.
+    env = run_config(unique_name, f"{unique_name}-crash", keyring, WENU_KINESIS_MAX_RECORDS=7)
+    crash = prepare(env)
+    for attempt in range(2):
+        worker = start_worker(env, tmp_path / f"crash{attempt}.log")
+        wait_for(lambda: checkpointed(crash) >= 2 + attempt, 120, f"worker {attempt} checkpoints")
+        time.sleep(0.4 * (attempt + 1))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    final_env = env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}
+    worker = start_worker(final_env, tmp_path / "final.log")
+    assert worker.wait(timeout=240) == 0, (tmp_path / "final.log").read_text()[-3000:]
+
+    got, want = sum_totals(shard_totals(crash)), sum_totals(shard_totals(ref))
+    assert got == want
+    # Every user record ended accepted, duplicate or dead-lettered, as the producer intended.
+    assert got.records == expected.records
+    assert got.accepted == expected.accepted
+    assert got.duplicates + got.stale == expected.duplicates
+    assert got.rejected == expected.rejected
+    assert dead_letter_counts(crash) == dead_letter_counts(ref) == expected.rejected
+    strip = lambda keys, cfg: {k.split("/", 1)[1] for k in keys}  # noqa: E731
+    assert strip(dead_letter_keys(crash), crash) == strip(dead_letter_keys(ref), ref)
+    assert all(lease.checkpoint.isdigit() for lease in read_leases(crash.lease_table))
