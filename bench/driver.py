@@ -30,15 +30,15 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from aiobotocore.session import get_session  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
+from aiobotocore.session import get_session
+from prometheus_client import CollectorRegistry
 
-from wenu_stream.config import load_config  # noqa: E402
-from wenu_stream.driver.kinesis import FastGetRecords, get_shard_iterator, list_shards  # noqa: E402
-from wenu_stream.driver.worker import run_worker  # noqa: E402
-from wenu_stream.emulator import StackSpec, start_stack, stop_stack  # noqa: E402
-from wenu_stream.metrics import Metrics  # noqa: E402
-from wenu_stream.model import KinesisRecord  # noqa: E402
+from wenu_stream.config import load_config
+from wenu_stream.driver.kinesis import FastGetRecords, get_shard_iterator, list_shards
+from wenu_stream.driver.worker import run_worker
+from wenu_stream.emulator import StackSpec, start_stack, stop_stack
+from wenu_stream.metrics import Metrics
+from wenu_stream.model import KinesisRecord
 
 
 def fill(stream: str, shards: int, count: int) -> None:

@@ -8,8 +8,8 @@ import msgspec
 
 from wenu_stream.driver.balance import ExpiryTracker, is_ready, plan_takes
 from wenu_stream.driver.consumer import start_position
-from wenu_stream.driver.leases import Lease, from_item, to_item
 from wenu_stream.driver.kinesis import Shard
+from wenu_stream.driver.leases import Lease, from_item, to_item
 from wenu_stream.driver.worker import parents_first
 
 

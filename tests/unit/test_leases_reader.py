@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -18,10 +19,13 @@ from wenu_stream.model import KinesisRecord
 
 def test_a_getrecords_body_decodes_straight_into_kinesis_records() -> None:
     data = base64.b64encode(b"\x00\x01raw").decode()
-    body = ('{"Records":[{"SequenceNumber":"4960","ApproximateArrivalTimestamp":1.764e9,"Data":"%s",'
-            '"PartitionKey":"EM-1","EncryptionType":"NONE"}],"NextShardIterator":"it-2","MillisBehindLatest":0,'
-            '"ChildShards":[{"ShardId":"s-3","ParentShards":["s-1"],'
-            '"HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"}}]}' % data).encode()
+    body = json.dumps({
+        "Records": [{"SequenceNumber": "4960", "ApproximateArrivalTimestamp": 1.764e9, "Data": data,
+                     "PartitionKey": "EM-1", "EncryptionType": "NONE"}],
+        "NextShardIterator": "it-2", "MillisBehindLatest": 0,
+        "ChildShards": [{"ShardId": "s-3", "ParentShards": ["s-1"],
+                         "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "9"}}],
+    }).encode()
     out = decode_get_records(body)
     assert out.records == [KinesisRecord(sequence_number="4960", data=b"\x00\x01raw", partition_key="EM-1",
                                          approximate_arrival_timestamp=1.764e9)]

@@ -100,7 +100,7 @@ def from_item(item: dict[str, dict[str, Any]]) -> Lease:
 
 
 def _conflict(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 class LeaseTable:

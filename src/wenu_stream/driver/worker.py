@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Sequence
@@ -209,7 +210,7 @@ class Worker:
         task = asyncio.create_task(consumer.run(), name=f"shard-{lease.lease_key}")
         self.tasks[lease.lease_key] = task
         self.consumers[lease.lease_key] = consumer
-        task.add_done_callback(lambda t, key=lease.lease_key: self._finished(key, t))
+        task.add_done_callback(functools.partial(self._finished, lease.lease_key))
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
 
     def _finished(self, key: str, task: asyncio.Task[str]) -> None:
@@ -227,7 +228,11 @@ class Worker:
         interval = self.config.lease.failover_ms / 3000
         while True:
             await asyncio.sleep(interval)
-            await asyncio.gather(*(self._renew(held) for held in list(self.held.values())))
+            outcomes = await asyncio.gather(*(self._renew(held) for held in list(self.held.values())),
+                                            return_exceptions=True)
+            for outcome in outcomes:  # a bug in a renewal must not silently end the renewer
+                if isinstance(outcome, Exception):
+                    self.log.error("lease_renew_crashed", error=repr(outcome))
 
     async def _renew(self, held: HeldLease) -> None:
         try:
@@ -235,7 +240,7 @@ class Worker:
             return
         except LeaseLostError:
             self.log.warning("lease_lost", shard_id=held.shard_id, effect="consumer stopped without checkpointing")
-        except Exception as exc:
+        except (ClientError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
             if time.monotonic() - held.renewed_at < self.config.lease.failover_ms / 1000:
                 self.log.warning("lease_renew_failed", shard_id=held.shard_id, error=repr(exc))
                 return
