@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -64,6 +65,10 @@ def test_kill_minus_9_twice_gives_the_same_effects_as_an_uncrashed_run(aws_stack
     final_env = env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}
     worker = start_worker(final_env, tmp_path / "final.log")
     assert worker.wait(timeout=240) == 0, (tmp_path / "final.log").read_text()[-3000:]
+
+    # The kills really interrupted the work: the final worker still had records to do.
+    finals = [json.loads(line) for line in (tmp_path / "final.log").read_text().splitlines() if line.startswith("{")]
+    assert [e["records"] for e in finals if e.get("event") == "worker_stopped"][0] > 0
 
     got, want = sum_totals(shard_totals(crash)), sum_totals(shard_totals(ref))
     assert got == want
