@@ -25,6 +25,7 @@ COMMANDS = (
     "provision",
     "dlq",
     "demo",
+    "catalog",
     "check-config",
 )
 

@@ -53,8 +53,8 @@ class Site(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     """A client building; its time zone defines its days and months."""
 
     id: str
-    timezone: str
     name: str = ""
+    timezone: str
     devices: list[Device] = []
 
 

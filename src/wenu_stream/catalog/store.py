@@ -100,6 +100,23 @@ POSTGRESQL = Dialect("postgresql", "%s", ("BEGIN", "SELECT pg_advisory_xact_lock
 _RULE_DECODER = msgspec.json.Decoder(AlarmRule)  # type: ignore[arg-type]  # a Union of Structs is a valid type
 
 
+def parse_url(url: str) -> tuple[Dialect, str]:
+    """Check a catalog URL without connecting: its dialect and target (a file path, or the URL itself).
+
+    Raises:
+        ConfigError: the URL is not one of the supported forms.
+    """
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise ConfigError(URL_FIELD, "the sqlite URL names no file", URL_FIX)
+        return SQLITE, path
+    if url.startswith(("postgresql://", "postgres://")):
+        return POSTGRESQL, url
+    scheme = url.partition("://")[0] if "://" in url else url
+    raise ConfigError(URL_FIELD, f"unsupported catalog URL {scheme!r}", URL_FIX)
+
+
 def connect(url: str) -> tuple[Any, Dialect]:
     """Open an autocommit DB-API connection for a catalog URL.
 
@@ -107,17 +124,12 @@ def connect(url: str) -> tuple[Any, Dialect]:
         ConfigError: the URL is not one of the supported forms.
         CatalogUnavailable: the database cannot be opened or reached.
     """
-    if url.startswith("sqlite:///"):
-        return _connect_sqlite(url.removeprefix("sqlite:///")), SQLITE
-    if url.startswith(("postgresql://", "postgres://")):
-        return _connect_postgresql(url), POSTGRESQL
-    scheme = url.partition("://")[0] if "://" in url else url
-    raise ConfigError(URL_FIELD, f"unsupported catalog URL {scheme!r}", URL_FIX)
+    dialect, target = parse_url(url)
+    conn = _connect_sqlite(target) if dialect is SQLITE else _connect_postgresql(target)
+    return conn, dialect
 
 
 def _connect_sqlite(path: str) -> sqlite3.Connection:
-    if not path:
-        raise ConfigError(URL_FIELD, "the sqlite URL names no file", URL_FIX)
     try:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +148,7 @@ def _connect_postgresql(url: str) -> Any:
     except psycopg.ProgrammingError as exc:  # a malformed conninfo
         raise ConfigError(URL_FIELD, f"invalid PostgreSQL URL: {exc}", URL_FIX) from exc
     except psycopg.OperationalError as exc:
-        raise CatalogUnavailable(f"cannot reach the PostgreSQL catalog: {exc}".strip()) from exc
+        raise CatalogUnavailable("cannot reach the PostgreSQL catalog: " + " ".join(str(exc).split())) from exc
 
 
 class CatalogStore:

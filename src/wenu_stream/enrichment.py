@@ -1,0 +1,80 @@
+"""Enrichment: a decoded message's readings become points of business series (pure).
+
+Each reading is looked up in a catalog snapshot by ``(device, ch)`` and
+normalised (``v * scale + offset``). A reading the catalog does not map is not
+dropped: it comes back as :class:`Unmapped` with a reason, and the runtime
+keeps it in quarantine until the catalog maps it (re-drive).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+import msgspec
+
+from wenu_stream.catalog.directory import CatalogSnapshot
+from wenu_stream.model import Position, SeriesReading
+from wenu_stream.records.payload import Message
+
+
+class UnmappedReason(StrEnum):
+    """Why a reading has no series."""
+
+    UNKNOWN_DEVICE = "unknown_device"  # the catalog has no active device of that id
+    UNKNOWN_CHANNEL = "unknown_channel"  # the device is known, the channel is not mapped
+    VALUE_OUT_OF_RANGE = "value_out_of_range"  # v * scale + offset is not finite (a catalog scale mistake)
+
+
+class Unmapped(msgspec.Struct, frozen=True, kw_only=True):
+    """A reading the catalog does not map, with everything needed to process it later."""
+
+    device: str
+    ch: str
+    t: int
+    v: float
+    seq: int
+    index: int  # position of the reading in the message's readings
+    reason: UnmappedReason
+    position: Position = Position(0, 0)
+
+
+def enrich(
+    message: Message, position: Position, snapshot: CatalogSnapshot
+) -> tuple[list[SeriesReading], list[Unmapped]]:
+    """Map every reading of ``message`` onto its series.
+
+    Args:
+        message: a decoded, validated message.
+        position: where the message sits in its shard.
+        snapshot: the catalog to map with (one snapshot per batch).
+
+    Returns:
+        The series readings and the unmapped readings, each in reading order.
+    """
+    channels = snapshot.devices.get(message.device)
+    if channels is None:
+        return [], _unmapped(message, position, UnmappedReason.UNKNOWN_DEVICE)
+    mapped: list[SeriesReading] = []
+    unmapped: list[Unmapped] = []
+    for index, reading in enumerate(message.readings):
+        info = channels.get(reading.ch)
+        value = reading.v * info.scale + info.offset if info is not None else 0.0
+        if info is not None and math.isfinite(value):
+            mapped.append(SeriesReading(
+                series=info.series, company=info.company, site=info.site, timezone=info.timezone, kind=info.kind,
+                unit=info.unit, device=message.device, ch=reading.ch, seq=message.seq, index=index, t=reading.t,
+                value=value, raw_value=reading.v, position=position))
+        else:
+            reason = UnmappedReason.UNKNOWN_CHANNEL if info is None else UnmappedReason.VALUE_OUT_OF_RANGE
+            unmapped.append(Unmapped(device=message.device, ch=reading.ch, t=reading.t, v=reading.v,
+                                     seq=message.seq, index=index, reason=reason, position=position))
+    return mapped, unmapped
+
+
+def _unmapped(message: Message, position: Position, reason: UnmappedReason) -> list[Unmapped]:
+    return [
+        Unmapped(device=message.device, ch=r.ch, t=r.t, v=r.v, seq=message.seq, index=i, reason=reason,
+                 position=position)
+        for i, r in enumerate(message.readings)
+    ]
