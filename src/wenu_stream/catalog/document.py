@@ -164,6 +164,7 @@ class _Walk:
         self.warnings: list[Problem] = []
         self.seen: dict[tuple[str, str], str] = {}  # (what, scope + id) -> path of its first occurrence
         self.series_kind: dict[str, str] = {}
+        self.broken: set[str] = set()
         self.series: list[_SeriesAttrs] = []
 
     def fields(self, raw: object, path: str, spec: Mapping[str, tuple[Check, bool]]) -> dict[str, Any] | None:
@@ -230,7 +231,9 @@ def _walk_channel(w: _Walk, raw: object, path: str, company: Any, site: Any, dev
     w.unique("channel", channel.get("ch"), f"{path}.ch", scope=f"device {device.get('id')!r}")
     w.unique("series", channel.get("series"), f"{path}.series")
     series, kind = channel.get("series"), channel.get("kind")
-    if isinstance(series, str) and isinstance(kind, str):
+    if isinstance(series, str) and _check_kind(kind) is not None:
+        w.broken.add(series)  # already reported; rules on it are not checked against its kind
+    elif isinstance(series, str) and isinstance(kind, str):
         w.series_kind.setdefault(series, kind)
         w.series.append(_SeriesAttrs(series, str(company.get("id")), str(site.get("id")),
                                      str(channel.get("unit", "")), kind))
@@ -253,6 +256,8 @@ def _walk_rules(w: _Walk, doc: dict[str, Any]) -> list[AlarmRule]:
             continue
         for problem in rule_problems(rule, w.series_kind.get(rule.series or "")):
             field, _, message = problem.partition(": ")
+            if field == "series" and rule.series in w.broken:
+                continue
             w.problems.append(Problem(f"{path}.{field}", message))
         if rule.match is not None and not any(matches(rule, s) for s in w.series):
             w.warnings.append(Problem(f"{path}.match", "selects no series of the catalog (check its values)"))
