@@ -156,8 +156,9 @@ def _summary(config: Config, expected: dict[str, Any], elapsed: float) -> None:
         say(f"      {reason:26}{n:>10}{expected.get('rejected', {}).get(reason, 0):>22}")
     say(f"    dead letters in S3 by reason: {json.dumps(dead_letter_counts(config))}")
     say(f"    checkpoints: " + ", ".join(f"{lease.lease_key}={lease.checkpoint[-12:]}" for lease in leases))
-    say(f"    throughput: {totals.records / max(elapsed, 1e-9):.0f} records/s over {elapsed:.1f} s "
-        "(paced by the simulator: this is the arrival rate, see `make bench` for capacity)")
+    users = totals.accepted + totals.duplicates + totals.stale + sum(totals.rejected.values())
+    say(f"    user records handled: {users} in {elapsed:.1f} s of consuming ({users / max(elapsed, 1e-9):.0f}/s; the "
+        "simulator paces arrivals in real time, so this is the arrival rate: `make bench` measures capacity)")
     say("    where to look next: `wenu-stream dlq list --reason auth_failed`, `wenu-stream records decode`, "
         "`wenu-stream check-config`, README.md")
 
