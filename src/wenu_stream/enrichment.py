@@ -61,20 +61,52 @@ def enrich(
         info = channels.get(reading.ch)
         value = reading.v * info.scale + info.offset if info is not None else 0.0
         if info is not None and math.isfinite(value):
-            mapped.append(SeriesReading(
-                series=info.series, company=info.company, site=info.site, timezone=info.timezone, kind=info.kind,
-                unit=info.unit, device=message.device, ch=reading.ch, seq=message.seq, index=index, t=reading.t,
-                value=value, raw_value=reading.v, position=position))
+            mapped.append(
+                SeriesReading(
+                    series=info.series,
+                    company=info.company,
+                    site=info.site,
+                    timezone=info.timezone,
+                    kind=info.kind,
+                    unit=info.unit,
+                    device=message.device,
+                    ch=reading.ch,
+                    seq=message.seq,
+                    index=index,
+                    t=reading.t,
+                    value=value,
+                    raw_value=reading.v,
+                    position=position,
+                )
+            )
         else:
             reason = UnmappedReason.UNKNOWN_CHANNEL if info is None else UnmappedReason.VALUE_OUT_OF_RANGE
-            unmapped.append(Unmapped(device=message.device, ch=reading.ch, t=reading.t, v=reading.v,
-                                     seq=message.seq, index=index, reason=reason, position=position))
+            unmapped.append(
+                Unmapped(
+                    device=message.device,
+                    ch=reading.ch,
+                    t=reading.t,
+                    v=reading.v,
+                    seq=message.seq,
+                    index=index,
+                    reason=reason,
+                    position=position,
+                )
+            )
     return mapped, unmapped
 
 
 def _unmapped(message: Message, position: Position, reason: UnmappedReason) -> list[Unmapped]:
     return [
-        Unmapped(device=message.device, ch=r.ch, t=r.t, v=r.v, seq=message.seq, index=i, reason=reason,
-                 position=position)
+        Unmapped(
+            device=message.device,
+            ch=r.ch,
+            t=r.t,
+            v=r.v,
+            seq=message.seq,
+            index=i,
+            reason=reason,
+            position=position,
+        )
         for i, r in enumerate(message.readings)
     ]

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_catalog_document import spec_document
 from wenu_stream.catalog.directory import CatalogDirectory
 from wenu_stream.catalog.document import CatalogDocument, validate
 from wenu_stream.catalog.store import CatalogStore
 from wenu_stream.cli import main
-from tests.unit.test_catalog_document import spec_document
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,8 @@ def doc(raw: dict[str, Any]) -> CatalogDocument:
 def with_device(n: int) -> dict[str, Any]:
     raw = spec_document()
     raw["companies"][0]["sites"][0]["devices"].append(
-        {"id": f"TM-{n}", "channels": [{"ch": "temperature_c", "series": f"acme-hq.t{n}", "kind": "gauge"}]})
+        {"id": f"TM-{n}", "channels": [{"ch": "temperature_c", "series": f"acme-hq.t{n}", "kind": "gauge"}]}
+    )
     return raw
 
 
@@ -55,8 +56,9 @@ def run_in_threads(*targets: Any) -> list[Any]:
     return results
 
 
-def test_cli_import_and_export_on_postgresql(postgres_database: str, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_import_and_export_on_postgresql(
+    postgres_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     file = tmp_path / "catalog.json"
     file.write_text(json.dumps(spec_document()), encoding="utf-8")
     assert main(["catalog", "import", str(file), "--catalog", postgres_database]) == 0
@@ -80,8 +82,9 @@ def test_concurrent_imports_are_serialised_with_one_version_each(postgres_databa
         seed.import_document(doc(spec_document()))
     stores = [CatalogStore(postgres_database) for _ in range(3)]
     try:
-        results = run_in_threads(*[
-            (lambda s=s, n=n: s.import_document(doc(with_device(n)))) for n, s in enumerate(stores)])
+        results = run_in_threads(
+            *[(lambda s=s, n=n: s.import_document(doc(with_device(n)))) for n, s in enumerate(stores)]
+        )
         assert sorted(r.version for r in results) == [2, 3, 4]
         final = max(results, key=lambda r: r.version)
         winner = results.index(final)
@@ -95,7 +98,9 @@ def test_the_directory_sees_an_import_on_its_next_refresh(postgres_database: str
     clock_ms = [0]
     with CatalogStore(postgres_database) as writer, CatalogStore(postgres_database) as reader:
         writer.import_document(doc(spec_document()))
-        directory = CatalogDirectory(reader.snapshot, lambda: clock_ms[0], refresh_s=30, version=reader.version)
+        directory = CatalogDirectory(
+            reader.snapshot, lambda: clock_ms[0], refresh_s=30, version=reader.version
+        )
         assert directory.lookup("TM-1", "temperature_c") is None
         writer.import_document(doc(with_device(1)))
         assert directory.lookup("TM-1", "temperature_c") is None  # not before the interval

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_catalog_document import spec_document
 from wenu_stream.catalog.store import CatalogStore
 from wenu_stream.cli import main
-from tests.unit.test_catalog_document import spec_document
 
 
 def write(path: Path, raw: Any) -> str:
@@ -39,8 +39,14 @@ def test_import_prints_a_summary_and_a_second_import_changes_nothing(
     first = json.loads(out)
     assert (first["added"], first["changed"], first["version"]) == (10, 10, 1)
     code, out, _ = run(capsys, "catalog", "import", file, "--catalog", url)
-    assert code == 0 and json.loads(out) == {"added": 0, "updated": 0, "retired": 0, "changed": 0, "version": 1,
-                                             "tables": {}}
+    assert code == 0 and json.loads(out) == {
+        "added": 0,
+        "updated": 0,
+        "retired": 0,
+        "changed": 0,
+        "version": 1,
+        "tables": {},
+    }
 
 
 def test_export_writes_a_document_that_reimports_to_no_change(
@@ -52,7 +58,9 @@ def test_export_writes_a_document_that_reimports_to_no_change(
     assert code == 0 and err == ""
     exported = json.loads(out)
     assert exported["companies"] == spec_document()["companies"]
-    assert sorted(r["id"] for r in exported["alarm_rules"]) == sorted(r["id"] for r in spec_document()["alarm_rules"])
+    assert sorted(r["id"] for r in exported["alarm_rules"]) == sorted(
+        r["id"] for r in spec_document()["alarm_rules"]
+    )
     code, out, _ = run(capsys, "catalog", "import", write(tmp_path / "out.json", exported))
     assert code == 0 and json.loads(out)["changed"] == 0
 
@@ -81,11 +89,14 @@ def test_warnings_go_to_stderr_and_the_import_proceeds(
     tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     raw = spec_document()
-    raw["alarm_rules"].append({"id": "water", "match": {"unit": "m3"}, "type": "stuck", "count": 4,
-                               "severity": "minor"})
+    raw["alarm_rules"].append(
+        {"id": "water", "match": {"unit": "m3"}, "type": "stuck", "count": 4, "severity": "minor"}
+    )
     code, out, err = run(capsys, "catalog", "import", write(tmp_path / "c.json", raw), "--catalog", url)
     assert code == 0 and json.loads(out)["version"] == 1
-    assert err.strip() == "warning: $.alarm_rules[5].match: selects no series of the catalog (check its values)"
+    assert (
+        err.strip() == "warning: $.alarm_rules[5].match: selects no series of the catalog (check its values)"
+    )
 
 
 @pytest.mark.parametrize("bad_url", ["mysql://x/y", "sqlite:///", "catalog.db"])

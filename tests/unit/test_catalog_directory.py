@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_catalog_document import spec_document
 from wenu_stream.catalog.directory import CatalogDirectory, CatalogSnapshot, ChannelInfo, build_snapshot
 from wenu_stream.catalog.document import validate
-from tests.unit.test_catalog_document import spec_document
 
 
 class FakeClock:
@@ -76,28 +76,47 @@ def directory(store: FakeStore, clock: FakeClock) -> CatalogDirectory:
 
 def test_lookup_gives_everything_enrichment_needs(directory: CatalogDirectory) -> None:
     assert directory.lookup("EM-000001", "energy_kwh") == ChannelInfo(
-        series="acme-hq.main.energy", company="acme", site="acme-hq", timezone="America/Santiago",
-        kind="counter", unit="kWh", scale=1.0, offset=0.0)
+        series="acme-hq.main.energy",
+        company="acme",
+        site="acme-hq",
+        timezone="America/Santiago",
+        kind="counter",
+        unit="kWh",
+        scale=1.0,
+        offset=0.0,
+    )
     assert directory.lookup("EM-000001", "nope") is None
     assert directory.lookup("EM-999999", "energy_kwh") is None
 
 
 def test_rules_for_a_series_include_match_rules_in_id_order(store: FakeStore, clock: FakeClock) -> None:
     raw = spec_document()
-    raw["alarm_rules"].append({"id": "acme-counters", "match": {"company": "acme", "kind": "counter"},
-                               "type": "stuck", "count": 3, "severity": "minor"})
+    raw["alarm_rules"].append(
+        {
+            "id": "acme-counters",
+            "match": {"company": "acme", "kind": "counter"},
+            "type": "stuck",
+            "count": 3,
+            "severity": "minor",
+        }
+    )
     store.change(raw)
     directory = CatalogDirectory(store.load, clock, refresh_s=30)
     assert [r.id for r in directory.rules_for("acme-hq.main.energy")] == ["acme-counters", "hq-daily-energy"]
     assert [r.id for r in directory.rules_for("acme-hq.main.power")] == [
-        "hq-power-high", "hq-power-jump", "hq-power-silent", "hq-power-stuck"]
+        "hq-power-high",
+        "hq-power-jump",
+        "hq-power-silent",
+        "hq-power-stuck",
+    ]
     assert directory.rules_for("unknown") == ()
     info = directory.series_info("acme-hq.main.power")
     assert info is not None and info.unit == "W"
 
 
-def test_nothing_is_asked_before_the_interval_passes(directory: CatalogDirectory, store: FakeStore,
-                                                     clock: FakeClock) -> None:
+def test_nothing_is_asked_before_the_interval_passes(
+    directory: CatalogDirectory, store: FakeStore, clock: FakeClock
+) -> None:
     store.change(renamed_power_series())
     clock.advance(29.999)
     assert directory.lookup("EM-000001", "active_power_w").series == "acme-hq.main.power"  # type: ignore[union-attr]
@@ -105,19 +124,21 @@ def test_nothing_is_asked_before_the_interval_passes(directory: CatalogDirectory
     assert directory.age_s == pytest.approx(29.999)
 
 
-def test_a_change_takes_effect_on_the_next_refresh(directory: CatalogDirectory, store: FakeStore,
-                                                   clock: FakeClock) -> None:
+def test_a_change_takes_effect_on_the_next_refresh(
+    directory: CatalogDirectory, store: FakeStore, clock: FakeClock
+) -> None:
     store.change(renamed_power_series())
     clock.advance(30)
     info = directory.lookup("EM-000001", "active_power_w")
     assert info is not None and info.series == "acme-hq.main.power2"
-    assert [r.id for r in directory.rules_for("acme-hq.main.power2")][0] == "hq-power-high"
+    assert directory.rules_for("acme-hq.main.power2")[0].id == "hq-power-high"
     assert directory.snapshot().version == 2
     assert (store.loads, store.version_checks, directory.age_s) == (2, 1, 0)
 
 
-def test_an_unchanged_version_does_not_reload(directory: CatalogDirectory, store: FakeStore,
-                                              clock: FakeClock) -> None:
+def test_an_unchanged_version_does_not_reload(
+    directory: CatalogDirectory, store: FakeStore, clock: FakeClock
+) -> None:
     before = directory.snapshot()
     for _ in range(3):
         clock.advance(31)

@@ -12,29 +12,82 @@ from wenu_stream.alarms.rules import ConsumptionRule, ThresholdRule
 from wenu_stream.catalog.document import CatalogDocument, Problem, decode, encode, validate
 
 SPEC_DOCUMENT: dict[str, Any] = {
-    "companies": [{
-        "id": "acme", "name": "ACME S.A.",
-        "sites": [{
-            "id": "acme-hq", "name": "Casa Matriz", "timezone": "America/Santiago",
-            "devices": [{"id": "EM-000001", "channels": [
-                {"ch": "active_power_w", "series": "acme-hq.main.power", "kind": "gauge",
-                 "unit": "W", "scale": 1.0, "offset": 0.0},
-                {"ch": "energy_kwh", "series": "acme-hq.main.energy", "kind": "counter",
-                 "unit": "kWh", "scale": 1.0, "offset": 0.0},
-            ]}],
-        }],
-    }],
+    "companies": [
+        {
+            "id": "acme",
+            "name": "ACME S.A.",
+            "sites": [
+                {
+                    "id": "acme-hq",
+                    "name": "Casa Matriz",
+                    "timezone": "America/Santiago",
+                    "devices": [
+                        {
+                            "id": "EM-000001",
+                            "channels": [
+                                {
+                                    "ch": "active_power_w",
+                                    "series": "acme-hq.main.power",
+                                    "kind": "gauge",
+                                    "unit": "W",
+                                    "scale": 1.0,
+                                    "offset": 0.0,
+                                },
+                                {
+                                    "ch": "energy_kwh",
+                                    "series": "acme-hq.main.energy",
+                                    "kind": "counter",
+                                    "unit": "kWh",
+                                    "scale": 1.0,
+                                    "offset": 0.0,
+                                },
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    ],
     "alarm_rules": [
-        {"id": "hq-power-high", "series": "acme-hq.main.power", "type": "threshold",
-         "op": ">", "value": 50000, "clear": 45000, "for_s": 120, "severity": "critical"},
-        {"id": "hq-power-silent", "series": "acme-hq.main.power", "type": "no_data",
-         "after_s": 900, "severity": "warning"},
-        {"id": "hq-power-jump", "series": "acme-hq.main.power", "type": "rate_of_change",
-         "max_abs_delta_per_min": 20000, "severity": "major"},
-        {"id": "hq-power-stuck", "series": "acme-hq.main.power", "type": "stuck",
-         "count": 30, "severity": "minor"},
-        {"id": "hq-daily-energy", "series": "acme-hq.main.energy", "type": "consumption",
-         "window": "1d", "max": 800, "severity": "major"},
+        {
+            "id": "hq-power-high",
+            "series": "acme-hq.main.power",
+            "type": "threshold",
+            "op": ">",
+            "value": 50000,
+            "clear": 45000,
+            "for_s": 120,
+            "severity": "critical",
+        },
+        {
+            "id": "hq-power-silent",
+            "series": "acme-hq.main.power",
+            "type": "no_data",
+            "after_s": 900,
+            "severity": "warning",
+        },
+        {
+            "id": "hq-power-jump",
+            "series": "acme-hq.main.power",
+            "type": "rate_of_change",
+            "max_abs_delta_per_min": 20000,
+            "severity": "major",
+        },
+        {
+            "id": "hq-power-stuck",
+            "series": "acme-hq.main.power",
+            "type": "stuck",
+            "count": 30,
+            "severity": "minor",
+        },
+        {
+            "id": "hq-daily-energy",
+            "series": "acme-hq.main.energy",
+            "type": "consumption",
+            "window": "1d",
+            "max": 800,
+            "severity": "major",
+        },
     ],
 }
 
@@ -63,8 +116,20 @@ def test_the_spec_example_is_valid_and_typed() -> None:
 
 
 def test_defaults_fill_optional_fields() -> None:
-    doc = {"companies": [{"id": "c", "sites": [{"id": "s", "timezone": "UTC", "devices": [
-        {"id": "d", "channels": [{"ch": "x", "series": "c.x", "kind": "gauge"}]}]}]}]}
+    doc = {
+        "companies": [
+            {
+                "id": "c",
+                "sites": [
+                    {
+                        "id": "s",
+                        "timezone": "UTC",
+                        "devices": [{"id": "d", "channels": [{"ch": "x", "series": "c.x", "kind": "gauge"}]}],
+                    }
+                ],
+            }
+        ]
+    }
     result = validate(doc)
     assert result.document is not None
     channel = result.document.companies[0].sites[0].devices[0].channels[0]
@@ -124,14 +189,17 @@ def test_missing_required_fields() -> None:
 def test_duplicates_point_at_the_first_occurrence() -> None:
     doc = spec_document()
     site = doc["companies"][0]["sites"][0]
-    site["devices"].append({"id": "EM-000001", "channels": [
-        {"ch": "x", "series": "acme-hq.main.power", "kind": "gauge"}]})
+    site["devices"].append(
+        {"id": "EM-000001", "channels": [{"ch": "x", "series": "acme-hq.main.power", "kind": "gauge"}]}
+    )
     site["devices"][0]["channels"].append({"ch": "energy_kwh", "series": "other", "kind": "counter"})
     doc["companies"].append({"id": "acme", "sites": [{"id": "acme-hq", "timezone": "UTC"}]})
     doc["alarm_rules"].append(dict(doc["alarm_rules"][0]))
     assert problems_of(doc) == [
-        f"{SITE}.devices[0].channels[2].ch: duplicate channel 'energy_kwh' of device 'EM-000001'"
-        f" (first at {SITE}.devices[0].channels[1].ch)",
+        (
+            f"{SITE}.devices[0].channels[2].ch: duplicate channel 'energy_kwh' of device 'EM-000001'"
+            f" (first at {SITE}.devices[0].channels[1].ch)"
+        ),
         f"{SITE}.devices[1].id: duplicate device id 'EM-000001' (first at {SITE}.devices[0].id)",
         f"{SITE}.devices[1].channels[0].series: duplicate series 'acme-hq.main.power' (first at {CH0}.series)",
         "$.companies[1].id: duplicate company id 'acme' (first at $.companies[0].id)",
@@ -149,8 +217,10 @@ def test_rule_problems_carry_the_rule_path() -> None:
     rules[4]["series"] = "acme-hq.main.power"  # consumption on a gauge
     rules[3]["match"] = {"site": "acme-hq"}  # both series and match
     assert problems_of(doc) == [
-        "$.alarm_rules[0].type: invalid value 'thresold': use one of threshold, no_data, rate_of_change,"
-        " stuck, consumption",
+        (
+            "$.alarm_rules[0].type: invalid value 'thresold': use one of threshold, no_data, rate_of_change,"
+            " stuck, consumption"
+        ),
         "$.alarm_rules[1].series: 'acme-hq.nothing' is not a series of the catalog; name an existing series",
         "$.alarm_rules[2]: Object missing required field `max_abs_delta_per_min`",
         "$.alarm_rules[3]: a rule needs exactly one of `series` and `match`",
@@ -160,17 +230,27 @@ def test_rule_problems_carry_the_rule_path() -> None:
 
 def test_a_match_that_selects_nothing_is_a_warning_not_an_error() -> None:
     doc = spec_document()
-    doc["alarm_rules"].append({"id": "any-water", "match": {"unit": "m3"}, "type": "stuck", "count": 5,
-                               "severity": "minor"})
+    doc["alarm_rules"].append(
+        {"id": "any-water", "match": {"unit": "m3"}, "type": "stuck", "count": 5, "severity": "minor"}
+    )
     result = validate(doc)
     assert result.document is not None
-    assert result.warnings == (Problem("$.alarm_rules[5].match", "selects no series of the catalog (check its values)"),)
+    assert result.warnings == (
+        Problem("$.alarm_rules[5].match", "selects no series of the catalog (check its values)"),
+    )
 
 
 def test_a_match_that_selects_a_series_is_silent() -> None:
     doc = spec_document()
-    doc["alarm_rules"].append({"id": "acme-stuck", "match": {"company": "acme", "unit": "W"}, "type": "stuck",
-                               "count": 5, "severity": "minor"})
+    doc["alarm_rules"].append(
+        {
+            "id": "acme-stuck",
+            "match": {"company": "acme", "unit": "W"},
+            "type": "stuck",
+            "count": 5,
+            "severity": "minor",
+        }
+    )
     assert validate(doc).warnings == ()
 
 
@@ -182,7 +262,13 @@ def test_every_problem_at_once_and_no_document() -> None:
     doc["alarm_rules"][0]["severity"] = "apocalyptic"
     doc["extra"] = 1
     paths = [p.split(": ")[0] for p in problems_of(doc)]
-    assert paths == ["$.extra", f"{SITE}.timezone", f"{CH0}.kind", "$.companies[1]", "$.alarm_rules[0].severity"]
+    assert paths == [
+        "$.extra",
+        f"{SITE}.timezone",
+        f"{CH0}.kind",
+        "$.companies[1]",
+        "$.alarm_rules[0].severity",
+    ]
 
 
 @pytest.mark.parametrize(

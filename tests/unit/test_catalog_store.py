@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.unit.test_catalog_document import spec_document
 from wenu_stream.catalog.document import CatalogDocument, decode, encode, validate
 from wenu_stream.catalog.store import CatalogStore, parse_url
 from wenu_stream.errors import ConfigError
-from tests.unit.test_catalog_document import spec_document
 
 
 class FakeClock:
@@ -83,7 +83,8 @@ def test_a_changed_document_updates_adds_and_retires(store: CatalogStore, clock:
     del channels[1]  # retire the energy channel, and its consumption rule with it
     raw["alarm_rules"].pop()
     raw["companies"][0]["sites"][0]["devices"].append(  # add
-        {"id": "TM-1", "channels": [{"ch": "temperature_c", "series": "acme-hq.temp", "kind": "gauge"}]})
+        {"id": "TM-1", "channels": [{"ch": "temperature_c", "series": "acme-hq.temp", "kind": "gauge"}]}
+    )
     clock.ms += 60_000
     summary = store.import_document(doc(raw))
     assert summary.tables == {
@@ -102,9 +103,12 @@ def test_retired_rows_are_kept_with_when_and_at_which_version(store: CatalogStor
     raw["alarm_rules"].pop()
     clock.ms += 5_000
     store.import_document(doc(raw))
-    assert rows(store, "SELECT series, retired_at, changed_version FROM channels WHERE retired_at IS NULL") == [
-        ("acme-hq.main.power", None, 1)]
-    retired = rows(store, "SELECT series, retired_at, changed_version FROM channels WHERE retired_at IS NOT NULL")
+    assert rows(
+        store, "SELECT series, retired_at, changed_version FROM channels WHERE retired_at IS NULL"
+    ) == [("acme-hq.main.power", None, 1)]
+    retired = rows(
+        store, "SELECT series, retired_at, changed_version FROM channels WHERE retired_at IS NOT NULL"
+    )
     assert retired == [("acme-hq.main.energy", clock.ms, 2)]
     assert "acme-hq.main.energy" not in encode(store.export_document()).decode()
 
@@ -134,8 +138,16 @@ def test_moving_a_device_to_another_site_is_an_update(store: CatalogStore) -> No
 
 def test_export_reimports_to_no_change(store: CatalogStore) -> None:
     raw = spec_document()
-    raw["alarm_rules"].append({"id": "a-match", "match": {"company": "acme", "kind": "counter"},
-                               "type": "consumption", "window": "1mo", "max": 9.5, "severity": "minor"})
+    raw["alarm_rules"].append(
+        {
+            "id": "a-match",
+            "match": {"company": "acme", "kind": "counter"},
+            "type": "consumption",
+            "window": "1mo",
+            "max": 9.5,
+            "severity": "minor",
+        }
+    )
     raw["companies"][0]["sites"][0]["devices"][0]["channels"][0]["offset"] = -0.25
     store.import_document(doc(raw))
     exported = store.export_document()

@@ -69,8 +69,16 @@ def build_snapshot(version: int, document: CatalogDocument) -> CatalogSnapshot:
             for device in site.devices:
                 channels = devices.setdefault(device.id, {})
                 for c in device.channels:
-                    info = ChannelInfo(series=c.series, company=company.id, site=site.id, timezone=site.timezone,
-                                       kind=c.kind, unit=c.unit, scale=c.scale, offset=c.offset)
+                    info = ChannelInfo(
+                        series=c.series,
+                        company=company.id,
+                        site=site.id,
+                        timezone=site.timezone,
+                        kind=c.kind,
+                        unit=c.unit,
+                        scale=c.scale,
+                        offset=c.offset,
+                    )
                     channels[c.ch] = info
                     series[c.series] = info
     rules = tuple(sorted(document.alarm_rules, key=lambda r: r.id))
@@ -79,7 +87,9 @@ def build_snapshot(version: int, document: CatalogDocument) -> CatalogSnapshot:
         watching = tuple(r for r in rules if matches(r, info))
         if watching:
             by_series[name] = watching
-    return CatalogSnapshot(version=version, devices=devices, series=series, rules=rules, rules_by_series=by_series)
+    return CatalogSnapshot(
+        version=version, devices=devices, series=series, rules=rules, rules_by_series=by_series
+    )
 
 
 class CatalogDirectory:

@@ -96,7 +96,9 @@ class InvalidCatalog(WenuError):
 
     def __init__(self, problems: tuple[Problem, ...]) -> None:
         self.problems = problems
-        super().__init__(f"invalid catalog document ({len(problems)} problems): " + "; ".join(map(str, problems)))
+        super().__init__(
+            f"invalid catalog document ({len(problems)} problems): " + "; ".join(map(str, problems))
+        )
 
 
 Check = Callable[[Any], "str | None"]  # returns what is wrong with a value, or None
@@ -147,13 +149,26 @@ def _check_array(value: object) -> str | None:
 
 
 # field -> (check, required)
-_DOCUMENT: dict[str, tuple[Check, bool]] = {"companies": (_check_array, True), "alarm_rules": (_check_array, False)}
+_DOCUMENT: dict[str, tuple[Check, bool]] = {
+    "companies": (_check_array, True),
+    "alarm_rules": (_check_array, False),
+}
 _COMPANY = {"id": (check_id, True), "name": (_check_text, False), "sites": (_check_array, False)}
-_SITE = {"id": (check_id, True), "name": (_check_text, False), "timezone": (check_timezone, True),
-         "devices": (_check_array, False)}
+_SITE = {
+    "id": (check_id, True),
+    "name": (_check_text, False),
+    "timezone": (check_timezone, True),
+    "devices": (_check_array, False),
+}
 _DEVICE = {"id": (check_id, True), "channels": (_check_array, False)}
-_CHANNEL = {"ch": (check_id, True), "series": (check_id, True), "kind": (_check_kind, True),
-            "unit": (_check_text, False), "scale": (_check_number, False), "offset": (_check_number, False)}
+_CHANNEL = {
+    "ch": (check_id, True),
+    "series": (check_id, True),
+    "kind": (_check_kind, True),
+    "unit": (_check_text, False),
+    "scale": (_check_number, False),
+    "offset": (_check_number, False),
+}
 
 
 class _Walk:
@@ -174,7 +189,9 @@ class _Walk:
             return None
         for key in raw:
             if key not in spec:
-                self.problems.append(Problem(f"{path}.{key}", f"unknown field; known fields: {', '.join(spec)}"))
+                self.problems.append(
+                    Problem(f"{path}.{key}", f"unknown field; known fields: {', '.join(spec)}")
+                )
         for name, (check, required) in spec.items():
             if name not in raw:
                 if required:
@@ -189,7 +206,9 @@ class _Walk:
             return
         first = self.seen.setdefault((what, scope + "\0" + value), path)
         if first != path:
-            self.problems.append(Problem(path, f"duplicate {what} {value!r}{scope and ' of ' + scope} (first at {first})"))
+            self.problems.append(
+                Problem(path, f"duplicate {what} {value!r}{scope and ' of ' + scope} (first at {first})")
+            )
 
 
 class _SeriesAttrs(msgspec.Struct, frozen=True):
@@ -235,8 +254,11 @@ def _walk_channel(w: _Walk, raw: object, path: str, company: Any, site: Any, dev
         w.broken.add(series)  # already reported; rules on it are not checked against its kind
     elif isinstance(series, str) and isinstance(kind, str):
         w.series_kind.setdefault(series, kind)
-        w.series.append(_SeriesAttrs(series, str(company.get("id")), str(site.get("id")),
-                                     str(channel.get("unit", "")), kind))
+        w.series.append(
+            _SeriesAttrs(
+                series, str(company.get("id")), str(site.get("id")), str(channel.get("unit", "")), kind
+            )
+        )
 
 
 def _walk_rules(w: _Walk, doc: dict[str, Any]) -> list[AlarmRule]:

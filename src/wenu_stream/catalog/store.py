@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -37,12 +37,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE catalog_meta (id INTEGER PRIMARY KEY, version BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
         "INSERT INTO catalog_meta (id, version, updated_at) VALUES (1, 0, 0)",
         f"CREATE TABLE companies (id TEXT PRIMARY KEY, name TEXT NOT NULL, {', '.join(_COMMON)})",
-        "CREATE TABLE sites (id TEXT PRIMARY KEY, company TEXT NOT NULL, name TEXT NOT NULL,"
-        f" timezone TEXT NOT NULL, {', '.join(_COMMON)})",
+        (
+            "CREATE TABLE sites (id TEXT PRIMARY KEY, company TEXT NOT NULL, name TEXT NOT NULL,"
+            f" timezone TEXT NOT NULL, {', '.join(_COMMON)})"
+        ),
         f"CREATE TABLE devices (id TEXT PRIMARY KEY, site TEXT NOT NULL, {', '.join(_COMMON)})",
-        "CREATE TABLE channels (device TEXT NOT NULL, ch TEXT NOT NULL, series TEXT NOT NULL, kind TEXT NOT NULL,"
-        " unit TEXT NOT NULL, value_scale DOUBLE PRECISION NOT NULL, value_offset DOUBLE PRECISION NOT NULL,"
-        f" {', '.join(_COMMON)}, PRIMARY KEY (device, ch))",
+        (
+            "CREATE TABLE channels (device TEXT NOT NULL, ch TEXT NOT NULL, series TEXT NOT NULL,"
+            " kind TEXT NOT NULL, unit TEXT NOT NULL, value_scale DOUBLE PRECISION NOT NULL,"
+            f" value_offset DOUBLE PRECISION NOT NULL, {', '.join(_COMMON)}, PRIMARY KEY (device, ch))"
+        ),
         "CREATE INDEX channels_series ON channels (series)",
         f"CREATE TABLE alarm_rules (id TEXT PRIMARY KEY, body TEXT NOT NULL, {', '.join(_COMMON)})",
     ),
@@ -76,7 +80,9 @@ class ImportSummary(msgspec.Struct, frozen=True, kw_only=True):
     retired: int
     changed: int
     version: int
-    tables: dict[str, dict[str, int]]  # table -> {"added": n, "updated": n, "retired": n}, changed tables only
+    tables: dict[
+        str, dict[str, int]
+    ]  # table -> {"added": n, "updated": n, "retired": n}, changed tables only
 
 
 class CatalogUnavailable(WenuError):
@@ -94,10 +100,14 @@ class Dialect(msgspec.Struct, frozen=True):
 
 SQLITE = Dialect("sqlite", "?", ("BEGIN IMMEDIATE",), ("BEGIN",))
 # The advisory lock also serialises the first CREATE TABLEs of two processes migrating at once.
-POSTGRESQL = Dialect("postgresql", "%s", ("BEGIN", "SELECT pg_advisory_xact_lock(7157001)"),
-                     ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",))
+POSTGRESQL = Dialect(
+    "postgresql",
+    "%s",
+    ("BEGIN", "SELECT pg_advisory_xact_lock(7157001)"),
+    ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",),
+)
 
-_RULE_DECODER = msgspec.json.Decoder(AlarmRule)  # type: ignore[arg-type]  # a Union of Structs is a valid type
+_RULE_DECODER = msgspec.json.Decoder(AlarmRule)
 
 
 def parse_url(url: str) -> tuple[Dialect, str]:
@@ -148,7 +158,9 @@ def _connect_postgresql(url: str) -> Any:
     except psycopg.ProgrammingError as exc:  # a malformed conninfo
         raise ConfigError(URL_FIELD, f"invalid PostgreSQL URL: {exc}", URL_FIX) from exc
     except psycopg.OperationalError as exc:
-        raise CatalogUnavailable("cannot reach the PostgreSQL catalog: " + " ".join(str(exc).split())) from exc
+        raise CatalogUnavailable(
+            "cannot reach the PostgreSQL catalog: " + " ".join(str(exc).split())
+        ) from exc
 
 
 class CatalogStore:
@@ -172,7 +184,7 @@ class CatalogStore:
         """Close the connection."""
         self._conn.close()
 
-    def __enter__(self) -> CatalogStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -228,7 +240,9 @@ class CatalogStore:
             tables = {t.name: self._sync(t, desired[t.name], version, now) for t in TABLES}
             counts = {n: c for n, c in tables.items() if any(c.values())}
             if counts:
-                self._execute("UPDATE catalog_meta SET version = ?, updated_at = ? WHERE id = 1", (version, now))
+                self._execute(
+                    "UPDATE catalog_meta SET version = ?, updated_at = ? WHERE id = 1", (version, now)
+                )
             else:
                 version -= 1
         return ImportSummary(
@@ -243,20 +257,35 @@ class CatalogStore:
     def _sync(self, table: Table, desired: dict[Row, Row], version: int, now: int) -> dict[str, int]:
         columns = table.key + table.values
         rows = self._execute(f"SELECT {', '.join(columns)}, retired_at FROM {table.name}").fetchall()
-        existing = {tuple(r[: len(table.key)]): (tuple(r[len(table.key): -1]), r[-1]) for r in rows}
+        existing = {tuple(r[: len(table.key)]): (tuple(r[len(table.key) : -1]), r[-1]) for r in rows}
         inserts = [k + v + (version, now) for k, v in desired.items() if k not in existing]
-        revived = [v + (version, now) + k for k, v in desired.items() if k in existing and existing[k][1] is not None]
-        updated = [v + (version, now) + k for k, v in desired.items()
-                   if k in existing and existing[k][1] is None and existing[k][0] != v]
-        retired = [(now, version, now) + k for k, (_, gone) in existing.items() if gone is None and k not in desired]
+        revived = [
+            v + (version, now) + k for k, v in desired.items() if k in existing and existing[k][1] is not None
+        ]
+        updated = [
+            v + (version, now) + k
+            for k, v in desired.items()
+            if k in existing and existing[k][1] is None and existing[k][0] != v
+        ]
+        retired = [
+            (now, version, now) + k for k, (_, gone) in existing.items() if gone is None and k not in desired
+        ]
         where = " AND ".join(f"{c} = ?" for c in table.key)
-        self._executemany(f"INSERT INTO {table.name} ({', '.join(columns)}, changed_version, changed_at)"
-                          f" VALUES ({', '.join('?' * (len(columns) + 2))})", inserts)
+        self._executemany(
+            f"INSERT INTO {table.name} ({', '.join(columns)}, changed_version, changed_at)"
+            f" VALUES ({', '.join('?' * (len(columns) + 2))})",
+            inserts,
+        )
         sets = ", ".join(f"{c} = ?" for c in table.values)
-        self._executemany(f"UPDATE {table.name} SET {sets}, retired_at = NULL, changed_version = ?, changed_at = ?"
-                          f" WHERE {where}", revived + updated)
-        self._executemany(f"UPDATE {table.name} SET retired_at = ?, changed_version = ?, changed_at = ?"
-                          f" WHERE {where}", retired)
+        self._executemany(
+            f"UPDATE {table.name} SET {sets}, retired_at = NULL, changed_version = ?, changed_at = ?"
+            f" WHERE {where}",
+            revived + updated,
+        )
+        self._executemany(
+            f"UPDATE {table.name} SET retired_at = ?, changed_version = ?, changed_at = ? WHERE {where}",
+            retired,
+        )
         return {"added": len(inserts) + len(revived), "updated": len(updated), "retired": len(retired)}
 
     def export_document(self) -> CatalogDocument:
@@ -272,22 +301,28 @@ class CatalogStore:
     def _active(self, table: Table) -> list[Row]:
         columns = ", ".join(table.key + table.values)
         order = ", ".join(table.key)
-        return [tuple(r) for r in self._execute(
-            f"SELECT {columns} FROM {table.name} WHERE retired_at IS NULL ORDER BY {order}").fetchall()]
+        return [
+            tuple(r)
+            for r in self._execute(
+                f"SELECT {columns} FROM {table.name} WHERE retired_at IS NULL ORDER BY {order}"
+            ).fetchall()
+        ]
 
     def _read_document(self) -> CatalogDocument:
         companies_t, sites_t, devices_t, channels_t, rules_t = TABLES
         channels: dict[str, list[Channel]] = {}
         for device, ch, series, kind, unit, scale, offset in self._active(channels_t):
             channels.setdefault(device, []).append(
-                Channel(ch=ch, series=series, kind=kind, unit=unit, scale=scale, offset=offset))
+                Channel(ch=ch, series=series, kind=kind, unit=unit, scale=scale, offset=offset)
+            )
         devices: dict[str, list[Device]] = {}
         for device_id, site_id in self._active(devices_t):
             devices.setdefault(site_id, []).append(Device(device_id, channels.get(device_id, [])))
         sites: dict[str, list[Site]] = {}
         for site_id, company_id, name, timezone in self._active(sites_t):
             sites.setdefault(company_id, []).append(
-                Site(id=site_id, name=name, timezone=timezone, devices=devices.get(site_id, [])))
+                Site(id=site_id, name=name, timezone=timezone, devices=devices.get(site_id, []))
+            )
         companies = [Company(cid, name, sites.get(cid, [])) for cid, name in self._active(companies_t)]
         rules = [_RULE_DECODER.decode(body) for _, body in self._active(rules_t)]
         return CatalogDocument(companies, rules)
@@ -303,7 +338,13 @@ def _rows(document: CatalogDocument) -> dict[str, dict[Row, Row]]:
             for device in site.devices:
                 rows["devices"][(device.id,)] = (site.id,)
                 for c in device.channels:
-                    rows["channels"][(device.id, c.ch)] = (c.series, c.kind, c.unit, float(c.scale), float(c.offset))
+                    rows["channels"][(device.id, c.ch)] = (
+                        c.series,
+                        c.kind,
+                        c.unit,
+                        float(c.scale),
+                        float(c.offset),
+                    )
     for rule in document.alarm_rules:
         rows["alarm_rules"][(rule.id,)] = (msgspec.json.encode(rule).decode(),)
     return rows

@@ -23,14 +23,22 @@ from wenu_stream.errors import ConfigError
 
 def register(subparsers: Any) -> None:
     """Add ``catalog import`` and ``catalog export``."""
-    catalog = subparsers.add_parser("catalog", help="import or export the catalog (companies, devices, rules)")
+    catalog = subparsers.add_parser(
+        "catalog", help="import or export the catalog (companies, devices, rules)"
+    )
     actions = catalog.add_subparsers(dest="catalog_command", required=True)
-    load = actions.add_parser("import", help="load a catalog JSON document (idempotent; retires what it omits)")
+    load = actions.add_parser(
+        "import", help="load a catalog JSON document (idempotent; retires what it omits)"
+    )
     load.add_argument("file", metavar="FILE", help="the catalog document, or - for stdin")
     export = actions.add_parser("export", help="write the active catalog as a JSON document to stdout")
     for parser in (load, export):
-        parser.add_argument("--catalog", metavar="URL", default=None,
-                            help="sqlite:///PATH or postgresql://... [env: WENU_CATALOG_URL]")
+        parser.add_argument(
+            "--catalog",
+            metavar="URL",
+            default=None,
+            help="sqlite:///PATH or postgresql://... [env: WENU_CATALOG_URL]",
+        )
     load.set_defaults(handler=run_import)
     export.set_defaults(handler=run_export)
 
@@ -74,11 +82,15 @@ def _read(file: str) -> bytes:
     try:
         return Path(file).read_bytes()
     except OSError as exc:
-        raise ConfigError("FILE", f"cannot read {file!r}: {exc.strerror}", "pass a readable catalog JSON file") from None
+        raise ConfigError(
+            "FILE", f"cannot read {file!r}: {exc.strerror}", "pass a readable catalog JSON file"
+        ) from None
 
 
 def _open(url: str) -> CatalogStore:
     try:
         return CatalogStore(url)
     except CatalogUnavailable as exc:
-        raise ConfigError(URL_FIELD, str(exc), f"check the URL and that the database is up; {URL_FIX}") from None
+        raise ConfigError(
+            URL_FIELD, str(exc), f"check the URL and that the database is up; {URL_FIX}"
+        ) from None
