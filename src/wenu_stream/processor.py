@@ -68,6 +68,7 @@ class PipelineProcessor:
         write_attempts: int = 6,
         checkpoint_interval: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self._keyring = keyring
@@ -84,8 +85,10 @@ class PipelineProcessor:
         self._broken = False
         self._interval = checkpoint_interval
         self._monotonic = monotonic
+        self._wall = wall
         self._last_commit = monotonic()
         self._pending: str | None = None  # last sequence processed but not yet committed
+        self._last_sequence: str | None = None  # last sequence processed (an idle tick's effects commit at it)
         self._log: Any = get_logger("wenu.processor")
 
     async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
@@ -112,7 +115,8 @@ class PipelineProcessor:
         """Run the batch; commit (module docstring, steps 2-3) when the interval has passed. True: checkpoint now."""
         if self._broken:
             raise RuntimeError("processor failed earlier; the shard must be restarted from its checkpoint")
-        if not records:  # an idle poll still commits what is pending once the interval has passed
+        if not records:  # an idle poll: time-keeping sinks tick, and what is pending commits once due
+            await self._idle()
             due = self._pending is not None and self._monotonic() - self._last_commit >= self._interval
             return due and await self._commit() is not None
         started = time.monotonic()
@@ -124,13 +128,23 @@ class PipelineProcessor:
         for sink in self._sinks:
             await sink.write(self.shard_id, outcome)
         self.totals.add(outcome, len(records))
-        self._pending = records[-1].sequence_number
+        self._pending = self._last_sequence = records[-1].sequence_number
         committed = False
         if self._monotonic() - self._last_commit >= self._interval:
             committed = await self._commit() is not None
         self._broken = False
         self._observe(outcome, started, millis_behind_latest)
         return committed
+
+    async def _idle(self) -> None:
+        now_ms = int(self._wall() * 1000)
+        for sink in self._sinks:
+            tick = getattr(sink, "idle", None)
+            if tick is not None:
+                self._broken = True
+                await tick(self.shard_id, now_ms)
+                self._broken = False
+                self._pending = self._pending or self._last_sequence
 
     async def flush(self) -> str | None:
         """Commit now; return the sequence number the driver may checkpoint, or None if nothing is new."""

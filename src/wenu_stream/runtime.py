@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiobotocore.session import AioSession, get_session
@@ -24,9 +24,7 @@ from wenu_stream.processor import PipelineProcessor
 from wenu_stream.sinks.dead_letter import S3DeadLetterStore
 from wenu_stream.sinks.state import DynamoStateStore
 
-SinkFactory = Callable[["Runtime"], Sequence[BatchSink]]
-# Application stages by app name; issues 3 and 4 register stats/staging and alarm sinks here.
-APP_SINKS: dict[str, SinkFactory] = {}
+SinkFactory = Callable[["Runtime"], Awaitable[Sequence[BatchSink]]]
 
 
 def load_keyring(config: Config) -> KeyRing:
@@ -64,7 +62,7 @@ class Runtime:
         self.session = session or get_session()
         self.dead_letters = dead_letters
         self.state = state
-        self._sinks = sinks if sinks is not None else APP_SINKS.get(config.app, lambda _rt: ())
+        self._sinks = sinks
         self.stack = contextlib.AsyncExitStack()
         self.clients: dict[str, Any] = {}
         self._started = False
@@ -93,7 +91,11 @@ class Runtime:
                 self.state = DynamoStateStore(
                     await self.client("dynamodb"), table=cfg.sinks.state_table, app=cfg.app, stream=cfg.kinesis.stream
                 )
-            self.sinks = tuple(self._sinks(self))
+            if self._sinks is None:
+                from wenu_stream.apps import APP_SINKS
+
+                self._sinks = APP_SINKS[cfg.app]
+            self.sinks = tuple(await self._sinks(self))
             self._started = True
             return self
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from tests.support.records import KEYS
-from tests.support.scenario import fill_stream, prepare, run_config, start_worker, write_keyring
+from tests.support.scenario import fill_stream, fleet_catalog_for, prepare, run_config, start_worker, write_keyring
 from wenu_stream.driver.leases import read_leases
 from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
 
@@ -49,13 +49,14 @@ def test_kill_minus_9_twice_gives_the_same_effects_as_an_uncrashed_run(aws_stack
 
     # Uncrashed reference run.
     ref_env = run_config(unique_name, f"{unique_name}-ref", keyring, WENU_KINESIS_IDLE_EXIT_S=3)
-    ref = prepare(ref_env)
+    catalog = fleet_catalog_for(60)
+    ref = prepare(ref_env, catalog)
     worker = start_worker(ref_env, tmp_path / "ref.log")
     assert worker.wait(timeout=240) == 0, (tmp_path / "ref.log").read_text()[-3000:]
 
     # Crashed run: small batches so that a kill lands mid-batch; two kill -9 before a final worker.
     env = run_config(unique_name, f"{unique_name}-crash", keyring, WENU_KINESIS_MAX_RECORDS=7)
-    crash = prepare(env)
+    crash = prepare(env, catalog)
     for attempt in range(2):
         worker = start_worker(env, tmp_path / f"crash{attempt}.log")
         wait_for(lambda: checkpointed(crash) >= 2 + attempt, 120, f"worker {attempt} checkpoints")

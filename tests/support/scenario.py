@@ -38,8 +38,9 @@ def fill_stream(stream: str, keys: dict[str, bytes], *, shards: int = 4, devices
 
 
 def run_config(stream: str, name: str, keyring: Path, **extra: Any) -> dict[str, str]:
-    """WENU_* settings for a worker of run ``name``: its own lease table, state table and dead-letter prefix."""
+    """WENU_* settings for a worker of run ``name``: its own lease table, state table, bucket and catalog."""
     env = {
+        "WENU_CATALOG_URL": f"sqlite:///{keyring.parent / (name + '-catalog.db')}",
         "WENU_KINESIS_STREAM": stream,
         "WENU_KEYRING_FILE": str(keyring),
         "WENU_LEASE_TABLE": f"{name}-leases",
@@ -54,11 +55,31 @@ def run_config(stream: str, name: str, keyring: Path, **extra: Any) -> dict[str,
     return env
 
 
-def prepare(env: dict[str, str]) -> Config:
+def prepare(env: dict[str, str], catalog: dict[str, Any] | None = None) -> Config:
+    """Provision a run's tables and bucket, and import ``catalog`` into its catalog store."""
     config = load_config(env)
     ensure_state_table(config, {})
     ensure_bucket(config, {})
+    if catalog is not None:
+        import_catalog(config, catalog)
     return config
+
+
+def import_catalog(config: Config, catalog: dict[str, Any]) -> None:
+    from wenu_stream.catalog.document import validate
+    from wenu_stream.catalog.store import CatalogStore
+
+    checked = validate(catalog)
+    assert checked.document is not None, checked.problems
+    with CatalogStore(config.catalog.url) as store:
+        store.import_document(checked.document)
+
+
+def fleet_catalog_for(devices: int) -> dict[str, Any]:
+    """The catalog of the simulated fleet that ``fill_stream`` puts (it depends on the device count only)."""
+    from wenu_stream.simulate import fleet_catalog
+
+    return fleet_catalog(SimulationConfig(devices=devices))
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

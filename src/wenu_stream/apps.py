@@ -1,0 +1,71 @@
+"""The two applications' stages, wired from the runtime's clients (part of the composition root).
+
+- processing: enrich once -> Company Stats (DynamoDB) and warehouse staging (S3);
+  unmapped readings -> quarantine (S3).
+- alarms: enrich once -> alarm engine -> alarm state (DynamoDB) -> notifications (SNS).
+Dead letters and the shard state are common to both and wired by ``runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from wenu_stream.ports import BatchSink
+
+if TYPE_CHECKING:
+    from wenu_stream.catalog.directory import CatalogDirectory
+    from wenu_stream.runtime import Runtime
+
+
+def epoch_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def catalog_directory(rt: Runtime) -> CatalogDirectory:
+    """The catalog cache of this process (the store is opened off the event loop)."""
+    from wenu_stream.catalog.directory import CatalogDirectory
+    from wenu_stream.catalog.store import CatalogStore
+
+    cfg = rt.config.catalog
+
+    def build() -> CatalogDirectory:
+        store = CatalogStore(cfg.url)
+        rt.stack.callback(store.close)
+        return CatalogDirectory(store.snapshot, epoch_ms, cfg.refresh_s, version=store.version)
+
+    return await asyncio.to_thread(build)
+
+
+async def processing_sinks(rt: Runtime) -> Sequence[BatchSink]:
+    """Stats, staging and quarantine behind one enrichment."""
+    from wenu_stream.sinks.enriched import EnrichingSink
+    from wenu_stream.sinks.quarantine import S3Quarantine
+
+    cfg = rt.config
+    s3 = await rt.client("s3")
+    quarantine = S3Quarantine(s3, bucket=cfg.sinks.bucket, prefix="quarantine/", app=cfg.app, stream=cfg.kinesis.stream)
+    reading_sinks = [factory(rt) for factory in READING_SINKS["processing"]]
+    sinks = [await s for s in reading_sinks]
+    return [EnrichingSink("processing", await catalog_directory(rt), sinks, quarantine=quarantine,
+                          metrics=rt.metrics, app=cfg.app)]
+
+
+async def alarms_sinks(rt: Runtime) -> Sequence[BatchSink]:
+    """The alarm engine behind one enrichment (unmapped readings are the processing application's to quarantine)."""
+    from wenu_stream.sinks.enriched import EnrichingSink
+
+    sinks = [await factory(rt) for factory in READING_SINKS["alarms"]]
+    return [EnrichingSink("alarms", await catalog_directory(rt), sinks, quarantine=None, metrics=rt.metrics,
+                          app=rt.config.app)]
+
+
+ReadingSinkFactory = Callable[["Runtime"], Awaitable[object]]
+# Reading sinks per application; stats, staging and alarms register here as they land.
+READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [], "alarms": []}
+APP_SINKS: dict[str, Callable[[Runtime], Awaitable[Sequence[BatchSink]]]] = {
+    "processing": processing_sinks,
+    "alarms": alarms_sinks,
+}
