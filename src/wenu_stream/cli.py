@@ -24,6 +24,7 @@ COMMANDS = (
     "emulator",
     "provision",
     "dlq",
+    "quarantine",
     "demo",
     "catalog",
     "check-config",

@@ -168,4 +168,11 @@ def redacted(config: Config) -> dict[str, Any]:
     data: dict[str, Any] = msgspec.to_builtins(config)
     data["lease"]["table"] = config.lease_table
     data["lease"]["worker_id"] = config.worker_id
+    if "catalog" in data and "url" in data["catalog"]:
+        data["catalog"]["url"] = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", data["catalog"]["url"])
+    for section in data.values():  # any DSN-like setting: mask a password in user:password@host
+        if isinstance(section, dict):
+            for key, value in section.items():
+                if isinstance(value, str) and "://" in value and "@" in value:
+                    section[key] = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
     return data

@@ -110,3 +110,23 @@ def _unmapped(message: Message, position: Position, reason: UnmappedReason) -> l
         )
         for i, r in enumerate(message.readings)
     ]
+
+
+def enrich_unmapped(
+    items: list[Unmapped], snapshot: CatalogSnapshot
+) -> tuple[list[SeriesReading], list[Unmapped]]:
+    """Map quarantined readings with a newer catalog: those it now maps, and those it still does not."""
+    mapped: list[SeriesReading] = []
+    still: list[Unmapped] = []
+    for item in items:
+        info = snapshot.lookup(item.device, item.ch)
+        value = item.v * info.scale + info.offset if info is not None else math.nan
+        if info is None or not math.isfinite(value):
+            still.append(item)
+            continue
+        mapped.append(SeriesReading(
+            series=info.series, company=info.company, site=info.site, timezone=info.timezone, kind=info.kind,
+            unit=info.unit, device=item.device, ch=item.ch, seq=item.seq, index=item.index, t=item.t,
+            value=value, raw_value=item.v, position=item.position,
+        ))
+    return mapped, still

@@ -42,3 +42,10 @@ def test_cli_exits_2_on_bad_flag(capsys: pytest.CaptureFixture[str]) -> None:
         main(["provision", "--shards", "many"])
     assert exit_.value.code == 2
     assert "--shards" in capsys.readouterr().err
+
+
+def test_check_config_masks_database_passwords() -> None:
+    from wenu_stream.config import redacted
+
+    config = load_config({"WENU_CATALOG_URL": "postgresql://wenu:s3cret@db.internal:5432/catalog"})
+    assert redacted(config)["catalog"]["url"] == "postgresql://wenu:***@db.internal:5432/catalog"

@@ -16,6 +16,7 @@ SHARED_FLAGS: dict[str, tuple[str, str]] = {
     "--keyring": ("keyring.file", "JSON key-ring file {key_id: base64 key}"),
     "--kms-keyring": ("keyring.kms_file", "KMS-wrapped key-ring file"),
     "--log-level": ("log_level", "debug, info, warning or error"),
+    "--catalog": ("catalog.url", "catalog store: sqlite:///path or postgresql://..."),
 }
 
 
