@@ -31,7 +31,8 @@ from wenu_stream.config import Config, load_config
 from wenu_stream.emulator.stack import StackSpec, start_stack, stop_stack
 from wenu_stream.errors import ConfigError
 
-FAULTS = "corrupt=0.004,unknown_key=0.003,tamper=0.003,malformed=0.002,duplicate=0.02,reorder=0.05"
+FAULTS = ("corrupt=0.004,unknown_key=0.003,tamper=0.003,malformed=0.002,duplicate=0.02,reorder=0.05,"
+          "reorder_bound_s=10,duplicate_delay_s=3")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -73,10 +74,12 @@ def _demo(args: argparse.Namespace, run_dir: Path) -> int:
     keyring = run_dir / "keyring.json"
     keyring.write_text(json.dumps({kid: base64.b64encode(os.urandom(32)).decode() for kid in ("fleet-a", "fleet-b")}))
     keyring.chmod(0o600)
-    config = load_config({}, {"keyring.file": str(keyring), "kinesis.checkpoint_interval_s": 2.0})
+    config = load_config({}, {"keyring.file": str(keyring), "kinesis.checkpoint_interval_s": 2.0,
+                              "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}"})
     from wenu_stream.provision import provision
 
     say("[2/6] provisioning: " + ", ".join(f"{k} ({v})" for k, v in provision(config, shards=4).items()))
+    say("      catalog: " + _import_catalog(config, args.devices))
     say(f"[3/6] simulating {args.devices} meters for {args.duration:.0f} s, faults: {FAULTS}")
     sim = _start_simulator(args, config, run_dir)
     say("[4/6] consuming with the native driver until the stream is idle ...")
@@ -123,11 +126,25 @@ def _records_seen(runtime: Any) -> float:
     return total
 
 
+def _import_catalog(config: Config, devices: int) -> str:
+    """Import the simulated fleet's catalog (companies, sites, devices, series, alarm rules)."""
+    from wenu_stream.catalog.document import validate
+    from wenu_stream.catalog.store import CatalogStore
+    from wenu_stream.simulate import SimulationConfig, fleet_catalog
+
+    checked = validate(fleet_catalog(SimulationConfig(devices=devices)))
+    assert checked.document is not None, checked.problems
+    with CatalogStore(config.catalog.url) as store:
+        summary = store.import_document(checked.document)
+    doc = checked.document
+    return (f"{len(doc.companies)} companies, {sum(len(c.sites) for c in doc.companies)} sites, "
+            f"{len(doc.alarm_rules)} alarm rules imported (version {summary.version})")
+
+
 def _start_simulator(args: argparse.Namespace, config: Config, run_dir: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "wenu_stream", "simulate", "--stream", config.kinesis.stream,
            "--keyring", config.keyring.file, "--devices", str(args.devices), "--interval", str(args.interval),
-           "--duration", str(args.duration), "--seed", "7", "--faults", FAULTS, "--aggregate", "20",
-           "--catalog-out", str(run_dir / "catalog.json")]
+           "--duration", str(args.duration), "--seed", "7", "--faults", FAULTS, "--aggregate", "20"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(run_dir / "simulate.log", "wb"))  # noqa: SIM115
 
 
