@@ -75,6 +75,27 @@ class CatalogConfig(Base):
     refresh_s: Annotated[float, Meta(gt=0, le=86_400)] = 30.0
 
 
+class WarehouseConfig(Base):
+    """Warehouse staging (S3 files + manifests) and the loader (PostgreSQL locally, Redshift in production)."""
+
+    target: Literal["postgres", "redshift"] = "postgres"
+    staging_prefix: str = "staging/"
+    manifest_prefix: str = "manifests/"
+    schema: Annotated[str, Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "wenu"
+    dsn: str = ""  # PostgreSQL target, e.g. postgresql://user:password@host:5432/db
+    max_manifest_bytes: Annotated[int, Meta(ge=1, le=64 << 30)] = 1 << 30  # compressed bytes per COPY
+    max_manifest_files: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    redshift_cluster: str = ""  # provisioned cluster id, or:
+    redshift_workgroup: str = ""  # serverless workgroup name
+    redshift_database: str = "dev"
+    redshift_db_user: str = ""  # temporary credentials for a cluster (or redshift_secret_arn)
+    redshift_secret_arn: str = ""
+    redshift_iam_role: str = ""  # role Redshift assumes to read the staging bucket in COPY
+    redshift_region: str = ""  # bucket region, when it differs from the cluster's
+    redshift_timeout_s: Annotated[float, Meta(gt=0, le=86_400)] = 900.0  # per Data API statement
+    redshift_poll_s: Annotated[float, Meta(gt=0, le=60)] = 1.0
+
+
 class Config(Base):
     """Everything a worker needs, resolved once at start-up."""
 
@@ -86,6 +107,7 @@ class Config(Base):
     sinks: SinksConfig = SinksConfig()
     keyring: KeyRingConfig = KeyRingConfig()
     catalog: CatalogConfig = CatalogConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
 
     @property
     def lease_table(self) -> str:
