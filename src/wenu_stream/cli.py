@@ -27,6 +27,7 @@ COMMANDS = (
     "quarantine",
     "demo",
     "catalog",
+    "warehouse",
     "check-config",
 )
 
