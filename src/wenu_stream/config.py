@@ -96,6 +96,16 @@ class WarehouseConfig(Base):
     redshift_poll_s: Annotated[float, Meta(gt=0, le=60)] = 1.0
 
 
+class AlarmsConfig(Base):
+    """Alarm state and transition history (DynamoDB) and the alarms topic (SNS)."""
+
+    state_table: Name = "wenu-alarm-state"  # one item per (rule, series) instance, plus one clock item per shard
+    transitions_table: Name = "wenu-alarm-transitions"  # history of transitions = the notification ledger
+    topic_arn: str = ""  # set: publish to this ARN; empty: look the topic up by topic_name
+    topic_name: Name = "wenu-alarms"
+    idle_tick_s: Annotated[float, Meta(gt=0, le=3_600)] = 5.0  # a shard this long without readings ticks on wall time
+
+
 class Config(Base):
     """Everything a worker needs, resolved once at start-up."""
 
@@ -108,6 +118,7 @@ class Config(Base):
     keyring: KeyRingConfig = KeyRingConfig()
     catalog: CatalogConfig = CatalogConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
+    alarms: AlarmsConfig = AlarmsConfig()
 
     @property
     def lease_table(self) -> str:
