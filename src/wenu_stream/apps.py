@@ -62,9 +62,18 @@ async def alarms_sinks(rt: Runtime) -> Sequence[BatchSink]:
                           app=rt.config.app)]
 
 
+async def staging_sink(rt: Runtime) -> object:
+    """Warehouse staging: every accepted reading, enriched, as gzip CSV files in S3."""
+    from wenu_stream.warehouse.staging import S3StagingSink
+
+    cfg = rt.config
+    return S3StagingSink(await rt.client("s3"), bucket=cfg.sinks.bucket, prefix=cfg.warehouse.staging_prefix,
+                         app=cfg.app, stream=cfg.kinesis.stream)
+
+
 ReadingSinkFactory = Callable[["Runtime"], Awaitable[object]]
-# Reading sinks per application; stats, staging and alarms register here as they land.
-READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [], "alarms": []}
+# Reading sinks per application, in flush order.
+READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [staging_sink], "alarms": []}
 APP_SINKS: dict[str, Callable[[Runtime], Awaitable[Sequence[BatchSink]]]] = {
     "processing": processing_sinks,
     "alarms": alarms_sinks,
