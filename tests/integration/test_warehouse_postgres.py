@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+import structlog
 from aiobotocore.session import get_session
 
 from tests.unit.test_warehouse_rows import reading
@@ -55,6 +56,13 @@ def load(bucket: str, dsn: str, capsys: pytest.CaptureFixture[str]) -> dict[str,
     assert main(["warehouse", "load", "--bucket", bucket, "--dsn", dsn]) == 0
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def fresh_logging() -> Any:
+    """The CLI binds logs to the stderr of its test (captured, then closed): let each test start afresh."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
