@@ -25,6 +25,7 @@ COMMANDS = (
     "provision",
     "dlq",
     "quarantine",
+    "alarms",
     "demo",
     "catalog",
     "warehouse",
