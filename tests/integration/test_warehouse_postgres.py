@@ -26,8 +26,11 @@ SHARDS = ("shardId-000000000000", "shardId-000000000001")
 
 def readings(shard: int, first: int, last: int) -> list[SeriesReading]:
     """Two readings per message ``seq`` of device EM-<shard>, at position seq (sub 0)."""
-    return [reading(device=f"EM-{shard}", seq=n, index=i, ch=f"ch{i}", value=n + i / 3, position=Position(n, 0))
-            for n in range(first, last + 1) for i in range(2)]
+    return [
+        reading(device=f"EM-{shard}", seq=n, index=i, ch=f"ch{i}", value=n + i / 3, position=Position(n, 0))
+        for n in range(first, last + 1)
+        for i in range(2)
+    ]
 
 
 async def stage(bucket: str, flushes: Sequence[Sequence[tuple[int, list[SeriesReading]]]]) -> None:
@@ -71,8 +74,12 @@ def bucket(aws_stack: object, unique_name: str) -> str:
     return unique_name
 
 
-def test_staged_readings_load_once(bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]) -> None:
-    asyncio.run(stage(bucket, [[(0, readings(0, 1, 50)), (1, readings(1, 1, 30))], [(0, readings(0, 51, 60))]]))
+def test_staged_readings_load_once(
+    bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(
+        stage(bucket, [[(0, readings(0, 1, 50)), (1, readings(1, 1, 30))], [(0, readings(0, 51, 60))]])
+    )
     assert len(keys(bucket, "staging/")) == 3
 
     first = load(bucket, postgres_database, capsys)
@@ -89,41 +96,69 @@ def test_staged_readings_load_once(bucket: str, postgres_database: str, capsys: 
 
     assert main(["warehouse", "status", "--bucket", bucket, "--dsn", postgres_database]) == 0
     assert json.loads(capsys.readouterr().out) == {
-        "staged_files": 3, "pending_files": 0, "pending_bytes": 0, "loaded_manifests": 1, "loaded_files": 3,
-        "readings": 180}
+        "staged_files": 3,
+        "pending_files": 0,
+        "pending_bytes": 0,
+        "loaded_manifests": 1,
+        "loaded_files": 3,
+        "readings": 180,
+    }
 
 
-def test_rows_hold_the_exact_values(bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]) -> None:
-    tricky = reading(device="EM-9", site='Zürich, "Bahnhof"\nNord', unit="", value=0.1 + 0.2, t=1764300000123,
-                     position=Position(49650000000000000000000000000000000000000000000000000001, 4))
+def test_rows_hold_the_exact_values(
+    bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tricky = reading(
+        device="EM-9",
+        site='Zürich, "Bahnhof"\nNord',
+        unit="",
+        value=0.1 + 0.2,
+        t=1764300000123,
+        position=Position(49650000000000000000000000000000000000000000000000000001, 4),
+    )
     asyncio.run(stage(bucket, [[(0, [tricky])]]))
     load(bucket, postgres_database, capsys)
     with psycopg.connect(postgres_database) as conn:
-        row = conn.execute("SELECT site, unit, value, t_ms, sequence_number, sub_sequence, "
-                           "extract(epoch FROM measured_at) * 1000 FROM wenu.readings").fetchone()
+        row = conn.execute(
+            "SELECT site, unit, value, t_ms, sequence_number, sub_sequence, "
+            "extract(epoch FROM measured_at) * 1000 FROM wenu.readings"
+        ).fetchone()
     assert row is not None
-    assert row[:6] == ('Zürich, "Bahnhof"\nNord', "", 0.30000000000000004, 1764300000123,
-                       "49650000000000000000000000000000000000000000000000000001", 4)
+    assert row[:6] == (
+        'Zürich, "Bahnhof"\nNord',
+        "",
+        0.30000000000000004,
+        1764300000123,
+        "49650000000000000000000000000000000000000000000000000001",
+        4,
+    )
     assert int(row[6]) == 1764300000123
 
 
 def test_a_replay_with_other_boundaries_adds_no_duplicates(
-        bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 40))], [(0, readings(0, 41, 100))]]))
     assert load(bucket, postgres_database, capsys)["manifests"][0]["rows_inserted"] == 200
 
     # A crash re-delivers 30..100 in other batches, then new records 101..120 arrive; some overlap within a file too.
-    asyncio.run(stage(bucket, [[(0, readings(0, 30, 70))], [(0, readings(0, 71, 100) + readings(0, 95, 120))]]))
+    asyncio.run(
+        stage(bucket, [[(0, readings(0, 30, 70))], [(0, readings(0, 71, 100) + readings(0, 95, 120))]])
+    )
     (manifest,) = load(bucket, postgres_database, capsys)["manifests"]
     assert (manifest["files"], manifest["rows_staged"], manifest["rows_inserted"]) == (2, 194, 40)
     assert scalar(postgres_database, "SELECT COUNT(*) FROM wenu.readings") == 240
-    assert scalar(postgres_database, "SELECT COUNT(DISTINCT (device, seq, ch, idx)) FROM wenu.readings") == 240
+    assert (
+        scalar(postgres_database, "SELECT COUNT(DISTINCT (device, seq, ch, idx)) FROM wenu.readings") == 240
+    )
 
 
 def test_many_files_are_grouped_into_manifests_by_size(
-        bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    asyncio.run(stage(bucket, [[(0, readings(0, n, n + 9)), (1, readings(1, n, n + 9))] for n in range(1, 60, 10)]))
+    bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(
+        stage(bucket, [[(0, readings(0, n, n + 9)), (1, readings(1, n, n + 9))] for n in range(1, 60, 10)])
+    )
     monkeypatch.setenv("WENU_WAREHOUSE_MAX_MANIFEST_FILES", "5")
     out = load(bucket, postgres_database, capsys)
     assert [m["files"] for m in out["manifests"]] == [5, 5, 2]
@@ -163,18 +198,24 @@ async def load_with_fault(bucket: str, dsn: str, before_get: Any) -> FaultyS3:
 
 
 def ledger(dsn: str) -> tuple[int, int, int]:
-    return (scalar(dsn, "SELECT COUNT(*) FROM wenu.loaded_manifests"),
-            scalar(dsn, "SELECT COUNT(*) FROM wenu.loaded_files"), scalar(dsn, "SELECT COUNT(*) FROM wenu.readings"))
+    return (
+        scalar(dsn, "SELECT COUNT(*) FROM wenu.loaded_manifests"),
+        scalar(dsn, "SELECT COUNT(*) FROM wenu.loaded_files"),
+        scalar(dsn, "SELECT COUNT(*) FROM wenu.readings"),
+    )
 
 
 def test_connection_lost_mid_load_leaves_the_ledger_unchanged(
-        bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 20)), (1, readings(1, 1, 20))]]))
 
     async def kill_loader_session(_key: str) -> None:  # the server ends the loader's backend mid-COPY
         async with await psycopg.AsyncConnection.connect(postgres_database, autocommit=True) as admin:
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
     faulty = asyncio.run(load_with_fault(bucket, postgres_database, kill_loader_session))
     assert faulty.gets == 2
@@ -186,7 +227,8 @@ def test_connection_lost_mid_load_leaves_the_ledger_unchanged(
 
 
 def test_staged_file_unreadable_mid_load_leaves_the_ledger_unchanged(
-        bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 20)), (1, readings(1, 1, 20))]]))
     removed: list[str] = []
 
@@ -207,5 +249,7 @@ def test_staged_file_unreadable_mid_load_leaves_the_ledger_unchanged(
 
 def test_cli_outage_is_exit_1_with_a_hint(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 2))]]))
-    assert main(["warehouse", "load", "--bucket", bucket, "--dsn", "postgresql://nobody@127.0.0.1:1/none"]) == 1
+    assert (
+        main(["warehouse", "load", "--bucket", bucket, "--dsn", "postgresql://nobody@127.0.0.1:1/none"]) == 1
+    )
     assert "run `wenu-stream warehouse load` again" in capsys.readouterr().err

@@ -23,8 +23,14 @@ from wenu_stream.warehouse.manifests import StagedFile, make_manifest
 
 pytestmark = pytest.mark.integration
 ROLE = "arn:aws:iam::123456789012:role/wenu-copy"
-REDSHIFT = WarehouseConfig(target="redshift", redshift_cluster="wenu", redshift_db_user="loader",
-                           redshift_iam_role=ROLE, redshift_timeout_s=5, redshift_poll_s=0.01)
+REDSHIFT = WarehouseConfig(
+    target="redshift",
+    redshift_cluster="wenu",
+    redshift_db_user="loader",
+    redshift_iam_role=ROLE,
+    redshift_timeout_s=5,
+    redshift_poll_s=0.01,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,9 +47,16 @@ def bucket(aws_stack: object, unique_name: str) -> str:
 
 
 def test_statements_reach_the_data_api_and_the_poll_gives_up(
-        bucket: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"TARGET": "redshift", "REDSHIFT_CLUSTER": "wenu", "REDSHIFT_DB_USER": "loader",
-                       "REDSHIFT_IAM_ROLE": ROLE, "REDSHIFT_TIMEOUT_S": "0.3", "REDSHIFT_POLL_S": "0.05"}.items():
+    bucket: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in {
+        "TARGET": "redshift",
+        "REDSHIFT_CLUSTER": "wenu",
+        "REDSHIFT_DB_USER": "loader",
+        "REDSHIFT_IAM_ROLE": ROLE,
+        "REDSHIFT_TIMEOUT_S": "0.3",
+        "REDSHIFT_POLL_S": "0.05",
+    }.items():
         monkeypatch.setenv(f"WENU_WAREHOUSE_{key}", value)
     assert main(["warehouse", "load", "--bucket", bucket]) == 1
     err = capsys.readouterr().err
@@ -74,10 +87,10 @@ class FakeDataApi:
         self.calls.append(("batch_execute_statement", kwargs))
         return {"Id": f"s{len(self.calls)}"}
 
-    async def describe_statement(self, Id: str) -> dict[str, Any]:  # noqa: N803 (the SDK's name)
+    async def describe_statement(self, Id: str) -> dict[str, Any]:
         return {"Id": Id, "Status": self._status, "Error": "ERROR: permission denied"}
 
-    async def get_statement_result(self, Id: str, NextToken: str = "") -> dict[str, Any]:  # noqa: N803
+    async def get_statement_result(self, Id: str, NextToken: str = "") -> dict[str, Any]:
         page = self._loaded[:2] if not NextToken else self._loaded[2:]
         more = {"NextToken": "p2"} if not NextToken and len(self._loaded) > 2 else {}
         return {"Records": [[{"stringValue": key}] for key in page], **more}
@@ -85,8 +98,9 @@ class FakeDataApi:
 
 async def redshift_load(bucket: str, api: FakeDataApi) -> Any:
     async with get_session().create_client("s3") as s3:
-        return await load_pending(s3, RedshiftTarget(api, bucket=bucket, config=REDSHIFT), bucket=bucket,
-                                  config=REDSHIFT)
+        return await load_pending(
+            s3, RedshiftTarget(api, bucket=bucket, config=REDSHIFT), bucket=bucket, config=REDSHIFT
+        )
 
 
 def test_each_manifest_is_one_batch_transaction(bucket: str) -> None:
@@ -98,17 +112,24 @@ def test_each_manifest_is_one_batch_transaction(bucket: str) -> None:
     manifest = make_manifest("manifests/", [StagedFile(k, 0) for k in keys(bucket, "staging/")])
     assert result.manifest == manifest.name and result.files == 3
     target = {"ClusterIdentifier": "wenu", "Database": "dev", "DbUser": "loader"}
-    assert [c[1].get("Sql") for c in api.calls[:-1]] == [*sql.redshift_schema("wenu"), sql.loaded_files("wenu")]
+    assert [c[1].get("Sql") for c in api.calls[:-1]] == [
+        *sql.redshift_schema("wenu"),
+        sql.loaded_files("wenu"),
+    ]
     name, batch = api.calls[-1]
     assert name == "batch_execute_statement" and {k: batch[k] for k in target} == target
-    assert batch["Sqls"][1].startswith(f"COPY wenu_stage (device, seq, ch, idx, series, company, site, timezone, "
-                                       f"kind, unit, t_ms, value, raw_value, shard_id, sequence_number, sub_sequence) "
-                                       f"FROM 's3://{bucket}/manifests/{manifest.name}.manifest.json' "
-                                       f"IAM_ROLE '{ROLE}' MANIFEST GZIP CSV")
+    assert batch["Sqls"][1].startswith(
+        f"COPY wenu_stage (device, seq, ch, idx, series, company, site, timezone, "
+        f"kind, unit, t_ms, value, raw_value, shard_id, sequence_number, sub_sequence) "
+        f"FROM 's3://{bucket}/manifests/{manifest.name}.manifest.json' "
+        f"IAM_ROLE '{ROLE}' MANIFEST GZIP CSV"
+    )
 
     s3 = boto3.client("s3")
     doc = json.loads(s3.get_object(Bucket=bucket, Key=manifest.key)["Body"].read())
-    assert doc["entries"] == [{"url": f"s3://{bucket}/{k}", "mandatory": True} for k in keys(bucket, "staging/")]
+    assert doc["entries"] == [
+        {"url": f"s3://{bucket}/{k}", "mandatory": True} for k in keys(bucket, "staging/")
+    ]
     listed = s3.get_object(Bucket=bucket, Key=manifest.files_key)["Body"].read().decode().splitlines()
     assert listed == [f'"{k}","{manifest.name}"' for k in keys(bucket, "staging/")]
 
@@ -138,7 +159,9 @@ def test_the_redshift_merge_keeps_one_row_per_key_on_a_real_database(postgres_da
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         for statement in sql.pg_schema("wenu"):
             conn.execute(statement)
-        conn.execute("ALTER TABLE wenu.readings DROP CONSTRAINT readings_pkey")  # as unenforced as on Redshift
+        conn.execute(
+            "ALTER TABLE wenu.readings DROP CONSTRAINT readings_pkey"
+        )  # as unenforced as on Redshift
         for _ in range(2):  # the same manifest twice
             with conn.transaction():
                 conn.execute(statements[0])

@@ -53,11 +53,15 @@ def test_no_files_no_manifest() -> None:
 def test_redshift_manifest_lists_every_file_as_mandatory() -> None:
     manifest = make_manifest("m/", files(3, 4))
     doc = json.loads(manifest_json("wenu-data", manifest))
-    assert doc == {"entries": [
-        {"url": "s3://wenu-data/staging/p/s/shard-000.csv.gz", "mandatory": True},
-        {"url": "s3://wenu-data/staging/p/s/shard-001.csv.gz", "mandatory": True},
-    ]}
-    assert parse_manifest(manifest_json("wenu-data", manifest)) == [("wenu-data", f.key) for f in manifest.files]
+    assert doc == {
+        "entries": [
+            {"url": "s3://wenu-data/staging/p/s/shard-000.csv.gz", "mandatory": True},
+            {"url": "s3://wenu-data/staging/p/s/shard-001.csv.gz", "mandatory": True},
+        ]
+    }
+    assert parse_manifest(manifest_json("wenu-data", manifest)) == [
+        ("wenu-data", f.key) for f in manifest.files
+    ]
 
 
 def test_file_list_is_csv_of_key_and_manifest() -> None:

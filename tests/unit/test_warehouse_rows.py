@@ -14,11 +14,22 @@ from wenu_stream.warehouse.rows import COLUMN_NAMES, WarehouseRow, decode_csv, e
 
 
 def reading(**changes: object) -> SeriesReading:
-    base: dict[str, object] = dict(
-        series="acme/hq/power", company="acme", site="hq", timezone="Europe/Paris", kind="gauge", unit="W",
-        device="EM-1", ch="active_power_w", seq=7, index=1, t=1764300000123, value=1532.4, raw_value=15324.0,
-        position=Position(49650000000000000000000000000000000000000000000000000001, 3),
-    )
+    base: dict[str, object] = {
+        "series": "acme/hq/power",
+        "company": "acme",
+        "site": "hq",
+        "timezone": "Europe/Paris",
+        "kind": "gauge",
+        "unit": "W",
+        "device": "EM-1",
+        "ch": "active_power_w",
+        "seq": 7,
+        "index": 1,
+        "t": 1764300000123,
+        "value": 1532.4,
+        "raw_value": 15324.0,
+        "position": Position(49650000000000000000000000000000000000000000000000000001, 3),
+    }
     base.update(changes)
     return SeriesReading(**base)  # type: ignore[arg-type]
 
@@ -26,9 +37,22 @@ def reading(**changes: object) -> SeriesReading:
 texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 rows = st.builds(
-    WarehouseRow, device=texts, seq=st.integers(0, 2**63 - 1), ch=texts, idx=st.integers(0, 999), series=texts,
-    company=texts, site=texts, timezone=texts, kind=texts, unit=texts, t_ms=st.integers(1, 2**53 - 1),
-    value=finite, raw_value=finite, shard_id=texts, sequence_number=st.integers(0, 2**185).map(str),
+    WarehouseRow,
+    device=texts,
+    seq=st.integers(0, 2**63 - 1),
+    ch=texts,
+    idx=st.integers(0, 999),
+    series=texts,
+    company=texts,
+    site=texts,
+    timezone=texts,
+    kind=texts,
+    unit=texts,
+    t_ms=st.integers(1, 2**53 - 1),
+    value=finite,
+    raw_value=finite,
+    shard_id=texts,
+    sequence_number=st.integers(0, 2**185).map(str),
     sub_sequence=st.integers(0, 2**31 - 1),
 )
 
@@ -36,7 +60,12 @@ rows = st.builds(
 def test_a_reading_maps_to_its_row() -> None:
     row = to_row("shardId-000000000001", reading())
     assert (row.device, row.seq, row.ch, row.idx, row.t_ms) == ("EM-1", 7, "active_power_w", 1, 1764300000123)
-    assert (row.value, row.raw_value, row.series, row.timezone) == (1532.4, 15324.0, "acme/hq/power", "Europe/Paris")
+    assert (row.value, row.raw_value, row.series, row.timezone) == (
+        1532.4,
+        15324.0,
+        "acme/hq/power",
+        "Europe/Paris",
+    )
     assert row.sequence_number == "49650000000000000000000000000000000000000000000000000001"
     assert (row.shard_id, row.sub_sequence) == ("shardId-000000000001", 3)
 
@@ -60,8 +89,9 @@ def test_unicode_is_utf8() -> None:
 
 
 def test_non_finite_values_use_the_sql_spelling() -> None:
-    data = encode_csv([to_row("s", reading(value=math.inf, raw_value=-math.inf)),
-                       to_row("s", reading(value=math.nan))])
+    data = encode_csv(
+        [to_row("s", reading(value=math.inf, raw_value=-math.inf)), to_row("s", reading(value=math.nan))]
+    )
     cells = list(csv.reader(io.StringIO(data.decode())))
     assert cells[0][COLUMN_NAMES.index("value")] == "Infinity"
     assert cells[0][COLUMN_NAMES.index("raw_value")] == "-Infinity"

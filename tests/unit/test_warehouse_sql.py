@@ -13,7 +13,9 @@ ROLE = "arn:aws:iam::123456789012:role/wenu-copy"
 
 
 def manifest():  # type: ignore[no-untyped-def]
-    return make_manifest("manifests/", [StagedFile("staging/a.csv.gz", 10), StagedFile("staging/b.csv.gz", 20)])
+    return make_manifest(
+        "manifests/", [StagedFile("staging/a.csv.gz", 10), StagedFile("staging/b.csv.gz", 20)]
+    )
 
 
 def test_postgres_ddl_is_idempotent_and_keys_readings() -> None:
@@ -31,7 +33,8 @@ def test_postgres_copy_and_merge() -> None:
     assert sql.pg_stage().endswith("ON COMMIT DROP")
     assert sql.pg_merge("wenu") == (
         f"INSERT INTO wenu.readings ({COLS}, measured_at) SELECT {COLS}, to_timestamp(t_ms / 1000.0) "
-        "FROM wenu_stage ON CONFLICT (device, seq, ch, idx) DO NOTHING")
+        "FROM wenu_stage ON CONFLICT (device, seq, ch, idx) DO NOTHING"
+    )
     assert "ON CONFLICT (manifest) DO NOTHING RETURNING manifest" in sql.pg_claim("wenu")
 
 
@@ -41,18 +44,25 @@ def test_redshift_load_is_copy_merge_ledger_in_order() -> None:
     assert statements[0].startswith("CREATE TEMP TABLE wenu_stage (device VARCHAR(64), seq BIGINT")
     assert statements[1] == (
         f"COPY wenu_stage ({COLS}) FROM 's3://wenu-data/manifests/{m.name}.manifest.json' "
-        f"IAM_ROLE '{ROLE}' MANIFEST GZIP CSV COMPUPDATE OFF STATUPDATE OFF")
+        f"IAM_ROLE '{ROLE}' MANIFEST GZIP CSV COMPUPDATE OFF STATUPDATE OFF"
+    )
     assert statements[3] == (
         f"COPY wenu_stage_files (file_key, manifest) FROM 's3://wenu-data/manifests/{m.name}.files.csv' "
-        f"IAM_ROLE '{ROLE}' CSV COMPUPDATE OFF STATUPDATE OFF")
+        f"IAM_ROLE '{ROLE}' CSV COMPUPDATE OFF STATUPDATE OFF"
+    )
     merge = statements[4]
     assert merge.startswith(f"INSERT INTO wenu.readings ({COLS}, measured_at) SELECT d.device, d.seq")
-    assert "ROW_NUMBER() OVER (PARTITION BY device, seq, ch, idx" in merge and "WHERE d.wenu_rank = 1" in merge
-    assert ("NOT EXISTS (SELECT 1 FROM wenu.readings r WHERE r.device = d.device AND r.seq = d.seq "
-            "AND r.ch = d.ch AND r.idx = d.idx)") in merge
+    assert (
+        "ROW_NUMBER() OVER (PARTITION BY device, seq, ch, idx" in merge and "WHERE d.wenu_rank = 1" in merge
+    )
+    assert (
+        "NOT EXISTS (SELECT 1 FROM wenu.readings r WHERE r.device = d.device AND r.seq = d.seq "
+        "AND r.ch = d.ch AND r.idx = d.idx)"
+    ) in merge
     assert statements[5] == (
         f"INSERT INTO wenu.loaded_manifests (manifest, files, bytes) SELECT '{m.name}', 2, 30 "
-        f"WHERE NOT EXISTS (SELECT 1 FROM wenu.loaded_manifests WHERE manifest = '{m.name}')")
+        f"WHERE NOT EXISTS (SELECT 1 FROM wenu.loaded_manifests WHERE manifest = '{m.name}')"
+    )
     assert statements[6].startswith("INSERT INTO wenu.loaded_files (file_key, manifest) SELECT DISTINCT")
     assert statements[7:] == ["DROP TABLE wenu_stage", "DROP TABLE wenu_stage_files"]
 

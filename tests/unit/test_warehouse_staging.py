@@ -27,7 +27,10 @@ def test_same_readings_same_key_and_bytes() -> None:
 
 
 def test_other_boundaries_other_key() -> None:
-    assert build_file("s/", "a", "r", SHARD, batch(1, 10))[0] != build_file("s/", "a", "r", SHARD, batch(1, 12))[0]
+    assert (
+        build_file("s/", "a", "r", SHARD, batch(1, 10))[0]
+        != build_file("s/", "a", "r", SHARD, batch(1, 12))[0]
+    )
 
 
 def test_other_rows_at_the_same_positions_get_another_key() -> None:

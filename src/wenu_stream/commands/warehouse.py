@@ -17,18 +17,28 @@ from wenu_stream.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("warehouse", help="load staged readings into the warehouse; loader status",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "warehouse", help="load staged readings into the warehouse; loader status", description=__doc__
+    )
     sub = p.add_subparsers(dest="warehouse_command", required=True)
     load = sub.add_parser("load", help="group pending staged files into manifests and load each once")
     status = sub.add_parser("status", help="pending files, loaded manifests and readings")
     for parser in (load, status):
         add_config_flags(parser, "--bucket", "--log-level")
-        parser.add_argument("--target", dest="cfg:warehouse.target", choices=("postgres", "redshift"), default=None,
-                            help=f"warehouse: postgres or redshift [env: {env_name('warehouse.target')}]")
-        parser.add_argument("--dsn", dest="cfg:warehouse.dsn", default=None, metavar="DSN",
-                            help=f"PostgreSQL DSN postgresql://user:password@host:port/db "
-                                 f"[env: {env_name('warehouse.dsn')}]")
+        parser.add_argument(
+            "--target",
+            dest="cfg:warehouse.target",
+            choices=("postgres", "redshift"),
+            default=None,
+            help=f"warehouse: postgres or redshift [env: {env_name('warehouse.target')}]",
+        )
+        parser.add_argument(
+            "--dsn",
+            dest="cfg:warehouse.dsn",
+            default=None,
+            metavar="DSN",
+            help=f"PostgreSQL DSN postgresql://user:password@host:port/db [env: {env_name('warehouse.dsn')}]",
+        )
     load.set_defaults(handler=run_load)
     status.set_defaults(handler=run_status)
 
@@ -37,18 +47,30 @@ def check(config: Config) -> None:
     """Refuse a target that lacks its settings (exit 2, before any side effect)."""
     cfg = config.warehouse
     if cfg.target == "postgres" and not cfg.dsn:
-        raise ConfigError(f"warehouse.dsn (env {env_name('warehouse.dsn')} or --dsn)", "no PostgreSQL DSN",
-                          "set it to postgresql://user:password@host:5432/database")
+        raise ConfigError(
+            f"warehouse.dsn (env {env_name('warehouse.dsn')} or --dsn)",
+            "no PostgreSQL DSN",
+            "set it to postgresql://user:password@host:5432/database",
+        )
     if cfg.target == "redshift":
         if not (cfg.redshift_cluster or cfg.redshift_workgroup):
-            raise ConfigError(f"{env_name('warehouse.redshift_cluster')} or {env_name('warehouse.redshift_workgroup')}",
-                              "no Redshift cluster or serverless workgroup", "set one of them")
+            raise ConfigError(
+                f"{env_name('warehouse.redshift_cluster')} or {env_name('warehouse.redshift_workgroup')}",
+                "no Redshift cluster or serverless workgroup",
+                "set one of them",
+            )
         if not cfg.redshift_iam_role:
-            raise ConfigError(env_name("warehouse.redshift_iam_role"), "no IAM role for COPY",
-                              "set the ARN of a role attached to the cluster that can read the bucket")
+            raise ConfigError(
+                env_name("warehouse.redshift_iam_role"),
+                "no IAM role for COPY",
+                "set the ARN of a role attached to the cluster that can read the bucket",
+            )
         if cfg.redshift_cluster and not (cfg.redshift_db_user or cfg.redshift_secret_arn):
-            raise ConfigError(f"{env_name('warehouse.redshift_db_user')} or {env_name('warehouse.redshift_secret_arn')}",
-                              "no credentials for the cluster", "set a database user or a Secrets Manager ARN")
+            raise ConfigError(
+                f"{env_name('warehouse.redshift_db_user')} or {env_name('warehouse.redshift_secret_arn')}",
+                "no credentials for the cluster",
+                "set a database user or a Secrets Manager ARN",
+            )
 
 
 @contextlib.asynccontextmanager
@@ -89,8 +111,10 @@ def _run(config: Config, job: Any) -> Any:
     try:
         return asyncio.run(go())
     except (psycopg.Error, BotoCoreError, ClientError, OSError) as exc:
-        raise WarehouseError(f"warehouse {config.warehouse.target}: {exc!r}. Manifests not loaded stay pending "
-                             "(their transactions rolled back); run `wenu-stream warehouse load` again") from exc
+        raise WarehouseError(
+            f"warehouse {config.warehouse.target}: {exc!r}. Manifests not loaded stay pending "
+            "(their transactions rolled back); run `wenu-stream warehouse load` again"
+        ) from exc
 
 
 def run_load(args: argparse.Namespace) -> int:
@@ -98,8 +122,10 @@ def run_load(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     check(config)
-    summary = _run(config, lambda s3, target: load_pending(s3, target, bucket=config.sinks.bucket,
-                                                           config=config.warehouse))
+    summary = _run(
+        config,
+        lambda s3, target: load_pending(s3, target, bucket=config.sinks.bucket, config=config.warehouse),
+    )
     print(json.dumps(msgspec.to_builtins(summary)))
     return 0
 
@@ -109,6 +135,12 @@ def run_status(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     check(config)
-    print(json.dumps(_run(config, lambda s3, target: status(s3, target, bucket=config.sinks.bucket,
-                                                             config=config.warehouse))))
+    print(
+        json.dumps(
+            _run(
+                config,
+                lambda s3, target: status(s3, target, bucket=config.sinks.bucket, config=config.warehouse),
+            )
+        )
+    )
     return 0

@@ -31,7 +31,14 @@ from wenu_stream.config import WarehouseConfig
 from wenu_stream.errors import WenuError
 from wenu_stream.log import get_logger
 from wenu_stream.warehouse import sql
-from wenu_stream.warehouse.manifests import Manifest, StagedFile, files_csv, group_files, manifest_json, pending
+from wenu_stream.warehouse.manifests import (
+    Manifest,
+    StagedFile,
+    files_csv,
+    group_files,
+    manifest_json,
+    pending,
+)
 
 _CHUNK = 1 << 20
 
@@ -74,18 +81,24 @@ class WarehouseTarget(Protocol):
 
 async def list_staged(s3: Any, bucket: str, prefix: str) -> list[StagedFile]:
     """Every staged ``.csv.gz`` object under ``prefix``."""
-    files = []
+    files: list[StagedFile] = []
     async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        files.extend(StagedFile(o["Key"], int(o["Size"])) for o in page.get("Contents", ())
-                     if o["Key"].endswith(".csv.gz"))
+        files.extend(
+            StagedFile(o["Key"], int(o["Size"]))
+            for o in page.get("Contents", ())
+            if o["Key"].endswith(".csv.gz")
+        )
     return files
 
 
 async def publish(s3: Any, bucket: str, manifest: Manifest) -> None:
     """Write the manifest JSON and its file list (same name, same content on a rerun)."""
-    await s3.put_object(Bucket=bucket, Key=manifest.files_key, Body=files_csv(manifest), ContentType="text/csv")
-    await s3.put_object(Bucket=bucket, Key=manifest.key, Body=manifest_json(bucket, manifest),
-                        ContentType="application/json")
+    await s3.put_object(
+        Bucket=bucket, Key=manifest.files_key, Body=files_csv(manifest), ContentType="text/csv"
+    )
+    await s3.put_object(
+        Bucket=bucket, Key=manifest.key, Body=manifest_json(bucket, manifest), ContentType="application/json"
+    )
 
 
 async def gunzip_object(s3: Any, bucket: str, key: str) -> AsyncIterator[bytes]:
@@ -108,14 +121,20 @@ async def gunzip_object(s3: Any, bucket: str, key: str) -> AsyncIterator[bytes]:
 # ---------------------------------------------------------------- the job
 
 
-async def load_pending(s3: Any, target: WarehouseTarget, *, bucket: str, config: WarehouseConfig) -> LoadSummary:
+async def load_pending(
+    s3: Any, target: WarehouseTarget, *, bucket: str, config: WarehouseConfig
+) -> LoadSummary:
     """Load every staged file that no loaded manifest holds (module docstring, steps 1-4)."""
     log = get_logger("wenu.warehouse")
     await target.ensure_schema()
     staged = await list_staged(s3, bucket, config.staging_prefix)
     todo = pending(staged, await target.loaded_files())
-    manifests = group_files(todo, prefix=config.manifest_prefix, max_bytes=config.max_manifest_bytes,
-                            max_files=config.max_manifest_files)
+    manifests = group_files(
+        todo,
+        prefix=config.manifest_prefix,
+        max_bytes=config.max_manifest_bytes,
+        max_files=config.max_manifest_files,
+    )
     results = []
     for manifest in manifests:
         await publish(s3, bucket, manifest)
@@ -130,8 +149,12 @@ async def status(s3: Any, target: WarehouseTarget, *, bucket: str, config: Wareh
     await target.ensure_schema()
     staged = await list_staged(s3, bucket, config.staging_prefix)
     todo = pending(staged, await target.loaded_files())
-    return {"staged_files": len(staged), "pending_files": len(todo), "pending_bytes": sum(f.size for f in todo),
-            **await target.counts()}
+    return {
+        "staged_files": len(staged),
+        "pending_files": len(todo),
+        "pending_bytes": sum(f.size for f in todo),
+        **await target.counts(),
+    }
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -199,19 +222,33 @@ class RedshiftTarget:
     load is idempotent, the next run is safe either way.
     """
 
-    def __init__(self, client: Any, *, bucket: str, config: WarehouseConfig,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        bucket: str,
+        config: WarehouseConfig,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client, self._bucket, self._cfg = client, bucket, config
         self._sleep, self._monotonic = sleep, monotonic
 
     def _target(self) -> dict[str, str]:
         cfg = self._cfg
         where = {"Database": cfg.redshift_database}
-        where.update({"WorkgroupName": cfg.redshift_workgroup} if cfg.redshift_workgroup
-                     else {"ClusterIdentifier": cfg.redshift_cluster})
-        where.update({"SecretArn": cfg.redshift_secret_arn} if cfg.redshift_secret_arn
-                     else {"DbUser": cfg.redshift_db_user} if cfg.redshift_db_user else {})
+        where.update(
+            {"WorkgroupName": cfg.redshift_workgroup}
+            if cfg.redshift_workgroup
+            else {"ClusterIdentifier": cfg.redshift_cluster}
+        )
+        where.update(
+            {"SecretArn": cfg.redshift_secret_arn}
+            if cfg.redshift_secret_arn
+            else {"DbUser": cfg.redshift_db_user}
+            if cfg.redshift_db_user
+            else {}
+        )
         return where
 
     async def run(self, statements: Sequence[str]) -> str:
@@ -232,11 +269,15 @@ class RedshiftTarget:
             if state == "FINISHED":
                 return described
             if state in ("FAILED", "ABORTED"):
-                raise WarehouseError(f"Redshift statement {statement_id} {state}: {described.get('Error', '')}")
+                raise WarehouseError(
+                    f"Redshift statement {statement_id} {state}: {described.get('Error', '')}"
+                )
             if self._monotonic() >= deadline:
-                raise WarehouseError(f"Redshift statement {statement_id} still {state} after "
-                                     f"{self._cfg.redshift_timeout_s:g} s (it may still complete; loads are "
-                                     "idempotent, so run the load again later)")
+                raise WarehouseError(
+                    f"Redshift statement {statement_id} still {state} after "
+                    f"{self._cfg.redshift_timeout_s:g} s (it may still complete; loads are "
+                    "idempotent, so run the load again later)"
+                )
             await self._sleep(self._cfg.redshift_poll_s)
 
     async def rows(self, statement: str) -> list[list[Any]]:
@@ -259,8 +300,13 @@ class RedshiftTarget:
         return {str(row[0]) for row in await self.rows(sql.loaded_files(self._cfg.schema))}
 
     async def load(self, manifest: Manifest) -> LoadResult:
-        statements = sql.redshift_load(self._cfg.schema, manifest, bucket=self._bucket,
-                                       iam_role=self._cfg.redshift_iam_role, region=self._cfg.redshift_region)
+        statements = sql.redshift_load(
+            self._cfg.schema,
+            manifest,
+            bucket=self._bucket,
+            iam_role=self._cfg.redshift_iam_role,
+            region=self._cfg.redshift_region,
+        )
         await self.run(statements)
         return LoadResult(manifest=manifest.name, files=len(manifest.files), bytes=manifest.size)
 

@@ -52,11 +52,14 @@ def make_manifest(prefix: str, files: Iterable[StagedFile]) -> Manifest:
     """A manifest of ``files`` stored under ``prefix``."""
     ordered = tuple(sorted(files))
     name = manifest_name(f.key for f in ordered)
-    return Manifest(name=name, key=f"{prefix}{name}.manifest.json", files_key=f"{prefix}{name}.files.csv",
-                    files=ordered)
+    return Manifest(
+        name=name, key=f"{prefix}{name}.manifest.json", files_key=f"{prefix}{name}.files.csv", files=ordered
+    )
 
 
-def group_files(files: Iterable[StagedFile], *, prefix: str, max_bytes: int, max_files: int) -> list[Manifest]:
+def group_files(
+    files: Iterable[StagedFile], *, prefix: str, max_bytes: int, max_files: int
+) -> list[Manifest]:
     """Pack files, in key order, into manifests of at most ``max_bytes`` and ``max_files``.
 
     A file larger than ``max_bytes`` gets a manifest of its own. Key order keeps
@@ -80,7 +83,9 @@ def manifest_json(bucket: str, manifest: Manifest) -> bytes:
 
 def files_csv(manifest: Manifest) -> bytes:
     """The manifest's file keys, one per line, as CSV (the ledger table's COPY source)."""
-    return "".join(f'"{f.key.replace(chr(34), chr(34) * 2)}","{manifest.name}"\n' for f in manifest.files).encode()
+    return "".join(
+        f'"{f.key.replace(chr(34), chr(34) * 2)}","{manifest.name}"\n' for f in manifest.files
+    ).encode()
 
 
 def parse_manifest(data: bytes) -> list[tuple[str, str]]:

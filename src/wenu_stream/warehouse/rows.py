@@ -14,6 +14,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable
+from typing import Self
 
 import msgspec
 
@@ -62,16 +63,30 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 COLUMN_NAMES = tuple(name for name, _, _ in COLUMNS)
 KEY = ("device", "seq", "ch", "idx")
-_TYPES = {name: field.type for name, field in zip(COLUMN_NAMES, msgspec.structs.fields(WarehouseRow), strict=True)}
+_TYPES = {
+    name: field.type for name, field in zip(COLUMN_NAMES, msgspec.structs.fields(WarehouseRow), strict=True)
+}
 
 
 def to_row(shard_id: str, reading: SeriesReading) -> WarehouseRow:
     """The warehouse row of one reading staged from ``shard_id``."""
     return WarehouseRow(
-        device=reading.device, seq=reading.seq, ch=reading.ch, idx=reading.index, series=reading.series,
-        company=reading.company, site=reading.site, timezone=reading.timezone, kind=reading.kind, unit=reading.unit,
-        t_ms=reading.t, value=reading.value, raw_value=reading.raw_value, shard_id=shard_id,
-        sequence_number=str(reading.position.sequence), sub_sequence=reading.position.sub,
+        device=reading.device,
+        seq=reading.seq,
+        ch=reading.ch,
+        idx=reading.index,
+        series=reading.series,
+        company=reading.company,
+        site=reading.site,
+        timezone=reading.timezone,
+        kind=reading.kind,
+        unit=reading.unit,
+        t_ms=reading.t,
+        value=reading.value,
+        raw_value=reading.raw_value,
+        shard_id=shard_id,
+        sequence_number=str(reading.position.sequence),
+        sub_sequence=reading.position.sub,
     )
 
 
@@ -87,7 +102,7 @@ class _NonFinite(float):
 
     _text: str
 
-    def __new__(cls, text: str) -> _NonFinite:
+    def __new__(cls, text: str) -> Self:
         self = super().__new__(cls, text)
         self._text = text
         return self

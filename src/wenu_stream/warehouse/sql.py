@@ -41,7 +41,9 @@ def _schema(schema: str) -> str:
 def literal(value: str) -> str:
     """A quoted SQL string literal of ``value``, refused if it holds anything but URL/ARN characters."""
     if not _SAFE.match(value):
-        raise ValueError(f"refusing to splice {value!r} into SQL: only letters, digits and URL/ARN punctuation")
+        raise ValueError(
+            f"refusing to splice {value!r} into SQL: only letters, digits and URL/ARN punctuation"
+        )
     return f"'{value}'"
 
 
@@ -55,8 +57,11 @@ def pg_schema(schema: str) -> list[str]:
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
         f"CREATE TABLE IF NOT EXISTS {s}.readings ({cols}, measured_at TIMESTAMPTZ NOT NULL, PRIMARY KEY ({_KEY}))",
-        f"CREATE TABLE IF NOT EXISTS {s}.loaded_manifests (manifest TEXT PRIMARY KEY, files INTEGER NOT NULL, "
-        "bytes BIGINT NOT NULL, rows_staged BIGINT, rows_inserted BIGINT, loaded_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        (
+            f"CREATE TABLE IF NOT EXISTS {s}.loaded_manifests (manifest TEXT PRIMARY KEY, files INTEGER NOT NULL, "
+            "bytes BIGINT NOT NULL, rows_staged BIGINT, rows_inserted BIGINT, "
+            "loaded_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        ),
         f"CREATE TABLE IF NOT EXISTS {s}.loaded_files (file_key TEXT PRIMARY KEY, manifest TEXT NOT NULL)",
     ]
 
@@ -70,8 +75,10 @@ def pg_claim(schema: str) -> str:
 
     Parameters: manifest, files, bytes. Returns a row only if this transaction claimed it.
     """
-    return (f"INSERT INTO {_schema(schema)}.loaded_manifests (manifest, files, bytes) VALUES (%s, %s, %s) "
-            "ON CONFLICT (manifest) DO NOTHING RETURNING manifest")
+    return (
+        f"INSERT INTO {_schema(schema)}.loaded_manifests (manifest, files, bytes) VALUES (%s, %s, %s) "
+        "ON CONFLICT (manifest) DO NOTHING RETURNING manifest"
+    )
 
 
 def pg_stage() -> str:
@@ -87,20 +94,26 @@ def pg_copy() -> str:
 
 def pg_merge(schema: str) -> str:
     """Insert the staged rows whose key is new; duplicates (replays, overlapping files) are skipped."""
-    return (f"INSERT INTO {_schema(schema)}.readings ({_COLS}, measured_at) "
-            f"SELECT {_COLS}, to_timestamp(t_ms / 1000.0) FROM {STAGE} ON CONFLICT ({_KEY}) DO NOTHING")
+    return (
+        f"INSERT INTO {_schema(schema)}.readings ({_COLS}, measured_at) "
+        f"SELECT {_COLS}, to_timestamp(t_ms / 1000.0) FROM {STAGE} ON CONFLICT ({_KEY}) DO NOTHING"
+    )
 
 
 def pg_record(schema: str) -> str:
     """Complete the claimed ledger row. Parameters: rows_staged, rows_inserted, manifest."""
-    return (f"UPDATE {_schema(schema)}.loaded_manifests SET rows_staged = %s, rows_inserted = %s, loaded_at = now() "
-            "WHERE manifest = %s")
+    return (
+        f"UPDATE {_schema(schema)}.loaded_manifests SET rows_staged = %s, rows_inserted = %s, loaded_at = now() "
+        "WHERE manifest = %s"
+    )
 
 
 def pg_record_file(schema: str) -> str:
     """One ``loaded_files`` row. Parameters: file_key, manifest."""
-    return (f"INSERT INTO {_schema(schema)}.loaded_files (file_key, manifest) VALUES (%s, %s) "
-            "ON CONFLICT (file_key) DO NOTHING")
+    return (
+        f"INSERT INTO {_schema(schema)}.loaded_files (file_key, manifest) VALUES (%s, %s) "
+        "ON CONFLICT (file_key) DO NOTHING"
+    )
 
 
 def loaded_files(schema: str) -> str:
@@ -111,8 +124,10 @@ def loaded_files(schema: str) -> str:
 def counts(schema: str) -> str:
     """Loaded manifests, loaded files and readings, as one row (both targets)."""
     s = _schema(schema)
-    return (f"SELECT (SELECT COUNT(*) FROM {s}.loaded_manifests), (SELECT COUNT(*) FROM {s}.loaded_files), "
-            f"(SELECT COUNT(*) FROM {s}.readings)")
+    return (
+        f"SELECT (SELECT COUNT(*) FROM {s}.loaded_manifests), (SELECT COUNT(*) FROM {s}.loaded_files), "
+        f"(SELECT COUNT(*) FROM {s}.readings)"
+    )
 
 
 # ---------------------------------------------------------------- Redshift
@@ -124,21 +139,31 @@ def redshift_schema(schema: str) -> list[str]:
     cols = ", ".join(f"{name} {rs} NOT NULL" for name, _, rs in COLUMNS)
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
-        f"CREATE TABLE IF NOT EXISTS {s}.readings ({cols}, measured_at TIMESTAMP NOT NULL, PRIMARY KEY ({_KEY})) "
-        "DISTKEY (device) SORTKEY (t_ms)",
-        f"CREATE TABLE IF NOT EXISTS {s}.loaded_manifests (manifest VARCHAR(64) NOT NULL, files INTEGER NOT NULL, "
-        "bytes BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL DEFAULT GETDATE(), PRIMARY KEY (manifest))",
-        f"CREATE TABLE IF NOT EXISTS {s}.loaded_files (file_key VARCHAR(1024) NOT NULL, "
-        "manifest VARCHAR(64) NOT NULL, PRIMARY KEY (file_key))",
+        (
+            f"CREATE TABLE IF NOT EXISTS {s}.readings ({cols}, measured_at TIMESTAMP NOT NULL, "
+            f"PRIMARY KEY ({_KEY})) DISTKEY (device) SORTKEY (t_ms)"
+        ),
+        (
+            f"CREATE TABLE IF NOT EXISTS {s}.loaded_manifests (manifest VARCHAR(64) NOT NULL, files INTEGER NOT NULL, "
+            "bytes BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL DEFAULT GETDATE(), PRIMARY KEY (manifest))"
+        ),
+        (
+            f"CREATE TABLE IF NOT EXISTS {s}.loaded_files (file_key VARCHAR(1024) NOT NULL, "
+            "manifest VARCHAR(64) NOT NULL, PRIMARY KEY (file_key))"
+        ),
     ]
 
 
-def redshift_copy(table: str, columns: str, url: str, iam_role: str, *, manifest: bool, region: str = "") -> str:
+def redshift_copy(
+    table: str, columns: str, url: str, iam_role: str, *, manifest: bool, region: str = ""
+) -> str:
     """``COPY`` of gzip (``manifest``: listed in a manifest) or plain CSV from S3."""
     source = "MANIFEST GZIP CSV" if manifest else "CSV"
     where = f" REGION {literal(region)}" if region else ""
-    return (f"COPY {table} ({columns}) FROM {literal(url)} IAM_ROLE {literal(iam_role)} {source}{where} "
-            "COMPUPDATE OFF STATUPDATE OFF")
+    return (
+        f"COPY {table} ({columns}) FROM {literal(url)} IAM_ROLE {literal(iam_role)} {source}{where} "
+        "COMPUPDATE OFF STATUPDATE OFF"
+    )
 
 
 def redshift_merge(schema: str) -> str:
@@ -154,7 +179,9 @@ def redshift_merge(schema: str) -> str:
     )
 
 
-def redshift_load(schema: str, manifest: Manifest, *, bucket: str, iam_role: str, region: str = "") -> list[str]:
+def redshift_load(
+    schema: str, manifest: Manifest, *, bucket: str, iam_role: str, region: str = ""
+) -> list[str]:
     """The statements of one manifest's load, for one ``BatchExecuteStatement`` (a single transaction).
 
     1. stage the manifest's files (COPY ... MANIFEST GZIP CSV) and its file list,
@@ -169,13 +196,23 @@ def redshift_load(schema: str, manifest: Manifest, *, bucket: str, iam_role: str
         f"CREATE TEMP TABLE {STAGE} ({stage_cols})",
         redshift_copy(STAGE, _COLS, f"s3://{bucket}/{manifest.key}", iam_role, manifest=True, region=region),
         f"CREATE TEMP TABLE {STAGE_FILES} (file_key VARCHAR(1024), manifest VARCHAR(64))",
-        redshift_copy(STAGE_FILES, "file_key, manifest", f"s3://{bucket}/{manifest.files_key}", iam_role,
-                      manifest=False, region=region),
+        redshift_copy(
+            STAGE_FILES,
+            "file_key, manifest",
+            f"s3://{bucket}/{manifest.files_key}",
+            iam_role,
+            manifest=False,
+            region=region,
+        ),
         redshift_merge(s),
-        f"INSERT INTO {s}.loaded_manifests (manifest, files, bytes) SELECT {name}, {len(manifest.files)}, "
-        f"{manifest.size} WHERE NOT EXISTS (SELECT 1 FROM {s}.loaded_manifests WHERE manifest = {name})",
-        f"INSERT INTO {s}.loaded_files (file_key, manifest) SELECT DISTINCT f.file_key, f.manifest FROM {STAGE_FILES} f "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {s}.loaded_files l WHERE l.file_key = f.file_key)",
+        (
+            f"INSERT INTO {s}.loaded_manifests (manifest, files, bytes) SELECT {name}, {len(manifest.files)}, "
+            f"{manifest.size} WHERE NOT EXISTS (SELECT 1 FROM {s}.loaded_manifests WHERE manifest = {name})"
+        ),
+        (
+            f"INSERT INTO {s}.loaded_files (file_key, manifest) SELECT DISTINCT f.file_key, f.manifest "
+            f"FROM {STAGE_FILES} f WHERE NOT EXISTS (SELECT 1 FROM {s}.loaded_files l WHERE l.file_key = f.file_key)"
+        ),
         f"DROP TABLE {STAGE}",
         f"DROP TABLE {STAGE_FILES}",
     ]

@@ -33,14 +33,17 @@ def _position(p: Position) -> str:
     return f"{p.sequence:056d}-{p.sub:05d}"
 
 
-def staged_key(prefix: str, app: str, stream: str, shard_id: str, first: Position, last: Position, csv: bytes) -> str:
+def staged_key(
+    prefix: str, app: str, stream: str, shard_id: str, first: Position, last: Position, csv: bytes
+) -> str:
     """The object key of a staged file holding ``csv`` for positions ``first`` .. ``last`` of ``shard_id``."""
     digest = hashlib.sha256(csv).hexdigest()[:16]
     return f"{prefix}{app}/{stream}/{shard_id}/{_position(first)}_{_position(last)}_{digest}.csv.gz"
 
 
-def build_file(prefix: str, app: str, stream: str, shard_id: str,
-               readings: Sequence[SeriesReading]) -> tuple[str, bytes]:
+def build_file(
+    prefix: str, app: str, stream: str, shard_id: str, readings: Sequence[SeriesReading]
+) -> tuple[str, bytes]:
     """The key and gzip body of the staged file of ``readings`` (CPU-bound: run it off the event loop)."""
     csv = encode_csv(to_row(shard_id, r) for r in readings)
     positions = [r.position for r in readings]
@@ -77,7 +80,9 @@ class S3StagingSink:
             raise
 
     async def _put(self, shard_id: str, readings: list[SeriesReading]) -> None:
-        key, body = await asyncio.to_thread(build_file, self._prefix, self._app, self._stream, shard_id, readings)
+        key, body = await asyncio.to_thread(
+            build_file, self._prefix, self._app, self._stream, shard_id, readings
+        )
         await self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/gzip")
 
     @property
@@ -89,6 +94,10 @@ class S3StagingSink:
 async def staging_sink(rt: Runtime) -> S3StagingSink:
     """Factory for ``apps.READING_SINKS['processing']``: the staging sink on the runtime's S3 client."""
     cfg = rt.config
-    return S3StagingSink(await rt.client("s3"), bucket=cfg.sinks.bucket, prefix=cfg.warehouse.staging_prefix,
-                         app=cfg.app, stream=cfg.kinesis.stream)
-
+    return S3StagingSink(
+        await rt.client("s3"),
+        bucket=cfg.sinks.bucket,
+        prefix=cfg.warehouse.staging_prefix,
+        app=cfg.app,
+        stream=cfg.kinesis.stream,
+    )
