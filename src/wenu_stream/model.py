@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 
-class KinesisRecord(msgspec.Struct, rename="pascal", frozen=True):
+class KinesisRecord(msgspec.Struct, rename="pascal", frozen=True, gc=False):
     """One Kinesis record as a driver hands it over.
 
     Field names map onto the GetRecords JSON (``SequenceNumber``, ``Data``,
@@ -22,7 +22,7 @@ class KinesisRecord(msgspec.Struct, rename="pascal", frozen=True):
     sub_sequence_number: int = 0
 
 
-class Position(msgspec.Struct, frozen=True, order=True):
+class Position(msgspec.Struct, frozen=True, order=True, gc=False):
     """Where a user record sits in a shard: sequence number and sub-sequence number."""
 
     sequence: int

@@ -21,7 +21,7 @@ from wenu_stream.records.payload import Message
 from wenu_stream.records.rejections import Rejected
 
 
-class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True):
+class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A new message (never seen before on this shard), ready for the application's stages."""
 
     message: Message
@@ -30,7 +30,7 @@ class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True):
     arrival_ms: int
 
 
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A user record that goes to the dead-letter store, with everything needed to inspect or re-drive it."""
 
     position: Position
