@@ -90,11 +90,19 @@ def to_row(shard_id: str, reading: SeriesReading) -> WarehouseRow:
     )
 
 
-def _cell(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        # Both COPY dialects read these words; csv would write "nan"/"inf" quoted as text otherwise.
-        return _NonFinite("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
-    return value
+def _cells(row: WarehouseRow) -> tuple[object, ...]:
+    cells = msgspec.structs.astuple(row)
+    if all(math.isfinite(cells[i]) for i in _FLOATS):
+        return cells
+    # Both COPY dialects read these words; csv would write "nan"/"inf", which they do not.
+    return tuple(
+        _NonFinite(_SQL_FLOAT[str(c)]) if i in _FLOATS and not math.isfinite(c) else c
+        for i, c in enumerate(cells)
+    )
+
+
+_FLOATS = tuple(i for i, (_, pg, _) in enumerate(COLUMNS) if pg == "DOUBLE PRECISION")
+_SQL_FLOAT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
 
 class _NonFinite(float):
@@ -115,8 +123,7 @@ def encode_csv(rows: Iterable[WarehouseRow]) -> bytes:
     """Encode rows as UTF-8 CSV in ``COLUMNS`` order, without a header."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-    for row in rows:
-        writer.writerow([_cell(getattr(row, name)) for name in COLUMN_NAMES])
+    writer.writerows(map(_cells, rows))
     return out.getvalue().encode()
 
 
