@@ -20,13 +20,10 @@ import asyncio
 import gzip
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wenu_stream.model import Position, SeriesReading
 from wenu_stream.warehouse.rows import encode_csv, to_row
-
-if TYPE_CHECKING:
-    from wenu_stream.runtime import Runtime
 
 
 def _position(p: Position) -> str:
@@ -89,15 +86,3 @@ class S3StagingSink:
     def pending_rows(self) -> int:
         """Readings held in memory, not yet staged."""
         return sum(len(r) for r in self._pending.values())
-
-
-async def staging_sink(rt: Runtime) -> S3StagingSink:
-    """Factory for ``apps.READING_SINKS['processing']``: the staging sink on the runtime's S3 client."""
-    cfg = rt.config
-    return S3StagingSink(
-        await rt.client("s3"),
-        bucket=cfg.sinks.bucket,
-        prefix=cfg.warehouse.staging_prefix,
-        app=cfg.app,
-        stream=cfg.kinesis.stream,
-    )
