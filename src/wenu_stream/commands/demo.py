@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import msgspec
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +60,32 @@ def run(args: argparse.Namespace) -> int:
     stack = start_stack(StackSpec(run_dir=str(run_dir / "stack")))
     saved = dict(os.environ)
     os.environ.update(stack.env())
+    from wenu_stream.emulator.postgres import start_postgres, stop_postgres
+
+    warehouse = None
     try:
-        return _demo(args, run_dir)
+        say("      and a PostgreSQL server on 127.0.0.1 as the local warehouse")
+        warehouse = start_postgres()
+        return _demo(args, run_dir, warehouse.dsn)
     finally:
         if args.keep:
-            say(f"\nkept: the stack runs on; `wenu-stream emulator stop --run-dir {run_dir / 'stack'}` stops it.")
+            say(f"\nkept: the stack runs on; `wenu-stream emulator stop --run-dir {run_dir / 'stack'}` stops it; "
+                f"the warehouse is at {warehouse.dsn if warehouse else '-'}.")
         else:
+            if warehouse is not None:
+                stop_postgres(warehouse)
             stop_stack(stack)
             shutil.rmtree(run_dir, ignore_errors=True)
             os.environ.clear()
             os.environ.update(saved)
 
 
-def _demo(args: argparse.Namespace, run_dir: Path) -> int:
+def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     keyring = run_dir / "keyring.json"
     keyring.write_text(json.dumps({kid: base64.b64encode(os.urandom(32)).decode() for kid in ("fleet-a", "fleet-b")}))
     keyring.chmod(0o600)
-    config = load_config({}, {"keyring.file": str(keyring), "kinesis.checkpoint_interval_s": 2.0,
-                              "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}"})
+    config = load_config({}, {"keyring.file": str(keyring), "kinesis.checkpoint_interval_s": 2.0, "log_level": "warning",
+                              "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}", "warehouse.dsn": dsn})
     from wenu_stream.provision import provision
 
     say("[2/6] provisioning: " + ", ".join(f"{k} ({v})" for k, v in provision(config, shards=4).items()))
@@ -89,6 +99,7 @@ def _demo(args: argparse.Namespace, run_dir: Path) -> int:
     expected = _simulator_summary(sim)
     say("[5/6] summary")
     _summary(config, expected, elapsed)
+    _warehouse(config)
     say("[6/6] cleaning up" if not args.keep else "[6/6] done")
     return code
 
@@ -178,6 +189,20 @@ def _summary(config: Config, expected: dict[str, Any], elapsed: float) -> None:
         "simulator paces arrivals in real time, so this is the arrival rate: `make bench` measures capacity)")
     say("    where to look next: `wenu-stream dlq list --reason auth_failed`, `wenu-stream records decode`, "
         "`wenu-stream check-config`, README.md")
+
+
+def _warehouse(config: Config) -> None:
+    """Load the staged readings into the local PostgreSQL warehouse, exactly once, and count them."""
+    from wenu_stream.commands.warehouse import _run
+    from wenu_stream.warehouse.loader import load_pending, status
+
+    loaded = _run(config, lambda s3, t: load_pending(s3, t, bucket=config.sinks.bucket, config=config.warehouse))
+    again = _run(config, lambda s3, t: load_pending(s3, t, bucket=config.sinks.bucket, config=config.warehouse))
+    counts = _run(config, lambda s3, t: status(s3, t, bucket=config.sinks.bucket, config=config.warehouse))
+    said = msgspec.to_builtins(loaded)
+    say(f"    warehouse: {len(said.get('manifests', []))} manifest(s) loaded into PostgreSQL; "
+        f"a second load changed nothing ({sum(m.get('rows_inserted', 0) for m in msgspec.to_builtins(again).get('manifests', []))} rows); "
+        f"status: {json.dumps(counts)}")
 
 
 def say(text: str) -> None:
