@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -62,7 +63,7 @@ def reading(series: str, t: int, value: float, *, kind: str = "gauge", company: 
             site: str = "hq") -> SeriesReading:
     return SeriesReading(series=series, company=company, site=site, timezone="Europe/Madrid", kind=kind,
                          unit="kWh" if kind == "counter" else "W", device=f"EM-{series}", ch="c", seq=t // 1000,
-                         index=0, t=t, value=value, raw_value=value)
+                         index=0, t=t, value=float(value), raw_value=float(value))
 
 
 RULES: list[AlarmRule] = parse_rules([
@@ -92,10 +93,24 @@ async def clients(sns_endpoint: str | None = None) -> AsyncIterator[tuple[Any, A
         yield ddb, sns
 
 
-def build_sink(config: Config, topic: str, ddb: Any, sns: Any, rules: Sequence[AlarmRule] = RULES,
-               give_up_s: float = 30.0, wall_ms: Any = None) -> AlarmsSink:
+def build(config: Config, topic: str, ddb: Any, sns: Any, rules: Sequence[AlarmRule] = RULES,
+          give_up_s: float = 30.0, wall_ms: Any = None) -> tuple[AlarmsSink, SnsNotifier]:
+    """A sink over the test's tables, and its notifier (tests swap ``notifier.sns`` to stage an outage)."""
     state = DynamoAlarmStateStore(ddb, table=config.alarms.state_table, stream=config.kinesis.stream)
     notifier = SnsNotifier(sns, ddb, topic_arn=topic, table=config.alarms.transitions_table,
                            stream=config.kinesis.stream, give_up_s=give_up_s, backoff_cap_s=0.2)
     extra = {} if wall_ms is None else {"wall_ms": wall_ms}
-    return AlarmsSink(state, notifier, rules=rules, idle_tick_s=config.alarms.idle_tick_s, **extra)
+    return AlarmsSink(state, notifier, rules=rules, idle_tick_s=config.alarms.idle_tick_s, **extra), notifier
+
+
+def build_sink(config: Config, topic: str, ddb: Any, sns: Any, rules: Sequence[AlarmRule] = RULES,
+               give_up_s: float = 30.0, wall_ms: Any = None) -> AlarmsSink:
+    return build(config, topic, ddb, sns, rules, give_up_s, wall_ms)[0]
+
+
+def closed_port_url() -> str:
+    """An http URL on loopback where nothing listens (connection refused): an SNS outage."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -101,12 +101,21 @@ class SnsNotifier:
         return [e for e in entries if e.status == PENDING]
 
     async def publish(self, entries: Sequence[LedgerEntry]) -> None:
-        """Publish pending entries in order, each retried until SNS takes it, and mark them published.
+        """Publish pending entries, each retried until SNS takes it, and mark them published.
+
+        Entries of one series go out in order, one at a time; series go out
+        concurrently (at most 8 in flight).
 
         Raises:
             SinkError: SNS refused for ``give_up_s``; the entries stay pending
                 and the caller must not checkpoint.
         """
+        by_series: dict[str, list[LedgerEntry]] = {}
+        for entry in entries:
+            by_series.setdefault(entry.series, []).append(entry)
+        await bounded([lambda group=group: self._publish_in_order(group) for group in by_series.values()], 8)
+
+    async def _publish_in_order(self, entries: Sequence[LedgerEntry]) -> None:
         for entry in entries:
             message_id = await self._publish_with_backoff(entry)
             await self._ddb.update_item(
