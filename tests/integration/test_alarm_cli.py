@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.alarm_support import MIN, T0, build_sink, clients, provision
+from tests.integration.alarm_support import build_sink, clients, provision
 from tests.integration.test_alarm_notifications import scenario
 from wenu_stream.cli import main
 

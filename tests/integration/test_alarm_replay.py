@@ -16,7 +16,16 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.integration.alarm_support import (
-    MIN, RULES, T0, build, clients, closed_port_url, drain, provision, reading, subscribe,
+    MIN,
+    RULES,
+    T0,
+    build,
+    clients,
+    closed_port_url,
+    drain,
+    provision,
+    reading,
+    subscribe,
 )
 from wenu_stream.alarms.engine import notification
 from wenu_stream.alarms.shard import AlarmEngine
@@ -69,8 +78,9 @@ async def process(sink, parts, start: int, stop: int, *, flush_at_stop: bool = F
 
 
 def published(queue: str) -> Counter[bytes]:
-    from wenu_stream.alarms.engine import Notification
     import msgspec
+
+    from wenu_stream.alarms.engine import Notification
 
     return Counter(msgspec.json.encode(msgspec.convert(body, Notification)) for body, _ in drain(queue))
 

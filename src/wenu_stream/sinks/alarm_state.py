@@ -22,6 +22,7 @@ done; a higher one means another worker owns the instance now, and raises
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -196,7 +197,7 @@ class DynamoAlarmStateStore:
 
     async def _batch_get(self, pks: Sequence[str]) -> list[dict[str, Any]]:
         chunks = [list(dict.fromkeys(pks[i : i + _BATCH_GET])) for i in range(0, len(pks), _BATCH_GET)]
-        pages = await bounded([lambda c=c: self._batch_get_chunk(c) for c in chunks], self._limit)
+        pages = await bounded([functools.partial(self._batch_get_chunk, c) for c in chunks], self._limit)
         return [item for page in pages for item in page]
 
     async def _batch_get_chunk(self, pks: list[str]) -> list[dict[str, Any]]:

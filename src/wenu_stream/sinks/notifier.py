@@ -28,6 +28,7 @@ e-mail, SMS or HTTPS endpoints).
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -113,7 +114,7 @@ class SnsNotifier:
         by_series: dict[str, list[LedgerEntry]] = {}
         for entry in entries:
             by_series.setdefault(entry.series, []).append(entry)
-        await bounded([lambda group=group: self._publish_in_order(group) for group in by_series.values()], 8)
+        await bounded([functools.partial(self._publish_in_order, group) for group in by_series.values()], 8)
 
     async def _publish_in_order(self, entries: Sequence[LedgerEntry]) -> None:
         for entry in entries:
