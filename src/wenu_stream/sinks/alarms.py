@@ -29,7 +29,7 @@ from wenu_stream.alarms.rules import AlarmRule, matches
 from wenu_stream.alarms.shard import AlarmEngine, InstanceKey
 from wenu_stream.log import get_logger
 from wenu_stream.model import SeriesReading
-from wenu_stream.sinks.alarm_state import DynamoAlarmStateStore, LastTransition, ShardClock
+from wenu_stream.sinks.alarm_state import DynamoAlarmStateStore, LastTransition, ShardClock, StaleAlarmState
 from wenu_stream.sinks.notifier import SnsNotifier
 
 if TYPE_CHECKING:
@@ -136,7 +136,11 @@ class AlarmsSink:
         """Make every shard's changes durable and publish their notifications (steps in the module docstring)."""
         async with self._lock:
             for shard_id, shard in list(self._shards.items()):
-                await self._flush_shard(shard_id, shard)
+                try:
+                    await self._flush_shard(shard_id, shard)
+                except StaleAlarmState:
+                    self.release(shard_id)  # our engine is behind the store: reload it if the shard comes back
+                    raise
 
     def release(self, shard_id: str) -> None:
         """Forget a shard's engine (its lease moved): the next use reloads it from the store.
