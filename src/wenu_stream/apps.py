@@ -55,11 +55,12 @@ async def processing_sinks(rt: Runtime) -> Sequence[BatchSink]:
 
 async def alarms_sinks(rt: Runtime) -> Sequence[BatchSink]:
     """The alarm engine behind one enrichment (unmapped readings are the processing application's to quarantine)."""
+    from wenu_stream.sinks.alarms import alarms_sink
     from wenu_stream.sinks.enriched import EnrichingSink
 
-    sinks = [await factory(rt) for factory in READING_SINKS["alarms"]]
-    return [EnrichingSink("alarms", await catalog_directory(rt), sinks, quarantine=None, metrics=rt.metrics,
-                          app=rt.config.app)]
+    directory = await catalog_directory(rt)
+    sinks = [await alarms_sink(rt, directory)]
+    return [EnrichingSink("alarms", directory, sinks, quarantine=None, metrics=rt.metrics, app=rt.config.app)]
 
 
 async def staging_sink(rt: Runtime) -> object:
@@ -73,7 +74,7 @@ async def staging_sink(rt: Runtime) -> object:
 
 ReadingSinkFactory = Callable[["Runtime"], Awaitable[object]]
 # Reading sinks per application, in flush order.
-READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [staging_sink], "alarms": []}
+READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [staging_sink]}
 APP_SINKS: dict[str, Callable[[Runtime], Awaitable[Sequence[BatchSink]]]] = {
     "processing": processing_sinks,
     "alarms": alarms_sinks,

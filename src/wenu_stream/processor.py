@@ -95,6 +95,7 @@ class PipelineProcessor:
         """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard)."""
         self.shard_id = shard_id
         self._log = self._log.bind(shard_id=shard_id, app=self.app)
+        self._release()
         seq, sub = parse_checkpoint(checkpoint)
         if seq is not None:
             blob = await self._durable("state", lambda: self._state.load(shard_id, seq))
@@ -171,7 +172,14 @@ class PipelineProcessor:
 
     async def close(self) -> None:
         """Drop what is not committed: it replays from the checkpoint on the next owner."""
+        self._release()
         self._log.info("shard_closed", uncommitted=self._pending)
+
+    def _release(self) -> None:
+        for sink in self._sinks:
+            forget = getattr(sink, "release", None)
+            if forget is not None:
+                forget(self.shard_id)
 
     def _restore(self, blob: bytes) -> None:
         saved = msgspec.msgpack.decode(blob, type=ShardState)

@@ -83,7 +83,19 @@ def ensure_bucket(config: Config, opts: dict[str, Any]) -> dict[str, str]:
     return {f"s3 bucket {name}": "created"}
 
 
-STEPS: list[Step] = [ensure_stream, ensure_state_table, ensure_bucket]
+def _alarm_tables(config: Config, opts: dict[str, Any]) -> dict[str, str]:
+    from wenu_stream.sinks.alarm_state import ensure_alarm_tables
+
+    return ensure_alarm_tables(config, opts)
+
+
+def _alarm_topic(config: Config, opts: dict[str, Any]) -> dict[str, str]:
+    from wenu_stream.sinks.notifier import ensure_alarm_topic
+
+    return ensure_alarm_topic(config, opts)
+
+
+STEPS: list[Step] = [ensure_stream, ensure_state_table, ensure_bucket, _alarm_tables, _alarm_topic]
 
 
 def provision(config: Config, **opts: Any) -> dict[str, str]:

@@ -81,6 +81,13 @@ class EnrichingSink:
         for sink in self._sinks:
             await sink.flush()
 
+    def release(self, shard_id: str) -> None:
+        """A shard starts or stops here: sinks that cache per-shard state forget it (it reloads from their store)."""
+        for sink in self._sinks:
+            forget = getattr(sink, "release", None)
+            if forget is not None:
+                forget(shard_id)
+
     async def idle(self, shard_id: str, now_ms: int) -> None:
         """Pass an idle tick (wall clock, epoch ms) to the sinks that keep time (alarms' no_data)."""
         for sink in self._sinks:
