@@ -106,6 +106,14 @@ class AlarmsConfig(Base):
     idle_tick_s: Annotated[float, Meta(gt=0, le=3_600)] = 5.0  # a shard this long without readings ticks on wall time
 
 
+class StatsConfig(Base):
+    """Company Stats windows in DynamoDB (one item per series and window, plus one state item per series)."""
+
+    table: Name = "wenu-stats"
+    lateness_s: Annotated[int, Meta(ge=0, le=7 * 86_400)] = 3600  # older than the series' newest minus this: late
+    ttl_months: Annotated[int, Meta(ge=1, le=1200)] = 13  # stats items expire this long after their window ends
+
+
 class Config(Base):
     """Everything a worker needs, resolved once at start-up."""
 
@@ -119,6 +127,7 @@ class Config(Base):
     catalog: CatalogConfig = CatalogConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
     alarms: AlarmsConfig = AlarmsConfig()
+    stats: StatsConfig = StatsConfig()
 
     @property
     def lease_table(self) -> str:
