@@ -30,6 +30,7 @@ COMMANDS = (
     "catalog",
     "warehouse",
     "check-config",
+    "serve-metrics",
 )
 
 
