@@ -16,6 +16,13 @@ silently skip the batch, so none may escape):
    the lease is gone; stop quietly and wait for ``lease_lost``.
 3. ``ThrottlingException``/``KinesisClientLibDependencyException``: retried with
    backoff; if it persists, the next checkpoint covers the records.
+
+Parent shards: the daemon's ``initialize`` message names the shard and its
+checkpoint but not the shard's parents, although KCL starts a child only after
+its parents reached SHARD_END. A shard that starts fresh (no sequence-number
+checkpoint) therefore looks its parents up with ``ListShards``
+(``ParentShardId``/``AdjacentParentShardId``), so that its duplicate memory
+starts from the parents' final state, as on the native driver.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from amazon_kclpy import kcl  # type: ignore[import-untyped]  # no stubs shipped
@@ -47,6 +54,7 @@ __all__ = [
     "EXIT_PROCESSING_FAILED",
     "WenuRecordProcessor",
     "check_properties",
+    "kinesis_parent_lookup",
     "main",
     "render_properties",
     "to_kinesis_record",
@@ -59,6 +67,7 @@ _RETRYABLE = frozenset({"ThrottlingException", "KinesisClientLibDependencyExcept
 
 T = TypeVar("T")
 Factory = Callable[[str], ShardProcessor]
+ParentLookup = Callable[[str], Sequence[str]]  # shard id -> its parent shard ids (blocking I/O allowed)
 
 
 def to_kinesis_record(record: Record) -> KinesisRecord:
@@ -79,6 +88,33 @@ def _checkpoint_string(sequence: str | None, sub: int | None) -> str | None:
     return f"{sequence}:{sub}"
 
 
+def kinesis_parent_lookup(stream: str, client: Any = None) -> ParentLookup:
+    """A ``ParentLookup`` over ``ListShards`` of ``stream`` (client built by boto3 from AWS_* settings if not given)."""
+
+    def parents(shard_id: str) -> list[str]:
+        kinesis = client
+        if kinesis is None:
+            import boto3
+
+            kinesis = boto3.client("kinesis")
+        request: dict[str, Any] = {"StreamName": stream}
+        while True:
+            page = kinesis.list_shards(**request)
+            for shard in page.get("Shards", []):
+                if shard["ShardId"] == shard_id:
+                    return [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p]
+            if not page.get("NextToken"):
+                return []  # trimmed from the stream: nothing to inherit
+            request = {"NextToken": page["NextToken"]}  # AWS rejects StreamName together with NextToken
+
+    return parents
+
+
+def _fresh(checkpoint: str | None) -> bool:
+    """True when the shard starts without a sequence-number checkpoint (TRIM_HORIZON, LATEST, AT_TIMESTAMP)."""
+    return checkpoint is None or not checkpoint.split(":", 1)[0].isdigit()
+
+
 def _exit_now(code: int) -> NoReturn:
     """Leave at once: no atexit hooks or client finalizers that could block (the batch replays anyway)."""
     sys.stderr.flush()
@@ -94,6 +130,7 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         exit_process: called with an exit code to stop the process on purpose (tests pass ``sys.exit``).
         sleep: used between checkpoint retries.
         checkpoint_attempts: tries per checkpoint when the daemon reports a retryable error.
+        parents: looks a fresh shard's parents up (see the module docstring); None: no lookup.
     """
 
     def __init__(
@@ -104,8 +141,10 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         exit_process: Callable[[int], Any] = _exit_now,
         sleep: Callable[[float], Any] = time.sleep,
         checkpoint_attempts: int = 5,
+        parents: ParentLookup | None = None,
     ) -> None:
         self._factory = factory
+        self._parents = parents
         self._runner = runner or asyncio.Runner()
         self._exit = exit_process
         self._sleep = sleep
@@ -120,12 +159,17 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         return self._runner
 
     def initialize(self, initialize_input: InitializeInput) -> None:
-        """Build the shard processor and load its state at the daemon's checkpoint."""
+        """Build the shard processor and load its state at the daemon's checkpoint (or its parents' final state)."""
         shard_id = initialize_input.shard_id
         self._log = self._log.bind(shard_id=shard_id)
         checkpoint = _checkpoint_string(initialize_input.sequence_number, initialize_input.sub_sequence_number)
-        # The multilang protocol does not carry parent shard ids: a child shard starts with empty dedup memory.
-        self._call("initialize_failed", lambda: self._started(shard_id).initialize(shard_id, checkpoint, ()))
+        self._call("initialize_failed", lambda: self._initialize(shard_id, checkpoint))
+
+    async def _initialize(self, shard_id: str, checkpoint: str | None) -> None:
+        parents: Sequence[str] = ()
+        if self._parents is not None and _fresh(checkpoint):
+            parents = await asyncio.to_thread(self._parents, shard_id)
+        await self._started(shard_id).initialize(shard_id, checkpoint, parents)
 
     def process_records(self, process_records_input: ProcessRecordsInput) -> None:
         """Translate, process, and checkpoint the last record once the processor says it is durable."""
@@ -216,9 +260,10 @@ def run_process(
     output_file: Any = None,
     error_file: Any = None,
     exit_process: Callable[[int], Any] = _exit_now,
+    parents: ParentLookup | None = None,
 ) -> None:
     """Serve the daemon's protocol until it closes stdin, then close the event loop."""
-    processor = WenuRecordProcessor(factory, exit_process=exit_process)
+    processor = WenuRecordProcessor(factory, exit_process=exit_process, parents=parents)
     try:
         kcl.KCLProcess(
             processor,
@@ -232,6 +277,9 @@ def run_process(
 
 def main(app: str, factory: Factory | None = None, environ: Any = None) -> None:
     """Entry point of ``consumers/<app>.py``: configure logging, load the config, serve the protocol.
+
+    ``WENU_KINESIS_STREAM`` must name the daemon's ``streamName``: fresh shards
+    look their parents up in it.
 
     A configuration error exits with code 2 before a single protocol line is
     read, which stops the daemon at start-up with the message on stderr.
@@ -251,4 +299,4 @@ def main(app: str, factory: Factory | None = None, environ: Any = None) -> None:
         from wenu_stream.runtime import shard_processor_factory
 
         factory = shard_processor_factory(config)
-    run_process(factory)
+    run_process(factory, parents=kinesis_parent_lookup(config.kinesis.stream))

@@ -4,8 +4,9 @@ The daemon sets every key on its configuration bean with commons-beanutils,
 which silently ignores a key it does not know, and it only reports a missing
 executable once a shard's child process fails to start. ``check_properties``
 catches both at start-up and names the setting. The key set below is what
-KCL 3.5's ``MultiLangDaemonConfiguration`` (and the beans it delegates to)
-and ``MultiLangDaemonConfig`` accept.
+KCL 3.1.3's ``MultiLangDaemonConfiguration`` (and the beans it delegates to)
+and ``MultiLangDaemonConfig`` accept (read from the v3.1.3 sources; 3.1.3 is
+the KCL that amazon-kclpy 3.1.3 pins).
 """
 
 from __future__ import annotations
@@ -18,26 +19,39 @@ from pathlib import Path
 
 # Keys of MultiLangDaemonConfig itself.
 _DAEMON_KEYS = {"executableName", "processingLanguage", "maxActiveThreads"}
-# Keys of MultiLangDaemonConfiguration (bean property names) and its delegated polling/handoff beans.
+# Bean properties of KCL 3.1.3's MultiLangDaemonConfiguration (fields and setters).
 _CONFIG_KEYS = {
-    "applicationName", "streamName", "streamArn", "tableName", "workerId", "regionName",
+    "applicationName", "streamName", "streamArn", "tableName", "workerId", "workerIdentifier", "regionName",
     "kinesisEndpoint", "dynamoDBEndpoint", "awsCredentialsProvider", "awsCredentialsProviderDynamoDB",
     "awsCredentialsProviderCloudWatch", "failoverTimeMillis", "leaseAssignmentIntervalMillis",
     "enablePriorityLeaseAssignment", "leaseTableDeletionProtectionEnabled", "leaseTablePitrEnabled",
     "shardSyncIntervalMillis", "cleanupLeasesUponShardCompletion", "ignoreUnexpectedChildShards",
     "maxLeasesForWorker", "maxLeasesToStealAtOneTime", "initialLeaseTableReadCapacity",
-    "initialLeaseTableWriteCapacity", "leaseTableScanTotalSegments", "initialPositionInStream",
+    "initialLeaseTableWriteCapacity", "initialPositionInStream", "initialPositionInStreamExtended",
     "maxLeaseRenewalThreads", "listShardsBackoffTimeInMillis", "maxListShardsRetryAttempts",
     "callProcessRecordsEvenForEmptyRecordList", "parentShardPollIntervalMillis", "shardPrioritization",
     "skipShardSyncAtWorkerInitializationIfLeasesExist", "schedulerInitializationBackoffTimeMillis",
     "clientVersionConfig", "taskBackoffTimeMillis", "metricsBufferTimeMillis", "metricsMaxQueueSize",
     "metricsLevel", "logWarningForTaskAfterMillis", "metricsEnabledDimensions", "retrievalMode",
     "validateSequenceNumberBeforeCheckpointing", "shutdownGraceMillis", "timeoutInSeconds",
-    "retryGetRecordsInSeconds", "maxGetRecordsThreadPool", "idleTimeBetweenReadsInMillis",
-    "millisBehindLatestThresholdForReducedTps", "maxRecords", "gracefulLeaseHandoffTimeoutMillis",
-    "isGracefulLeaseHandoffEnabled",
 }
-KNOWN_KEYS = frozenset(_DAEMON_KEYS | _CONFIG_KEYS)
+# Delegated beans: PollingConfigBean, GracefulLeaseHandoffConfigBean, WorkerUtilizationAwareAssignmentConfigBean,
+# WorkerMetricStatsTableConfigBean and CoordinatorStateTableConfigBean (KCL 3.1.3).
+_DELEGATED_KEYS = {
+    "retryGetRecordsInSeconds", "maxGetRecordsThreadPool", "idleTimeBetweenReadsInMillis",
+    "millisBehindLatestThresholdForReducedTps", "maxRecords",
+    "gracefulLeaseHandoffTimeoutMillis", "isGracefulLeaseHandoffEnabled",
+    "inMemoryWorkerMetricsCaptureFrequencyMillis", "workerMetricsReporterFreqInMillis",
+    "noOfPersistedMetricsPerWorkerMetrics", "disableWorkerMetrics", "maxThroughputPerHostKBps",
+    "dampeningPercentage", "reBalanceThresholdPercentage", "allowThroughputOvershoot", "varianceBalancingFrequency",
+    "workerMetricsEMAAlpha", "staleWorkerMetricsEntryCleanupDuration",
+    "workerMetricsTableName", "workerMetricsBillingMode", "workerMetricsReadCapacity", "workerMetricsWriteCapacity",
+    "workerMetricsPointInTimeRecoveryEnabled", "workerMetricsDeletionProtectionEnabled", "workerMetricsTags",
+    "coordinatorStateTableName", "coordinatorStateBillingMode", "coordinatorStateReadCapacity",
+    "coordinatorStateWriteCapacity", "coordinatorStatePointInTimeRecoveryEnabled",
+    "coordinatorStateDeletionProtectionEnabled", "coordinatorStateTags",
+}
+KNOWN_KEYS = frozenset(_DAEMON_KEYS | _CONFIG_KEYS | _DELEGATED_KEYS)
 REQUIRED = ("executableName", "applicationName", "streamName", "regionName", "awsCredentialsProvider",
             "retrievalMode", "timeoutInSeconds")
 _INTEGERS = {  # key: (minimum, maximum)

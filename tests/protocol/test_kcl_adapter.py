@@ -30,12 +30,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARD = "shardId-000000000007"
 
 
-def drive(processor: FakeShardProcessor, *messages: dict[str, Any]) -> tuple[list[Any], str, int | None]:
+def drive(processor: FakeShardProcessor, *messages: dict[str, Any], parents: Any = None
+          ) -> tuple[list[Any], str, int | None]:
     """Run kclpy's KCLProcess over ``messages``; return the event log, stdout and the exit code (None: no exit)."""
     events = processor.events
     output = RecordingOutput(events)
     errors = StringIO()
-    adapter = WenuRecordProcessor(lambda shard_id: processor, exit_process=sys.exit, sleep=lambda _s: None)
+    adapter = WenuRecordProcessor(lambda shard_id: processor, exit_process=sys.exit, sleep=lambda _s: None,
+                                  parents=parents)
     code = None
     try:
         kcl.KCLProcess(adapter, input_file=StringIO(script(*messages)), output_file=output, error_file=errors).run()
@@ -174,6 +176,35 @@ def test_initialize_passes_the_daemon_checkpoint_with_its_subsequence() -> None:
     fake = FakeShardProcessor([])
     events, _, _ = drive(fake, initialize(SHARD, "TRIM_HORIZON", 0))
     assert events[0] == ("initialize", SHARD, "TRIM_HORIZON", ())
+
+
+def test_a_fresh_shard_gets_its_parents_from_the_lookup() -> None:
+    asked: list[str] = []
+
+    def lookup(shard_id: str) -> list[str]:
+        asked.append(shard_id)
+        return ["shardId-000000000001", "shardId-000000000002"]
+
+    events, _, _ = drive(FakeShardProcessor([]), initialize(SHARD, "TRIM_HORIZON"), parents=lookup)
+    assert asked == [SHARD]
+    assert events[0] == ("initialize", SHARD, "TRIM_HORIZON", ("shardId-000000000001", "shardId-000000000002"))
+
+
+def test_a_shard_resuming_from_a_sequence_number_does_not_look_up_parents() -> None:
+    def lookup(shard_id: str) -> list[str]:
+        raise AssertionError("a checkpointed shard has its own state")
+
+    events, _, code = drive(FakeShardProcessor([]), initialize(SHARD, "4950", 0), parents=lookup)
+    assert code is None and events[0] == ("initialize", SHARD, "4950", ())
+
+
+def test_a_failed_parent_lookup_stops_the_process_before_any_record() -> None:
+    def lookup(shard_id: str) -> list[str]:
+        raise ConnectionError("kinesis unreachable")
+
+    events, _, code = drive(FakeShardProcessor([]), initialize(SHARD), process_records(record("1")), parents=lookup)
+    assert code == EXIT_PROCESSING_FAILED
+    assert not [e for e in events if e[0] in ("initialize", "process")]
 
 
 def test_records_are_translated_with_raw_bytes_and_epoch_seconds() -> None:

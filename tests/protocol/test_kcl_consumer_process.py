@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.fixtures.aws import create_stream
 from tests.protocol.fakes import checkpoint_ok, initialize, process_records, record, script
 from wenu_stream.config import load_config
 from wenu_stream.provision import ensure_bucket, ensure_state_table
@@ -28,10 +29,11 @@ def test_poison_records_are_dead_lettered_then_checkpointed(aws_stack: object, u
     config = load_config({}, {"sinks.bucket": unique_name, "sinks.state_table": unique_name})
     ensure_bucket(config, {})
     ensure_state_table(config, {})
+    assert SHARD in create_stream(unique_name, 4)  # a fresh shard looks its parents up in the stream
     keyring = tmp_path / "keyring.json"
     keyring.write_text(json.dumps({"k1": base64.b64encode(bytes(32)).decode()}))
     env = {key: value for key, value in os.environ.items() if not key.startswith("WENU_")}
-    env |= {"WENU_KEYRING_FILE": str(keyring), "WENU_SINKS_BUCKET": unique_name,
+    env |= {"WENU_KEYRING_FILE": str(keyring), "WENU_SINKS_BUCKET": unique_name, "WENU_KINESIS_STREAM": unique_name,
             "WENU_SINKS_STATE_TABLE": unique_name, "WENU_KINESIS_CHECKPOINT_INTERVAL_S": "0"}
     stdin = script(initialize(SHARD), process_records(record("1001", data=b"\x01"), record("1002", data=b"")),
                    checkpoint_ok("1002", 0), {"action": "leaseLost"})
@@ -50,7 +52,7 @@ def test_poison_records_are_dead_lettered_then_checkpointed(aws_stack: object, u
     listed = boto3.client("s3").list_objects_v2(Bucket=unique_name, Prefix="dead-letter/")
     keys = sorted(o["Key"] for o in listed.get("Contents", []))
     assert len(keys) == 2
-    assert all(k.startswith("dead-letter/processing/readings/") and f"/{SHARD}/" in k for k in keys)
+    assert all(k.startswith(f"dead-letter/processing/{unique_name}/") and f"/{SHARD}/" in k for k in keys)
     items = boto3.client("dynamodb").scan(TableName=unique_name)["Items"]
     # The state saved at the checkpointed position (what a restart from 1002 loads).
-    assert [(i["pk"]["S"], i["pos"]["S"]) for i in items] == [(f"processing#readings#{SHARD}", pos_key("1002"))]
+    assert [(i["pk"]["S"], i["pos"]["S"]) for i in items] == [(f"processing#{unique_name}#{SHARD}", pos_key("1002"))]
