@@ -1,0 +1,379 @@
+"""Company Stats in DynamoDB: the processing application's reading sink for windows (layout in ``stats.items``).
+
+``write_readings`` applies readings in memory (series state loaded lazily,
+then cached); ``flush`` commits every series touched since the last flush, each
+in this order:
+
+1. put the series-state item (state, fence, and the full aggregates of every
+   window changed since the last commit as ``redo``), conditioned on the stored
+   fence being the one this worker based its state on (compare-and-set);
+2. put the changed window items, each conditioned on its stored fence being
+   older (so a retry, a redo or a slower twin never goes backwards).
+
+A crash between 1 and 2 loses nothing: whoever loads the state next finds the
+``redo`` windows and writes them again. A replay skips the readings the state's
+fence covers, so each reading counts once. When step 1 finds another fence, the
+cached state is stale (the shard moved away and back, or another worker took it
+over): the series is reloaded and the readings processed since its last commit
+are applied again on top, skipping what the stored fence covers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+from botocore.exceptions import ClientError
+
+from wenu_stream.errors import SinkError
+from wenu_stream.model import SeriesReading
+from wenu_stream.ports import Clock
+from wenu_stream.stats import items
+from wenu_stream.stats.engine import Outcome, SeriesEngine, WindowKey, new_state
+from wenu_stream.stats.items import Item, RedoEntry
+from wenu_stream.stats.windows import add_months
+
+if TYPE_CHECKING:
+    from wenu_stream.config import Config
+    from wenu_stream.metrics import Metrics
+
+_BATCH_GET = 100  # BatchGetItem's limit
+_THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+                        "InternalServerError"})  # fmt: skip
+Pending = tuple[str, SeriesReading]  # (shard, reading)
+
+
+class StatsReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What one ``write_readings`` did."""
+
+    applied: int = 0
+    late: int = 0  # older than the allowed lateness: counted, not applied (metric wenu_late_readings)
+    replayed: int = 0  # covered by a fence: applied before a crash or a handoff
+    invalid: int = 0  # not a finite value
+
+
+class StatsStore(Protocol):
+    """The storage a stats sink needs (DynamoDB, or :class:`InMemoryStatsStore`)."""
+
+    async def get_states(self, series: Sequence[str]) -> dict[str, Item]: ...
+
+    async def get_windows(self, keys: Sequence[tuple[str, str, int]]) -> list[Item]: ...
+
+    async def put_state(self, item: Item, base: str | None) -> str | None:
+        """Put if the stored fence is ``base`` (None: no item); else return the stored fence ("" if none)."""
+        ...
+
+    async def put_window(self, item: Item) -> bool:
+        """Put if the stored fence is older (or from another shard); False if it was as new or newer."""
+        ...
+
+
+class _Series:
+    """A cached series: its engine, the fence stored in its state item, and what was processed since."""
+
+    __slots__ = ("engine", "base", "pending")
+
+    def __init__(self, engine: SeriesEngine, base: str | None) -> None:
+        self.engine = engine
+        self.base = base
+        self.pending: list[Pending] = []
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.engine.dirty) or items.fence_text(self.engine.state.fence) != self.base
+
+
+class StatsSink:
+    """Reading sink (``sinks.enriched.ReadingSink``) of Company Stats, shared by a worker's shards."""
+
+    name = "stats"
+
+    def __init__(self, store: StatsStore, *, lateness_s: int = 3600, ttl_months: int = 13, clock: Clock,
+                 metrics: Metrics | None = None, app: str = "processing", max_series: int = 100_000,
+                 concurrency: int = 16, max_dirty_windows: int = 512) -> None:  # fmt: skip
+        self._store = store
+        self._lateness_ms = lateness_s * 1000
+        self._ttl = ttl_months
+        self._clock = clock
+        self._metrics = metrics
+        self._app = app
+        self._max_series = max_series
+        self._gate = asyncio.Semaphore(concurrency)
+        self._max_dirty = max_dirty_windows
+        self._cache: OrderedDict[str, _Series] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> StatsReport:
+        """Apply a batch of enriched readings (in shard order) in memory; return what happened to them."""
+        groups: dict[str, list[Pending]] = {}
+        for r in readings:
+            groups.setdefault(r.series, []).append((shard_id, r))
+        async with self._lock:
+            await self._load(groups)
+            tally: Counter[Outcome] = Counter()
+            for series, group in groups.items():
+                entry = self._cache[series]
+                self._cache.move_to_end(series)
+                tally.update(self._apply(entry, group))
+                if len(entry.engine.dirty) > self._max_dirty:  # keep the redo of one commit small
+                    await self._commit(series)
+        report = StatsReport(applied=tally[Outcome.APPLIED], late=tally[Outcome.LATE],
+                             replayed=tally[Outcome.REPLAYED], invalid=tally[Outcome.INVALID])  # fmt: skip
+        if self._metrics is not None and report.late:
+            self._metrics.late_readings.labels(self._app).inc(report.late)
+        return report
+
+    async def flush(self) -> None:
+        """Commit every series changed since the last flush (module docstring, steps 1-2)."""
+        async with self._lock:
+            dirty = [s for s, entry in self._cache.items() if entry.dirty or entry.pending]
+            await asyncio.gather(*(self._gated_commit(s) for s in dirty))
+            self._shrink()
+
+    def _apply(self, entry: _Series, group: Sequence[Pending]) -> list[Outcome]:
+        outcomes = []
+        for shard, r in group:
+            outcome = entry.engine.apply(shard, r)
+            if outcome is not Outcome.REPLAYED:
+                entry.pending.append((shard, r))
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _gated_commit(self, series: str) -> None:
+        async with self._gate:
+            await self._commit(series)
+
+    async def _commit(self, series: str, attempts: int = 4) -> None:
+        for _ in range(attempts):
+            entry = self._cache[series]
+            engine = entry.engine
+            fence = items.fence_text(engine.state.fence)
+            keys = sorted(engine.dirty)
+            redo = [RedoEntry(w, s, engine.windows[(w, s)]) for w, s in keys]
+            now = self._clock()
+            expires = add_months(max(now, engine.state.newest or 0), self._ttl) // 1000
+            stored = await self._store.put_state(items.state_item(engine.state, redo, expires), entry.base)
+            if stored is None or stored == fence:  # written now, or by an earlier attempt that timed out
+                entry.base = fence
+                await self._put_windows(entry, keys, fence or "", now)
+                return
+            await self._rebuild(series)  # another fence is stored: our state is stale
+        raise SinkError(f"stats of series {series!r} kept changing under this worker; "
+                        "another worker is processing its shard: stop and replay from the checkpoint")
+
+    async def _put_windows(self, entry: _Series, keys: list[WindowKey], fence: str, now_ms: int) -> None:
+        engine = entry.engine
+        live = [items.window_item(engine.state, k, engine.windows[k], fence, self._ttl) for k in keys]
+        live = [i for i in live if int(i["expires_at"]["N"]) * 1000 > now_ms]  # expired already: TTL would drop it
+        written = await asyncio.gather(*(self._store.put_window(i) for i in live))
+        if self._metrics is not None:
+            self._metrics.stats_writes.labels(self._app).inc(1 + sum(written))
+        engine.dirty.difference_update(keys)
+        entry.pending.clear()
+        engine.prune()
+
+    async def _rebuild(self, series: str) -> None:
+        """Reload a series whose stored fence moved under us, and apply again what we processed since our base."""
+        pending = self._cache.pop(series).pending
+        await self._load({series: pending})
+        self._apply(self._cache[series], pending)
+
+    async def _load(self, groups: dict[str, list[Pending]]) -> None:
+        """Make ready what these readings touch: states of series not cached, and windows not in memory.
+
+        Windows are only ever written after the state that covers them, so a
+        window starting after the state's newest reading is not stored yet (if
+        our state is stale, the commit finds out and rebuilds).
+        """
+        unknown = [s for s in groups if s not in self._cache]
+        stored = await self._store.get_states(unknown) if unknown else {}
+        redo: dict[str, list[RedoEntry]] = {}
+        for series in unknown:
+            item = stored.get(series)
+            if item is None:
+                state, fence = new_state(groups[series][0][1]), None
+            else:
+                state, fence, redo[series] = items.decode_state(item)
+            self._cache[series] = _Series(SeriesEngine(state, self._lateness_ms), fence)
+        needed: dict[str, set[WindowKey]] = {}
+        for series, group in groups.items():
+            engine = self._cache[series].engine
+            keys = needed[series] = set()
+            for shard in dict.fromkeys(s for s, _ in group):
+                keys |= engine.needs(shard, [r for s, r in group if s == shard])
+        await self._provide(needed, redo)
+
+    async def _provide(self, needed: dict[str, set[WindowKey]], redo: dict[str, list[RedoEntry]]) -> None:
+        wanted = {(series, w, start) for series, keys in needed.items() for w, start in keys
+                  if start <= _newest(self._cache[series])}
+        wanted.update((series, e.width, e.start) for series, entries in redo.items() for e in entries)
+        found: dict[tuple[str, str, int], tuple[Any, str]] = {}
+        for item in await self._store.get_windows(sorted(wanted)) if wanted else ():
+            series, (width, start), agg, fence = items.decode_window(item)
+            found[(series, width, start)] = (agg, fence)
+        for series, keys in needed.items():  # what is not stored starts empty
+            self._cache[series].engine.provide({k: found.get((series, *k), (None, ""))[0] for k in keys})
+        for series, entries in redo.items():
+            entry = self._cache[series]
+            for e in entries:  # a window of the last commit that did not reach its item: take it from the redo
+                if found.get((series, e.width, e.start), (None, ""))[1] != entry.base:
+                    entry.engine.windows[(e.width, e.start)] = e.agg
+                    entry.engine.dirty.add((e.width, e.start))
+
+    def _shrink(self) -> None:
+        """Forget the least recently used clean series beyond ``max_series``."""
+        excess = len(self._cache) - self._max_series
+        for series in [s for s, e in self._cache.items() if not (e.dirty or e.pending)][: max(excess, 0)]:
+            del self._cache[series]
+
+
+def _newest(entry: _Series) -> int:
+    newest = entry.engine.state.newest
+    return -1 if newest is None else newest
+
+
+class DynamoStatsStore:
+    """``StatsStore`` on an open aiobotocore DynamoDB client; throttled calls are retried with backoff."""
+
+    def __init__(self, client: Any, table: str, *, attempts: int = 8) -> None:
+        self._client = client
+        self._table = table
+        self._attempts = attempts
+        self.calls: Counter[str] = Counter()  # operation -> calls made (for benchmarks)
+
+    async def get_states(self, series: Sequence[str]) -> dict[str, Item]:
+        keys = [(items.state_pk(s), 0) for s in series]
+        return {i["series"]["S"]: i for i in await self._batch_get(keys)}
+
+    async def get_windows(self, keys: Sequence[tuple[str, str, int]]) -> list[Item]:
+        return await self._batch_get([(items.window_pk(s, w), start) for s, w, start in keys])
+
+    async def put_state(self, item: Item, base: str | None) -> str | None:
+        condition = "attribute_not_exists(pk)" if base is None else "fence = :base"
+        values = {} if base is None else {":base": {"S": base}}
+        return await self._put(item, condition, values)
+
+    async def put_window(self, item: Item) -> bool:
+        shard = item["fence"]["S"].split("/", 1)[0]
+        stored = await self._put(item, "attribute_not_exists(pk) OR NOT begins_with(fence, :shard) OR fence < :fence",
+                                 {":shard": {"S": items.shard_prefix(shard)}, ":fence": item["fence"]})
+        return stored is None
+
+    async def _put(self, item: Item, condition: str, values: dict[str, Any]) -> str | None:
+        args: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition,
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        if values:
+            args["ExpressionAttributeValues"] = values
+        try:
+            await self._call("put_item", args)
+            return None
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            return str(exc.response.get("Item", {}).get("fence", {}).get("S", ""))
+
+    async def _batch_get(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
+        chunks = [keys[i : i + _BATCH_GET] for i in range(0, len(keys), _BATCH_GET)]
+        pages = await asyncio.gather(*(self._batch_get_chunk(c) for c in chunks))
+        return [item for page in pages for item in page]
+
+    async def _batch_get_chunk(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
+        found: list[Item] = []
+        request: dict[str, Any] = {self._table: {
+            "Keys": [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys], "ConsistentRead": True}}
+        for attempt in range(self._attempts):
+            out = await self._call("batch_get_item", {"RequestItems": request})
+            found.extend(out.get("Responses", {}).get(self._table, []))
+            request = out.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
+        raise SinkError(f"BatchGetItem on {self._table} kept returning unprocessed keys")
+
+    async def _call(self, operation: str, args: dict[str, Any]) -> Any:
+        for attempt in range(self._attempts):
+            self.calls[operation] += 1
+            try:
+                return await getattr(self._client, operation)(**args)
+            except ClientError as exc:
+                if _code(exc) not in _THROTTLED or attempt == self._attempts - 1:
+                    raise
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+        raise AssertionError("unreachable")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class DynamoStatsSink(StatsSink):
+    """The stats sink on DynamoDB (``name = "stats"``)."""
+
+    def __init__(self, client: Any, *, table: str, lateness_s: int = 3600, ttl_months: int = 13, clock: Clock,
+                 metrics: Metrics | None = None, app: str = "processing", **tuning: Any) -> None:  # fmt: skip
+        self.store = DynamoStatsStore(client, table)
+        super().__init__(self.store, lateness_s=lateness_s, ttl_months=ttl_months, clock=clock, metrics=metrics,
+                         app=app, **tuning)
+
+
+class InMemoryStatsStore:
+    """``StatsStore`` in a dict, with DynamoDB's conditions; for fast tests of the sink."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, int], Item] = {}
+
+    async def get_states(self, series: Sequence[str]) -> dict[str, Item]:
+        found = (self.items.get((items.state_pk(s), 0)) for s in series)
+        return {i["series"]["S"]: i for i in found if i is not None}
+
+    async def get_windows(self, keys: Sequence[tuple[str, str, int]]) -> list[Item]:
+        found = (self.items.get((items.window_pk(s, w), start)) for s, w, start in keys)
+        return [i for i in found if i is not None]
+
+    async def put_state(self, item: Item, base: str | None) -> str | None:
+        old = self.items.get(_key(item))
+        stored = None if old is None else old["fence"]["S"]
+        if stored != base:
+            return stored or ""
+        self.items[_key(item)] = item
+        return None
+
+    async def put_window(self, item: Item) -> bool:
+        old = self.items.get(_key(item))
+        new = item["fence"]["S"]
+        if old is not None and old["fence"]["S"].split("/")[0] == new.split("/")[0] and old["fence"]["S"] >= new:
+            return False
+        self.items[_key(item)] = item
+        return True
+
+
+def _key(item: Item) -> tuple[str, int]:
+    return item["pk"]["S"], int(item["sk"]["N"])
+
+
+def ensure_stats_table(config: Config, opts: dict[str, Any]) -> dict[str, str]:
+    """The stats table (``pk`` S, ``sk`` N) with TTL on ``expires_at``; a provisioning step."""
+    import boto3
+
+    from wenu_stream.provision import ensure_table
+
+    name = config.stats.table
+    ddb = boto3.client("dynamodb")
+    try:
+        ddb.describe_table(TableName=name)
+        state = "exists"
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        ddb.create_table(  # not ensure_table's create: the range key is a number
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "N"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        )  # fmt: skip
+        state = "created"
+    done = ensure_table(name, [("pk", "HASH"), ("sk", "RANGE")], ttl_attribute="expires_at")  # waits, turns TTL on
+    return dict.fromkeys(done, state)

@@ -1,0 +1,81 @@
+"""Company Stats on the moto server's DynamoDB: 50,000 readings over days across DST changes give the SAME
+table in order, shuffled within the lateness with re-deliveries, and with two crashes mid-flush."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import boto3
+import pytest
+from aiobotocore.session import get_session
+
+from tests.unit.test_stats_sink import (
+    LATENESS_S, SERIES, clock, comparable, deliveries, run, run_with_crashes, scenario,
+)  # fmt: skip
+from wenu_stream.config import load_config
+from wenu_stream.emulator import Stack
+from wenu_stream.sinks.stats import DynamoStatsSink, DynamoStatsStore, StatsSink, ensure_stats_table
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def ddb(aws_stack: Stack) -> AsyncIterator[Any]:
+    async with get_session().create_client("dynamodb") as client:
+        yield client
+
+
+def table(name: str) -> str:
+    ensure_stats_table(load_config({}, {"stats.table": name}), {})
+    return name
+
+
+def scan(name: str) -> list[dict[str, Any]]:
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=name, ConsistentRead=True)
+    return [item for page in pages for item in page["Items"]]
+
+
+def sink(client: Any, name: str) -> DynamoStatsSink:
+    return DynamoStatsSink(client, table=name, lateness_s=LATENESS_S, ttl_months=13, clock=clock)
+
+
+async def test_order_duplicates_and_crashes_leave_identical_tables(ddb: Any, unique_name: str) -> None:
+    readings = scenario(50_000, step_s=30)
+    names = [table(f"{unique_name}-{run_id}") for run_id in "abc"]
+
+    totals = await run(sink(ddb, names[0]), deliveries(readings), batch=500, flush_every=5_000)
+    assert totals == {"applied": 50_000, "late": 0, "replayed": 0, "invalid": 0}
+    shuffled = deliveries(readings, shuffle=True, duplicates=0.05, seed=11)
+    totals = await run(sink(ddb, names[1]), shuffled, batch=500, flush_every=5_000)
+    assert totals["applied"] == 50_000 and totals["late"] == 0 and totals["replayed"] >= 2_000
+
+    def store() -> DynamoStatsStore:
+        return DynamoStatsStore(ddb, names[2])
+
+    crashes = await run_with_crashes(store, deliveries(readings, shuffle=True, seed=12),
+                                     [(18_000, 150), (30_000, 10**9), (41_000, 20)], batch=500, flush_every=5_000)
+    assert crashes == 2
+
+    tables = [comparable(scan(n)) for n in names]
+    assert tables[0] == tables[1]
+    assert tables[0] == tables[2]
+    months = [v for (pk, _), v in tables[0].items() if pk.endswith("#1mo")]
+    assert sum(int(v["count"]["N"]) for v in months) == 50_000
+    assert len(tables[0]) > 2_000  # every 15-minute window of four series over four days, and more
+
+
+async def test_a_santiago_day_of_23_hours_starts_at_1am(ddb: Any, unique_name: str) -> None:
+    name = table(unique_name)
+    series = SERIES[0][0]
+    readings = [r for r in scenario(4_000, step_s=300) if r.series == series]
+    await run(sink(ddb, name), deliveries(readings), batch=500)
+    days = {i["start"]["S"]: i["end"]["S"] for i in scan(name) if i["pk"]["S"] == f"{series}#1d"}
+    assert days["2026-09-06T01:00:00-03:00"] == "2026-09-07T00:00:00-03:00"
+    spans = [dt.datetime.fromisoformat(e) - dt.datetime.fromisoformat(s) for s, e in days.items()]
+    assert dt.timedelta(hours=23) in spans and dt.timedelta(hours=24) in spans
+
+
+def test_sink_has_the_stats_name() -> None:
+    assert StatsSink.name == "stats" == DynamoStatsSink.name
