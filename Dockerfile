@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1.7
+# wenu-stream: one image for both consumer applications (alarms, processing).
+#
+#   docker build -t wenu-stream .
+#   docker run wenu-stream alarms              # KCL MultiLangDaemon + one exporter (default engine)
+#   docker run -e WENU_APP=processing wenu-stream
+#   docker run wenu-stream processing --native # the in-process asyncio driver
+#
+# Every RUN step is a mode of tools/build-image.sh, which `make test` also runs without Docker
+# (tests/deploy/test_build_image.py), so the steps here are tested even where no Docker engine runs.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# 1. The KCL MultiLangDaemon classpath from Maven (kcl/pom.xml), checked jar by jar.
+FROM maven:3.9-eclipse-temurin-17 AS jars
+WORKDIR /src
+COPY kcl/pom.xml kcl/pom.xml
+COPY tools/build-image.sh tools/build-image.sh
+RUN bash tools/build-image.sh jars /src/.kcl/jars
+
+# 2. Python dependencies: a virtualenv with wenu-stream and amazon-kclpy (pinned, sha256-checked).
+FROM ${PYTHON_IMAGE} AS python
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src/ src/
+COPY kcl/ kcl/
+COPY tools/ tools/
+COPY --from=jars /src/.kcl/jars .kcl/jars
+RUN bash tools/build-image.sh venv /opt/venv
+
+# 3. The /app tree: consumers, properties, the entrypoint and its files, the jars.
+FROM ${PYTHON_IMAGE} AS layout
+WORKDIR /src
+COPY consumers/ consumers/
+COPY properties/ properties/
+COPY deploy/ecs/ deploy/ecs/
+COPY kcl/pom.xml kcl/pom.xml
+COPY tools/build-image.sh tools/build-image.sh
+COPY --from=jars /src/.kcl/jars .kcl/jars
+RUN bash tools/build-image.sh layout /out/app
+
+# 4. Runtime: slim Python + a headless JRE, non-root, read-only friendly (writes only under /tmp).
+FROM ${PYTHON_IMAGE} AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 wenu \
+ && useradd --system --uid 10001 --gid wenu --home-dir /app --no-create-home --shell /usr/sbin/nologin wenu
+COPY --from=python /opt/venv /opt/venv
+COPY --from=layout /out/app /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    APP_ROOT=/app \
+    WENU_METRICS_PORT=9100 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/wenu-metrics
+WORKDIR /app
+USER 10001:10001
+EXPOSE 9100
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["/app/deploy/ecs/healthcheck.sh"]
+ENTRYPOINT ["/app/deploy/ecs/entrypoint.sh"]
+CMD ["processing"]

@@ -1,0 +1,68 @@
+"""tools/build-image.sh, the Dockerfile's build steps, run here without Docker."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from wenu_stream.kcl_properties import check_properties
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tools" / "build-image.sh"
+
+
+def build(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_local_build_makes_the_wheel_and_lays_out_app_as_the_image_does(tmp_path: Path) -> None:
+    done = build("local", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (tmp_path / "wheels").iterdir()] == ["wenu_stream-0.1.0-py3-none-any.whl"]
+    app = tmp_path / "app"
+    assert sorted(p.name for p in (app / "consumers").iterdir()) == ["alarms.py", "processing.py"]
+    for name in ("entrypoint.sh", "healthcheck.sh"):
+        assert os.access(app / "deploy" / "ecs" / name, os.X_OK), name
+    assert (app / "deploy" / "ecs" / "logback.xml").is_file()
+    jars = sorted(p.name for p in (app / ".kcl" / "jars").glob("*.jar"))
+    assert len(jars) == (ROOT / "kcl" / "pom.xml").read_text().count("<dependency>")
+    assert any(j.startswith("amazon-kinesis-client-multilang-") for j in jars)
+    for app_name in ("alarms", "processing"):  # executableName resolves from the image root
+        assert check_properties(app / "properties" / f"{app_name}.properties", cwd=app) == []
+
+
+def test_layout_refuses_an_incomplete_classpath_before_writing_anything(tmp_path: Path) -> None:
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "amazon-kinesis-client-3.1.3.jar").write_bytes(b"")
+    out = tmp_path / "app"
+    done = build("layout", str(out), str(jars))
+    assert done.returncode == 1
+    assert "has 1 jars, kcl/pom.xml lists" in done.stderr and "fix: make kcl" in done.stderr
+    assert not out.exists()
+
+
+def test_unknown_mode_is_a_usage_error() -> None:
+    done = build("push", "/tmp/nowhere")
+    assert done.returncode == 2 and "tools/build-image.sh jars" in done.stderr
+
+
+def test_dockerfile_runs_only_script_modes_and_copies_existing_paths() -> None:
+    """Every RUN of the build is a mode of tools/build-image.sh; every COPY source exists and is in the context."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    script = SCRIPT.read_text()
+    modes = re.findall(r"RUN bash tools/build-image.sh (\w+) ", dockerfile)
+    assert modes == ["jars", "venv", "layout"]
+    assert all(f"\n  {mode}) do_{mode}" in script for mode in modes)
+    ignore = (ROOT / "Dockerfile.dockerignore").read_text().split()
+    for source in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.M):
+        assert (ROOT / source).exists(), source
+        top = source.split("/")[0] + ("/" if "/" in source else "")
+        assert f"!{top}" in ignore or f"!{source}" in ignore, source
+    runtime = dockerfile.split("AS runtime", 1)[1]
+    assert "USER 10001:10001" in runtime and "HEALTHCHECK" in runtime
+    assert 'ENTRYPOINT ["/app/deploy/ecs/entrypoint.sh"]' in runtime
