@@ -6,7 +6,8 @@ faster than real time (from --start, default now). --backfill starts
 the clock. --no-pace sends everything as fast as possible. --dry-run prints
 one JSON line {partition_key, data_b64} per record instead of putting.
 The last line on stdout is a JSON summary: records put, messages, expected
-outcomes (accepted, duplicates, rejected by reason) and faults applied.
+outcomes (accepted, duplicates, rejected by reason) and faults applied; with
+--anomalies (and --seed) also the alarm notifications the run must raise.
 Bad arguments exit with code 2 before any record is put.
 """
 
@@ -47,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--no-pace", action="store_true", help="put as fast as possible")
     pace.add_argument("--backfill", action="store_true", help="start --duration ago; send the past at once")
+    p.add_argument("--anomalies", action="store_true",
+                   help="a few devices break each alarm rule of the fleet once; the summary lists the expected alarms")
     p.add_argument("--catalog-out", default=None, help="write the fleet's catalog document to this file")
     p.add_argument("--dry-run", action="store_true", help="print records as JSON lines instead of putting")
     p.set_defaults(handler=run)
@@ -88,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
     summary = {"stream": config.kinesis.stream, "dry_run": args.dry_run, **put,
                **msgspec.to_builtins(tally.result()), "seed": sim.seed, "start_ms": sim.start_ms,
                "elapsed_s": round(time.monotonic() - began, 3)}
-    log.info("simulation_finished", **{k: v for k, v in summary.items() if not isinstance(v, dict)})
+    if sim.anomalies and sim.seed is not None:
+        from wenu_stream.simulate.anomalies import expected_alarms
+
+        summary["expected_alarms"] = msgspec.to_builtins(expected_alarms(sim))
+    log.info("simulation_finished", **{k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
     sys.stdout.write(json.dumps(summary) + "\n")
     return 0
 
@@ -108,7 +115,8 @@ def simulation_config(args: argparse.Namespace, now_ms: int) -> Any:
     key_ids = tuple(k.strip() for k in args.key_ids.split(",") if k.strip())
     return SimulationConfig(devices=args.devices, interval_s=args.interval, duration_s=args.duration,
                             start_ms=start_ms, seed=args.seed, aggregate=args.aggregate,
-                            msgpack_share=args.msgpack_share, key_ids=key_ids, faults=faults)
+                            msgpack_share=args.msgpack_share, key_ids=key_ids, faults=faults,
+                            anomalies=args.anomalies)
 
 
 def _check_range(flag: str, value: float, low: float, high: float, fix: str) -> None:

@@ -97,7 +97,7 @@ def fleet_catalog(cfg: SimulationConfig) -> dict[str, Any]:
         {"id": c.id, "name": c.name, "sites": [_site_doc(s, by_site.get(s.id, [])) for s in c.sites]}
         for c in COMPANIES
     ]
-    return {"companies": companies, "alarm_rules": alarm_rules(fleet)}
+    return {"companies": companies, "alarm_rules": alarm_rules(fleet, cfg.interval_s)}
 
 
 def _site_doc(site: Site, devices: list[Device]) -> dict[str, Any]:
@@ -112,29 +112,43 @@ def _device_doc(device: Device) -> dict[str, Any]:
     ]}
 
 
-def alarm_rules(fleet: tuple[Device, ...]) -> list[dict[str, Any]]:
-    """A few rules of every type, on the first devices of each kind, plus two ``match`` rules."""
-    first = {d.kind: d for d in reversed(fleet)}
+def alarm_rules(fleet: tuple[Device, ...], interval_s: float = 1.0) -> list[dict[str, Any]]:
+    """A rule of every type on chosen devices, plus two ``match`` rules, none firing on normal readings.
+
+    Normal readings stay inside bounds the meters guarantee: voltage is clamped
+    to 220..230 V (so it never passes 250 V, nor moves more than 10 V per reading,
+    600 V/min at a 1 s interval), temperatures stay near or below 32 degC, a water meter
+    draws at most 207 m3 a day, and a device reports every ``interval_s``
+    (``no_data`` waits three intervals, at least 30 s). Electricity peaks are
+    log-normal, so the daily energy bound (1500 kWh) is a 3-sigma one; it takes
+    a simulated day to matter. ``simulate.anomalies`` breaks each of them once.
+    """
+    by_kind: dict[str, list[Device]] = {}
+    for device in fleet:
+        by_kind.setdefault(device.kind, []).append(device)
+    em, tm, wm = by_kind.get("EM", []), by_kind.get("TM", []), by_kind.get("WM", [])
     rules: list[dict[str, Any]] = []
-    if "EM" in first:
-        power, energy = series_id(first["EM"], "power"), series_id(first["EM"], "energy")
+    if em:
         rules += [
-            {"id": "power-high", "series": power, "type": "threshold", "op": ">", "value": 20000,
-             "clear": 18000, "for_s": 120, "severity": "critical"},
-            {"id": "power-silent", "series": power, "type": "no_data", "after_s": 300, "severity": "warning"},
-            {"id": "power-jump", "series": power, "type": "rate_of_change", "max_abs_delta_per_min": 5000,
-             "severity": "major"},
-            {"id": "daily-energy", "series": energy, "type": "consumption", "window": "1d", "max": 150,
-             "severity": "major"},
+            {"id": "voltage-high", "series": series_id(em[0], "voltage"), "type": "threshold", "op": ">",
+             "value": 250, "clear": 240, "for_s": 20, "severity": "critical"},
+            {"id": "daily-energy", "series": series_id(em[0], "energy"), "type": "consumption", "window": "1d",
+             "max": 1500, "severity": "major"},
         ]
-    if "TM" in first:
+    if len(em) > 1:
+        rules.append({"id": "voltage-jump", "series": series_id(em[1], "voltage"), "type": "rate_of_change",
+                      "max_abs_delta_per_min": 600, "severity": "major"})
+    if len(em) > 2:
+        rules.append({"id": "power-silent", "series": series_id(em[2], "power"), "type": "no_data",
+                      "after_s": max(30.0, 3 * interval_s), "severity": "warning"})
+    if tm:
         rules += [
-            {"id": "temperature-stuck", "series": series_id(first["TM"], "temperature"), "type": "stuck",
-             "count": 30, "severity": "minor"},
+            {"id": "temperature-stuck", "series": series_id(tm[0], "temperature"), "type": "stuck",
+             "count": 5, "severity": "minor"},
             {"id": "temperature-hot", "match": {"unit": "degC", "kind": "gauge"}, "type": "threshold",
-             "op": ">", "value": 30, "clear": 28, "for_s": 300, "severity": "warning"},
+             "op": ">", "value": 40, "clear": 38, "for_s": 300, "severity": "warning"},
         ]
-    if "WM" in first:
+    if wm:
         rules.append({"id": "water-daily", "match": {"unit": "m3", "kind": "counter"}, "type": "consumption",
-                      "window": "1d", "max": 20, "severity": "major"})
+                      "window": "1d", "max": 250, "severity": "major"})
     return rules

@@ -16,7 +16,6 @@ How a run unfolds:
 from __future__ import annotations
 
 import hashlib
-
 import heapq
 import random
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,6 +28,7 @@ from wenu_stream.records.encoding import KEY_SIZE, aggregate
 from wenu_stream.records.envelope import is_valid_key_id
 from wenu_stream.records.payload import JSON, MSGPACK, Message
 from wenu_stream.records.rejections import Reason
+from wenu_stream.simulate.anomalies import Injector, plan
 from wenu_stream.simulate.faults import (
     ACCEPTED,
     DUPLICATE,
@@ -163,6 +163,8 @@ class _Run:
         self.heap: list[tuple[int, int, _Pending]] = []
         self.order = 0
         self.devices = [self._device(d, key_ids) for d in build_fleet(cfg.devices)]
+        phases = {state.device.id: state.phase_ms for state in self.devices}
+        self.anomalies = Injector(plan(cfg, phases)) if cfg.anomalies else None
 
     def _device(self, device: Device, key_ids: tuple[str, ...]) -> _Device:
         rng = self.meter_rng
@@ -185,10 +187,18 @@ class _Run:
 
     def _measure(self, state: _Device, t: int) -> None:
         rates, rng = self.rates, self.fault_rng
-        reset = state.has_counter and rates.counter_reset > 0 and rng.random() < rates.counter_reset
+        clean = self.anomalies is not None and self.anomalies.touches(state.device.id)  # no faults on anomalies
+        reset = not clean and state.has_counter and rates.counter_reset > 0 and rng.random() < rates.counter_reset
         hour = self.clock.hour(t, state.device.timezone)
         readings = state.meter.read(t, self.interval_ms / 1000, hour, self.meter_rng, reset)
         state.reset |= reset
+        if clean:
+            assert self.anomalies is not None
+            changed = self.anomalies.apply(state.device.id, (t - self.cfg.start_ms) // self.interval_ms, readings)
+            if changed is None:  # an injected silence (not a gap fault: the tally does not count it)
+                self.meter_rng.randint(*_SEND_DELAY_MS)  # drawn all the same: other devices' readings stay put
+                return
+            readings = changed
         if t < state.silent_until:
             return  # the meter keeps measuring (its counters grow) but sends nothing
         after_gap, state.silent_until = state.silent_until > 0, 0
@@ -196,18 +206,18 @@ class _Run:
         state.seq += 1
         sent = t + self.meter_rng.randint(*_SEND_DELAY_MS)
         message = Message(device=state.device.id, seq=state.seq, sent_at=sent, readings=readings)
-        pending = _Pending(state, message, fault=self._wire_fault(), after_gap=after_gap, reset=reset)
+        pending = _Pending(state, message, fault=None if clean else self._wire_fault(), after_gap=after_gap, reset=reset)
         emit = sent
-        if rates.reorder > 0 and rng.random() < rates.reorder:
+        if not clean and rates.reorder > 0 and rng.random() < rates.reorder:
             bound = round(rates.reorder_bound_s * 1000)
             emit, pending.late = t + rng.randint(min(self.interval_ms, bound), bound), True
             emit = max(emit, sent)
         self._push(emit, pending)
-        if pending.fault is None and rates.duplicate > 0 and rng.random() < rates.duplicate:
+        if not clean and pending.fault is None and rates.duplicate > 0 and rng.random() < rates.duplicate:
             again = emit + rng.randint(1, max(1, round(rates.duplicate_delay_s * 1000)))
             self._push(again, _Pending(state, message, fault=Fault.DUPLICATE, original=pending,
                                        replay=rng.random() < 0.5))
-        if rates.gap > 0 and rng.random() < rates.gap:
+        if not clean and rates.gap > 0 and rng.random() < rates.gap:
             state.silent_until = t + round(rates.gap_s * 1000 * rng.uniform(0.5, 1.5))
 
     def _wire_fault(self) -> Fault | None:
@@ -247,6 +257,12 @@ class _Run:
         return UserRecord(partition_key=p.message.device, data=data, message=p.message, key_id=key_id,
                           codec=state.codec, emit_ms=emit, expect=str(expect), fault=p.fault, late=p.late,
                           after_gap=p.after_gap, reset=p.reset)
+
+
+def device_phases(cfg: SimulationConfig) -> dict[str, int]:
+    """Each device's measuring offset within the interval, ms, as ``generate`` draws it for ``cfg``."""
+    run = _Run(msgspec.structs.replace(cfg, anomalies=False), ("phases",), Sealer({}, NonceSource(cfg.seed)))
+    return {state.device.id: state.phase_ms for state in run.devices}
 
 
 def shard_of(partition_key: str, ranges: tuple[tuple[int, int], ...]) -> int | str:

@@ -67,6 +67,8 @@ class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         unknown_key_id: The key id used by the ``unknown_key`` fault; must not be in the ring.
         faults: Fault probabilities.
         shard_ranges: Hash-key ranges of the open shards, for shard-true aggregation (see the field).
+        anomalies: A few devices break each alarm rule type of ``fleet_catalog`` once, at known times
+            (``simulate.anomalies``); those devices take no faults.
     """
 
     devices: Annotated[int, Meta(ge=1, le=1_000_000)] = 10
@@ -83,6 +85,7 @@ class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     key_ids: tuple[str, ...] = ()
     unknown_key_id: str = "retired-2019"
     faults: FaultRates = FaultRates()
+    anomalies: bool = False
 
 
 def parse_faults(text: str) -> FaultRates:
