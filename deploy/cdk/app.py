@@ -9,7 +9,6 @@ context (``-c wenu:shards=8`` overrides one); see wenu_cdk.stack.StackSettings.
 from __future__ import annotations
 
 import aws_cdk as cdk
-
 from wenu_cdk.stack import StackSettings, WenuStack
 
 

@@ -20,7 +20,9 @@ CDK_DIR = ROOT / "deploy" / "cdk"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cdk: synthesises the AWS CDK app (needs Node.js and the jsii runtime)")
+    config.addinivalue_line(
+        "markers", "cdk: synthesises the AWS CDK app (needs Node.js and the jsii runtime)"
+    )
 
 
 @pytest.fixture(scope="session")

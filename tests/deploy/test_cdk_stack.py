@@ -16,10 +16,12 @@ pytestmark = pytest.mark.cdk
 
 # --- helpers over the template JSON ------------------------------------------------------------
 
+
 def resources(t: dict[str, Any], kind: str, **props: Any) -> dict[str, dict[str, Any]]:
     """Resources of type ``kind`` whose Properties contain ``props`` (top-level equality)."""
     return {
-        k: r for k, r in t["Resources"].items()
+        k: r
+        for k, r in t["Resources"].items()
         if r["Type"] == kind and all(r.get("Properties", {}).get(p) == v for p, v in props.items())
     }
 
@@ -69,6 +71,7 @@ def t(synth: Any) -> dict[str, Any]:
 
 # --- synthesis itself ----------------------------------------------------------------------------
 
+
 def test_synthesis_needs_no_lookup_and_no_environment(synth: Any) -> None:
     """The stack is environment-agnostic and synthesis asked for no context (it ran offline)."""
     import aws_cdk as cdk
@@ -80,6 +83,7 @@ def test_synthesis_needs_no_lookup_and_no_environment(synth: Any) -> None:
 
 
 # --- ingest --------------------------------------------------------------------------------------
+
 
 def test_iot_rule_puts_binary_envelopes_into_the_stream_keyed_by_device(t: dict[str, Any]) -> None:
     stream_id, stream = only(t, "AWS::Kinesis::Stream", Name="readings")
@@ -109,6 +113,7 @@ def test_firehose_archives_the_stream_to_s3_raw_gzip_date_partitioned_and_buffer
 
 
 # --- storage -------------------------------------------------------------------------------------
+
 
 def test_stats_table_expires_items_by_ttl_and_sorts_windows_numerically(t: dict[str, Any]) -> None:
     _id, stats = only(t, "AWS::DynamoDB::GlobalTable", TableName="wenu-stats")
@@ -146,9 +151,15 @@ def test_buckets_have_lifecycle_rules_per_prefix_and_block_public_access(t: dict
     assert [tr["StorageClass"] for tr in raw["Transitions"]] == ["STANDARD_IA", "GLACIER_IR", "DEEP_ARCHIVE"]
     rules = _rules(data)
     assert {rules[i]["Prefix"]: rules[i]["ExpirationInDays"] for i in rules if "Prefix" in rules[i]} == {
-        "dead-letter/": 90, "quarantine/": 90, "staging/": 30, "manifests/": 30}
+        "dead-letter/": 90,
+        "quarantine/": 90,
+        "staging/": 30,
+        "manifests/": 30,
+    }
     for bucket in (archive, data):
-        assert _rules(bucket)["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+        assert _rules(bucket)["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {
+            "DaysAfterInitiation": 7
+        }
         assert bucket["Properties"]["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
 
 
@@ -160,6 +171,7 @@ def test_key_ring_key_rotates_and_topic_is_named_for_the_app(t: dict[str, Any]) 
 
 # --- services ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("app", ["alarms", "processing"])
 def test_fargate_service_runs_the_task_definition_of_deploy_ecs(t: dict[str, Any], app: str) -> None:
     """Sizes, command, environment, health check and logs are those of deploy/ecs/task-definition-<app>.json."""
@@ -168,7 +180,9 @@ def test_fargate_service_runs_the_task_definition_of_deploy_ecs(t: dict[str, Any
     _id, service = only(t, "AWS::ECS::Service", ServiceName=f"wenu-{app}")
     assert service["Properties"]["LaunchType"] == "FARGATE"
     assert service["Properties"]["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
-        "Enable": True, "Rollback": True}
+        "Enable": True,
+        "Rollback": True,
+    }
     task_id = service["Properties"]["TaskDefinition"]["Ref"]
     task = t["Resources"][task_id]["Properties"]
     assert (task["Cpu"], task["Memory"], task["Family"]) == (doc["cpu"], doc["memory"], doc["family"])
@@ -192,27 +206,34 @@ def test_services_scale_on_the_open_shard_count_published_by_a_scheduled_functio
     _id, rule = only(t, "AWS::Events::Rule")
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     targets = resources(t, "AWS::ApplicationAutoScaling::ScalableTarget")
-    assert sorted((x["Properties"]["MinCapacity"], x["Properties"]["MaxCapacity"]) for x in targets.values()) == [
-        (1, 8), (1, 16)]  # 64 shards at most: 8 per alarms task, 4 per processing task
+    assert sorted(
+        (x["Properties"]["MinCapacity"], x["Properties"]["MaxCapacity"]) for x in targets.values()
+    ) == [(1, 16), (1, 16)]  # 64 shards at most, 4 per task (deploy/ecs/README.md)
     alarms = resources(t, "AWS::CloudWatch::Alarm")
     assert len(alarms) == 4 and all(
         (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) == ("Wenu", "OpenShardCount")
-        for a in alarms.values())
+        for a in alarms.values()
+    )
     policies = resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy")
-    assert {p["Properties"]["StepScalingPolicyConfiguration"]["AdjustmentType"] for p in policies.values()} == {
-        "ExactCapacity"}
+    assert {
+        p["Properties"]["StepScalingPolicyConfiguration"]["AdjustmentType"] for p in policies.values()
+    } == {"ExactCapacity"}
 
 
 def test_processing_step_scaling_gives_one_task_per_four_shards(t: dict[str, Any]) -> None:
     """Alarm threshold + step bounds map each shard count to ceil(shards / 4) tasks."""
-    target_id = next(k for k, x in resources(t, "AWS::ApplicationAutoScaling::ScalableTarget").items()
-                     if "Processing" in k)
+    target_id = next(
+        k for k, x in resources(t, "AWS::ApplicationAutoScaling::ScalableTarget").items() if "Processing" in k
+    )
     steps: list[tuple[float, float, int]] = []
     for policy_id, policy in resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy").items():
         if policy["Properties"]["ScalingTargetId"] != {"Ref": target_id}:
             continue
-        alarm = next(a for a in resources(t, "AWS::CloudWatch::Alarm").values()
-                     if a["Properties"]["AlarmActions"] == [{"Ref": policy_id}])
+        alarm = next(
+            a
+            for a in resources(t, "AWS::CloudWatch::Alarm").values()
+            if a["Properties"]["AlarmActions"] == [{"Ref": policy_id}]
+        )
         threshold = alarm["Properties"]["Threshold"]
         for s in policy["Properties"]["StepScalingPolicyConfiguration"]["StepAdjustments"]:
             lower = threshold + s.get("MetricIntervalLowerBound", float("-inf"))
@@ -232,19 +253,24 @@ WRITES = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dyn
 
 @pytest.mark.parametrize("app", ["alarms", "processing"])
 def test_both_roles_read_the_stream_use_their_kcl_tables_write_state_and_their_dead_letters(
-        t: dict[str, Any], app: str) -> None:
+    t: dict[str, Any], app: str
+) -> None:
     role = role_statements(t, f"wenu-{app}-task")
     stream_id, _ = only(t, "AWS::Kinesis::Stream", Name="readings")
-    for action in ("kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards",
-                   "kinesis:DescribeStreamSummary"):
+    for action in (
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
+        "kinesis:DescribeStreamSummary",
+    ):
         assert allows(role, action, stream_id), action
     for table in (f"wenu-{app}", f"wenu-{app}-WorkerMetricStats", f"wenu-{app}-CoordinatorState"):
         for action in ("dynamodb:CreateTable", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"):
-            assert allows(role, action, f"table/{table}\""), (action, table)
+            assert allows(role, action, f'table/{table}"'), (action, table)
     assert allows(role, "dynamodb:PutItem", table_id(t, "wenu-state"))
     assert allows(role, "s3:PutObject", f"/dead-letter/{app}/*")
     other = "processing" if app == "alarms" else "alarms"
-    assert not allows(role, "dynamodb:PutItem", f"table/wenu-{other}\"")
+    assert not allows(role, "dynamodb:PutItem", f'table/wenu-{other}"')
     assert not allows(role, "s3:PutObject", f"/dead-letter/{other}/*")
 
 
@@ -272,7 +298,8 @@ def test_alarms_role_cannot_write_stats_or_staging_and_publishes_alarms(t: dict[
 
 
 def test_processing_role_cannot_publish_or_touch_alarm_tables_and_writes_stats_and_staging(
-        t: dict[str, Any]) -> None:
+    t: dict[str, Any],
+) -> None:
     role = role_statements(t, "wenu-processing-task")
     topic_id, _ = only(t, "AWS::SNS::Topic")
     assert not allows(role, "sns:Publish", topic_id)

@@ -27,24 +27,35 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     prom.mkdir(exist_ok=True)
     (prom / "counter_123.db").write_bytes(b"stale")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WENU_")}
-    env.update(PATH=f"{Path(sys.executable).parent}:{env['PATH']}", PROMETHEUS_MULTIPROC_DIR=str(prom),
-               KCL_WORK=str(tmp_path / "kcl"), APP_ROOT=str(ROOT), **extra)
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
+        PROMETHEUS_MULTIPROC_DIR=str(prom),
+        KCL_WORK=str(tmp_path / "kcl"),
+        APP_ROOT=str(ROOT),
+        **extra,
+    )
     return env
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(ENTRYPOINT), *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["bash", str(ENTRYPOINT), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
-@pytest.mark.parametrize(("args", "extra", "message"), [
-    (["bogus"], {}, "unknown argument 'bogus'"),
-    ([], {}, "no application given"),
-    (["alarms"], {"WENU_KINESIS_STREEM": "x"}, "WENU_KINESIS_STREEM: unknown setting"),
-    (["alarms"], {"KCL_JARS": "/nonexistent"}, "no KCL MultiLangDaemon classpath in /nonexistent"),
-    (["alarms"], {"WENU_METRICS_PORT": "0"}, "WENU_METRICS_PORT is not set"),
-])
+@pytest.mark.parametrize(
+    ("args", "extra", "message"),
+    [
+        (["bogus"], {}, "unknown argument 'bogus'"),
+        ([], {}, "no application given"),
+        (["alarms"], {"WENU_KINESIS_STREEM": "x"}, "WENU_KINESIS_STREEM: unknown setting"),
+        (["alarms"], {"KCL_JARS": "/nonexistent"}, "no KCL MultiLangDaemon classpath in /nonexistent"),
+        (["alarms"], {"WENU_METRICS_PORT": "0"}, "WENU_METRICS_PORT is not set"),
+    ],
+)
 def test_refuses_bad_arguments_and_configuration_with_exit_2_before_any_side_effect(
-        tmp_path: Path, args: list[str], extra: dict[str, str], message: str) -> None:
+    tmp_path: Path, args: list[str], extra: dict[str, str], message: str
+) -> None:
     env = environment(tmp_path, **extra)
     done = run(env, *args)
     assert done.returncode == 2
@@ -54,19 +65,35 @@ def test_refuses_bad_arguments_and_configuration_with_exit_2_before_any_side_eff
 
 
 def _healthy(env: dict[str, str]) -> bool:
-    return subprocess.run(["bash", str(HEALTHCHECK)], env=env, capture_output=True, timeout=10).returncode == 0
+    return (
+        subprocess.run(
+            ["bash", str(HEALTHCHECK)], env=env, capture_output=True, timeout=10, check=False
+        ).returncode
+        == 0
+    )
 
 
 @pytest.mark.integration
 def test_kcl_engine_wipes_metrics_serves_health_and_stops_the_daemon_on_sigterm(
-        tmp_path: Path, aws_stack: Any, unique_name: str) -> None:
+    tmp_path: Path, aws_stack: Any, unique_name: str
+) -> None:
     """Renders the properties for this environment, starts exporter and daemon, forwards SIGTERM."""
     create_stream(unique_name)
     port = free_port()
-    env = environment(tmp_path, WENU_METRICS_PORT=str(port), WENU_KINESIS_STREAM=unique_name,
-                      WENU_LEASE_TABLE=f"{unique_name}-lease", WENU_LOG_LEVEL="warning")
-    process = subprocess.Popen(["bash", str(ENTRYPOINT), "processing"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    env = environment(
+        tmp_path,
+        WENU_METRICS_PORT=str(port),
+        WENU_KINESIS_STREAM=unique_name,
+        WENU_LEASE_TABLE=f"{unique_name}-lease",
+        WENU_LOG_LEVEL="warning",
+    )
+    process = subprocess.Popen(
+        ["bash", str(ENTRYPOINT), "processing"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         for _ in range(300):  # JVM and exporter start-up; bounded by attempts, not by a time limit
             if process.poll() is not None or _healthy(env):
@@ -79,7 +106,7 @@ def test_kcl_engine_wipes_metrics_serves_health_and_stops_the_daemon_on_sigterm(
         assert f"streamName = {unique_name}" in rendered
         assert f"applicationName = {unique_name}-lease" in rendered
         assert f"kinesisEndpoint = {os.environ['AWS_ENDPOINT_URL_KINESIS']}" in rendered
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             assert response.status == 200
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=90)

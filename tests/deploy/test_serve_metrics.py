@@ -34,7 +34,7 @@ def free_port() -> int:
 
 
 def get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  # loopback only
+    with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
         return response.status, response.read().decode()
 
 
@@ -62,7 +62,10 @@ def exporter(multiproc_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
     process = subprocess.Popen(
         [sys.executable, "-m", "wenu_stream", "serve-metrics", "--port", str(port), "--host", "127.0.0.1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base + "/healthz", process)
@@ -74,15 +77,21 @@ def exporter(multiproc_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]
 
 
 def test_exporter_sums_counters_and_gauges_of_every_shard_process(
-        exporter: tuple[str, subprocess.Popen[bytes]], multiproc_dir: Path) -> None:
+    exporter: tuple[str, subprocess.Popen[bytes]], multiproc_dir: Path
+) -> None:
     base, _process = exporter
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
     for accepted, leases in ((3, 2), (4, 1)):  # two shard processes, each its own pid and files
-        subprocess.run([sys.executable, "-c", SHARD, str(accepted), str(leases)], env=env, check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-c", SHARD, str(accepted), str(leases)], env=env, check=True, timeout=60
+        )
     status, body = get(base + "/metrics")
     assert status == 200
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(body) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
     assert samples[("wenu_records_total", (("app", "alarms"), ("outcome", "accepted")))] == 7
     assert samples[("wenu_leases_held", (("app", "alarms"),))] == 3  # multiprocess_mode="sum"
 
@@ -97,8 +106,14 @@ def test_healthz_answers_and_sigterm_stops_cleanly(exporter: tuple[str, subproce
 
 def test_missing_multiprocess_directory_exits_2_naming_the_variable(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    done = subprocess.run([sys.executable, "-m", "wenu_stream", "serve-metrics", "--port", str(free_port())],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "wenu_stream", "serve-metrics", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert "PROMETHEUS_MULTIPROC_DIR" in done.stderr and "Fix:" in done.stderr
 
@@ -106,6 +121,12 @@ def test_missing_multiprocess_directory_exits_2_naming_the_variable(tmp_path: Pa
 def test_missing_port_exits_2(multiproc_dir: Path) -> None:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
     env.pop("WENU_METRICS_PORT", None)
-    done = subprocess.run([sys.executable, "-m", "wenu_stream", "serve-metrics"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "wenu_stream", "serve-metrics"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2 and "WENU_METRICS_PORT" in done.stderr

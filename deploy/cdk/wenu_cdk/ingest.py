@@ -15,6 +15,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
 from wenu_stream.config import Config
 
 from .storage import RAW
@@ -22,8 +23,10 @@ from .storage import RAW
 TOPIC_FILTER = "wenu/readings/+"
 # Hive-style date partitions (UTC arrival time at Firehose), so Athena/Glue prune by day and hour.
 RAW_PREFIX = RAW + "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
-RAW_ERROR_PREFIX = ("raw-errors/!{firehose:error-output-type}/"
-                    "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/")
+RAW_ERROR_PREFIX = (
+    "raw-errors/!{firehose:error-output-type}/"
+    "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+)
 
 
 class Ingest(Construct):
@@ -32,39 +35,69 @@ class Ingest(Construct):
     def __init__(self, scope: Construct, id: str, *, archive: s3.IBucket, shards: int) -> None:
         super().__init__(scope, id)
         self.stream = kinesis.Stream(
-            self, "Readings", stream_name=Config().kinesis.stream, shard_count=shards,
-            stream_mode=kinesis.StreamMode.PROVISIONED, retention_period=Duration.days(7),
+            self,
+            "Readings",
+            stream_name=Config().kinesis.stream,
+            shard_count=shards,
+            stream_mode=kinesis.StreamMode.PROVISIONED,
+            retention_period=Duration.days(7),
             # AWS-managed key: encrypted at rest without a KMS grant per reader (payloads are AES-GCM anyway).
             encryption=kinesis.StreamEncryption.MANAGED,
         )
         self.rule = self._topic_rule(archive)
         self.firehose = firehose.DeliveryStream(
-            self, "RawArchive", delivery_stream_name="wenu-raw-archive",
+            self,
+            "RawArchive",
+            delivery_stream_name="wenu-raw-archive",
             source=firehose.KinesisStreamSource(self.stream),
             destination=firehose.S3Bucket(
-                archive, data_output_prefix=RAW_PREFIX, error_output_prefix=RAW_ERROR_PREFIX,
+                archive,
+                data_output_prefix=RAW_PREFIX,
+                error_output_prefix=RAW_ERROR_PREFIX,
                 compression=firehose.Compression.GZIP,
                 # Large, infrequent objects: the archive is read in bulk, never per record.
-                buffering_interval=Duration.minutes(5), buffering_size=Size.mebibytes(128),
+                buffering_interval=Duration.minutes(5),
+                buffering_size=Size.mebibytes(128),
             ),
         )
 
     def _topic_rule(self, archive: s3.IBucket) -> iot.CfnTopicRule:
-        role = iam.Role(self, "IotRuleRole", assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
-                        description="IoT topic rule: put meter envelopes into the readings stream")
-        role.add_to_policy(iam.PolicyStatement(actions=["kinesis:PutRecord"], resources=[self.stream.stream_arn]))
-        role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[archive.arn_for_objects("iot-errors/*")]))
+        role = iam.Role(
+            self,
+            "IotRuleRole",
+            assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
+            description="IoT topic rule: put meter envelopes into the readings stream",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["kinesis:PutRecord"], resources=[self.stream.stream_arn])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[archive.arn_for_objects("iot-errors/*")])
+        )
         return iot.CfnTopicRule(
-            self, "ReadingsRule", rule_name="wenu_readings_to_kinesis",
+            self,
+            "ReadingsRule",
+            rule_name="wenu_readings_to_kinesis",
             topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
-                sql=f"SELECT * FROM '{TOPIC_FILTER}'", aws_iot_sql_version="2016-03-23", rule_disabled=False,
+                sql=f"SELECT * FROM '{TOPIC_FILTER}'",
+                aws_iot_sql_version="2016-03-23",
+                rule_disabled=False,
                 description="Meter envelopes (binary, passed through) into Kinesis, keyed by device",
-                actions=[iot.CfnTopicRule.ActionProperty(kinesis=iot.CfnTopicRule.KinesisActionProperty(
-                    stream_name=self.stream.stream_name, partition_key="${topic(3)}", role_arn=role.role_arn,
-                ))],
-                error_action=iot.CfnTopicRule.ActionProperty(s3=iot.CfnTopicRule.S3ActionProperty(
-                    bucket_name=archive.bucket_name, key="iot-errors/${topic(3)}/${timestamp()}-${newuuid()}",
-                    role_arn=role.role_arn,
-                )),
+                actions=[
+                    iot.CfnTopicRule.ActionProperty(
+                        kinesis=iot.CfnTopicRule.KinesisActionProperty(
+                            stream_name=self.stream.stream_name,
+                            partition_key="${topic(3)}",
+                            role_arn=role.role_arn,
+                        )
+                    )
+                ],
+                error_action=iot.CfnTopicRule.ActionProperty(
+                    s3=iot.CfnTopicRule.S3ActionProperty(
+                        bucket_name=archive.bucket_name,
+                        key="iot-errors/${topic(3)}/${timestamp()}-${newuuid()}",
+                        role_arn=role.role_arn,
+                    )
+                ),
             ),
         )

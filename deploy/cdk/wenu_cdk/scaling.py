@@ -31,21 +31,37 @@ class ShardCountMetric(Construct):
     def __init__(self, scope: Construct, id: str, *, stream: kinesis.IStream) -> None:
         super().__init__(scope, id)
         self.function = lambda_.Function(
-            self, "Function", runtime=lambda_.Runtime.PYTHON_3_12, handler="index.handler",
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler="index.handler",
             code=lambda_.Code.from_inline(HANDLER.read_text(encoding="utf-8")),
-            timeout=Duration.seconds(30), memory_size=128,
+            timeout=Duration.seconds(30),
+            memory_size=128,
             environment={"STREAM_NAME": stream.stream_name, "NAMESPACE": NAMESPACE},
             log_group=logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_WEEK),
             description="Publishes the readings stream's open shard count for the consumers' scaling",
         )
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["kinesis:DescribeStreamSummary"], resources=[stream.stream_arn]))
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricData"], resources=["*"],  # PutMetricData has no resource type
-            conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}}))
-        events.Rule(self, "EveryMinute", schedule=events.Schedule.rate(Duration.minutes(1)),
-                    targets=[targets.LambdaFunction(self.function)])
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["kinesis:DescribeStreamSummary"], resources=[stream.stream_arn])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],  # PutMetricData has no resource type
+                conditions={"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+            )
+        )
+        events.Rule(
+            self,
+            "EveryMinute",
+            schedule=events.Schedule.rate(Duration.minutes(1)),
+            targets=[targets.LambdaFunction(self.function)],
+        )
         self.metric = cloudwatch.Metric(
-            namespace=NAMESPACE, metric_name="OpenShardCount", dimensions_map={"StreamName": stream.stream_name},
-            statistic="Maximum", period=Duration.minutes(1),
+            namespace=NAMESPACE,
+            metric_name="OpenShardCount",
+            dimensions_map={"StreamName": stream.stream_name},
+            statistic="Maximum",
+            period=Duration.minutes(1),
         )

@@ -34,17 +34,37 @@ from .storage import DEAD_LETTER, KEYRING_CONTEXT, QUARANTINE, STAGING, Storage
 ECS_DIR = Path(__file__).resolve().parents[2] / "ecs"
 METRICS_PORT = 9100
 # Leases one task holds, from the memory measured per shard (deploy/ecs/README.md).
-SHARDS_PER_TASK = {"alarms": 8, "processing": 4}
+SHARDS_PER_TASK = {"alarms": 4, "processing": 4}
 # KCL 3.x tables besides the lease table (named after the application).
 KCL_TABLE_SUFFIXES = ("", "-WorkerMetricStats", "-CoordinatorState")
-KCL_TABLE_ACTIONS = ["dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
-                     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                     "dynamodb:Scan", "dynamodb:Query"]
+KCL_TABLE_ACTIONS = [
+    "dynamodb:CreateTable",
+    "dynamodb:DescribeTable",
+    "dynamodb:UpdateTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Scan",
+    "dynamodb:Query",
+]
 STATE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"]
-ALARM_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                       "dynamodb:DeleteItem", "dynamodb:Query"]
-STATS_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                 "dynamodb:BatchWriteItem", "dynamodb:Query"]
+ALARM_TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+]
+STATS_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:Query",
+]
 
 
 def task_definition_document(app: str) -> dict[str, Any]:
@@ -56,8 +76,11 @@ def scaling_steps(shards_per_task: int, max_tasks: int) -> list[appscaling.Scali
     """Exact task counts by open shard count: [0, n) -> 1 task, [n, 2n) -> 2 tasks, ... capped at max_tasks."""
     steps = [appscaling.ScalingInterval(upper=shards_per_task + 0.5, change=1)]
     for tasks in range(2, max_tasks):
-        steps.append(appscaling.ScalingInterval(lower=(tasks - 1) * shards_per_task + 0.5,
-                                                upper=tasks * shards_per_task + 0.5, change=tasks))
+        steps.append(
+            appscaling.ScalingInterval(
+                lower=(tasks - 1) * shards_per_task + 0.5, upper=tasks * shards_per_task + 0.5, change=tasks
+            )
+        )
     steps.append(appscaling.ScalingInterval(lower=(max_tasks - 1) * shards_per_task + 0.5, change=max_tasks))
     return steps
 
@@ -65,20 +88,37 @@ def scaling_steps(shards_per_task: int, max_tasks: int) -> list[appscaling.Scali
 class Services(Construct):
     """Cluster, the alarms and processing services, and their roles."""
 
-    def __init__(self, scope: Construct, id: str, *, storage: Storage, ingest: Ingest, image: ecs.ContainerImage,
-                 shard_metric: cloudwatch.IMetric, max_shards: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        storage: Storage,
+        ingest: Ingest,
+        image: ecs.ContainerImage,
+        shard_metric: cloudwatch.IMetric,
+        max_shards: int,
+    ) -> None:
         super().__init__(scope, id)
         self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=1)
         # DynamoDB and S3 traffic stays off the NAT gateway (cheaper, and no internet path for the data).
         self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
-        self.cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
         self.catalog_url = secretsmanager.Secret(
-            self, "CatalogUrl", secret_name="wenu/catalog-url",
-            description="postgresql://user:password@host:5432/db of the catalog (RDS); set after deploy")
+            self,
+            "CatalogUrl",
+            secret_name="wenu/catalog-url",
+            description="postgresql://user:password@host:5432/db of the catalog (RDS); set after deploy",
+        )
         self.keyring_secret = secretsmanager.Secret(
-            self, "KeyRing", secret_name="wenu/keyring-kms",
-            description="The KMS-wrapped key-ring document (wenu-keyring-kms-v1); set after deploy")
+            self,
+            "KeyRing",
+            secret_name="wenu/keyring-kms",
+            description="The KMS-wrapped key-ring document (wenu-keyring-kms-v1); set after deploy",
+        )
         self.storage, self.ingest, self.image = storage, ingest, image
         self.roles: dict[str, iam.Role] = {}
         self.services: dict[str, ecs.FargateService] = {}
@@ -90,30 +130,68 @@ class Services(Construct):
 
     def _task_role(self, app: str) -> iam.Role:
         s = self.storage
-        role = iam.Role(self, f"{app.title()}TaskRole", role_name=f"wenu-{app}-task",
-                        assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-                        description=f"wenu-{app} consumer: least privilege for what the application calls")
+        role = iam.Role(
+            self,
+            f"{app.title()}TaskRole",
+            role_name=f"wenu-{app}-task",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description=f"wenu-{app} consumer: least privilege for what the application calls",
+        )
         self.ingest.stream.grant_read(role)
-        role.add_to_policy(iam.PolicyStatement(sid="KclTables", actions=KCL_TABLE_ACTIONS, resources=[
-            arn for suffix in KCL_TABLE_SUFFIXES for arn in _table_arns(self, f"wenu-{app}{suffix}")]))
-        role.add_to_policy(iam.PolicyStatement(sid="StateTable", actions=STATE_ACTIONS,
-                                               resources=[s.state_table.table_arn]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="KclTables",
+                actions=KCL_TABLE_ACTIONS,
+                resources=[
+                    arn for suffix in KCL_TABLE_SUFFIXES for arn in _table_arns(self, f"wenu-{app}{suffix}")
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(sid="StateTable", actions=STATE_ACTIONS, resources=[s.state_table.table_arn])
+        )
         prefixes = [DEAD_LETTER] if app == "alarms" else [DEAD_LETTER, STAGING, QUARANTINE]
-        role.add_to_policy(iam.PolicyStatement(sid="DataObjects", actions=["s3:PutObject"], resources=[
-            s.data.arn_for_objects(f"{prefix}{app}/*") for prefix in prefixes]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="KeyRing", actions=["kms:Decrypt"], resources=[s.keyring_key.key_arn],
-            conditions={"StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in KEYRING_CONTEXT.items()}},
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DataObjects",
+                actions=["s3:PutObject"],
+                resources=[s.data.arn_for_objects(f"{prefix}{app}/*") for prefix in prefixes],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="KeyRing",
+                actions=["kms:Decrypt"],
+                resources=[s.keyring_key.key_arn],
+                conditions={
+                    "StringEquals": {f"kms:EncryptionContext:{k}": v for k, v in KEYRING_CONTEXT.items()}
+                },
+            )
+        )
         if app == "alarms":
-            role.add_to_policy(iam.PolicyStatement(sid="AlarmTables", actions=ALARM_TABLE_ACTIONS, resources=[
-                s.alarm_state_table.table_arn, f"{s.alarm_state_table.table_arn}/index/*",
-                s.transitions_table.table_arn, f"{s.transitions_table.table_arn}/index/*"]))
-            role.add_to_policy(iam.PolicyStatement(sid="AlarmsTopic", actions=["sns:Publish"],
-                                                   resources=[s.alarms_topic.topic_arn]))
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="AlarmTables",
+                    actions=ALARM_TABLE_ACTIONS,
+                    resources=[
+                        s.alarm_state_table.table_arn,
+                        f"{s.alarm_state_table.table_arn}/index/*",
+                        s.transitions_table.table_arn,
+                        f"{s.transitions_table.table_arn}/index/*",
+                    ],
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="AlarmsTopic", actions=["sns:Publish"], resources=[s.alarms_topic.topic_arn]
+                )
+            )
         else:
-            role.add_to_policy(iam.PolicyStatement(sid="StatsTable", actions=STATS_ACTIONS,
-                                                   resources=[s.stats_table.table_arn]))
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="StatsTable", actions=STATS_ACTIONS, resources=[s.stats_table.table_arn]
+                )
+            )
         return role
 
     # --- services --------------------------------------------------------------------------------
@@ -122,37 +200,78 @@ class Services(Construct):
         doc = task_definition_document(app)
         spec = doc["containerDefinitions"][0]
         task = ecs.FargateTaskDefinition(
-            self, f"{app.title()}Task", family=doc["family"], cpu=int(doc["cpu"]), memory_limit_mib=int(doc["memory"]),
-            task_role=self.roles[app], runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX),
+            self,
+            f"{app.title()}Task",
+            family=doc["family"],
+            cpu=int(doc["cpu"]),
+            memory_limit_mib=int(doc["memory"]),
+            task_role=self.roles[app],
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
         )
         task.add_volume(name="tmp")
-        log_group = logs.LogGroup(self, f"{app.title()}Logs", log_group_name=spec["logConfiguration"]["options"]["awslogs-group"],
-                                  retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY)
+        log_group = logs.LogGroup(
+            self,
+            f"{app.title()}Logs",
+            log_group_name=spec["logConfiguration"]["options"]["awslogs-group"],
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         health = spec["healthCheck"]
         container = task.add_container(
-            app, image=self.image, command=spec["command"], user=spec["user"], essential=True,
+            app,
+            image=self.image,
+            command=spec["command"],
+            user=spec["user"],
+            essential=True,
             readonly_root_filesystem=spec["readonlyRootFilesystem"],
             environment={e["name"]: self._fill(e["value"]) for e in spec["environment"]},
-            secrets={"WENU_CATALOG_URL": ecs.Secret.from_secrets_manager(self.catalog_url),
-                     "KEYRING_KMS_JSON": ecs.Secret.from_secrets_manager(self.keyring_secret)},
+            secrets={
+                "WENU_CATALOG_URL": ecs.Secret.from_secrets_manager(self.catalog_url),
+                "KEYRING_KMS_JSON": ecs.Secret.from_secrets_manager(self.keyring_secret),
+            },
             port_mappings=[ecs.PortMapping(name="metrics", container_port=METRICS_PORT)],
-            health_check=ecs.HealthCheck(command=health["command"], interval=Duration.seconds(health["interval"]),
-                                         timeout=Duration.seconds(health["timeout"]), retries=health["retries"],
-                                         start_period=Duration.seconds(health["startPeriod"])),
+            health_check=ecs.HealthCheck(
+                command=health["command"],
+                interval=Duration.seconds(health["interval"]),
+                timeout=Duration.seconds(health["timeout"]),
+                retries=health["retries"],
+                start_period=Duration.seconds(health["startPeriod"]),
+            ),
             stop_timeout=Duration.seconds(spec["stopTimeout"]),
             linux_parameters=ecs.LinuxParameters(self, f"{app.title()}Linux", init_process_enabled=True),
             logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=spec["logConfiguration"]["options"]["awslogs-stream-prefix"], log_group=log_group,
-                mode=ecs.AwsLogDriverMode.NON_BLOCKING, max_buffer_size=_size(spec["logConfiguration"]["options"]["max-buffer-size"])),
+                stream_prefix=spec["logConfiguration"]["options"]["awslogs-stream-prefix"],
+                log_group=log_group,
+                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
+                max_buffer_size=_size(spec["logConfiguration"]["options"]["max-buffer-size"]),
+            ),
         )
-        container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
-        metrics_sg = ec2.SecurityGroup(self, f"{app.title()}Sg", vpc=self.vpc, allow_all_outbound=True,
-                                       description=f"wenu-{app}: Prometheus scrapes from inside the VPC")
-        metrics_sg.add_ingress_rule(ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(METRICS_PORT), "metrics")
+        container.add_mount_points(
+            ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
+        )
+        metrics_sg = ec2.SecurityGroup(
+            self,
+            f"{app.title()}Sg",
+            vpc=self.vpc,
+            allow_all_outbound=True,
+            description=f"wenu-{app}: Prometheus scrapes from inside the VPC",
+        )
+        metrics_sg.add_ingress_rule(
+            ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(METRICS_PORT), "metrics"
+        )
         service = ecs.FargateService(
-            self, f"{app.title()}Service", service_name=f"wenu-{app}", cluster=self.cluster, task_definition=task,
-            desired_count=1, min_healthy_percent=100, max_healthy_percent=200, security_groups=[metrics_sg],
+            self,
+            f"{app.title()}Service",
+            service_name=f"wenu-{app}",
+            cluster=self.cluster,
+            task_definition=task,
+            desired_count=1,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            security_groups=[metrics_sg],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         )
@@ -160,8 +279,11 @@ class Services(Construct):
         max_tasks = max(2, math.ceil(max_shards / per_task))
         scaling = service.auto_scale_task_count(min_capacity=1, max_capacity=max_tasks)
         scaling.scale_on_metric(
-            "ByOpenShards", metric=shard_metric, scaling_steps=scaling_steps(per_task, max_tasks),
-            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY, cooldown=Duration.minutes(5),
+            "ByOpenShards",
+            metric=shard_metric,
+            scaling_steps=scaling_steps(per_task, max_tasks),
+            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
+            cooldown=Duration.minutes(5),
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
         return service
@@ -169,8 +291,10 @@ class Services(Construct):
     def _fill(self, value: str) -> str:
         s = self.storage
         values = {
-            "${STREAM_NAME}": self.ingest.stream.stream_name, "${DATA_BUCKET}": s.data.bucket_name,
-            "${REGION}": Stack.of(self).region, "${ALARMS_TOPIC_ARN}": s.alarms_topic.topic_arn,
+            "${STREAM_NAME}": self.ingest.stream.stream_name,
+            "${DATA_BUCKET}": s.data.bucket_name,
+            "${REGION}": Stack.of(self).region,
+            "${ALARMS_TOPIC_ARN}": s.alarms_topic.topic_arn,
         }
         return values.get(value, value)
 

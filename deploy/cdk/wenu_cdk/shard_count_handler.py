@@ -14,11 +14,18 @@ kinesis = boto3.client("kinesis")
 cloudwatch = boto3.client("cloudwatch")
 
 
-def handler(event, context):  # noqa: ARG001  # Lambda's signature
+def handler(event, context):  # Lambda's signature
     stream = os.environ["STREAM_NAME"]
     count = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["OpenShardCount"]
-    cloudwatch.put_metric_data(Namespace=os.environ["NAMESPACE"], MetricData=[{
-        "MetricName": "OpenShardCount", "Dimensions": [{"Name": "StreamName", "Value": stream}],
-        "Value": count, "Unit": "Count",
-    }])
+    cloudwatch.put_metric_data(
+        Namespace=os.environ["NAMESPACE"],
+        MetricData=[
+            {
+                "MetricName": "OpenShardCount",
+                "Dimensions": [{"Name": "StreamName", "Value": stream}],
+                "Value": count,
+                "Unit": "Count",
+            }
+        ],
+    )
     return {"stream": stream, "open_shards": count}

@@ -13,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+
 from wenu_stream.config import Config
 
 DEFAULTS = Config()
@@ -32,65 +33,119 @@ class Storage(Construct):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         self.keyring_key = kms.Key(
-            self, "KeyRingKey", alias="alias/wenu-keyring", enable_key_rotation=True,
+            self,
+            "KeyRingKey",
+            alias="alias/wenu-keyring",
+            enable_key_rotation=True,
             description="Wraps the data keys of the wenu-stream key ring (AES-GCM keys of the meters)",
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.archive = self._bucket("Archive", [
-            s3.LifecycleRule(id="raw-tiering", prefix=RAW, transitions=[
-                s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(30)),
-                s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                              transition_after=Duration.days(90)),
-                s3.Transition(storage_class=s3.StorageClass.DEEP_ARCHIVE, transition_after=Duration.days(365)),
-            ]),
-            s3.LifecycleRule(id="errors-expire", prefix="raw-errors/", expiration=Duration.days(90)),
-        ])
-        self.data = self._bucket("Data", [
-            # Dead letters and quarantined readings wait for an operator's re-drive; 90 days is the window.
-            s3.LifecycleRule(id="dead-letters-expire", prefix=DEAD_LETTER, expiration=Duration.days(90)),
-            s3.LifecycleRule(id="quarantine-expire", prefix=QUARANTINE, expiration=Duration.days(90)),
-            # Staged files are loaded within minutes; kept 30 days for a reload, then the warehouse has them.
-            s3.LifecycleRule(id="staging-expire", prefix=STAGING, expiration=Duration.days(30)),
-            s3.LifecycleRule(id="manifests-expire", prefix=MANIFESTS, expiration=Duration.days(30)),
-        ])
-        self.state_table = self._table(DEFAULTS.sinks.state_table, "pk", sort=("pos", dynamodb.AttributeType.STRING))
-        self.stats_table = self._table(
-            DEFAULTS.stats.table, "pk", sort=("sk", dynamodb.AttributeType.NUMBER), ttl="expires_at",
+        self.archive = self._bucket(
+            "Archive",
+            [
+                s3.LifecycleRule(
+                    id="raw-tiering",
+                    prefix=RAW,
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(30),
+                        ),
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                            transition_after=Duration.days(90),
+                        ),
+                        s3.Transition(
+                            storage_class=s3.StorageClass.DEEP_ARCHIVE, transition_after=Duration.days(365)
+                        ),
+                    ],
+                ),
+                s3.LifecycleRule(id="errors-expire", prefix="raw-errors/", expiration=Duration.days(90)),
+            ],
         )
-        self.alarm_state_table = self._table(DEFAULTS.alarms.state_table, "pk", indexes=[("by-shard", "shard_key", None)])
+        self.data = self._bucket(
+            "Data",
+            [
+                # Dead letters and quarantined readings wait for an operator's re-drive; 90 days is the window.
+                s3.LifecycleRule(id="dead-letters-expire", prefix=DEAD_LETTER, expiration=Duration.days(90)),
+                s3.LifecycleRule(id="quarantine-expire", prefix=QUARANTINE, expiration=Duration.days(90)),
+                # Staged files are loaded within minutes; kept 30 days for a reload, then the warehouse has them.
+                s3.LifecycleRule(id="staging-expire", prefix=STAGING, expiration=Duration.days(30)),
+                s3.LifecycleRule(id="manifests-expire", prefix=MANIFESTS, expiration=Duration.days(30)),
+            ],
+        )
+        self.state_table = self._table(
+            DEFAULTS.sinks.state_table, "pk", sort=("pos", dynamodb.AttributeType.STRING)
+        )
+        self.stats_table = self._table(
+            DEFAULTS.stats.table,
+            "pk",
+            sort=("sk", dynamodb.AttributeType.NUMBER),
+            ttl="expires_at",
+        )
+        self.alarm_state_table = self._table(
+            DEFAULTS.alarms.state_table, "pk", indexes=[("by-shard", "shard_key", None)]
+        )
         self.transitions_table = self._table(
-            DEFAULTS.alarms.transitions_table, "series", sort=("sk", dynamodb.AttributeType.STRING),
+            DEFAULTS.alarms.transitions_table,
+            "series",
+            sort=("sk", dynamodb.AttributeType.STRING),
             indexes=[("pending", "pending_shard", "sk")],
         )
-        self.alarms_topic = sns.Topic(self, "AlarmsTopic", topic_name=DEFAULTS.alarms.topic_name,
-                                      display_name="wenu-stream alarms", enforce_ssl=True)
+        self.alarms_topic = sns.Topic(
+            self,
+            "AlarmsTopic",
+            topic_name=DEFAULTS.alarms.topic_name,
+            display_name="wenu-stream alarms",
+            enforce_ssl=True,
+        )
 
     def _bucket(self, id: str, rules: list[s3.LifecycleRule]) -> s3.Bucket:
-        every = s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7))
+        every = s3.LifecycleRule(
+            id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7)
+        )
         return s3.Bucket(
-            self, id, encryption=s3.BucketEncryption.S3_MANAGED, block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True, versioned=False, lifecycle_rules=[every, *rules], removal_policy=RemovalPolicy.RETAIN,
+            self,
+            id,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            lifecycle_rules=[every, *rules],
+            removal_policy=RemovalPolicy.RETAIN,
         )
 
     def _table(
-        self, name: str, partition: str, *, sort: tuple[str, dynamodb.AttributeType] | None = None,
-        ttl: str | None = None, indexes: list[tuple[str, str, str | None]] = (),  # type: ignore[assignment]
+        self,
+        name: str,
+        partition: str,
+        *,
+        sort: tuple[str, dynamodb.AttributeType] | None = None,
+        ttl: str | None = None,
+        indexes: list[tuple[str, str, str | None]] = (),  # type: ignore[assignment]
     ) -> dynamodb.TableV2:
         string = dynamodb.AttributeType.STRING
         gsis = [
             dynamodb.GlobalSecondaryIndexPropsV2(
-                index_name=index, partition_key=dynamodb.Attribute(name=hash_key, type=string),
+                index_name=index,
+                partition_key=dynamodb.Attribute(name=hash_key, type=string),
                 sort_key=dynamodb.Attribute(name=range_key, type=string) if range_key else None,
                 projection_type=dynamodb.ProjectionType.KEYS_ONLY,
             )
             for index, hash_key, range_key in indexes
         ]
         return dynamodb.TableV2(
-            self, name.replace("-", " ").title().replace(" ", ""), table_name=name,
+            self,
+            name.replace("-", " ").title().replace(" ", ""),
+            table_name=name,
             partition_key=dynamodb.Attribute(name=partition, type=string),
             sort_key=dynamodb.Attribute(name=sort[0], type=sort[1]) if sort else None,
-            billing=dynamodb.Billing.on_demand(), time_to_live_attribute=ttl,
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute=ttl,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            global_secondary_indexes=gsis or None, deletion_protection=True, removal_policy=RemovalPolicy.RETAIN,
+                point_in_time_recovery_enabled=True
+            ),
+            global_secondary_indexes=gsis or None,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
         )

@@ -35,25 +35,42 @@ Start = Callable[[str, list[tuple[str, str]]], Any]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("serve-metrics", help="serve the metrics of all shard processes (KCL path)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", dest="cfg:metrics_port", default=None,
-                   help="port to serve /metrics and /healthz on [env: WENU_METRICS_PORT]")
-    p.add_argument("--host", default="0.0.0.0",  # noqa: S104  # Prometheus scrapes the task's address
-                   help="address to bind (default all interfaces: Prometheus scrapes the task)")
-    p.add_argument("--multiproc-dir", default=None,
-                   help=f"directory the shard processes write their metrics to [env: {MULTIPROC_ENV}]")
+    p = subparsers.add_parser(
+        "serve-metrics",
+        help="serve the metrics of all shard processes (KCL path)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--port",
+        dest="cfg:metrics_port",
+        default=None,
+        help="port to serve /metrics and /healthz on [env: WENU_METRICS_PORT]",
+    )
+    p.add_argument(
+        "--host",
+        default="0.0.0.0",  # Prometheus scrapes the task's address
+        help="address to bind (default all interfaces: Prometheus scrapes the task)",
+    )
+    p.add_argument(
+        "--multiproc-dir",
+        default=None,
+        help=f"directory the shard processes write their metrics to [env: {MULTIPROC_ENV}]",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     if not config.metrics_port:
-        raise ConfigError("WENU_METRICS_PORT (flag --port)", "no port set", "give the port Prometheus scrapes, e.g. 9100")
+        raise ConfigError(
+            "WENU_METRICS_PORT (flag --port)", "no port set", "give the port Prometheus scrapes, e.g. 9100"
+        )
     app = exporter_app(args.multiproc_dir)
     configure_logging(config.log_level)
-    server = make_server(args.host, config.metrics_port, app,
-                         server_class=_ThreadingServer, handler_class=_QuietHandler)
+    server = make_server(
+        args.host, config.metrics_port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -81,10 +98,13 @@ def exporter_app(directory: str | None = None) -> Callable[[dict[str, Any], Star
 
     registry = CollectorRegistry()  # fresh: only the merged files, never this process's own metrics
     try:
-        MultiProcessCollector(registry, path=directory)
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]  # library has no annotation here
     except ValueError as exc:  # unset or not a directory; the library's message names which
-        raise ConfigError(f"--multiproc-dir or {MULTIPROC_ENV}", str(exc),
-                          "point it at the directory the shard processes share (deploy/ecs/entrypoint.sh sets it)")
+        raise ConfigError(
+            f"--multiproc-dir or {MULTIPROC_ENV}",
+            str(exc),
+            "point it at the directory the shard processes share (deploy/ecs/entrypoint.sh sets it)",
+        )
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Start) -> Iterable[bytes]:
@@ -103,5 +123,5 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  # stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib's signature
         """Drop the per-request access line (wsgiref writes it to stderr in its own format)."""
