@@ -1,0 +1,158 @@
+"""Where a checkpoint sits in its shard, and which checkpoint resumes at a given time (sync boto3 Kinesis).
+
+Lag of a checkpoint (``probe_lag``): one GetShardIterator from the checkpoint
+and GetRecords with ``Limit=1`` (a few calls at most, following empty pages).
+It reports ``MillisBehindLatest`` where the service gives it (AWS,
+kinesis-local; kinesalite always says 0) and the age of the first record after
+the checkpoint (``ApproximateArrivalTimestamp``), which every emulator gives:
+how long the oldest unprocessed record has been waiting. ``count_behind``
+optionally counts the records between the checkpoint and the tip (pages of
+10,000, capped), because that read competes with the consumers for the shard's
+read throughput.
+
+Timestamp to checkpoint (``checkpoint_before``): GetShardIterator AT_TIMESTAMP
+finds R, the first record at or after the time. Kinesis cannot read backwards,
+so the record just before R is found by reading forward from ever earlier
+times (10 s, 5 min, 1 h, 1 day before, then TRIM_HORIZON) until a window holds
+a record older than R. Checkpointing that record makes the consumer resume at R.
+No record before R: TRIM_HORIZON. No R: the shard's last record (the consumer
+resumes with whatever arrives next), or TRIM_HORIZON for an empty shard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from botocore.exceptions import ClientError
+
+from wenu_stream.driver.leases import LATEST, SHARD_END, TRIM_HORIZON
+
+_WINDOWS_S = (10, 300, 3600, 86_400)
+_MAX_CALLS = 1000  # per scan: each GetRecords advances, so a sparse shard still ends
+
+
+class Lag(msgspec.Struct, frozen=True, kw_only=True):
+    """How far a checkpoint is behind the tip of its shard."""
+
+    millis_behind_latest: int | None  # as reported by GetRecords (0 on kinesalite), None if not read
+    next_record_age_ms: int | None  # age of the first unprocessed record; None when caught up
+    records_behind: int | None = None  # counted only on request
+    capped: bool = False  # records_behind stopped at the cap
+
+
+def start_iterator(kinesis: Any, stream: str, shard_id: str, checkpoint: str, sub: int = 0) -> str | None:
+    """The iterator a consumer would resume from after ``checkpoint``; None for LATEST and SHARD_END."""
+    if checkpoint in (LATEST, SHARD_END):
+        return None
+    kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id}
+    if checkpoint in (TRIM_HORIZON, "AT_TIMESTAMP"):
+        kwargs["ShardIteratorType"] = TRIM_HORIZON
+    else:
+        kwargs["ShardIteratorType"] = "AT_SEQUENCE_NUMBER" if sub else "AFTER_SEQUENCE_NUMBER"
+        kwargs["StartingSequenceNumber"] = checkpoint
+    return str(kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
+
+
+def probe_lag(kinesis: Any, stream: str, shard_id: str, checkpoint: str, sub: int, now_ms: int,
+              *, count: bool = False, cap: int = 100_000) -> Lag:
+    """Read a few records from ``checkpoint`` and say how far behind the tip it is (module docstring)."""
+    iterator = start_iterator(kinesis, stream, shard_id, checkpoint, sub)
+    if iterator is None:
+        return Lag(millis_behind_latest=0 if checkpoint == SHARD_END else None, next_record_age_ms=None,
+                   records_behind=0 if count and checkpoint == SHARD_END else None)
+    first, millis = _first_record(kinesis, iterator)
+    age = None if first is None else max(0, now_ms - _arrival_ms(first))
+    if not count:
+        return Lag(millis_behind_latest=millis, next_record_age_ms=age)
+    behind, capped = _count(kinesis, start_iterator(kinesis, stream, shard_id, checkpoint, sub), cap)
+    return Lag(millis_behind_latest=millis, next_record_age_ms=age, records_behind=behind, capped=capped)
+
+
+def _first_record(kinesis: Any, iterator: str | None) -> tuple[dict[str, Any] | None, int | None]:
+    millis = None
+    for _ in range(5):  # AWS may answer empty pages before the first record of a sparse shard
+        if iterator is None:
+            break
+        out = kinesis.get_records(ShardIterator=iterator, Limit=1)
+        millis = out.get("MillisBehindLatest")
+        if out["Records"]:
+            return out["Records"][0], millis
+        if not millis:
+            break
+        iterator = out.get("NextShardIterator")
+    return None, millis
+
+
+def _count(kinesis: Any, iterator: str | None, cap: int) -> tuple[int, bool]:
+    total = 0
+    for _ in range(_MAX_CALLS):
+        if iterator is None or total >= cap:
+            break
+        out = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+        total += len(out["Records"])
+        if not out["Records"] and not out.get("MillisBehindLatest"):
+            break
+        iterator = out.get("NextShardIterator")
+    return min(total, cap), total >= cap
+
+
+def _arrival_ms(record: dict[str, Any]) -> int:
+    arrival = record["ApproximateArrivalTimestamp"]
+    if isinstance(arrival, dt.datetime):
+        return int(arrival.timestamp() * 1000)
+    return int(float(arrival) * 1000)
+
+
+def check_sequence(kinesis: Any, stream: str, shard_id: str, sequence: str) -> str | None:
+    """None if ``sequence`` is a position of ``shard_id``, else the service's complaint."""
+    try:
+        kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                                   StartingSequenceNumber=sequence)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
+    return None
+
+
+def checkpoint_before(kinesis: Any, stream: str, shard_id: str, at: dt.datetime) -> tuple[str, str | None]:
+    """The checkpoint that makes a consumer resume at the first record at or after ``at``.
+
+    Returns:
+        ``(checkpoint, first)``: a sequence number or TRIM_HORIZON, and the
+        sequence number of the record processing resumes at (None if no record
+        is at or after ``at`` yet).
+    """
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="AT_TIMESTAMP",
+                                          Timestamp=at)["ShardIterator"]
+    first, _ = _first_record(kinesis, iterator)
+    bound = None if first is None else int(first["SequenceNumber"])
+    first_seq = None if first is None else str(first["SequenceNumber"])
+    for window in (*_WINDOWS_S, None):
+        previous = _last_before(kinesis, stream, shard_id, bound,
+                                None if window is None else at - dt.timedelta(seconds=window))
+        if previous is not None:
+            return previous, first_seq
+    return TRIM_HORIZON, first_seq
+
+
+def _last_before(kinesis: Any, stream: str, shard_id: str, bound: int | None, start: dt.datetime | None) -> str | None:
+    """The last record older than ``bound`` (any record if None) read from ``start`` (TRIM_HORIZON if None)."""
+    kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id}
+    kwargs |= {"ShardIteratorType": TRIM_HORIZON} if start is None else {"ShardIteratorType": "AT_TIMESTAMP",
+                                                                          "Timestamp": start}
+    iterator: str | None = kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+    last: str | None = None
+    for _ in range(_MAX_CALLS):
+        if iterator is None:
+            break
+        out = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+        for record in out["Records"]:
+            if bound is not None and int(record["SequenceNumber"]) >= bound:
+                return last
+            last = str(record["SequenceNumber"])
+        if not out["Records"] and not out.get("MillisBehindLatest"):
+            break
+        iterator = out.get("NextShardIterator")
+    return last
