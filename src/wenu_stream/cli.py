@@ -24,6 +24,7 @@ COMMANDS = (
     "emulator",
     "provision",
     "dlq",
+    "checkpoints",
     "quarantine",
     "alarms",
     "demo",
