@@ -7,11 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import msgspec
 import pytest
 
 from tests.fixtures.aws import create_stream
 from tests.support.records import KEYS, RING, envelope, message
-from tests.support.scenario import fill_stream, fleet_catalog_for, prepare, run_config, start_worker, write_keyring
+from tests.support.scenario import (
+    fill_stream,
+    fleet_catalog_for,
+    prepare,
+    run_config,
+    start_worker,
+    write_keyring,
+)
 from wenu_stream.cli import main
 from wenu_stream.crypto import KeyRing
 from wenu_stream.model import Position
@@ -30,7 +38,7 @@ class FlakyKinesis:
     def __init__(self, client: Any) -> None:
         self.client, self.failing = client, True
 
-    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
         refused = [self.failing and r["PartitionKey"] == "dev-1" for r in Records]
         kept = [r for r, no in zip(Records, refused, strict=True) if not no]
         out = iter(self.client.put_records(StreamName=StreamName, Records=kept)["Records"] if kept else [])
@@ -44,7 +52,7 @@ def store_letters(bucket: str, stream: str, letters: list[DeadLetter]) -> None:
     for letter in letters:
         s3.put_object(Bucket=bucket, Key=letter_key("dead-letter/", "processing", stream, "shardId-000000000000",
                                                     letter),
-                      Body=json.dumps(__import__("msgspec").to_builtins(
+                      Body=json.dumps(msgspec.to_builtins(
                           to_document("processing", stream, "shardId-000000000000", letter))).encode())
 
 
