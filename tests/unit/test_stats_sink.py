@@ -33,16 +33,18 @@ def clock() -> int:
     return NOW_MS
 
 
-def scenario(total: int, step_s: int = 30, seed: int = 7) -> list[SeriesReading]:
-    """``total`` readings over the series above, one every ``step_s`` per series; one counter restarts."""
+def scenario(total: int, step_s: int = 30, seed: int = 7,
+             series_list: Sequence[tuple[str, str, str, dt.datetime]] = SERIES) -> list[SeriesReading]:  # fmt: skip
+    """``total`` readings over the series, one every ``step_s`` per series; the first counter restarts once."""
     rng = random.Random(seed)
     out: list[SeriesReading] = []
-    per_series = total // len(SERIES)
-    for n, (series, kind, tz, start) in enumerate(SERIES):
+    per_series = total // len(series_list)
+    restarts = next((n for n, s in enumerate(series_list) if s[1] == "counter"), -1)
+    for n, (series, kind, tz, start) in enumerate(series_list):
         t0, register = int(start.timestamp() * 1000), 5_000.0
         for i in range(per_series):
             if kind == "counter":
-                register = 1.25 if i == per_series // 3 and n == 1 else round(register + rng.randint(0, 900) / 1000, 3)
+                register = 1.25 if i == per_series // 3 and n == restarts else round(register + rng.randint(0, 900) / 1000, 3)
                 value = register
             else:
                 value = round(rng.uniform(-40.0, 60.0), 3)
