@@ -1,0 +1,66 @@
+"""Health endpoints: a real HTTP server on loopback with a fresh registry and a settable clock."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from wenu_stream.health import Health, serve
+from wenu_stream.metrics import Metrics
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, Health, Metrics, Clock]]:
+    registry, clock = CollectorRegistry(), Clock()
+    health, metrics = Health(clock), Metrics.create(registry)
+    server = serve(0, registry, health, host="127.0.0.1")
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", health, metrics, clock
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_readiness_follows_the_last_durable_write_of_each_sink(endpoint: tuple[str, Health, Metrics, Clock]) -> None:
+    url, health, _, clock = endpoint
+    assert get(url + "/healthz") == (200, "ok\n")
+    assert get(url + "/readyz") == (200, "ready\n")
+    health.note("stats", ok=False, error="ProvisionedThroughputExceeded")
+    clock.now += 2.5
+    health.note("stats", ok=False, error="again")  # still failing since the first failure
+    health.note("state", ok=True)
+    status, body = get(url + "/readyz")
+    assert status == 503 and body == "sink stats failing for 2.5s: ProvisionedThroughputExceeded\n"
+    assert get(url + "/healthz")[0] == 200  # a failing sink is not a reason to restart
+    health.note("stats", ok=True)
+    assert get(url + "/readyz") == (200, "ready\n")
+    health.stopping()
+    assert get(url + "/readyz") == (503, "stopping\n")
+
+
+def test_metrics_are_served_next_to_the_probes(endpoint: tuple[str, Health, Metrics, Clock]) -> None:
+    url, _, metrics, _ = endpoint
+    metrics.records.labels("processing", "accepted").inc(3)
+    status, body = get(url + "/metrics")
+    assert status == 200 and 'wenu_records_total{app="processing",outcome="accepted"} 3.0' in body
+    assert get(url + "/nope")[0] == 404
