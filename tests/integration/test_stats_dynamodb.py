@@ -8,6 +8,7 @@ per PutItem, so the run is sized by its window items (about 570 per run), not by
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,9 +19,11 @@ from aiobotocore.session import get_session
 from tests.unit.test_stats_sink import (
     LATENESS_S, SERIES, clock, comparable, deliveries, run, run_with_crashes, scenario,
 )  # fmt: skip
+from wenu_stream.cli import main
 from wenu_stream.config import load_config
 from wenu_stream.emulator import Stack
 from wenu_stream.sinks.stats import DynamoStatsSink, DynamoStatsStore, StatsSink, ensure_stats_table
+from wenu_stream.stats.windows import to_ms
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +83,28 @@ async def test_a_santiago_day_of_23_hours_starts_at_1am(ddb: Any, unique_name: s
     assert days["2026-09-06T01:00:00-03:00"] == "2026-09-07T00:00:00-03:00"
     spans = [dt.datetime.fromisoformat(e) - dt.datetime.fromisoformat(s) for s, e in days.items()]
     assert dt.timedelta(hours=23) in spans and dt.timedelta(hours=24) in spans
+
+
+async def test_query_command_prints_windows_with_offsets_and_hides_expired_ones(
+        ddb: Any, unique_name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    name = table(unique_name)
+    readings = scenario(150, step_s=3600, series_list=[SERIES[3]])  # a Madrid counter over six days
+    await run(sink(ddb, name), deliveries(readings), batch=500)
+    counter = SERIES[3][0]
+    expired = scan(name)[0] | {"pk": {"S": f"{counter}#1d"}, "sk": {"N": str(to_ms(dt.datetime(2026, 9, 30, 22, tzinfo=dt.UTC)))},
+                               "expires_at": {"N": "1000"}, "count": {"N": "999"}}  # fmt: skip
+    boto3.client("dynamodb").put_item(TableName=name, Item=expired)
+    monkeypatch.setenv("WENU_STATS_TABLE", name)
+    args = ["stats", "query", "--series", counter, "--window", "1d", "--from", "2026-09-30T00:00:00+02:00",
+            "--to", "2026-11-01T00:00:00+01:00", "--format", "json"]  # fmt: skip
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["start"] for r in rows][:3] == ["2026-10-23T00:00:00+02:00", "2026-10-24T00:00:00+02:00",
+                                              "2026-10-25T00:00:00+02:00"]  # fmt: skip
+    assert rows[2]["end"] == "2026-10-26T00:00:00+01:00"  # the day of 25 hours
+    assert sum(r["count"] for r in rows) == 150  # the expired item (count 999) is not shown
+    assert set(rows[0]) == {"series", "window", "start", "end", "count", "first", "last", "consumption"}
+    assert all(r["consumption"] > 0 for r in rows[1:])
 
 
 def test_sink_has_the_stats_name() -> None:
