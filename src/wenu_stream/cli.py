@@ -27,6 +27,7 @@ COMMANDS = (
     "checkpoints",
     "quarantine",
     "alarms",
+    "stats",
     "demo",
     "catalog",
     "warehouse",
