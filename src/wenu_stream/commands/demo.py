@@ -1,13 +1,17 @@
 """`wenu-stream demo`: the whole platform on this machine in about two minutes.
 
 1. start the local AWS stack on 127.0.0.1 (moto + kinesalite) in a scratch folder,
-2. make a fresh key ring and provision the stream (4 shards), tables and bucket,
+2. make a fresh key ring and provision the stream (4 shards), tables, bucket
+   and the alarms topic, with an SQS queue subscribed to it,
 3. simulate ~200 meters for a minute, paced in real time, with a few faults
-   (corrupt bytes, unknown keys, tampering, duplicates, late readings),
-4. run the consumer (native driver) until the stream has been idle a while,
+   (corrupt bytes, unknown keys, tampering, duplicates, late readings) and
+   anomalies that break each alarm rule type once,
+4. run both applications (native driver, one event loop, each with its own
+   lease table and checkpoints) until the stream has been idle a while,
 5. print a summary: records read, accepted, dead-lettered by reason,
    duplicates, checkpoints, throughput, and the simulator's expected outcome
-   beside it; then where to look next,
+   beside it; the alarm notifications that reached the queue beside the ones
+   the anomalies must raise, and the alarms still firing; then where to look next,
 6. stop the stack and remove the scratch folder (unless --keep).
 """
 
@@ -17,6 +21,7 @@ import argparse
 import asyncio
 import base64
 import json
+import operator
 import os
 import shutil
 import subprocess
@@ -42,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--devices", type=int, default=200, help="simulated meters (default 200)")
     p.add_argument("--duration", type=float, default=60.0, help="simulated seconds, paced in real time (default 60)")
-    p.add_argument("--interval", type=float, default=10.0, help="seconds between readings of a meter (default 10)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a meter (default 5)")
     p.add_argument("--idle-exit", type=float, default=8.0, help="stop consuming after this idle time (default 8 s)")
     p.add_argument("--keep", action="store_true", help="keep the stack running and the scratch folder")
     p.set_defaults(handler=run)
@@ -89,33 +94,37 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     from wenu_stream.provision import provision
 
     say("[2/6] provisioning: " + ", ".join(f"{k} ({v})" for k, v in provision(config, shards=4).items()))
-    say("      catalog: " + _import_catalog(config, args.devices))
-    say(f"[3/6] simulating {args.devices} meters for {args.duration:.0f} s, faults: {FAULTS}")
+    alarms = msgspec.structs.replace(config, app="alarms")  # its own lease table (wenu-alarms) and checkpoints
+    queue = subscribe_queue(alarms)
+    say(f"      and an SQS queue subscribed to the alarms topic: {queue}")
+    say("      catalog: " + _import_catalog(config, args.devices, args.interval))
+    say(f"[3/6] simulating {args.devices} meters for {args.duration:.0f} s, faults: {FAULTS}, with anomalies")
     sim = _start_simulator(args, config, run_dir)
-    say("[4/6] consuming with the native driver until the stream is idle ...")
+    say("[4/6] consuming with both applications (processing, alarms) until the stream is idle ...")
     started = time.monotonic()
-    code = asyncio.run(_consume_until_idle(config, sim, args.idle_exit))
+    code = asyncio.run(_consume_until_idle(config, sim, args.idle_exit, alarms))
     elapsed = time.monotonic() - started
     expected = _simulator_summary(sim)
     say("[5/6] summary")
     _summary(config, expected, elapsed)
     _warehouse(config)
+    _alarms_summary(queue, expected.get("expected_alarms", []))
     say("[6/6] cleaning up" if not args.keep else "[6/6] done")
     return code
 
 
-async def _consume_until_idle(config: Config, sim: subprocess.Popen[bytes], idle_s: float) -> int:
-    """Consume while the simulator runs, then until no record arrived for ``idle_s`` seconds."""
+async def _consume_until_idle(config: Config, sim: subprocess.Popen[bytes], idle_s: float, alarms: Config) -> int:
+    """Run both applications while the simulator runs, then until no record arrived for ``idle_s`` seconds."""
     from wenu_stream.commands.run import consume
     from wenu_stream.runtime import Runtime
 
-    runtime, stop = Runtime(config), asyncio.Event()
+    runtimes, stop = (Runtime(config), Runtime(alarms)), asyncio.Event()
 
     async def watch() -> None:
         last, quiet_since = -1.0, time.monotonic()
         while True:
             await asyncio.sleep(0.5)
-            seen = _records_seen(runtime)
+            seen = sum(_records_seen(rt) for rt in runtimes)
             if seen != last:
                 last, quiet_since = seen, time.monotonic()
             if sim.poll() is not None and time.monotonic() - quiet_since >= idle_s:
@@ -124,7 +133,8 @@ async def _consume_until_idle(config: Config, sim: subprocess.Popen[bytes], idle
 
     watcher = asyncio.create_task(watch())
     try:
-        return await consume(config, stop=stop, runtime=runtime)
+        codes = await asyncio.gather(*(consume(rt.config, stop=stop, runtime=rt) for rt in runtimes))
+        return max(codes)
     finally:
         watcher.cancel()
 
@@ -137,13 +147,13 @@ def _records_seen(runtime: Any) -> float:
     return total
 
 
-def _import_catalog(config: Config, devices: int) -> str:
+def _import_catalog(config: Config, devices: int, interval_s: float) -> str:
     """Import the simulated fleet's catalog (companies, sites, devices, series, alarm rules)."""
     from wenu_stream.catalog.document import validate
     from wenu_stream.catalog.store import CatalogStore
     from wenu_stream.simulate import SimulationConfig, fleet_catalog
 
-    checked = validate(fleet_catalog(SimulationConfig(devices=devices)))
+    checked = validate(fleet_catalog(SimulationConfig(devices=devices, interval_s=interval_s)))
     assert checked.document is not None, checked.problems
     with CatalogStore(config.catalog.url) as store:
         summary = store.import_document(checked.document)
@@ -155,7 +165,8 @@ def _import_catalog(config: Config, devices: int) -> str:
 def _start_simulator(args: argparse.Namespace, config: Config, run_dir: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "wenu_stream", "simulate", "--stream", config.kinesis.stream,
            "--keyring", config.keyring.file, "--devices", str(args.devices), "--interval", str(args.interval),
-           "--duration", str(args.duration), "--seed", "7", "--faults", FAULTS, "--aggregate", "20"]
+           "--duration", str(args.duration), "--seed", "7", "--faults", FAULTS, "--aggregate", "20",
+           "--anomalies"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(run_dir / "simulate.log", "wb"))  # noqa: SIM115
 
 
@@ -203,6 +214,50 @@ def _warehouse(config: Config) -> None:
     say(f"    warehouse: {len(said.get('manifests', []))} manifest(s) loaded into PostgreSQL; "
         f"a second load changed nothing ({sum(m.get('rows_inserted', 0) for m in msgspec.to_builtins(again).get('manifests', []))} rows); "
         f"status: {json.dumps(counts)}")
+
+
+def subscribe_queue(config: Config, name: str = "wenu-demo-alarms") -> str:
+    """An SQS queue subscribed to the alarms topic (raw delivery), as an operator's pager would be; its URL."""
+    import boto3
+
+    from wenu_stream.sinks.notifier import ensure_alarm_topic
+
+    (topic,) = ensure_alarm_topic(config, {})
+    sqs = boto3.client("sqs")
+    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic.removeprefix("sns topic "), Protocol="sqs", Endpoint=arn,
+                                  Attributes={"RawMessageDelivery": "true"})
+    return url
+
+
+def _received(url: str) -> list[dict[str, Any]]:
+    import boto3
+
+    sqs, out = boto3.client("sqs"), []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+        out += [json.loads(m["Body"]) for m in got]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                         for i, m in enumerate(got)])
+    return out
+
+
+def _alarms_summary(queue: str, expected: list[dict[str, Any]]) -> None:
+    """Print the notifications that reached the queue beside the expected ones, then the alarms still firing."""
+    got = sorted(_received(queue), key=lambda b: (b["at"], b["rule"]))
+    key = operator.itemgetter("rule", "series", "state", "transition_id")
+    same = sorted(map(key, got)) == sorted(map(key, expected))
+    say(f"    alarm notifications received from the SQS queue: {len(got)} "
+        f"({'exactly the' if same else 'NOT the'} {len(expected)} the anomalies must raise)")
+    say(f"      {'rule':19}{'series':36}{'severity':10}{'state':8}at (reading time, UTC)")
+    for b in got:
+        at = time.strftime("%H:%M:%S", time.gmtime(b["at"] / 1000)) + f".{b['at'] % 1000:03d}"
+        say(f"      {b['rule']:19}{b['series']:36}{b['severity']:10}{b['state']:8}{at}")
+    listing = subprocess.run([sys.executable, "-m", "wenu_stream", "alarms", "list", "--state", "firing"],
+                             capture_output=True, text=True, check=False)
+    say("    `wenu-stream alarms list --state firing`:")
+    for line in (listing.stdout or listing.stderr).strip().splitlines():
+        say(f"      {line}")
 
 
 def say(text: str) -> None:
