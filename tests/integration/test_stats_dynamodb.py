@@ -17,7 +17,14 @@ import pytest
 from aiobotocore.session import get_session
 
 from tests.unit.test_stats_sink import (
-    LATENESS_S, SERIES, clock, comparable, deliveries, run, run_with_crashes, scenario,
+    LATENESS_S,
+    SERIES,
+    clock,
+    comparable,
+    deliveries,
+    run,
+    run_with_crashes,
+    scenario,
 )  # fmt: skip
 from wenu_stream.cli import main
 from wenu_stream.config import load_config
@@ -62,8 +69,9 @@ async def test_order_duplicates_and_crashes_leave_identical_tables(ddb: Any, uni
         return DynamoStatsStore(ddb, names[2])
 
     schedule = [(15_000, 10**9), (25_000, 60), (35_000, 10**9), (42_000, 20)]  # two of them die mid-flush
-    crashes = await run_with_crashes(store, deliveries(readings, shuffle=True, seed=12), schedule, batch=500,
-                                     flush_every=10_000)
+    crashes = await run_with_crashes(
+        store, deliveries(readings, shuffle=True, seed=12), schedule, batch=500, flush_every=10_000
+    )
     assert crashes == 2
 
     tables = [comparable(scan(n)) for n in names]
@@ -71,7 +79,9 @@ async def test_order_duplicates_and_crashes_leave_identical_tables(ddb: Any, uni
     assert tables[0] == tables[2]
     months = [v for (pk, _), v in tables[0].items() if pk.endswith("#1mo")]
     assert sum(int(v["count"]["N"]) for v in months) == 50_000
-    assert len(tables[0]) > 2 * 2 * 96  # every 15-minute window of two series over more than two days, and more
+    assert (
+        len(tables[0]) > 2 * 2 * 96
+    )  # every 15-minute window of two series over more than two days, and more
 
 
 async def test_a_santiago_day_of_23_hours_starts_at_1am(ddb: Any, unique_name: str) -> None:
@@ -86,7 +96,8 @@ async def test_a_santiago_day_of_23_hours_starts_at_1am(ddb: Any, unique_name: s
 
 
 async def test_query_command_prints_windows_with_offsets_and_hides_expired_ones(
-        ddb: Any, unique_name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    ddb: Any, unique_name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = table(unique_name)
     readings = scenario(150, step_s=3600, series_list=[SERIES[3]])  # a Madrid counter over six days
     await run(sink(ddb, name), deliveries(readings), batch=500)

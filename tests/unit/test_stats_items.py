@@ -14,8 +14,15 @@ from wenu_stream.stats.engine import Entry, Fence, SeriesState
 STATE = SeriesState(series="acme-hq.main.energy", kind="counter", timezone="Europe/Madrid", newest=1_792_800_000_000,
                     fence=Fence("shardId-000000000003", 49_000_000_000_000_000_000_000_000_000_000_000_000_000_000, 2),
                     buffer=[Entry(1_792_800_000_000, 7, 0, "dev-1", 12_500_000)])  # fmt: skip
-AGG = WindowAgg(count=3, sum_micro=37_500_001, min=0.1, max=1e-7, consumption_micro=1_250_000,
-                first=Point(1_792_796_400_000, 5, 0, "dev-1", 10.0), last=Point(1_792_800_000_000, 7, 0, "dev-1", 12.5))
+AGG = WindowAgg(
+    count=3,
+    sum_micro=37_500_001,
+    min=0.1,
+    max=1e-7,
+    consumption_micro=1_250_000,
+    first=Point(1_792_796_400_000, 5, 0, "dev-1", 10.0),
+    last=Point(1_792_800_000_000, 7, 0, "dev-1", 12.5),
+)
 
 
 def test_a_window_item_round_trips_and_reads_well() -> None:
@@ -24,7 +31,10 @@ def test_a_window_item_round_trips_and_reads_well() -> None:
     item = items.window_item(STATE, key, AGG, fence, ttl_months=13)
     assert items.decode_window(item) == (STATE.series, key, AGG, fence)
     assert item["pk"] == {"S": "acme-hq.main.energy#1d"} and item["sk"] == {"N": str(key[1])}
-    assert (item["start"]["S"], item["end"]["S"]) == ("2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00")
+    assert (item["start"]["S"], item["end"]["S"]) == (
+        "2026-10-25T00:00:00+02:00",
+        "2026-10-26T00:00:00+01:00",
+    )
     assert item["consumption"] == {"N": "1.250000"} and item["count"] == {"N": "3"}
     assert "sum" not in item and item["first"] == {"N": "10.0"}
     expires = dt.datetime(2027, 11, 25, 23, tzinfo=dt.UTC)  # the window's end (23:00Z) plus 13 months
@@ -51,6 +61,9 @@ def test_the_stats_package_is_pure() -> None:
     forbidden = {"boto3", "botocore", "aiobotocore", "os", "time", "prometheus_client", "structlog"}
     for path in pathlib.Path(items.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             assert not {n.split(".")[0] for n in names} & forbidden, (path.name, names)

@@ -44,7 +44,11 @@ def scenario(total: int, step_s: int = 30, seed: int = 7,
         t0, register = int(start.timestamp() * 1000), 5_000.0
         for i in range(per_series):
             if kind == "counter":
-                register = 1.25 if i == per_series // 3 and n == restarts else round(register + rng.randint(0, 900) / 1000, 3)
+                register = (
+                    1.25
+                    if i == per_series // 3 and n == restarts
+                    else round(register + rng.randint(0, 900) / 1000, 3)
+                )
                 value = register
             else:
                 value = round(rng.uniform(-40.0, 60.0), 3)
@@ -90,7 +94,9 @@ def batches(stream: Sequence[Delivery], size: int) -> Iterator[tuple[str, list[S
         yield shard, batch
 
 
-async def run(sink: StatsSink, stream: Sequence[Delivery], *, batch: int = 250, flush_every: int = 5000) -> dict[str, int]:
+async def run(
+    sink: StatsSink, stream: Sequence[Delivery], *, batch: int = 250, flush_every: int = 5000
+) -> dict[str, int]:
     """Feed every batch, flushing every ``flush_every`` deliveries and at the end; return the report totals."""
     totals = {"applied": 0, "late": 0, "replayed": 0, "invalid": 0}
     since = 0
@@ -176,13 +182,17 @@ def readings() -> list[SeriesReading]:
     return scenario(8_000, step_s=120)
 
 
-async def in_memory(stream: Sequence[Delivery], **kw: Any) -> tuple[dict[tuple[str, str], Any], dict[str, int]]:
+async def in_memory(
+    stream: Sequence[Delivery], **kw: Any
+) -> tuple[dict[tuple[str, str], Any], dict[str, int]]:
     store = InMemoryStatsStore()
     totals = await run(new_sink(store), stream, **kw)
     return comparable(list(store.items.values())), totals
 
 
-async def test_shuffled_with_duplicates_gives_the_table_of_the_in_order_run(readings: list[SeriesReading]) -> None:
+async def test_shuffled_with_duplicates_gives_the_table_of_the_in_order_run(
+    readings: list[SeriesReading],
+) -> None:
     expected, totals = await in_memory(deliveries(readings))
     assert totals == {"applied": 8_000, "late": 0, "replayed": 0, "invalid": 0}
     got, totals = await in_memory(deliveries(readings, shuffle=True, duplicates=0.05, seed=3), batch=97)
@@ -199,7 +209,9 @@ async def test_crashes_mid_flush_and_replays_give_the_same_table(readings: list[
     assert comparable(list(store.items.values())) == expected
 
 
-async def test_a_stale_cache_is_rebuilt_instead_of_overwriting_newer_stats(readings: list[SeriesReading]) -> None:
+async def test_a_stale_cache_is_rebuilt_instead_of_overwriting_newer_stats(
+    readings: list[SeriesReading],
+) -> None:
     """Worker A keeps a series cached, the shard moves to B and back: A must not write over B's work."""
     stream = deliveries(readings)
     expected, _ = await in_memory(stream)
@@ -224,4 +236,6 @@ async def test_late_readings_are_counted_and_change_nothing(readings: list[Serie
     assert report.late == 1 and report.applied == 0
     got = comparable(list(store.items.values()))
     state_key = (f"{r.series}#state", "0")
-    assert {k: v for k, v in got.items() if k != state_key} == {k: v for k, v in expected.items() if k != state_key}
+    assert {k: v for k, v in got.items() if k != state_key} == {
+        k: v for k, v in expected.items() if k != state_key
+    }

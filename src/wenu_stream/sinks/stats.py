@@ -74,7 +74,7 @@ class StatsStore(Protocol):
 class _Series:
     """A cached series: its engine, the fence stored in its state item, and what was processed since."""
 
-    __slots__ = ("engine", "base", "pending")
+    __slots__ = ("base", "engine", "pending")
 
     def __init__(self, engine: SeriesEngine, base: str | None) -> None:
         self.engine = engine
@@ -161,13 +161,17 @@ class StatsSink:
                 await self._put_windows(entry, keys, fence or "", now)
                 return
             await self._rebuild(series)  # another fence is stored: our state is stale
-        raise SinkError(f"stats of series {series!r} kept changing under this worker; "
-                        "another worker is processing its shard: stop and replay from the checkpoint")
+        raise SinkError(
+            f"stats of series {series!r} kept changing under this worker; "
+            "another worker is processing its shard: stop and replay from the checkpoint"
+        )
 
     async def _put_windows(self, entry: _Series, keys: list[WindowKey], fence: str, now_ms: int) -> None:
         engine = entry.engine
         live = [items.window_item(engine.state, k, engine.windows[k], fence, self._ttl) for k in keys]
-        live = [i for i in live if int(i["expires_at"]["N"]) * 1000 > now_ms]  # expired already: TTL would drop it
+        live = [
+            i for i in live if int(i["expires_at"]["N"]) * 1000 > now_ms
+        ]  # expired already: TTL would drop it
         written = await asyncio.gather(*(self._store.put_window(i) for i in live))
         if self._metrics is not None:
             self._metrics.stats_writes.labels(self._app).inc(1 + sum(written))
@@ -207,8 +211,12 @@ class StatsSink:
         await self._provide(needed, redo)
 
     async def _provide(self, needed: dict[str, set[WindowKey]], redo: dict[str, list[RedoEntry]]) -> None:
-        wanted = {(series, w, start) for series, keys in needed.items() for w, start in keys
-                  if start <= _newest(self._cache[series])}
+        wanted = {
+            (series, w, start)
+            for series, keys in needed.items()
+            for w, start in keys
+            if start <= _newest(self._cache[series])
+        }
         wanted.update((series, e.width, e.start) for series, entries in redo.items() for e in entries)
         found: dict[tuple[str, str, int], tuple[Any, str]] = {}
         for item in await self._store.get_windows(sorted(wanted)) if wanted else ():
@@ -218,7 +226,9 @@ class StatsSink:
             self._cache[series].engine.provide({k: found.get((series, *k), (None, ""))[0] for k in keys})
         for series, entries in redo.items():
             entry = self._cache[series]
-            for e in entries:  # a window of the last commit that did not reach its item: take it from the redo
+            for (
+                e
+            ) in entries:  # a window of the last commit that did not reach its item: take it from the redo
                 if found.get((series, e.width, e.start), (None, ""))[1] != entry.base:
                     entry.engine.windows[(e.width, e.start)] = e.agg
                     entry.engine.dirty.add((e.width, e.start))
@@ -258,13 +268,20 @@ class DynamoStatsStore:
 
     async def put_window(self, item: Item) -> bool:
         shard = item["fence"]["S"].split("/", 1)[0]
-        stored = await self._put(item, "attribute_not_exists(pk) OR NOT begins_with(fence, :shard) OR fence < :fence",
-                                 {":shard": {"S": items.shard_prefix(shard)}, ":fence": item["fence"]})
+        stored = await self._put(
+            item,
+            "attribute_not_exists(pk) OR NOT begins_with(fence, :shard) OR fence < :fence",
+            {":shard": {"S": items.shard_prefix(shard)}, ":fence": item["fence"]},
+        )
         return stored is None
 
     async def _put(self, item: Item, condition: str, values: dict[str, Any]) -> str | None:
-        args: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition,
-                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
         if values:
             args["ExpressionAttributeValues"] = values
         try:
@@ -282,8 +299,12 @@ class DynamoStatsStore:
 
     async def _batch_get_chunk(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
         found: list[Item] = []
-        request: dict[str, Any] = {self._table: {
-            "Keys": [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys], "ConsistentRead": True}}
+        request: dict[str, Any] = {
+            self._table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys],
+                "ConsistentRead": True,
+            }
+        }
         for attempt in range(self._attempts):
             out = await self._call("batch_get_item", {"RequestItems": request})
             found.extend(out.get("Responses", {}).get(self._table, []))
@@ -315,8 +336,15 @@ class DynamoStatsSink(StatsSink):
     def __init__(self, client: Any, *, table: str, lateness_s: int = 3600, ttl_months: int = 13, clock: Clock,
                  metrics: Metrics | None = None, app: str = "processing", **tuning: Any) -> None:  # fmt: skip
         self.store = DynamoStatsStore(client, table)
-        super().__init__(self.store, lateness_s=lateness_s, ttl_months=ttl_months, clock=clock, metrics=metrics,
-                         app=app, **tuning)
+        super().__init__(
+            self.store,
+            lateness_s=lateness_s,
+            ttl_months=ttl_months,
+            clock=clock,
+            metrics=metrics,
+            app=app,
+            **tuning,
+        )
 
 
 class InMemoryStatsStore:
@@ -344,7 +372,11 @@ class InMemoryStatsStore:
     async def put_window(self, item: Item) -> bool:
         old = self.items.get(_key(item))
         new = item["fence"]["S"]
-        if old is not None and old["fence"]["S"].split("/")[0] == new.split("/")[0] and old["fence"]["S"] >= new:
+        if (
+            old is not None
+            and old["fence"]["S"].split("/")[0] == new.split("/")[0]
+            and old["fence"]["S"] >= new
+        ):
             return False
         self.items[_key(item)] = item
         return True
@@ -375,5 +407,7 @@ def ensure_stats_table(config: Config, opts: dict[str, Any]) -> dict[str, str]:
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         )  # fmt: skip
         state = "created"
-    done = ensure_table(name, [("pk", "HASH"), ("sk", "RANGE")], ttl_attribute="expires_at")  # waits, turns TTL on
+    done = ensure_table(
+        name, [("pk", "HASH"), ("sk", "RANGE")], ttl_attribute="expires_at"
+    )  # waits, turns TTL on
     return dict.fromkeys(done, state)

@@ -37,10 +37,12 @@ class RedoEntry(msgspec.Struct, frozen=True, array_like=True):
     agg: WindowAgg
 
 
-_AGG = msgspec.msgpack.Decoder(WindowAgg)
-_STATE = msgspec.msgpack.Decoder(SeriesState)
-_REDO = msgspec.msgpack.Decoder(list[RedoEntry])
-_ENC = msgspec.msgpack.Encoder()
+# JSON, not MessagePack: fences and redo entries carry Kinesis sequence numbers (56 digits), which
+# exceed MessagePack's 64-bit integers; msgspec's JSON keeps integers of any size.
+_AGG = msgspec.json.Decoder(WindowAgg)
+_STATE = msgspec.json.Decoder(SeriesState)
+_REDO = msgspec.json.Decoder(list[RedoEntry])
+_ENC = msgspec.json.Encoder()
 
 
 def fence_text(fence: Fence | None) -> str | None:
@@ -63,7 +65,7 @@ def state_pk(series: str) -> str:
     return series + STATE_SUFFIX
 
 
-def number(value: int | float | Decimal) -> dict[str, str]:
+def number(value: float | Decimal) -> dict[str, str]:
     """A DynamoDB number (floats through their shortest repr, so they round-trip exactly)."""
     return {"N": str(Decimal(repr(value)) if isinstance(value, float) else value)}
 
@@ -106,7 +108,11 @@ def state_item(state: SeriesState, redo: list[RedoEntry], expires: int) -> Item:
 
 def decode_state(item: Item) -> tuple[SeriesState, str, list[RedoEntry]]:
     """State, stored fence and redo of a series-state item."""
-    return _STATE.decode(item["state"]["B"]), item["fence"]["S"], _REDO.decode(zlib.decompress(item["redo"]["B"]))
+    return (
+        _STATE.decode(item["state"]["B"]),
+        item["fence"]["S"],
+        _REDO.decode(zlib.decompress(item["redo"]["B"])),
+    )
 
 
 def decode_window(item: Item) -> tuple[str, WindowKey, WindowAgg, str]:
