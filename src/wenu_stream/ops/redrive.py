@@ -124,11 +124,11 @@ def _move(s3: Any, bucket: str, letter: Letter, reason: str, detail: str) -> Non
 
 def _put(kinesis: Any, stream: str, batch: list[Letter], sleep: Callable[[float], None]) -> list[Letter]:
     """Put ``batch`` in order; retry the records PutRecords did not acknowledge. Returns the acknowledged ones."""
-    pending, done = list(batch), []
+    pending, done = list(batch), list[Letter]()
     for attempt in range(_PUT_ATTEMPTS):
         out = kinesis.put_records(StreamName=stream, Records=[{"Data": lt.raw, "PartitionKey": lt.partition_key}
                                                               for lt in pending])
-        retry = []
+        retry: list[Letter] = []
         for letter, record in zip(pending, out["Records"], strict=True):
             (retry if "ErrorCode" in record else done).append(letter)
         if not retry:
