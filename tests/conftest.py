@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.aws",
+    "tests.fixtures.kcl",
     "tests.fixtures.postgres",
 ]
