@@ -108,7 +108,7 @@ def test_the_queue_receives_exactly_the_expected_notifications(aws_stack: object
 def test_kill_minus_9_twice_publishes_the_notifications_of_an_uncrashed_run(aws_stack: object, unique_name: str,
                                                                            tmp_path: Path) -> None:
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
-    sim = fill_with_anomalies(unique_name, devices=60, duration_s=45, seed=8)
+    sim = fill_with_anomalies(unique_name, devices=80, duration_s=60, seed=8)
 
     ref_env = alarms_env(unique_name, f"{unique_name}-ref", keyring, WENU_KINESIS_IDLE_EXIT_S=3)
     _, ref_queue = prepare_alarms(ref_env, f"{unique_name}-ref", sim)

@@ -125,7 +125,7 @@ async def _consume_until_idle(config: Config, sim: subprocess.Popen[bytes], idle
         while True:
             await asyncio.sleep(0.5)
             seen = sum(_records_seen(rt) for rt in runtimes)
-            if seen != last:
+            if seen != last or _behind(runtimes):  # an application still catching up is not idle
                 last, quiet_since = seen, time.monotonic()
             if sim.poll() is not None and time.monotonic() - quiet_since >= idle_s:
                 stop.set()
@@ -137,6 +137,12 @@ async def _consume_until_idle(config: Config, sim: subprocess.Popen[bytes], idle
         return max(codes)
     finally:
         watcher.cancel()
+
+
+def _behind(runtimes: Any) -> bool:
+    """Whether a shard of either application last reported records behind the tip of the stream."""
+    return any(s.value > 0 for rt in runtimes for metric in rt.registry.collect()
+               if metric.name == "wenu_millis_behind_latest" for s in metric.samples)
 
 
 def _records_seen(runtime: Any) -> float:
