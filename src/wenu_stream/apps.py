@@ -72,9 +72,18 @@ async def staging_sink(rt: Runtime) -> object:
                          app=cfg.app, stream=cfg.kinesis.stream)
 
 
+async def stats_sink(rt: Runtime) -> object:
+    """Company Stats: windows per series in DynamoDB, coalesced per flush, fenced by shard position."""
+    from wenu_stream.sinks.stats import DynamoStatsSink
+
+    cfg = rt.config.stats
+    return DynamoStatsSink(await rt.client("dynamodb"), table=cfg.table, lateness_s=cfg.lateness_s,
+                           ttl_months=cfg.ttl_months, clock=epoch_ms, metrics=rt.metrics, app=rt.config.app)
+
+
 ReadingSinkFactory = Callable[["Runtime"], Awaitable[object]]
 # Reading sinks per application, in flush order.
-READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [staging_sink]}
+READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [staging_sink, stats_sink]}
 APP_SINKS: dict[str, Callable[[Runtime], Awaitable[Sequence[BatchSink]]]] = {
     "processing": processing_sinks,
     "alarms": alarms_sinks,

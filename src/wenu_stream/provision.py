@@ -95,7 +95,13 @@ def _alarm_topic(config: Config, opts: dict[str, Any]) -> dict[str, str]:
     return ensure_alarm_topic(config, opts)
 
 
-STEPS: list[Step] = [ensure_stream, ensure_state_table, ensure_bucket, _alarm_tables, _alarm_topic]
+def _stats_table(config: Config, opts: dict[str, Any]) -> dict[str, str]:
+    from wenu_stream.sinks.stats import ensure_stats_table
+
+    return ensure_stats_table(config, opts)
+
+
+STEPS: list[Step] = [ensure_stream, ensure_state_table, ensure_bucket, _stats_table, _alarm_tables, _alarm_topic]
 
 
 def provision(config: Config, **opts: Any) -> dict[str, str]:

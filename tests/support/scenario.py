@@ -13,6 +13,7 @@ from typing import Any
 from tests.fixtures.aws import create_stream
 from wenu_stream.config import Config, load_config
 from wenu_stream.provision import ensure_bucket, ensure_state_table
+from wenu_stream.sinks.stats import ensure_stats_table
 from wenu_stream.simulate import SimulationConfig, Tally, generate, parse_faults
 from wenu_stream.simulate.outcomes import Outcomes
 from wenu_stream.simulate.producer import KinesisProducer, Pacer, put_all
@@ -45,11 +46,12 @@ def run_config(stream: str, name: str, keyring: Path, **extra: Any) -> dict[str,
         "WENU_KEYRING_FILE": str(keyring),
         "WENU_LEASE_TABLE": f"{name}-leases",
         "WENU_SINKS_STATE_TABLE": f"{name}-state",
+        "WENU_STATS_TABLE": f"{name}-stats",
         "WENU_SINKS_BUCKET": f"{name}-data",
         "WENU_LEASE_FAILOVER_MS": "2000",
         "WENU_LEASE_DISCOVERY_INTERVAL_MS": "1000",
         "WENU_KINESIS_POLL_INTERVAL_MS": "50",
-        "WENU_KINESIS_CHECKPOINT_INTERVAL_S": "0.3",
+        "WENU_KINESIS_CHECKPOINT_INTERVAL_S": "1.0",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -60,6 +62,7 @@ def prepare(env: dict[str, str], catalog: dict[str, Any] | None = None) -> Confi
     config = load_config(env)
     ensure_state_table(config, {})
     ensure_bucket(config, {})
+    ensure_stats_table(config, {})
     if catalog is not None:
         import_catalog(config, catalog)
     return config
