@@ -120,6 +120,7 @@ class Config(Base):
     app: App = "processing"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics_port: Annotated[int, Meta(ge=0, le=65_535)] = 0  # 0: no HTTP endpoint
+    metrics_host: str = "127.0.0.1"  # the ECS task definitions set 0.0.0.0 so Prometheus can scrape the task
     kinesis: KinesisConfig = KinesisConfig()
     lease: LeaseConfig = LeaseConfig()
     sinks: SinksConfig = SinksConfig()

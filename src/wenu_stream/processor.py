@@ -27,6 +27,7 @@ import msgspec
 from wenu_stream.backoff import retry
 from wenu_stream.crypto import KeyRing
 from wenu_stream.dedup import Dedup
+from wenu_stream.health import HEALTH
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import KinesisRecord, Position
@@ -194,13 +195,16 @@ class PipelineProcessor:
 
         def failed(exc: BaseException, attempt: int) -> None:
             self._metrics.sink_failures.labels(self.app, sink).inc()
+            HEALTH.note(sink, ok=False, error=repr(exc))
             self._log.warning("sink_retry", sink=sink, attempt=attempt + 1, error=repr(exc))
 
         try:
             result = await retry(call, attempts=self._attempts, on_error=failed)
-        except Exception:
+        except Exception as exc:
             self._metrics.sink_failures.labels(self.app, sink).inc()
+            HEALTH.note(sink, ok=False, error=repr(exc))
             raise
+        HEALTH.note(sink, ok=True)
         self._metrics.sink_seconds.labels(self.app, sink).observe(time.monotonic() - started)
         return result
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiobotocore.session import AioSession, get_session
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from wenu_stream.config import Config
 from wenu_stream.crypto import KeyRing
@@ -123,11 +123,12 @@ class Runtime:
 
 
 def serve_metrics(config: Config, runtime: Runtime) -> Any:
-    """Serve ``/metrics`` on ``config.metrics_port`` (all interfaces: Prometheus scrapes the task), or None."""
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``config.metrics_host:metrics_port``, or None if the port is 0."""
     if not config.metrics_port:
         return None
-    server, _thread = start_http_server(config.metrics_port, registry=runtime.registry)
-    return server
+    from wenu_stream.health import serve
+
+    return serve(config.metrics_port, runtime.registry, host=config.metrics_host)
 
 
 class _LazyProcessor:

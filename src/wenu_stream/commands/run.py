@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_config_flags(p, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring", "--log-level")
     p.add_argument("--metrics-port", dest="cfg:metrics_port", default=None,
                    help="serve Prometheus metrics and health on this port (0: off) [env: WENU_METRICS_PORT]")
+    p.add_argument("--metrics-host", dest="cfg:metrics_host", default=None,
+                   help="address of the metrics/health endpoint (default 127.0.0.1; 0.0.0.0 in a container) "
+                        "[env: WENU_METRICS_HOST]")
     p.add_argument("--idle-exit", dest="cfg:kinesis.idle_exit_s", default=None,
                    help="stop after this many seconds without records (0: run forever) [env: WENU_KINESIS_IDLE_EXIT_S]")
     p.add_argument("--worker-id", dest="cfg:lease.worker_id", default=None,
@@ -46,10 +49,17 @@ async def consume(config: Config, *, stop: asyncio.Event | None = None, runtime:
     from wenu_stream.driver.worker import run_worker
     from wenu_stream.runtime import Runtime, serve_metrics
 
+    from wenu_stream.health import HEALTH
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        HEALTH.stopping()  # readiness fails at once; liveness stays up while the batch in flight finishes
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping)
     log = get_logger("wenu.run").bind(app=config.app)
     async with runtime or Runtime(config, **runtime_kwargs) as rt:
         server = serve_metrics(config, rt)
