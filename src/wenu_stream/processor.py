@@ -119,7 +119,7 @@ class PipelineProcessor:
             raise RuntimeError("processor failed earlier; the shard must be restarted from its checkpoint")
         if not records:  # an idle poll: time-keeping sinks tick, and what is pending commits once due
             await self._idle()
-            due = self._pending is not None and self._monotonic() - self._last_commit >= self._interval
+            due = self._pending is not None and (self._urgent() or self._monotonic() - self._last_commit >= self._interval)
             return due and await self._commit() is not None
         started = time.monotonic()
         self._broken = True  # until this batch's effects are handed over or durable
@@ -132,11 +132,15 @@ class PipelineProcessor:
         self.totals.add(outcome, len(records))
         self._pending = self._last_sequence = records[-1].sequence_number
         committed = False
-        if self._monotonic() - self._last_commit >= self._interval:
+        if self._urgent() or self._monotonic() - self._last_commit >= self._interval:
             committed = await self._commit() is not None
         self._broken = False
         self._observe(outcome, started, millis_behind_latest)
         return committed
+
+    def _urgent(self) -> bool:
+        """A sink holds an effect that must not wait for the interval (an alarm notification): commit now."""
+        return any(getattr(sink, "has_pending", False) for sink in self._sinks)
 
     async def _idle(self) -> None:
         now_ms = int(self._wall() * 1000)

@@ -105,3 +105,12 @@ async def test_flush_commits_pending_and_returns_the_sequence() -> None:
                                            ("12:3", ("12", 3)), ("SHARD_END", (None, 0))])
 def test_parse_checkpoint(text: str | None, expected: tuple[str | None, int]) -> None:
     assert parse_checkpoint(text) == expected
+
+
+async def test_an_urgent_sink_commits_before_the_interval() -> None:
+    """An alarm notification waiting in a sink makes the processor commit at once (latency), others coalesce."""
+    proc, _, state, sink, clock = make()
+    sink.has_pending = True  # type: ignore[attr-defined]
+    await proc.initialize("shard-0", None, [])
+    assert await proc.process(BATCH[:1], None) is True
+    assert ("shard-0", "1") in state.states and sink.batches

@@ -142,6 +142,11 @@ class AlarmsSink:
                     self.release(shard_id)  # our engine is behind the store: reload it if the shard comes back
                     raise
 
+    @property
+    def has_pending(self) -> bool:
+        """True when a notification waits for the next flush: the processor then commits at once, not on its interval."""
+        return any(shard.transitions for shard in self._shards.values())
+
     def release(self, shard_id: str) -> None:
         """Forget a shard's engine (its lease moved): the next use reloads it from the store.
 

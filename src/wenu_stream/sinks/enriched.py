@@ -81,6 +81,11 @@ class EnrichingSink:
         for sink in self._sinks:
             await sink.flush()
 
+    @property
+    def has_pending(self) -> bool:
+        """Some reading sink holds an effect that should not wait for the commit interval (an alarm notification)."""
+        return any(getattr(sink, "has_pending", False) for sink in self._sinks)
+
     def release(self, shard_id: str) -> None:
         """A shard starts or stops here: sinks that cache per-shard state forget it (it reloads from their store)."""
         for sink in self._sinks:
