@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required" or 0)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,deploy]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -25,7 +25,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 kcl: setup
-	@if [ -f tools/kcl-setup.sh ]; then bash tools/kcl-setup.sh; fi
+	bash tools/kcl-setup.sh
 
 demo: setup
 	$(BIN)/wenu-stream demo
@@ -33,10 +33,10 @@ demo: setup
 test: setup kcl
 	$(BIN)/python -m pytest
 
-test-fast: setup
-	$(BIN)/python -m pytest -m "not integration and not e2e"
+test-fast: setup kcl
+	$(BIN)/python -m pytest -m "not integration and not e2e and not cdk"
 
-bench: setup
+bench: setup kcl
 	$(BIN)/python bench/run.py
 
 clean:
