@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/decode.py [--records 20000] [--rounds 7]``
 
 Builds realistic records with ``wenu_stream.records.encoding`` (2-4 readings,
 half JSON, half MessagePack, a quarter of the user records inside KPL aggregates
-of 4), then times, best of several rounds, in one process, batch by batch:
+of 4), then times, best of several rounds (alternating floor and decode), in one process, batch by batch:
 - floor:  ``AESGCM.decrypt`` + ``msgspec`` decode into ``Message`` of the same user records;
 - decode: ``decode_record`` over the Kinesis records (deaggregate + header + decrypt + decode + validate).
 Prints one line per measure, per user record, and the ratio decode / floor (issue target: <= 1.5).
@@ -67,14 +67,22 @@ def build(
     return records, floor
 
 
-def best(fn: Callable[[], int], rounds: int, clock: Callable[[], float]) -> tuple[float, int]:
-    """Best time of ``rounds`` runs of ``fn`` and the count it returned."""
-    times, count = [], 0
+def best_of(
+    fns: dict[str, Callable[[], int]], rounds: int, clock: Callable[[], float]
+) -> dict[str, tuple[float, int]]:
+    """Best time of ``rounds`` runs of each function and the count it returned.
+
+    The rounds alternate between the functions, so that a burst of load from other processes
+    on the machine falls on both sides rather than on one.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    counts = dict.fromkeys(fns, 0)
     for _ in range(rounds):
-        start = clock()
-        count = fn()
-        times.append(clock() - start)
-    return min(times), count
+        for name, fn in fns.items():
+            start = clock()
+            counts[name] = fn()
+            times[name].append(clock() - start)
+    return {name: (min(times[name]), counts[name]) for name in fns}
 
 
 def main() -> None:
@@ -117,8 +125,8 @@ def main() -> None:
         f" best of {args.rounds} rounds"
     )
     for clock_name, clock in (("perf_counter", time.perf_counter), ("process_time", time.process_time)):
-        floor_s, n_floor = best(run_floor, args.rounds, clock)
-        decode_s, n_decode = best(run_decode, args.rounds, clock)
+        timed = best_of({"floor": run_floor, "decode": run_decode}, args.rounds, clock)
+        (floor_s, n_floor), (decode_s, n_decode) = timed["floor"], timed["decode"]
         assert n_floor == n_decode == users
         print(
             f"floor  ({clock_name}): {floor_s * 1e6 / users:7.3f} us/record  ({users / floor_s:,.0f} records/s)"

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidTag
 from wenu_stream.crypto import KeyRing, open_envelope
 from wenu_stream.records.envelope import NONCE_SIZE, OVERHEAD, parse_envelope
 from wenu_stream.records.kpl import MAGIC, deaggregate
-from wenu_stream.records.payload import Fault, Message, decode_payload
+from wenu_stream.records.payload import DECODERS, MSGPACK, NOT_DECODABLE, Fault, Message, decode_payload
 from wenu_stream.records.rejections import Reason, Rejected
 
 __all__ = ["Accepted", "Rejected", "decode_record", "decode_user_record"]
@@ -62,27 +62,41 @@ def decode_user_record(
 ) -> Accepted | Rejected:
     """Decode one user record (an envelope), already out of any KPL aggregate.
 
-    Fast path: one probe of ``keyring.headers`` with the header bytes validates
-    version, codec and key id at once. Anything else takes the slow path, which
+    Fast path: one probe of ``keyring.lookup`` with the header bytes validates
+    version, codec and key id at once; then decrypt and decode, with the payload
+    checks of ``decode_payload`` reordered so that a good record pays only for a
+    UTF-8 test of a non-ASCII JSON document. Anything else takes a slow path that
     finds the spec's reason in the spec's order.
     """
-    end = 3 + data[2] if len(data) > 2 else 0
+    try:
+        end = 3 + data[2]
+    except IndexError:  # under 3 bytes
+        return _reject(_header_fault(data, keyring), data, partition_key, sub_index)
     header = data[:end]
     known = keyring.lookup(header)
     if known is None or len(data) < end + OVERHEAD:
         return _reject(_header_fault(data, keyring), data, partition_key, sub_index)
     key_id, cipher = known
+    codec = data[1]
     try:
         plaintext = cipher.decrypt(data[end : end + NONCE_SIZE], data[end + NONCE_SIZE :], header)
     except InvalidTag:
         fault = Fault(Reason.AUTH_FAILED, f"AES-GCM authentication failed with key {key_id!r}")
         return _reject(fault, data, partition_key, sub_index)
-    message = decode_payload(plaintext, data[1])
-    if isinstance(message, Fault):
-        return _reject(message, data, partition_key, sub_index)
-    return Accepted(
-        key_id=key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index
-    )
+    if codec == MSGPACK or plaintext.isascii():
+        try:
+            message = DECODERS[codec](plaintext)
+        except NOT_DECODABLE:
+            pass  # decode_payload below names the reason
+        else:
+            return Accepted(
+                key_id=key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index
+            )
+    # A payload that failed, or JSON that is not ASCII (decode_payload checks its UTF-8 first).
+    result = decode_payload(plaintext, codec)
+    if isinstance(result, Fault):
+        return _reject(result, data, partition_key, sub_index)
+    return Accepted(key_id=key_id, message=result, raw=data, partition_key=partition_key, sub_index=sub_index)
 
 
 def _header_fault(data: bytes, keyring: KeyRing) -> Fault:

@@ -66,43 +66,85 @@ def _checked_body(data: bytes) -> bytes | None:
     if len(data) < len(MAGIC) + DIGEST_SIZE or not data.startswith(MAGIC):
         return None
     body = data[len(MAGIC) : -DIGEST_SIZE]
-    return body if hashlib.md5(body, usedforsecurity=False).digest() == data[-DIGEST_SIZE:] else None
+    digest = _MD5.copy()  # copying a ready hasher skips OpenSSL's per-call algorithm fetch
+    digest.update(body)
+    return body if digest.digest() == data[-DIGEST_SIZE:] else None
 
+
+_MD5: Final = hashlib.md5(usedforsecurity=False)
 
 # One-byte tags of the length-delimited fields we read: (field << 3) | wire type 2.
 _KEY_TAG, _RECORD_TAG = 1 << 3 | _LENGTH, 3 << 3 | _LENGTH
+_INDEX_TAG: Final = 1 << 3 | _VARINT
 
 
 def _parse_aggregate(body: bytes) -> list[tuple[str, bytes]]:
+    # One loop over the top-level fields. Per user record it reads the shape the KPL writes,
+    # ``1A <len> 08 <index> 1A <len> <data>``, inline (one- and two-byte lengths, one-byte index);
+    # anything else (multi-byte tags, other fields, other layouts) goes to the general helpers.
     keys: list[str] = []
     records: list[tuple[int, bytes]] = []
     pos, end = 0, len(body)
     while pos < end:
         tag = body[pos]
         if tag == _RECORD_TAG or tag == _KEY_TAG:  # two compares: cheaper than a set probe
-            start, pos = _span(body, pos + 1)
-            if tag == _RECORD_TAG:
-                records.append(_parse_record(body, start, pos))
-            else:
-                keys.append(body[start:pos].decode("utf-8"))
+            pos += 1
+        else:
+            known, pos = _other_field(body, pos)
+            if known is None:
+                continue
+            tag = known
+        size = body[pos]
+        if size < 0x80:
+            start = pos + 1
+        elif body[pos + 1] < 0x80:  # a two-byte length: a user record of 128 bytes to 16 KiB
+            size, start = (size & 0x7F) | body[pos + 1] << 7, pos + 2
+        else:
+            size, start = _varint(body, pos)
+        pos = start + size
+        if pos > end:
+            raise _Unparsable("length-delimited field runs past the end")
+        if tag == _KEY_TAG:
+            keys.append(body[start:pos].decode("utf-8"))
             continue
-        field, wire, pos = _tag(body, pos)
-        if field in (1, 2, 3) and wire != _LENGTH:
-            raise _Unparsable(f"field {field} has wire type {wire}")
-        pos = _skip(body, pos, wire)
+        # size > 4: the bytes read below, start .. start + 4, are inside the record.
+        if (
+            size > 4
+            and body[start] == _INDEX_TAG
+            and body[start + 1] < 0x80
+            and body[start + 2] == _RECORD_TAG
+        ):
+            length = body[start + 3]
+            if length < 0x80:
+                first = start + 4
+            elif body[start + 4] < 0x80:  # a two-byte length
+                length, first = (length & 0x7F) | body[start + 4] << 7, start + 5
+            else:  # a longer length: past the end, so the test below fails and the general path reads it
+                first = end + 1
+            if first + length == pos:
+                records.append((body[start + 1], body[first:pos]))
+                continue
+        records.append(_parse_record_fields(body, start, pos))
     try:
         return [(keys[index], data) for index, data in records]
     except IndexError:
         raise _Unparsable("partition key index out of range") from None
 
 
-def _parse_record(body: bytes, pos: int, end: int) -> tuple[int, bytes]:
-    # The KPL writes exactly: 08 <index> 1A <length> <data>. Take that in one step when it fits.
-    if end - pos > 3 and body[pos] == 0x08 and body[pos + 1] < 0x80 and body[pos + 2] == _RECORD_TAG:
-        size, start = _varint(body, pos + 3)
-        if start + size == end:
-            return body[pos + 1], body[start:end]
-    return _parse_record_fields(body, pos, end)
+def _other_field(body: bytes, pos: int) -> tuple[int | None, int]:
+    """Read a top-level tag that is not a one-byte key or record tag.
+
+    Returns the one-byte tag of a key or record written with a longer (padded) tag and the position
+    of its length, or ``None`` and the position after a field we skip (explicit hash keys, unknown).
+    """
+    field, wire, pos = _tag(body, pos)
+    if field in (1, 2, 3) and wire != _LENGTH:
+        raise _Unparsable(f"field {field} has wire type {wire}")
+    if field == 1:
+        return _KEY_TAG, pos
+    if field == 3:
+        return _RECORD_TAG, pos
+    return None, _skip(body, pos, wire)
 
 
 def _parse_record_fields(body: bytes, pos: int, end: int) -> tuple[int, bytes]:

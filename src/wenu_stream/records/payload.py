@@ -61,17 +61,19 @@ class Fault(msgspec.Struct, frozen=True):
     detail: str
 
 
-_DECODERS: Final = {
+DECODERS: Final = {
     JSON: msgspec.json.Decoder(Message).decode,
     MSGPACK: msgspec.msgpack.Decoder(Message).decode,
 }
+"""The raw decoders by codec: parse and validate, raising one of ``NOT_DECODABLE``. A JSON payload that is
+not ASCII must also pass a UTF-8 check; ``decode_payload`` does both and names the reason of a failure."""
 # Schema-less decoders that only answer "is this well-formed?". The float hook keeps a JSON
 # number such as 1e400 (valid JSON, not finite) from failing here: that is a schema matter.
 _WELL_FORMED: Final = {
     JSON: msgspec.json.Decoder(float_hook=float).decode,
     MSGPACK: msgspec.msgpack.Decoder().decode,
 }
-_NOT_DECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+NOT_DECODABLE: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def decode_payload(plaintext: bytes, codec: int) -> Message | Fault:
@@ -87,8 +89,8 @@ def decode_payload(plaintext: bytes, codec: int) -> Message | Fault:
     if codec == JSON and not plaintext.isascii() and not _is_utf8(plaintext):
         return Fault(Reason.MALFORMED_PAYLOAD, "JSON payload is not valid UTF-8")
     try:
-        return _DECODERS[codec](plaintext)
-    except _NOT_DECODABLE as exc:
+        return DECODERS[codec](plaintext)
+    except NOT_DECODABLE as exc:
         return _classify(plaintext, codec, exc)
 
 
@@ -106,7 +108,7 @@ def _classify(plaintext: bytes, codec: int, exc: Exception) -> Fault:
     if isinstance(exc, msgspec.ValidationError):
         try:
             _WELL_FORMED[codec](plaintext)
-        except _NOT_DECODABLE as syntax:
+        except NOT_DECODABLE as syntax:
             return Fault(Reason.MALFORMED_PAYLOAD, f"{name} payload is malformed: {_short(syntax)}")
         return Fault(Reason.SCHEMA_VIOLATION, _schema_detail(exc))
     if isinstance(exc, RecursionError):
