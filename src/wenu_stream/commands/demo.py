@@ -89,7 +89,9 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     keyring = run_dir / "keyring.json"
     keyring.write_text(json.dumps({kid: base64.b64encode(os.urandom(32)).decode() for kid in ("fleet-a", "fleet-b")}))
     keyring.chmod(0o600)
-    config = load_config({}, {"keyring.file": str(keyring), "kinesis.checkpoint_interval_s": 2.0, "log_level": "warning",
+    # Processing coalesces stats writes over 15 s (the emulator's DynamoDB takes a few hundred writes a second);
+    # alarm notifications commit at once whatever the interval.
+    config = load_config({}, {"keyring.file": str(keyring), "kinesis.checkpoint_interval_s": 15.0, "log_level": "warning",
                               "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}", "warehouse.dsn": dsn})
     from wenu_stream.provision import provision
 
@@ -114,35 +116,52 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
 
 
 async def _consume_until_idle(config: Config, sim: subprocess.Popen[bytes], idle_s: float, alarms: Config) -> int:
-    """Run both applications while the simulator runs, then until no record arrived for ``idle_s`` seconds."""
+    """Run both applications while the simulator runs; each stops once caught up with the stream (plus ``idle_s``)."""
     from wenu_stream.commands.run import consume
     from wenu_stream.runtime import Runtime
 
-    runtimes, stop = (Runtime(config), Runtime(alarms)), asyncio.Event()
+    runtimes = (Runtime(config), Runtime(alarms))
 
-    async def watch() -> None:
-        last, quiet_since = -1.0, time.monotonic()
+    async def watch(rt: Runtime, stop: asyncio.Event) -> None:
+        """Each application stops once the simulator is done and its checkpoints stand at the tip of the stream:
+        alarms does not wait for processing (it would otherwise see the whole fleet fall silent)."""
         while True:
-            await asyncio.sleep(0.5)
-            seen = sum(_records_seen(rt) for rt in runtimes)
-            if seen != last or _behind(runtimes):  # an application still catching up is not idle
-                last, quiet_since = seen, time.monotonic()
-            if sim.poll() is not None and time.monotonic() - quiet_since >= idle_s:
+            await asyncio.sleep(1.0)
+            if sim.poll() is not None and await asyncio.to_thread(caught_up, rt.config):
+                await asyncio.sleep(idle_s)
                 stop.set()
                 return
 
-    watcher = asyncio.create_task(watch())
-    try:
-        codes = await asyncio.gather(*(consume(rt.config, stop=stop, runtime=rt) for rt in runtimes))
-        return max(codes)
-    finally:
-        watcher.cancel()
+    async def run(rt: Runtime) -> int:
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch(rt, stop))
+        try:
+            return await consume(rt.config, stop=stop, runtime=rt)
+        finally:
+            watcher.cancel()
+
+    return max(await asyncio.gather(*(run(rt) for rt in runtimes)))
 
 
-def _behind(runtimes: Any) -> bool:
-    """Whether a shard of either application last reported records behind the tip of the stream."""
-    return any(s.value > 0 for rt in runtimes for metric in rt.registry.collect()
-               if metric.name == "wenu_millis_behind_latest" for s in metric.samples)
+def caught_up(config: Config) -> bool:
+    """Whether every shard's checkpoint of ``config.app`` stands at the tip of the stream (all committed)."""
+    import boto3
+
+    from wenu_stream.driver.leases import read_leases
+
+    kinesis = boto3.client("kinesis")
+    checkpoints = {lease.lease_key: lease.checkpoint for lease in read_leases(config.lease_table)}
+    for shard in kinesis.list_shards(StreamName=config.kinesis.stream)["Shards"]:
+        checkpoint = checkpoints.get(shard["ShardId"], "TRIM_HORIZON")
+        if checkpoint == "SHARD_END":
+            continue
+        kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint} \
+            if checkpoint.isdigit() else {"ShardIteratorType": "TRIM_HORIZON"}
+        iterator = kinesis.get_shard_iterator(StreamName=config.kinesis.stream, ShardId=shard["ShardId"],
+                                              **kind)["ShardIterator"]
+        if kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"]:
+            return False
+    return True
 
 
 def _records_seen(runtime: Any) -> float:
