@@ -83,31 +83,16 @@ def assert_effects(run: Run, expected: Outcomes) -> None:
     assert dead_letter_counts(run.config) == expected.rejected
 
 
-def test_records_flow_to_their_effects_and_the_lease_table_gets_checkpoints(
+def test_records_flow_to_checkpoints_and_a_kill_minus_9_mid_stream_loses_nothing_and_counts_nothing_twice(
         use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]) -> None:
-    expected = fill_stream(unique_name, KEYS, shards=2, devices=DEVICES, duration_s=60)
+    expected = fill_stream(unique_name, KEYS, shards=2, devices=DEVICES, duration_s=40, aggregate=0)
     assert expected.rejected and expected.duplicates, "the scenario must exercise faults"
     run = Run(unique_name, unique_name, tmp_path, use_kinesis_local)
-    daemon = run.start(kcl_daemons, "daemon")
-
-    wait_for(lambda: run.records_done() == expected.user_records, "every record's effects", kcl_daemons)
-    wait_for(lambda: len(run.checkpoints()) == 2 and all(c.isdigit() for c in run.checkpoints().values()),
-             "a sequence-number checkpoint on every lease", kcl_daemons)
-    daemon.stop()
-
-    assert_effects(run, expected)
-    assert {e["shard_id"] for e in daemon.events() if e.get("event") == "shard_initialized"} == set(run.checkpoints())
-
-
-def test_kill_minus_9_mid_stream_then_restart_loses_nothing_and_counts_nothing_twice(
-        use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]) -> None:
-    expected = fill_stream(unique_name, KEYS, shards=2, devices=DEVICES, duration_s=60, aggregate=0)
-    run = Run(unique_name, unique_name, tmp_path, use_kinesis_local, maxRecords="5")
-    first = run.start(kcl_daemons, "first", workerId="worker-a")
+    first = run.start(kcl_daemons, "first", workerId="worker-a", maxRecords="10")  # small batches: killed mid-stream
     wait_for(lambda: any(c.isdigit() for c in run.checkpoints().values()), "a first checkpoint", kcl_daemons)
     first.kill()
     done_at_kill = run.records_done()
-    assert done_at_kill < expected.user_records, "the kill must interrupt the work"
+    assert 0 < done_at_kill < expected.user_records, "records flowed, and the kill interrupted the work"
 
     # Same worker id, as a task restarted in place: its leases are still assigned to it, so it resumes at once.
     # (A new id would wait for KCL 3.1.3's leader lock, held by the dead worker for 2 minutes, before the
@@ -115,10 +100,13 @@ def test_kill_minus_9_mid_stream_then_restart_loses_nothing_and_counts_nothing_t
     second = run.start(kcl_daemons, "second", workerId="worker-a")
     wait_for(lambda: run.records_done() == expected.user_records, "every record's effects after the restart",
              kcl_daemons)
+    wait_for(lambda: len(run.checkpoints()) == 2 and all(c.isdigit() for c in run.checkpoints().values()),
+             "a sequence-number checkpoint on every lease", kcl_daemons)
     second.stop()
 
     assert_effects(run, expected)
     resumed = [e for e in second.events() if e.get("event") == "shard_initialized"]
+    assert {e["shard_id"] for e in resumed} == set(run.checkpoints())
     assert any(e["checkpoint"][0].isdigit() for e in resumed), "the restart resumed from a checkpoint"
 
 
@@ -171,9 +159,12 @@ def test_a_split_shard_is_processed_parent_first_and_children_inherit_its_duplic
     assert checkpoints.pop(parent) == "SHARD_END"
     events = daemon.events()
     ended = [i for i, e in enumerate(events) if e.get("event") == "shard_ended" and e["shard_id"] == parent]
-    started = {e["shard_id"]: (i, e) for i, e in enumerate(events) if e.get("event") == "shard_initialized"}
+    started: dict[str, tuple[int, dict[str, object]]] = {}  # each shard's first start (a lease may move later)
+    for i, e in enumerate(events):
+        if e.get("event") == "shard_initialized":
+            started.setdefault(e["shard_id"], (i, e))
     assert set(started) == {parent, *checkpoints}
     for child in checkpoints:
         index, event = started[child]
-        assert index > ended[0] and event["timestamp"] >= events[ended[0]]["timestamp"]
-        assert event["parents"] == [parent] and event["devices_remembered"] > 0
+        assert index > ended[0] and str(event["timestamp"]) >= events[ended[0]]["timestamp"]
+        assert event["parents"] == [parent] and event["devices_remembered"] == DEVICES
