@@ -21,6 +21,7 @@ are applied again on top, skipping what the stored fence covers.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +40,7 @@ from wenu_stream.stats.windows import add_months
 if TYPE_CHECKING:
     from wenu_stream.config import Config
     from wenu_stream.metrics import Metrics
+    from wenu_stream.runtime import Runtime
 
 _BATCH_GET = 100  # BatchGetItem's limit
 _THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -104,6 +106,7 @@ class StatsSink:
         self._gate = asyncio.Semaphore(concurrency)
         self._max_dirty = max_dirty_windows
         self._cache: OrderedDict[str, _Series] = OrderedDict()
+        self._touched: set[str] = set()  # series changed since their last commit
         self._lock = asyncio.Lock()
 
     async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> StatsReport:
@@ -118,6 +121,7 @@ class StatsSink:
                 entry = self._cache[series]
                 self._cache.move_to_end(series)
                 tally.update(self._apply(entry, group))
+                self._touched.add(series)
                 if len(entry.engine.dirty) > self._max_dirty:  # keep the redo of one commit small
                     await self._commit(series)
         report = StatsReport(applied=tally[Outcome.APPLIED], late=tally[Outcome.LATE],
@@ -129,8 +133,9 @@ class StatsSink:
     async def flush(self) -> None:
         """Commit every series changed since the last flush (module docstring, steps 1-2)."""
         async with self._lock:
-            dirty = [s for s, entry in self._cache.items() if entry.dirty or entry.pending]
+            dirty = [s for s in self._touched if s in self._cache]
             await asyncio.gather(*(self._gated_commit(s) for s in dirty))
+            self._touched.clear()
             self._shrink()
 
     def _apply(self, entry: _Series, group: Sequence[Pending]) -> list[Outcome]:
@@ -149,6 +154,8 @@ class StatsSink:
     async def _commit(self, series: str, attempts: int = 4) -> None:
         for _ in range(attempts):
             entry = self._cache[series]
+            if not (entry.dirty or entry.pending):
+                return  # committed by an earlier attempt of this flush
             engine = entry.engine
             fence = items.fence_text(engine.state.fence)
             keys = sorted(engine.dirty)
@@ -236,7 +243,9 @@ class StatsSink:
     def _shrink(self) -> None:
         """Forget the least recently used clean series beyond ``max_series``."""
         excess = len(self._cache) - self._max_series
-        for series in [s for s, e in self._cache.items() if not (e.dirty or e.pending)][: max(excess, 0)]:
+        if excess <= 0:
+            return
+        for series in [s for s, e in self._cache.items() if not (e.dirty or e.pending)][:excess]:
             del self._cache[series]
 
 
@@ -345,6 +354,14 @@ class DynamoStatsSink(StatsSink):
             app=app,
             **tuning,
         )
+
+
+async def stats_sink(rt: Runtime) -> DynamoStatsSink:
+    """Build the stats sink from the runtime's DynamoDB client (a ``READING_SINKS["processing"]`` factory)."""
+    cfg = rt.config
+    return DynamoStatsSink(await rt.client("dynamodb"), table=cfg.stats.table, lateness_s=cfg.stats.lateness_s,
+                           ttl_months=cfg.stats.ttl_months, clock=lambda: int(time.time() * 1000),
+                           metrics=rt.metrics, app=cfg.app)  # fmt: skip
 
 
 class InMemoryStatsStore:

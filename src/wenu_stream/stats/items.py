@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -78,12 +79,11 @@ def expires_at(end_ms: int, ttl_months: int) -> int:
 def window_item(state: SeriesState, key: WindowKey, agg: WindowAgg, fence: str, ttl_months: int) -> Item:
     """The item of one window, with its readable attributes."""
     width, start = key
-    end = window_of(start, width, state.timezone)[1]
-    start_iso, end_iso = window_iso(start, end, width, state.timezone)
+    start_iso, end_iso, expires = _bounds(width, start, state.timezone, ttl_months)
     item: Item = {
         "pk": {"S": window_pk(state.series, width)}, "sk": {"N": str(start)}, "series": {"S": state.series},
         "window": {"S": width}, "start": {"S": start_iso}, "end": {"S": end_iso}, "kind": {"S": state.kind},
-        "fence": {"S": fence}, "expires_at": {"N": str(expires_at(end, ttl_months))}, "agg": {"B": _ENC.encode(agg)},
+        "fence": {"S": fence}, "expires_at": {"N": str(expires)}, "agg": {"B": _ENC.encode(agg)},
     }  # fmt: skip
     for name, value in result(agg, state.kind).items():
         item[name] = {"NULL": True} if value is None else number(value)
@@ -91,6 +91,13 @@ def window_item(state: SeriesState, key: WindowKey, agg: WindowAgg, fence: str, 
         if point is not None:
             item[name] = {"S": iso(point.t, state.timezone)}
     return item
+
+
+@lru_cache(maxsize=65_536)
+def _bounds(width: str, start: int, tz: str, ttl_months: int) -> tuple[str, str, int]:
+    """ISO start and end of a window and its TTL (cached: a window is written many times)."""
+    end = window_of(start, width, tz)[1]
+    return (*window_iso(start, end, width, tz), expires_at(end, ttl_months))
 
 
 def state_item(state: SeriesState, redo: list[RedoEntry], expires: int) -> Item:

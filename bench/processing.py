@@ -1,0 +1,142 @@
+"""Processing-application benchmarks. Stats part: DynamoDB writes per 1,000 readings and engine CPU per reading.
+
+Writes are counted on the in-memory store (the sink issues exactly these calls against DynamoDB: one
+conditional PutItem per state item or window item, one BatchGetItem per 100 keys read). Write capacity
+units are estimated from item sizes (1 WCU per started KiB, standard writes).
+Usage: .venv/bin/python bench/processing.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from wenu_stream.model import Position, SeriesReading  # noqa: E402
+from wenu_stream.sinks.stats import InMemoryStatsStore, StatsSink  # noqa: E402
+from wenu_stream.stats.engine import SeriesEngine, new_state  # noqa: E402
+
+T0 = 1_792_800_000_000  # 2026-10-25, a DST day in Madrid
+SHARD = "shardId-000000000000"
+
+
+class CountingStore(InMemoryStatsStore):
+    """The in-memory store, counting the DynamoDB calls and write units the sink's requests would cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    async def get_states(self, series: Sequence[str]) -> dict[str, Any]:
+        self.calls["BatchGetItem"] += math.ceil(len(series) / 100)
+        return await super().get_states(series)
+
+    async def get_windows(self, keys: Sequence[tuple[str, str, int]]) -> list[Any]:
+        self.calls["BatchGetItem"] += math.ceil(len(keys) / 100)
+        return await super().get_windows(keys)
+
+    async def put_state(self, item: dict[str, Any], base: str | None) -> str | None:
+        self._count("state", item)
+        return await super().put_state(item, base)
+
+    async def put_window(self, item: dict[str, Any]) -> bool:
+        self._count("window", item)
+        return await super().put_window(item)
+
+    def _count(self, kind: str, item: dict[str, Any]) -> None:
+        size = sum(len(k) + len(next(iter(v.values()))) for k, v in item.items())
+        self.calls["PutItem"] += 1
+        self.calls[f"PutItem {kind}"] += 1
+        self.calls["WCU"] += math.ceil(size / 1024)
+
+
+def fleet(devices: int, minutes: int, seed: int = 1) -> list[SeriesReading]:
+    """``devices`` meters (half gauges, half counters, one series each) reporting once a minute, in time order."""
+    rng = random.Random(seed)
+    offsets = [rng.randrange(60_000) for _ in range(devices)]
+    registers = [1000.0] * devices
+    out = []
+    for minute in range(minutes):
+        for d in range(devices):
+            kind = "counter" if d % 2 else "gauge"
+            registers[d] += rng.randint(0, 500) / 1000
+            value = round(registers[d], 3) if kind == "counter" else round(rng.uniform(0, 100), 3)
+            out.append(SeriesReading(
+                series=f"site-{d // 10}.m{d}.{kind}", company="acme", site=f"site-{d // 10}", timezone="Europe/Madrid",
+                kind=kind, unit="kWh", device=f"dev-{d}", ch="c1", seq=minute, index=0,
+                t=T0 + minute * 60_000 + offsets[d], value=value, raw_value=value))  # fmt: skip
+    out.sort(key=lambda r: r.t)
+    return [r.__class__(**{**{f: getattr(r, f) for f in r.__struct_fields__}, "position": Position(i)})
+            for i, r in enumerate(out)]  # fmt: skip
+
+
+async def writes_per_thousand(readings: list[SeriesReading], flush_s: float, count: bool = True) -> Counter[str]:
+    """Feed readings as they arrive (batches of one second) and flush every ``flush_s`` of reading time."""
+    store = CountingStore() if count else InMemoryStatsStore()
+    sink = StatsSink(store, lateness_s=3600, ttl_months=13, clock=lambda: T0)
+    batch: list[SeriesReading] = []
+    next_batch, next_flush = T0 + 1000, T0 + flush_s * 1000
+    for r in readings:
+        if r.t >= next_batch:
+            await sink.write_readings(SHARD, batch)
+            batch, next_batch = [], next_batch + 1000
+        if r.t >= next_flush:
+            await sink.flush()
+            next_flush += flush_s * 1000
+        batch.append(r)
+    await sink.write_readings(SHARD, batch)
+    await sink.flush()
+    return store.calls if isinstance(store, CountingStore) else Counter()
+
+
+def engine_cpu(kind: str, shuffle: bool, n: int = 60_000) -> float:
+    """Microseconds of CPU per reading for the pure engine alone (one series, one reading every second)."""
+    rng = random.Random(3)
+    readings = [SeriesReading(series="s", company="c", site="x", timezone="Europe/Madrid", kind=kind, unit="u",
+                              device="d", ch="c", seq=i, index=0, t=T0 + i * 1000, value=float(i), raw_value=float(i),
+                              position=Position(i)) for i in range(n)]  # fmt: skip
+    if shuffle:  # arrival jitter of up to 10 minutes, within the lateness
+        readings.sort(key=lambda r: r.t + rng.randrange(600_000))
+        readings = [r.__class__(**{**{f: getattr(r, f) for f in r.__struct_fields__}, "position": Position(i)})
+                    for i, r in enumerate(readings)]  # fmt: skip
+    engine = SeriesEngine(new_state(readings[0]), 3_600_000)
+    started = time.process_time()
+    for r in readings:
+        engine.provide(dict.fromkeys(engine.needs(SHARD, [r])))
+        engine.apply(SHARD, r)
+    return (time.process_time() - started) / n * 1e6
+
+
+async def sink_cpu(readings: list[SeriesReading]) -> float:
+    """Microseconds of CPU per reading for the sink on the in-memory store (engine, items, flushes every 5 s)."""
+    started = time.process_time()
+    await writes_per_thousand(readings, 5.0, count=False)
+    return (time.process_time() - started) / len(readings) * 1e6
+
+
+def main() -> None:
+    readings = fleet(2_000, 30)
+    print(f"stats: 2,000 devices reporting every minute, 30 minutes ({len(readings):,} readings), lateness 1 h")
+    print(f"{'flush interval':>15} {'PutItem/1k':>11} {'(state':>7} {'window)':>8} {'BatchGet/1k':>12} {'WCU/1k':>8}")
+    for flush_s in (5.0, 60.0, 900.0):
+        calls = asyncio.run(writes_per_thousand(readings, flush_s))
+        k = len(readings) / 1000
+        print(f"{flush_s:>14.0f}s {calls['PutItem'] / k:>11.0f} {calls['PutItem state'] / k:>7.0f} "
+              f"{calls['PutItem window'] / k:>8.0f} {calls['BatchGetItem'] / k:>12.1f} {calls['WCU'] / k:>8.0f}")
+    for kind in ("gauge", "counter"):
+        for shuffle in (False, True):
+            label = f"{kind}, {'shuffled within 10 min' if shuffle else 'in order'}"
+            print(f"engine CPU per reading ({label}): {engine_cpu(kind, shuffle):.1f} us")
+    print(f"sink CPU per reading (engine + items, in-memory store, flush 5 s): {asyncio.run(sink_cpu(readings)):.1f} us")
+
+
+if __name__ == "__main__":
+    main()
