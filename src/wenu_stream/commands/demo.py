@@ -109,6 +109,7 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     expected = _simulator_summary(sim)
     say("[5/6] summary")
     _summary(config, expected, elapsed)
+    _stats(config)
     _warehouse(config)
     _alarms_summary(queue, expected.get("expected_alarms", []))
     say("[6/6] cleaning up" if not args.keep else "[6/6] done")
@@ -225,6 +226,19 @@ def _summary(config: Config, expected: dict[str, Any], elapsed: float) -> None:
         "simulator paces arrivals in real time, so this is the arrival rate: `make bench` measures capacity)")
     say("    where to look next: `wenu-stream dlq list --reason auth_failed`, `wenu-stream records decode`, "
         "`wenu-stream check-config`, README.md")
+
+
+def _stats(config: Config) -> None:
+    """A few Company Stats rows, as `wenu-stream stats query` shows them."""
+    from wenu_stream.commands.stats import fetch, row, write
+
+    now_ms = int(time.time() * 1000)
+    for series, width in (("acme-hq.em-000001.power", "15m"), ("acme-hq.em-000001.energy", "1h")):
+        rows = [row(item) for item in fetch(config.stats.table, series, width, now_ms - 86_400_000, now_ms + 3_600_000,
+                                            now_ms // 1000)]
+        say(f"    stats: `wenu-stream stats query --series {series} --window {width} --from ... --to ...`")
+        sys.stdout.flush()
+        write(rows[-3:], "table")
 
 
 def _warehouse(config: Config) -> None:
