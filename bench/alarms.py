@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--latency", type=int, default=0, metavar="N",
+    parser.add_argument("--latency", type=int, default=50, metavar="N",
                         help="measure put -> SQS latency over N notifications on the local stack instead")
     parser.add_argument("--checkpoint-interval", type=float, default=None,
                         help="kinesis.checkpoint_interval_s of the alarms worker (default: the config's, 5 s)")
