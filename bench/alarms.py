@@ -71,13 +71,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--latency", type=int, default=50, metavar="N",
-                        help="measure put -> SQS latency over N notifications on the local stack instead")
+                        help="then measure put -> SQS latency over N notifications on the local stack (0: skip)")
     parser.add_argument("--checkpoint-interval", type=float, default=None,
                         help="kinesis.checkpoint_interval_s of the alarms worker (default: the config's, 5 s)")
     args = parser.parse_args()
+    evaluation_cost(args)
     if args.latency:
         latency(args.latency, args.checkpoint_interval)
-        return
+
+
+def evaluation_cost(args: argparse.Namespace) -> None:
+    """Rule evaluation per reading with every instance live, against the decode floor, side by side."""
     rng = random.Random(7)
     warm = readings(args.series, args.series, rng)  # one reading per series: every instance exists
     stream = readings(args.series, args.series + args.readings, rng)[args.series :]
