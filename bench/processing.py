@@ -20,9 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from wenu_stream.model import Position, SeriesReading  # noqa: E402
-from wenu_stream.sinks.stats import InMemoryStatsStore, StatsSink  # noqa: E402
-from wenu_stream.stats.engine import SeriesEngine, new_state  # noqa: E402
+from wenu_stream.model import Position, SeriesReading
+from wenu_stream.sinks.stats import InMemoryStatsStore, StatsSink
+from wenu_stream.stats.engine import SeriesEngine, new_state
 
 T0 = 1_792_800_000_000  # 2026-10-25, a DST day in Madrid
 SHARD = "shardId-000000000000"
@@ -78,13 +78,16 @@ def fleet(devices: int, minutes: int, seed: int = 1) -> list[SeriesReading]:
             for i, r in enumerate(out)]  # fmt: skip
 
 
-async def writes_per_thousand(readings: list[SeriesReading], flush_s: float, count: bool = True) -> Counter[str]:
+async def writes_per_thousand(readings: list[SeriesReading], flush_s: float, count: bool = True,
+                              publish_s: float = 0.0) -> Counter[str]:  # fmt: skip
     """Feed readings as they arrive (batches of one second) and flush every ``flush_s`` of reading time."""
     store = CountingStore() if count else InMemoryStatsStore()
-    sink = StatsSink(store, lateness_s=3600, ttl_months=13, clock=lambda: T0)
+    now = [T0]
+    sink = StatsSink(store, lateness_s=3600, ttl_months=13, clock=lambda: now[0], publish_s=publish_s)
     batch: list[SeriesReading] = []
     next_batch, next_flush = T0 + 1000, T0 + flush_s * 1000
     for r in readings:
+        now[0] = r.t  # the clock runs with the readings
         if r.t >= next_batch:
             await sink.write_readings(SHARD, batch)
             batch, next_batch = [], next_batch + 1000
@@ -124,18 +127,25 @@ async def sink_cpu(readings: list[SeriesReading]) -> float:
 
 def main() -> None:
     readings = fleet(2_000, 30)
-    print(f"stats: 2,000 devices reporting every minute, 30 minutes ({len(readings):,} readings), lateness 1 h")
-    print(f"{'flush interval':>15} {'PutItem/1k':>11} {'(state':>7} {'window)':>8} {'BatchGet/1k':>12} {'WCU/1k':>8}")
-    for flush_s in (5.0, 60.0, 900.0):
-        calls = asyncio.run(writes_per_thousand(readings, flush_s))
+    print(
+        f"stats: 2,000 devices reporting every minute, 30 minutes ({len(readings):,} readings), lateness 1 h"
+    )
+    print(f"{'flush':>6} {'publish':>8} {'PutItem/1k':>11} {'(state':>7} {'window)':>8} {'BatchGet/1k':>12} "
+          f"{'WCU/1k':>7}")  # fmt: skip
+    for flush_s, publish_s in ((5.0, 0.0), (60.0, 0.0), (900.0, 0.0), (5.0, 300.0), (5.0, 900.0)):
+        calls = asyncio.run(writes_per_thousand(readings, flush_s, publish_s=publish_s))
         k = len(readings) / 1000
-        print(f"{flush_s:>14.0f}s {calls['PutItem'] / k:>11.0f} {calls['PutItem state'] / k:>7.0f} "
-              f"{calls['PutItem window'] / k:>8.0f} {calls['BatchGetItem'] / k:>12.1f} {calls['WCU'] / k:>8.0f}")
+        print(
+            f"{flush_s:>5.0f}s {publish_s:>7.0f}s {calls['PutItem'] / k:>11.0f} {calls['PutItem state'] / k:>7.0f} "
+            f"{calls['PutItem window'] / k:>8.0f} {calls['BatchGetItem'] / k:>12.1f} {calls['WCU'] / k:>7.0f}"
+        )
     for kind in ("gauge", "counter"):
         for shuffle in (False, True):
             label = f"{kind}, {'shuffled within 10 min' if shuffle else 'in order'}"
             print(f"engine CPU per reading ({label}): {engine_cpu(kind, shuffle):.1f} us")
-    print(f"sink CPU per reading (engine + items, in-memory store, flush 5 s): {asyncio.run(sink_cpu(readings)):.1f} us")
+    print(
+        f"sink CPU per reading (engine + items, in-memory store, flush 5 s): {asyncio.run(sink_cpu(readings)):.1f} us"
+    )
 
 
 if __name__ == "__main__":

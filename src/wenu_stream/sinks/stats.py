@@ -8,7 +8,10 @@ in this order:
    window changed since the last commit as ``redo``), conditioned on the stored
    fence being the one this worker based its state on (compare-and-set);
 2. put the changed window items, each conditioned on its stored fence being
-   older (so a retry, a redo or a slower twin never goes backwards).
+   older (so a retry, a redo or a slower twin never goes backwards). With
+   ``publish_s`` > 0, a window still open is put at most once per ``publish_s``
+   (it stays in the state's ``redo`` meanwhile, durable but not yet visible):
+   fewer writes, staler dashboards.
 
 A crash between 1 and 2 loses nothing: whoever loads the state next finds the
 ``redo`` windows and writes them again. A replay skips the readings the state's
@@ -35,7 +38,19 @@ from wenu_stream.ports import Clock
 from wenu_stream.stats import items
 from wenu_stream.stats.engine import Outcome, SeriesEngine, WindowKey, new_state
 from wenu_stream.stats.items import Item, RedoEntry
-from wenu_stream.stats.windows import add_months
+from wenu_stream.stats.memory import InMemoryStatsStore
+from wenu_stream.stats.windows import add_months, window_of
+
+__all__ = [
+    "DynamoStatsSink",
+    "DynamoStatsStore",
+    "InMemoryStatsStore",
+    "StatsReport",
+    "StatsSink",
+    "StatsStore",
+    "ensure_stats_table",
+    "stats_sink",
+]
 
 if TYPE_CHECKING:
     from wenu_stream.config import Config
@@ -76,12 +91,13 @@ class StatsStore(Protocol):
 class _Series:
     """A cached series: its engine, the fence stored in its state item, and what was processed since."""
 
-    __slots__ = ("base", "engine", "pending")
+    __slots__ = ("base", "engine", "pending", "published_at")
 
     def __init__(self, engine: SeriesEngine, base: str | None) -> None:
         self.engine = engine
         self.base = base
         self.pending: list[Pending] = []
+        self.published_at: int | None = None  # clock time its open windows were last written
 
     @property
     def dirty(self) -> bool:
@@ -95,7 +111,7 @@ class StatsSink:
 
     def __init__(self, store: StatsStore, *, lateness_s: int = 3600, ttl_months: int = 13, clock: Clock,
                  metrics: Metrics | None = None, app: str = "processing", max_series: int = 100_000,
-                 concurrency: int = 16, max_dirty_windows: int = 512) -> None:  # fmt: skip
+                 concurrency: int = 16, max_dirty_windows: int = 512, publish_s: float = 0.0) -> None:  # fmt: skip
         self._store = store
         self._lateness_ms = lateness_s * 1000
         self._ttl = ttl_months
@@ -105,6 +121,8 @@ class StatsSink:
         self._max_series = max_series
         self._gate = asyncio.Semaphore(concurrency)
         self._max_dirty = max_dirty_windows
+        self._publish_ms = int(publish_s * 1000)
+        self._deferred: set[str] = set()  # series with open windows kept in their state item's redo only
         self._cache: OrderedDict[str, _Series] = OrderedDict()
         self._touched: set[str] = set()  # series changed since their last commit
         self._lock = asyncio.Lock()
@@ -133,7 +151,9 @@ class StatsSink:
     async def flush(self) -> None:
         """Commit every series changed since the last flush (module docstring, steps 1-2)."""
         async with self._lock:
-            dirty = [s for s in self._touched if s in self._cache]
+            now = self._clock()
+            due = {s for s in self._deferred if s in self._cache and self._publish_due(self._cache[s], now)}
+            dirty = [s for s in self._touched | due if s in self._cache]
             await asyncio.gather(*(self._gated_commit(s) for s in dirty))
             self._touched.clear()
             self._shrink()
@@ -165,13 +185,30 @@ class StatsSink:
             stored = await self._store.put_state(items.state_item(engine.state, redo, expires), entry.base)
             if stored is None or stored == fence:  # written now, or by an earlier attempt that timed out
                 entry.base = fence
-                await self._put_windows(entry, keys, fence or "", now)
+                publish = (
+                    keys if self._publish_due(entry, now) else [k for k in keys if self._closed(entry, k)]
+                )
+                await self._put_windows(entry, publish, fence or "", now)
+                if publish is keys:
+                    entry.published_at = now
+                    self._deferred.discard(series)
+                else:
+                    self._deferred.add(series)
                 return
             await self._rebuild(series)  # another fence is stored: our state is stale
         raise SinkError(
             f"stats of series {series!r} kept changing under this worker; "
             "another worker is processing its shard: stop and replay from the checkpoint"
         )
+
+    def _publish_due(self, entry: _Series, now_ms: int) -> bool:
+        return entry.published_at is None or now_ms - entry.published_at >= self._publish_ms
+
+    @staticmethod
+    def _closed(entry: _Series, key: WindowKey) -> bool:
+        """True once the series has a reading after the window (it will rarely change again)."""
+        width, start = key
+        return window_of(start, width, entry.engine.state.timezone)[1] <= _newest(entry)
 
     async def _put_windows(self, entry: _Series, keys: list[WindowKey], fence: str, now_ms: int) -> None:
         engine = entry.engine
@@ -362,45 +399,6 @@ async def stats_sink(rt: Runtime) -> DynamoStatsSink:
     return DynamoStatsSink(await rt.client("dynamodb"), table=cfg.stats.table, lateness_s=cfg.stats.lateness_s,
                            ttl_months=cfg.stats.ttl_months, clock=lambda: int(time.time() * 1000),
                            metrics=rt.metrics, app=cfg.app)  # fmt: skip
-
-
-class InMemoryStatsStore:
-    """``StatsStore`` in a dict, with DynamoDB's conditions; for fast tests of the sink."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, int], Item] = {}
-
-    async def get_states(self, series: Sequence[str]) -> dict[str, Item]:
-        found = (self.items.get((items.state_pk(s), 0)) for s in series)
-        return {i["series"]["S"]: i for i in found if i is not None}
-
-    async def get_windows(self, keys: Sequence[tuple[str, str, int]]) -> list[Item]:
-        found = (self.items.get((items.window_pk(s, w), start)) for s, w, start in keys)
-        return [i for i in found if i is not None]
-
-    async def put_state(self, item: Item, base: str | None) -> str | None:
-        old = self.items.get(_key(item))
-        stored = None if old is None else old["fence"]["S"]
-        if stored != base:
-            return stored or ""
-        self.items[_key(item)] = item
-        return None
-
-    async def put_window(self, item: Item) -> bool:
-        old = self.items.get(_key(item))
-        new = item["fence"]["S"]
-        if (
-            old is not None
-            and old["fence"]["S"].split("/")[0] == new.split("/")[0]
-            and old["fence"]["S"] >= new
-        ):
-            return False
-        self.items[_key(item)] = item
-        return True
-
-
-def _key(item: Item) -> tuple[str, int]:
-    return item["pk"]["S"], int(item["sk"]["N"])
 
 
 def ensure_stats_table(config: Config, opts: dict[str, Any]) -> dict[str, str]:
