@@ -6,7 +6,7 @@ Numbers vary on a shared 2-core machine; the ratios are measured within one run 
 
 from __future__ import annotations
 
-import runpy
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,12 +17,17 @@ ORDER = ["decode", "driver", "processing", "alarms", "memory"]
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
     names = argv or [n for n in ORDER if (here / f"{n}.py").exists()]
-    for name in names:
+    failed = []
+    for name in names:  # each in its own process: one benchmark's failure or memory does not touch the next
         print(f"\n=== bench/{name}.py ===", flush=True)
         started = time.perf_counter()
-        runpy.run_path(str(here / f"{name}.py"), run_name="__main__")
-        print(f"(bench/{name}.py took {time.perf_counter() - started:.1f} s)", flush=True)
-    return 0
+        code = subprocess.run([sys.executable, str(here / f"{name}.py")], stderr=subprocess.DEVNULL).returncode
+        print(f"(bench/{name}.py took {time.perf_counter() - started:.1f} s, exit code {code})", flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
