@@ -17,7 +17,7 @@ def configure_logging(level: str = "info", *, stream: Any = None) -> None:
     Context such as ``shard_id`` is bound with ``structlog.contextvars`` so every
     line of a shard's task carries it.
     """
-    out = stream if stream is not None else sys.stderr.buffer
+    out = stream if stream is not None else _Stderr()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -30,6 +30,20 @@ def configure_logging(level: str = "info", *, stream: Any = None) -> None:
         logger_factory=structlog.BytesLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at each write (a test harness or a daemon may swap it after configuration)."""
+
+    def write(self, data: bytes) -> int:
+        err = sys.stderr
+        buffer = getattr(err, "buffer", None)
+        if buffer is not None:
+            return int(buffer.write(data))
+        return int(err.write(data.decode("utf-8", "replace")))
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _dumps(obj: Any, **_: Any) -> bytes:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from wenu_stream.model import KinesisRecord
 
 if TYPE_CHECKING:
+    from wenu_stream.ops.rebuild import RebuildMarker
     from wenu_stream.pipeline import BatchOutcome, DeadLetter
 
 
@@ -66,6 +67,10 @@ class StateStore(Protocol):
 
     async def load(self, shard_id: str, sequence: str) -> bytes | None: ...
 
+    async def rebuild_marker(self, shard_id: str) -> RebuildMarker | None:
+        """The shard's rebuild marker (``ops.rebuild``), or None: how a reset asks the replay to recompute."""
+        ...
+
 
 class BatchSink(Protocol):
     """An application stage with durable effects (stats, staging, alarm state). Idempotent under replay.
@@ -73,6 +78,11 @@ class BatchSink(Protocol):
     ``write`` may keep effects in memory (coalescing, say, one write per stats
     window per flush instead of one per reading); ``flush`` makes everything
     written so far durable. The processor checkpoints only after ``flush``.
+
+    A sink that keeps derived results may also have ``rebuild(shard_id,
+    generation)``: the processor calls it before the shard's first ``write``
+    with the shard's rebuild generation (0 without a marker, see
+    ``ops.rebuild``); the sink recomputes results of older generations.
     """
 
     name: str

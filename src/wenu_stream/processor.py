@@ -82,6 +82,7 @@ class PipelineProcessor:
         self.shard_id = ""
         self.totals = Totals()
         self._dedup = Dedup(dedup_window)
+        self.generation = 0  # the shard's rebuild generation (ops.rebuild), handed to the sinks
         self._resume_after: Position | None = None
         self._broken = False
         self._interval = checkpoint_interval
@@ -93,17 +94,30 @@ class PipelineProcessor:
         self._log: Any = get_logger("wenu.processor")
 
     async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
-        """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard)."""
+        """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard).
+
+        A rebuild marker (``ops.rebuild``) that applies to ``checkpoint`` starts
+        the shard with empty duplicate memory and totals instead; its generation
+        (0 without a marker) goes to every sink that has ``rebuild``.
+        """
         self.shard_id = shard_id
         self._log = self._log.bind(shard_id=shard_id, app=self.app)
         self._release()
+        marker = await self._durable("state", lambda: self._state.rebuild_marker(shard_id))
+        rebuilding = marker is not None and marker.applies(checkpoint)
+        self.generation = marker.generation if marker is not None else 0
+        for sink in self._sinks:
+            rebuild = getattr(sink, "rebuild", None)
+            if rebuild is not None:
+                rebuild(shard_id, self.generation)
         seq, sub = parse_checkpoint(checkpoint)
         if seq is not None:
-            blob = await self._durable("state", lambda: self._state.load(shard_id, seq))
-            if blob is None:
+            # A reset with --rebuild asked this replay to recount from here: the state saved here is not used.
+            blob = None if rebuilding else await self._durable("state", lambda: self._state.load(shard_id, seq))
+            if blob is None and not rebuilding:
                 self._log.warning("no_state_at_checkpoint", checkpoint=checkpoint,
                                   effect="duplicates sent before this checkpoint are not recognised")
-            else:
+            elif blob is not None:
                 self._restore(blob)
             self._resume_after = Position(int(seq), sub) if sub else None
         elif parent_shard_ids:
@@ -111,7 +125,7 @@ class PipelineProcessor:
             dedups = [Dedup.load(msgspec.msgpack.decode(b, type=ShardState).dedup, self._window) for b in parents if b]
             self._dedup = Dedup.merged(dedups, self._window)
         self._log.info("shard_initialized", checkpoint=checkpoint, parents=list(parent_shard_ids),
-                       devices_remembered=len(self._dedup))
+                       devices_remembered=len(self._dedup), generation=self.generation, rebuilding=rebuilding)
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
         """Run the batch; commit (module docstring, steps 2-3) when the interval has passed. True: checkpoint now."""

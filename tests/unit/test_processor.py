@@ -114,3 +114,27 @@ async def test_an_urgent_sink_commits_before_the_interval() -> None:
     await proc.initialize("shard-0", None, [])
     assert await proc.process(BATCH[:1], None) is True
     assert ("shard-0", "1") in state.states and sink.batches
+
+
+async def test_a_rebuild_marker_at_the_checkpoint_recounts_and_every_sink_gets_the_generation() -> None:
+    from wenu_stream.ops.rebuild import RebuildMarker
+
+    proc, _, state, _, clock = make()
+    await proc.initialize("shard-0", None, [])
+    clock.now = 10.0
+    assert await proc.process(BATCH, None) is True  # checkpoint at 4, state saved there
+    state.markers["shard-0"] = RebuildMarker(app="processing", stream="s", shard_id="shard-0", from_checkpoint="2",
+                                             generation=3)
+    rebuilt, _, _, sink, clock2 = make(state)
+    await rebuilt.initialize("shard-0", "2", [])  # the reset moved the lease to 2: recount from there
+    assert rebuilt.generation == 3 and sink.generations == {"shard-0": 3}
+    assert rebuilt.totals.records == 0 and len(rebuilt._dedup) == 0
+    clock2.now = 10.0
+    assert await rebuilt.process(BATCH[2:], None) is True
+    # record 3 repeats EM-1 seq 1 of record 1, which precedes the reset position: new to the rebuild
+    assert rebuilt.totals.accepted == 3 and rebuilt.totals.duplicates == 0 and rebuilt.totals.records == 2
+
+    later, _, _, sink3, _ = make(state)
+    await later.initialize("shard-0", "4", [])  # a restart past the reset position: the saved state as usual
+    assert later.generation == 3 and sink3.generations == {"shard-0": 3}
+    assert later.totals == rebuilt.totals and len(later._dedup) == 2  # the state the rebuild saved at 4

@@ -67,3 +67,18 @@ def test_the_stats_package_is_pure() -> None:
                 else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             )
             assert not {n.split(".")[0] for n in names} & forbidden, (path.name, names)
+
+
+def test_fences_sort_by_rebuild_generation_before_position() -> None:
+    def text(seq: int, generation: int) -> str:
+        return items.fence_text(Fence.at("shardId-1", Position(seq), generation)) or ""
+
+    ordered = [text(10**40, 0), text(1, 1), text(10**40, 1), text(1, 2), text(1, 12)]
+    assert ordered == sorted(ordered)
+    assert [items.fence_generation(t) for t in ordered] == [0, 1, 1, 2, 12]
+    assert items.fence_generation("") == 0 and text(5, 0) == items.fence_text(Fence("shardId-1", 5, 0))
+    fence = Fence.at("shardId-1", Position(7), 2)
+    assert fence.covers("shardId-1", Position(7), 2) and not fence.covers("shardId-1", Position(8), 2)
+    assert not fence.covers("shardId-1", Position(1), 3)  # a newer generation recomputes
+    assert fence.covers("shardId-1", Position(10**9), 1)  # an older one never writes over it
+    assert not fence.covers("shardId-2", Position(1), 1)  # another shard (a reshard) is never covered

@@ -75,6 +75,7 @@ class InstanceState(msgspec.Struct, kw_only=True, array_like=True):
     window_start: int | None = None  # consumption: current window, epoch ms
     window_end: int | None = None
     consumed: float = 0.0
+    generation: int = 0  # the rebuild generation (ops.rebuild) it was evaluated under
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):

@@ -60,6 +60,7 @@ class AlarmEngine:
         self._dirty: set[_Slot] = set()
         self._removed: set[InstanceKey] = set()
         self._wm = _NEVER
+        self.generation = 0  # the shard's rebuild generation (ops.rebuild); set before load
         self.set_rules(rules)
 
     @property
@@ -145,8 +146,8 @@ class AlarmEngine:
                 continue
             slot = self._instances[key] = _Slot(c, key, s)
             self._schedule(slot)
-            if s.last_t is not None and s.last_t > self._wm:
-                self._wm = s.last_t
+            if s.last_t is not None and s.last_t > self._wm and s.generation >= self.generation:
+                self._wm = s.last_t  # (a state of an older generation restarts: its time does not count)
         if watermark is not None and watermark > self._wm:
             self._wm = watermark
         self._by_series.clear()
@@ -175,10 +176,13 @@ class AlarmEngine:
     def _step(self, slot: _Slot, r: SeriesReading, out: list[Transition]) -> None:
         # engine.step inlined: this runs once per reading and instance.
         s = slot.s
-        if s is None:
+        if s is None or s.generation < self.generation:  # new, or evaluated before a rebuild: start over
+            version = 0 if s is None else s.version  # versions only grow: conditional writes compare them
             s = slot.s = slot.c.new_state(r)
-        elif s.last_t is not None and r.t <= s.last_t:
-            return  # not newer than what this instance has evaluated: skipped
+            s.version, s.generation = version, self.generation
+            slot.scheduled = False  # a deadline pushed for the old state is stale (advance checks its own)
+        elif s.generation > self.generation or (s.last_t is not None and r.t <= s.last_t):
+            return  # not newer than what this instance has evaluated (or rebuilt since this worker started): skipped
         found = slot.c.step(s, r)
         s.last_t = r.t
         s.last_value = r.value

@@ -45,10 +45,11 @@ import boto3
 import msgspec
 
 from wenu_stream.commands.common import add_config_flags, config_from
+from wenu_stream.driver.leases import read_leases
 from wenu_stream.errors import ConfigError
 from wenu_stream.ops import checkpoints as ops
 from wenu_stream.ops.positions import Lag
-from wenu_stream.ops.rebuild import write_marker
+from wenu_stream.ops.rebuild import next_generation, write_marker
 
 EXIT_LIVE = 3
 
@@ -132,10 +133,12 @@ def reset(args: argparse.Namespace) -> int:
         sys.stdout.write("dry run: nothing written\n")
         return 0
     if args.rebuild:
+        every = [lease.lease_key for lease in read_leases(config.lease_table, ddb)]
+        generation = next_generation(ddb, config.sinks.state_table, config.app, config.kinesis.stream, every)
         for step in plan.steps:
             write_marker(ddb, config.sinks.state_table, app=config.app, stream=config.kinesis.stream,
                          shard_id=step.shard_id, from_checkpoint=step.new_checkpoint, target=target.describe(),
-                         now=now)
+                         now=now, generation=generation)
     result = ops.apply_reset(ddb, plan)
     sys.stdout.write(f"reset {len(result.written)} lease(s) of {plan.table}"
                      f"{' with rebuild markers' if args.rebuild else ''}\n")

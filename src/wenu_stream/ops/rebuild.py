@@ -11,8 +11,12 @@ so neither ``DynamoStateStore`` nor ``report`` ever mistake it for a state::
 Contract (the reset itself is described in ``wenu_stream.ops.checkpoints``):
 
 1. The reset writes the marker *before* the lease row, with ``generation`` one
-   more than the shard's previous marker (1 for the first rebuild), and
-   ``from_checkpoint`` equal to the lease position it then writes.
+   more than the highest marker of *any* shard of the application and stream
+   (1 for the first rebuild; every shard of one reset gets the same number),
+   and ``from_checkpoint`` equal to the lease position it then writes. One
+   number across shards matters when a series' readings cross shards (a
+   reshard): a child replaying under the same generation as its rebuilt
+   parent continues the parent's results instead of starting them over.
 2. ``PipelineProcessor.initialize(shard, checkpoint, parents)`` calls
    ``read_rebuild_marker``. If ``marker.applies(checkpoint)`` (the shard
    resumes from exactly the reset position) it starts with empty duplicate
@@ -96,13 +100,22 @@ async def read_rebuild_marker(client: Any, table: str, app: str, stream: str, sh
     return _from_item(app, stream, shard_id, out["Item"]) if "Item" in out else None
 
 
+def next_generation(ddb: Any, table: str, app: str, stream: str, shard_ids: Any) -> int:
+    """One more than the highest marker generation of the given shards (all of the stream's leases)."""
+    markers = [get_marker(ddb, table, app, stream, shard_id) for shard_id in shard_ids]
+    return 1 + max((m.generation for m in markers if m is not None), default=0)
+
+
 def write_marker(ddb: Any, table: str, *, app: str, stream: str, shard_id: str, from_checkpoint: str,
-                 target: str, now: dt.datetime) -> RebuildMarker:
-    """Write the next marker of a shard (generation + 1), conditional on the generation read (sync boto3)."""
+                 target: str, now: dt.datetime, generation: int | None = None) -> RebuildMarker:
+    """Write a shard's marker (default generation: its previous one + 1), conditional on the marker read (sync)."""
     previous = get_marker(ddb, table, app, stream, shard_id)
+    if generation is None:
+        generation = (previous.generation if previous else 0) + 1
+    if previous is not None and generation <= previous.generation:
+        raise ValueError(f"rebuild generation {generation} of {shard_id} is not above its marker's {previous.generation}")
     marker = RebuildMarker(app=app, stream=stream, shard_id=shard_id, from_checkpoint=from_checkpoint,
-                           generation=(previous.generation if previous else 0) + 1, target=target,
-                           created_at=now.isoformat(timespec="seconds"))
+                           generation=generation, target=target, created_at=now.isoformat(timespec="seconds"))
     if previous is None:
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
     else:

@@ -53,6 +53,7 @@ class ShardClock(msgspec.Struct, frozen=True, kw_only=True):
     watermark: int | None
     seen_watermark: int | None
     seen_wall: int | None
+    generation: int = 0  # the rebuild generation (ops.rebuild) the shard's time was kept under
 
 
 class LastTransition(msgspec.Struct, frozen=True):
@@ -243,7 +244,8 @@ def _clock(item: dict[str, Any] | None) -> ShardClock | None:
         value = item.get(name, {})
         return int(value["N"]) if "N" in value else None
 
-    return ShardClock(watermark=num("watermark"), seen_watermark=num("seen_watermark"), seen_wall=num("seen_wall"))
+    return ShardClock(watermark=num("watermark"), seen_watermark=num("seen_watermark"), seen_wall=num("seen_wall"),
+                      generation=num("generation") or 0)
 
 
 def ensure_alarm_tables(config: Config, opts: dict[str, Any]) -> dict[str, str]:

@@ -15,6 +15,14 @@ first use from the store (every instance the shard owned, and the clock that
 drives ``no_data`` while the shard is idle), after publishing whatever a
 previous owner left pending. The instances of a series first seen on the shard
 (a shard that moved, a reshard) are fetched before its first reading is evaluated.
+
+Rebuild (``ops.rebuild``): instance states and shard clocks carry the
+generation they were computed under; an instance of an older generation than
+its shard's starts over at its series' next reading (keeping its version, so
+the conditional write replaces the stored state), and the shard's watermark
+restarts with the replay. Transitions the rebuild finds again have the same
+ids, so the ledger does not publish them twice; transitions it finds anew are
+published like live ones (with the reading time they happened at).
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ class _Shard:
 
     def clock(self) -> ShardClock:
         return ShardClock(watermark=self.engine.watermark, seen_watermark=self.seen_watermark,
-                          seen_wall=self.seen_wall)
+                          seen_wall=self.seen_wall, generation=self.engine.generation)
 
 
 class AlarmsSink:
@@ -89,6 +97,7 @@ class AlarmsSink:
         self._idle_ms = int(idle_tick_s * 1000)
         self._wall_ms = wall_ms
         self._shards: dict[str, _Shard] = {}
+        self._generations: dict[str, int] = {}  # shard -> its rebuild generation (ops.rebuild)
         self._lock = asyncio.Lock()
         self._log: Any = get_logger("wenu.alarms")
 
@@ -147,6 +156,11 @@ class AlarmsSink:
         """True when a notification waits for the next flush: the processor then commits at once, not on its interval."""
         return any(shard.transitions for shard in self._shards.values())
 
+    def rebuild(self, shard_id: str, generation: int) -> None:
+        """Set a shard's rebuild generation (before its engine loads): instances evaluated under an older
+        generation start over at their series' next reading, and the shard's time restarts with the replay."""
+        self._generations[shard_id] = generation
+
     def release(self, shard_id: str) -> None:
         """Forget a shard's engine (its lease moved): the next use reloads it from the store.
 
@@ -184,6 +198,9 @@ class AlarmsSink:
             await self._notifier.recover(shard_id)
             states, clock = await self._store.load_shard(shard_id)
             engine = AlarmEngine(self._rules)
+            engine.generation = self._generations.get(shard_id, 0)
+            if clock is not None and clock.generation < engine.generation:
+                clock = None  # kept before a rebuild: the replay's readings set the time again
             orphans = engine.load(states, clock.watermark if clock else None)
             shard = self._shards[shard_id] = _Shard(engine, clock)
             self._log.info("alarm_shard_loaded", shard_id=shard_id, instances=len(engine), orphans=len(orphans),

@@ -93,6 +93,13 @@ class EnrichingSink:
             if forget is not None:
                 forget(shard_id)
 
+    def rebuild(self, shard_id: str, generation: int) -> None:
+        """Pass a shard's rebuild generation (``ops.rebuild``) to the reading sinks that keep derived results."""
+        for sink in self._sinks:
+            rebuild = getattr(sink, "rebuild", None)
+            if rebuild is not None:
+                rebuild(shard_id, generation)
+
     async def idle(self, shard_id: str, now_ms: int) -> None:
         """Pass an idle tick (wall clock, epoch ms) to the sinks that keep time (alarms' no_data)."""
         for sink in self._sinks:

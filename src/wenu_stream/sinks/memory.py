@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from wenu_stream.ops.rebuild import RebuildMarker
 from wenu_stream.pipeline import BatchOutcome, DeadLetter
 
 
@@ -27,12 +28,16 @@ class InMemoryStateStore:
 
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], bytes] = {}
+        self.markers: dict[str, RebuildMarker] = {}
 
     async def save(self, shard_id: str, sequence: str, blob: bytes) -> None:
         self.states[(shard_id, sequence)] = blob
 
     async def load(self, shard_id: str, sequence: str) -> bytes | None:
         return self.states.get((shard_id, sequence))
+
+    async def rebuild_marker(self, shard_id: str) -> RebuildMarker | None:
+        return self.markers.get(shard_id)
 
 
 class InMemoryBatchSink:
@@ -43,6 +48,10 @@ class InMemoryBatchSink:
         self.pending: list[tuple[str, BatchOutcome]] = []
         self.batches: list[tuple[str, BatchOutcome]] = []  # durable (flushed)
         self.fail_next = 0
+        self.generations: dict[str, int] = {}
+
+    def rebuild(self, shard_id: str, generation: int) -> None:
+        self.generations[shard_id] = generation
 
     async def write(self, shard_id: str, outcome: BatchOutcome) -> None:
         self.pending.append((shard_id, outcome))

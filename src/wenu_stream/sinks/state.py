@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wenu_stream.ops.rebuild import RebuildMarker, read_rebuild_marker
+
 SHARD_END = "SHARD_END"
 _KEEP = 3
 _PRUNE_EVERY = 16  # saves between two prunes: one Query per 16 batches, not per batch
@@ -27,6 +29,8 @@ class DynamoStateStore:
     def __init__(self, client: Any, *, table: str, app: str, stream: str) -> None:
         self._client = client
         self._table = table
+        self._app = app
+        self._stream = stream
         self._prefix = f"{app}#{stream}#"
         self._saves: dict[str, int] = {}
 
@@ -48,6 +52,10 @@ class DynamoStateStore:
         )
         item = out.get("Item")
         return bytes(item["state"]["B"]) if item else None
+
+    async def rebuild_marker(self, shard_id: str) -> RebuildMarker | None:
+        """The shard's rebuild marker (``ops.rebuild``; same table, its own key), or None."""
+        return await read_rebuild_marker(self._client, self._table, self._app, self._stream, shard_id)
 
     async def _prune(self, pk: str) -> None:
         out = await self._client.query(

@@ -19,6 +19,12 @@ fence covers, so each reading counts once. When step 1 finds another fence, the
 cached state is stale (the shard moved away and back, or another worker took it
 over): the series is reloaded and the readings processed since its last commit
 are applied again on top, skipping what the stored fence covers.
+
+Rebuild (``ops.rebuild``): the processor hands each shard's generation to
+``rebuild``. Fences carry the generation, and a series whose fence is of an
+older generation than its shard's starts over at its next reading: empty
+windows (stored ones of older generations are ignored), written over the old
+items because a newer generation's fence sorts after every older one.
 """
 
 from __future__ import annotations
@@ -125,7 +131,12 @@ class StatsSink:
         self._deferred: set[str] = set()  # series with open windows kept in their state item's redo only
         self._cache: OrderedDict[str, _Series] = OrderedDict()
         self._touched: set[str] = set()  # series changed since their last commit
+        self._generations: dict[str, int] = {}  # shard -> its rebuild generation (ops.rebuild)
         self._lock = asyncio.Lock()
+
+    def rebuild(self, shard_id: str, generation: int) -> None:
+        """Set a shard's rebuild generation: series last computed under an older one start over at their next reading."""
+        self._generations[shard_id] = generation
 
     async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> StatsReport:
         """Apply a batch of enriched readings (in shard order) in memory; return what happened to them."""
@@ -161,7 +172,7 @@ class StatsSink:
     def _apply(self, entry: _Series, group: Sequence[Pending]) -> list[Outcome]:
         outcomes = []
         for shard, r in group:
-            outcome = entry.engine.apply(shard, r)
+            outcome = entry.engine.apply(shard, r, self._generations.get(shard, 0))
             if outcome is not Outcome.REPLAYED:
                 entry.pending.append((shard, r))
             outcomes.append(outcome)
@@ -195,7 +206,7 @@ class StatsSink:
                 else:
                     self._deferred.add(series)
                 return
-            await self._rebuild(series)  # another fence is stored: our state is stale
+            await self._reload(series)  # another fence is stored: our state is stale
         raise SinkError(
             f"stats of series {series!r} kept changing under this worker; "
             "another worker is processing its shard: stop and replay from the checkpoint"
@@ -223,7 +234,7 @@ class StatsSink:
         entry.pending.clear()
         engine.prune()
 
-    async def _rebuild(self, series: str) -> None:
+    async def _reload(self, series: str) -> None:
         """Reload a series whose stored fence moved under us, and apply again what we processed since our base."""
         pending = self._cache.pop(series).pending
         await self._load({series: pending})
@@ -234,7 +245,9 @@ class StatsSink:
 
         Windows are only ever written after the state that covers them, so a
         window starting after the state's newest reading is not stored yet (if
-        our state is stale, the commit finds out and rebuilds).
+        our state is stale, the commit finds out and reloads). A series last
+        computed under an older rebuild generation than its shard's starts over
+        (``SeriesEngine.restart``): its stored windows are not loaded.
         """
         unknown = [s for s in groups if s not in self._cache]
         stored = await self._store.get_states(unknown) if unknown else {}
@@ -249,9 +262,12 @@ class StatsSink:
         needed: dict[str, set[WindowKey]] = {}
         for series, group in groups.items():
             engine = self._cache[series].engine
+            shards = {s: self._generations.get(s, 0) for s, _ in group}
+            if engine.restart(max(shards.values())):
+                redo.pop(series, None)  # computed before the rebuild, like the windows
             keys = needed[series] = set()
-            for shard in dict.fromkeys(s for s, _ in group):
-                keys |= engine.needs(shard, [r for s, r in group if s == shard])
+            for shard, generation in shards.items():
+                keys |= engine.needs(shard, [r for s, r in group if s == shard], generation)
         await self._provide(needed, redo)
 
     async def _provide(self, needed: dict[str, set[WindowKey]], redo: dict[str, list[RedoEntry]]) -> None:
@@ -266,8 +282,9 @@ class StatsSink:
         for item in await self._store.get_windows(sorted(wanted)) if wanted else ():
             series, (width, start), agg, fence = items.decode_window(item)
             found[(series, width, start)] = (agg, fence)
-        for series, keys in needed.items():  # what is not stored starts empty
-            self._cache[series].engine.provide({k: found.get((series, *k), (None, ""))[0] for k in keys})
+        for series, keys in needed.items():  # what is not stored, or predates a rebuild, starts empty
+            engine = self._cache[series].engine
+            engine.provide({k: _current(found.get((series, *k)), engine.generation) for k in keys})
         for series, entries in redo.items():
             entry = self._cache[series]
             for (
@@ -284,6 +301,13 @@ class StatsSink:
             return
         for series in [s for s, e in self._cache.items() if not (e.dirty or e.pending)][:excess]:
             del self._cache[series]
+
+
+def _current(found: tuple[Any, str] | None, generation: int) -> Any:
+    """A stored window aggregate, unless it was computed under an older rebuild generation (then None: empty)."""
+    if found is None or items.fence_generation(found[1]) < generation:
+        return None
+    return found[0]
 
 
 def _newest(entry: _Series) -> int:

@@ -38,19 +38,29 @@ class Outcome(Enum):
 
 
 class Fence(msgspec.Struct, frozen=True, array_like=True):
-    """Shard and position of the last reading processed."""
+    """Shard, position and rebuild generation (``ops.rebuild``) of the last reading processed."""
 
     shard: str
     sequence: int
     sub: int
+    generation: int = 0
 
     @classmethod
-    def at(cls, shard: str, position: Position) -> Fence:
-        return cls(shard, position.sequence, position.sub)
+    def at(cls, shard: str, position: Position, generation: int = 0) -> Fence:
+        return cls(shard, position.sequence, position.sub, generation)
 
-    def covers(self, shard: str, position: Position) -> bool:
-        """True if a reading at ``position`` of ``shard`` was processed (another shard: a reshard, never covered)."""
-        return self.shard == shard and (position.sequence, position.sub) <= (self.sequence, self.sub)
+    def covers(self, shard: str, position: Position, generation: int = 0) -> bool:
+        """True if a reading at ``position`` of ``shard`` was processed (another shard: a reshard, never covered).
+
+        Generations order before positions: a reading of a newer generation than
+        the fence's is never covered (a rebuild recomputes it); one of an older
+        generation always is (a worker that missed the rebuild must not write).
+        """
+        if self.shard != shard:
+            return False
+        if self.generation != generation:
+            return self.generation > generation
+        return (position.sequence, position.sub) <= (self.sequence, self.sub)
 
 
 class Entry(msgspec.Struct, frozen=True, array_like=True, order=True):
@@ -96,12 +106,33 @@ class SeriesEngine:
         newest = self.state.newest
         return newest is not None and t < newest - self.lateness_ms
 
-    def needs(self, shard: str, readings: Iterable[SeriesReading]) -> set[WindowKey]:
+    def restart(self, generation: int) -> bool:
+        """Start the series over if its fence is of an older rebuild generation; True if it did.
+
+        What the series held (newest time, counter buffer, windows) was computed
+        before the rebuild: the replay recomputes it, starting from empty windows.
+        """
+        fence = self.state.fence
+        if fence is None or fence.generation >= generation:
+            return False
+        state = self.state
+        self.state = SeriesState(series=state.series, kind=state.kind, timezone=state.timezone)
+        self.windows.clear()
+        self.dirty.clear()
+        return True
+
+    @property
+    def generation(self) -> int:
+        """The rebuild generation of the last reading processed (0: none, or never rebuilt)."""
+        fence = self.state.fence
+        return 0 if fence is None else fence.generation
+
+    def needs(self, shard: str, readings: Iterable[SeriesReading], generation: int = 0) -> set[WindowKey]:
         """The windows ``apply`` may touch for these readings that are not loaded yet (a superset)."""
         keys: set[WindowKey] = set()
         fence, tz = self.state.fence, self.state.timezone
         for r in readings:
-            if (fence is not None and fence.covers(shard, r.position)) or self.is_late(r.t):
+            if (fence is not None and fence.covers(shard, r.position, generation)) or self.is_late(r.t):
                 continue
             keys.update(windows_of(r.t, tz))
             after = self._successor(_entry(r)) if self.counter else None
@@ -114,12 +145,12 @@ class SeriesEngine:
         for key, agg in found.items():
             self.windows.setdefault(key, agg if agg is not None else WindowAgg())
 
-    def apply(self, shard: str, r: SeriesReading) -> Outcome:
-        """Apply one reading (in shard order); the windows it touches must have been provided."""
+    def apply(self, shard: str, r: SeriesReading, generation: int = 0) -> Outcome:
+        """Apply one reading (in shard order) of the shard's rebuild ``generation``; its windows must be provided."""
         state = self.state
-        if state.fence is not None and state.fence.covers(shard, r.position):
+        if state.fence is not None and state.fence.covers(shard, r.position, generation):
             return Outcome.REPLAYED
-        state.fence = Fence.at(shard, r.position)
+        state.fence = Fence.at(shard, r.position, generation)
         if not math.isfinite(r.value):
             return Outcome.INVALID
         if self.is_late(r.t):

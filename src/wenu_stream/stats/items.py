@@ -11,8 +11,10 @@ Table ``stats.table``, hash key ``pk`` (S), range key ``sk`` (N):
   :class:`SeriesState`), ``fence`` and ``redo``, the windows of the last commit
   (zlib msgpack), so a window write lost in a crash is redone from the state.
 
-A fence is ``"<shard>/<sequence, 60 digits>.<sub, 12 digits>"``: one string,
-ordered like positions within a shard, so a condition expression can compare it.
+A fence is ``"<shard>/<sequence, 60 digits>.<sub, 12 digits>"``, or after a
+rebuild (``ops.rebuild``) ``"<shard>/g<generation, 6 digits>/<sequence>.<sub>"``:
+one string, ordered like (generation, position) within a shard ("g" sorts after
+every digit), so a condition expression can compare it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,15 @@ def fence_text(fence: Fence | None) -> str | None:
     """The stored form of a fence (None: nothing processed)."""
     if fence is None:
         return None
+    if fence.generation:
+        return f"{fence.shard}/g{fence.generation:06d}/{fence.sequence:060d}.{fence.sub:012d}"
     return f"{fence.shard}/{fence.sequence:060d}.{fence.sub:012d}"
+
+
+def fence_generation(text: str) -> int:
+    """The rebuild generation of a stored fence (0 for the generation-less form, or no fence)."""
+    _, _, rest = text.partition("/")
+    return int(rest[1:7]) if rest.startswith("g") else 0
 
 
 def shard_prefix(shard: str) -> str:
