@@ -1,10 +1,17 @@
-"""Reset with --rebuild against real workers: refused while one runs; afterwards a full replay equals the first run."""
+"""Reset with --rebuild against real workers: refused while one runs; afterwards the replay recomputes everything.
+
+The scenario is an operator's: the catalog had a wrong scale, the fix is
+imported, and a rebuild replay must leave the totals of an uncrashed run and
+the stats windows of a run that had the right catalog from the start.
+"""
 
 from __future__ import annotations
 
+import copy
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -13,6 +20,7 @@ from tests.support.records import KEYS
 from tests.support.scenario import (
     fill_stream,
     fleet_catalog_for,
+    import_catalog,
     prepare,
     run_config,
     start_worker,
@@ -24,21 +32,42 @@ from wenu_stream.ops.rebuild import get_marker
 from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
 
 pytestmark = pytest.mark.integration
+IDLE_EXIT = {"WENU_KINESIS_IDLE_EXIT_S": "2"}
 
 
-def test_full_rebuild_replays_to_the_totals_of_an_uncrashed_run(aws_stack: object, unique_name: str, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def windows(table: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every stats window item of ``table`` without its fence (which names positions and the generation)."""
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return {(i["pk"]["S"], i["sk"]["N"]): {k: v for k, v in i.items() if k != "fence"}
+            for page in pages for i in page["Items"] if not i["pk"]["S"].endswith("#state")}
+
+
+def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(aws_stack: object, unique_name: str,
+                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     expected = fill_stream(unique_name, KEYS, shards=2, devices=16, duration_s=40)
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
+    right = fleet_catalog_for(16)
+    wrong = copy.deepcopy(right)
+    for channel in (ch for c in wrong["companies"] for site in c["sites"] for d in site["devices"] for ch in d["channels"]):
+        channel["scale"] = 1000.0  # say, Wh entered where the meters send kWh
+
+    ref_env = run_config(unique_name, f"{unique_name}-ref", keyring)
+    ref_config = prepare(ref_env, right)
+    assert start_worker(ref_env | IDLE_EXIT, tmp_path / "ref.log").wait(timeout=240) == 0
+    right_stats = windows(ref_config.stats.table)
+
     env = run_config(unique_name, unique_name, keyring)
-    config = prepare(env, fleet_catalog_for(16))
+    config = prepare(env, wrong)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    once = env | {"WENU_KINESIS_IDLE_EXIT_S": "2"}
+    once = env | IDLE_EXIT
     assert start_worker(once, tmp_path / "w1.log").wait(timeout=240) == 0
     reference, letters = sum_totals(shard_totals(config)), dead_letter_counts(config)
     assert reference.accepted == expected.accepted
+    wrong_stats = windows(config.stats.table)
+    assert wrong_stats.keys() == right_stats.keys() and wrong_stats != right_stats
+    import_catalog(config, right)  # the fix
 
     live = start_worker(env, tmp_path / "live.log")  # runs until stopped
     try:
@@ -64,4 +93,5 @@ def test_full_rebuild_replays_to_the_totals_of_an_uncrashed_run(aws_stack: objec
     assert start_worker(once, tmp_path / "w2.log").wait(timeout=240) == 0
     assert sum_totals(shard_totals(config)) == reference  # recounted from scratch, not added on top
     assert dead_letter_counts(config) == letters
+    assert windows(config.stats.table) == right_stats  # recomputed with the fixed catalog, not skipped
     assert all(lease.checkpoint.isdigit() for lease in read_leases(config.lease_table))
