@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,40 @@ def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(aws_stack: ob
     assert dead_letter_counts(config) == letters
     assert windows(config.stats.table) == right_stats  # recomputed with the fixed catalog, not skipped
     assert all(lease.checkpoint.isdigit() for lease in read_leases(config.lease_table))
+
+
+def test_a_rebuild_after_an_alarm_rule_fix_publishes_exactly_what_the_fix_reveals(
+        aws_stack: object, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_alarms_app import (
+        alarms_env,
+        expected_moves,
+        fill_with_anomalies,
+        moves,
+        prepare_alarms,
+        received,
+        start_alarms_worker,
+    )
+    from wenu_stream.simulate import fleet_catalog
+    from wenu_stream.simulate.anomalies import expected_alarms
+
+    keyring = write_keyring(tmp_path / "keys.json", KEYS)
+    sim = fill_with_anomalies(unique_name)
+    env = alarms_env(unique_name, unique_name, keyring)
+    config, queue = prepare_alarms(env, unique_name, sim)
+    wrong = fleet_catalog(sim)
+    for rule in wrong["alarm_rules"]:
+        if rule["id"] == "voltage-high":
+            rule["value"], rule["clear"] = 2500, 2400  # a threshold typed ten times too high
+    import_catalog(config, wrong)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    assert start_alarms_worker(env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}, tmp_path / "a1.log").wait(timeout=240) == 0
+    expected = expected_moves(expected_alarms(sim))
+    hidden = Counter({m: n for m, n in expected.items() if m[0] == "voltage-high"})
+    assert hidden and moves(received(queue)) == expected - hidden
+
+    import_catalog(config, fleet_catalog(sim))  # the fix
+    assert main(["checkpoints", "reset", "--to", "trim-horizon", "--rebuild"]) == 0
+    assert start_alarms_worker(env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}, tmp_path / "a2.log").wait(timeout=240) == 0
+    assert moves(received(queue)) == hidden  # what the fix reveals, and nothing published before again
