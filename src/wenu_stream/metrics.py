@@ -16,14 +16,14 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 
 class Metrics(NamedTuple):
-    records: Counter  # app, outcome: accepted | rejected | duplicate
+    records: Counter  # app, outcome: accepted | rejected | duplicate | stale
     dead_letters: Counter  # app, reason
     late_readings: Counter  # app
     batches: Histogram  # app: seconds from batch start to durable
     sink_seconds: Histogram  # app, sink
     sink_failures: Counter  # app, sink
     checkpoints: Counter  # app
-    checkpoint_age: Gauge  # app, shard: seconds since the last checkpoint
+    checkpoint_age: Gauge  # app, shard: seconds the checkpoint has lagged what was handed to the processor
     millis_behind: Gauge  # app, shard
     leases_held: Gauge  # app
     stats_writes: Counter  # app

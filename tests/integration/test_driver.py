@@ -256,3 +256,35 @@ async def test_a_graceful_stop_flushes_checkpoints_and_releases_every_lease(aws_
         s: (seqs[-1], None) for s, seqs in expected.items()}
     closing = [(s, e) for w, s, (e, _) in journal.calls if e in ("flush", "close")]
     assert sorted(closing) == sorted([(s, "flush") for s in expected] + [(s, "close") for s in expected])
+
+
+async def test_checkpoint_age_is_zero_when_caught_up_and_keeps_growing_while_a_batch_hangs(
+        aws_stack: object, unique_name: str) -> None:
+    create_stream(unique_name, 1)
+    (shard,) = put(unique_name, 3, 1)
+    registry, release, hung = CollectorRegistry(), asyncio.Event(), asyncio.Event()
+    journal, stop, config = Journal(), asyncio.Event(), settings(unique_name, "w1")
+
+    class Hanging(FakeProcessor):
+        async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
+            if records and self.journal.seen(self.shard_id):  # the second batch hangs (a sink that never answers)
+                hung.set()
+                await release.wait()
+            return await super().process(records, millis_behind_latest)
+
+    def age() -> float | None:
+        return registry.get_sample_value("wenu_checkpoint_age_seconds", {"app": config.app, "shard": shard})
+
+    task = asyncio.create_task(run_worker(config, lambda s: Hanging(journal, "w1", s),
+                                          metrics=Metrics.create(registry), stop=stop))
+    await eventually(lambda: len(journal.seen(shard)) == 3)
+    await asyncio.sleep(1.0)  # caught up, polling an empty shard
+    assert age() == 0.0
+    put(unique_name, 2, 1)
+    await eventually(hung.is_set)
+    await asyncio.sleep(2.5)  # no poll returns meanwhile: the lease renewer keeps the gauge moving
+    assert age() is not None and age() > 1.5
+    release.set()
+    stop.set()
+    await task
+    assert age() is None  # a shard no longer held shows no stale value

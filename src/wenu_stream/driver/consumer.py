@@ -129,7 +129,7 @@ class ShardConsumer:
         self.iterator: str | None = None
         self.handed: str | None = None  # last sequence number handed to the processor
         self.checkpointed: str | None = None
-        self.checkpointed_at = time.monotonic()
+        self.waiting_since: float | None = None  # when the oldest record not yet checkpointed was handed over
         self.backoff = Backoff()
         self.caught_up = False  # the last GetRecords returned nothing: for the idle exit
 
@@ -162,6 +162,8 @@ class ShardConsumer:
                 break
             records = out.records
             self.caught_up = not records
+            if records and self.waiting_since is None:
+                self.waiting_since = time.monotonic()
             durable = await self.processor.process(records, out.millis_behind_latest)
             if records:
                 self._handed_over(out)
@@ -205,7 +207,8 @@ class ShardConsumer:
     async def _checkpoint(self, sequence: str, children: tuple[str, ...] = ()) -> None:
         await self.held.write(lambda lease: self.state.table.checkpoint(lease, sequence, 0, children))
         self.checkpointed = sequence
-        self.checkpointed_at = time.monotonic()
+        if sequence in (self.handed, SHARD_END):
+            self.waiting_since = None
         self.state.checkpoints += 1
         self.state.metrics.checkpoints.labels(self.state.config.app).inc()
 
@@ -245,8 +248,28 @@ class ShardConsumer:
         except Exception:
             self.log.exception("lease_release_failed", effect="the lease expires after failover_ms instead")
 
+    def checkpoint_age(self) -> float:
+        """Seconds the oldest record handed to the processor has waited for a checkpoint (0: none waits).
+
+        0 on an idle, caught-up shard; it grows while a sink keeps failing or
+        the consumer hangs (the worker's renewer refreshes it between polls).
+        """
+        return 0.0 if self.waiting_since is None else time.monotonic() - self.waiting_since
+
+    def observe_checkpoint_age(self) -> None:
+        self.state.metrics.checkpoint_age.labels(self.state.config.app, self.shard_id).set(self.checkpoint_age())
+
+    def forget_metrics(self) -> None:
+        """Drop this shard's gauges: a shard this worker no longer holds must not show its last values."""
+        m, app = self.state.metrics, self.state.config.app
+        for gauge in (m.checkpoint_age, m.millis_behind):
+            try:
+                gauge.remove(app, self.shard_id)
+            except KeyError:
+                pass
+
     def _observe(self, out: GetRecordsOutput) -> None:
         m, app = self.state.metrics, self.state.config.app
         if out.millis_behind_latest is not None:
             m.millis_behind.labels(app, self.shard_id).set(out.millis_behind_latest)
-        m.checkpoint_age.labels(app, self.shard_id).set(time.monotonic() - self.checkpointed_at)
+        self.observe_checkpoint_age()

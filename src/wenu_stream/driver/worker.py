@@ -216,7 +216,9 @@ class Worker:
     def _finished(self, key: str, task: asyncio.Task[str]) -> None:
         self.held.pop(key, None)
         self.tasks.pop(key, None)
-        self.consumers.pop(key, None)
+        consumer = self.consumers.pop(key, None)
+        if consumer is not None:
+            consumer.forget_metrics()
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
         outcome = "cancelled" if task.cancelled() else (repr(task.exception()) if task.exception() else task.result())
         if outcome == FAILED or (not task.cancelled() and task.exception() is not None):
@@ -230,6 +232,8 @@ class Worker:
             await asyncio.sleep(interval)
             outcomes = await asyncio.gather(*(self._renew(held) for held in list(self.held.values())),
                                             return_exceptions=True)
+            for consumer in list(self.consumers.values()):  # between polls too: a hung shard's age keeps growing
+                consumer.observe_checkpoint_age()
             for outcome in outcomes:  # a bug in a renewal must not silently end the renewer
                 if isinstance(outcome, Exception):
                     self.log.error("lease_renew_crashed", error=repr(outcome))
