@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.kcl",
     "tests.fixtures.postgres",
+    "tests.fixtures.prometheus",
 ]

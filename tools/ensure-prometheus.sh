@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Make `prometheus` and `promtool` available (Debian package `prometheus`), for the metrics tests and rule checks.
-# Idempotent: does nothing when both are on PATH. Only the binaries are used: the package's own service is
+# Make `prometheus`, `promtool` and `prometheus-pushgateway` available (Debian packages `prometheus` and
+# `prometheus-pushgateway`), for the metrics tests and rule checks. Idempotent: does nothing when all are on PATH. Only the binaries are used: the package's own service is
 # never started here (tests run their own server on 127.0.0.1 with a temp config and storage path).
 set -euo pipefail
-if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v prometheus-pushgateway >/dev/null; then
   exit 0
 fi
 SUDO=""
@@ -18,6 +18,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-command -v prometheus >/dev/null && command -v promtool >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-pushgateway >/dev/null
+command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v prometheus-pushgateway >/dev/null
 echo "prometheus: $(prometheus --version 2>&1 | head -1)"
+echo "pushgateway: $(prometheus-pushgateway --version 2>&1 | head -1)"

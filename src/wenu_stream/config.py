@@ -94,6 +94,7 @@ class WarehouseConfig(Base):
     redshift_region: str = ""  # bucket region, when it differs from the cluster's
     redshift_timeout_s: Annotated[float, Meta(gt=0, le=86_400)] = 900.0  # per Data API statement
     redshift_poll_s: Annotated[float, Meta(gt=0, le=60)] = 1.0
+    pushgateway: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+.*)?$")] = ""  # push load-run metrics here
 
 
 class AlarmsConfig(Base):
@@ -197,13 +198,20 @@ def _put(raw: dict[str, Any], path: str, value: Any) -> None:
     node[leaf] = value
 
 
+_FIXES = {  # fields whose documented range is a format: say which
+    "warehouse.pushgateway": "give the Pushgateway's http(s) URL, e.g. http://pushgateway:9091, or leave it empty",
+    "warehouse.schema": "use a lower-case SQL identifier: letters, digits and _, not starting with a digit",
+}
+
+
 def _explain(exc: msgspec.ValidationError) -> ConfigError:
     message = str(exc)
     match = re.search(r"at `\$\.([\w.]+)`", message)
     path = match.group(1) if match else "configuration"
     problem = message.split(" - at ")[0]
     field = f"{path} (env {env_name(path)} or its command-line flag)" if match else path
-    return ConfigError(field, problem, "set a value within the documented range (see `wenu-stream check-config`)")
+    fix = _FIXES.get(path, "set a value within the documented range (see `wenu-stream check-config`)")
+    return ConfigError(field, problem, fix)
 
 
 def redacted(config: Config) -> dict[str, Any]:

@@ -27,7 +27,6 @@ class Metrics(NamedTuple):
     millis_behind: Gauge  # app, shard
     leases_held: Gauge  # app
     stats_writes: Counter  # app
-    warehouse_loads: Counter  # outcome
     notifications: Counter  # severity, state
     catalog_age: Gauge  # app: seconds since the catalog cache was refreshed
     quarantined: Counter  # app
@@ -63,7 +62,6 @@ class Metrics(NamedTuple):
                 multiprocess_mode="sum",
             ),
             stats_writes=Counter("wenu_stats_writes", "Stats items written", ["app"], registry=r),
-            warehouse_loads=Counter("wenu_warehouse_loads", "Warehouse manifest loads", ["outcome"], registry=r),
             notifications=Counter(
                 "wenu_notifications", "Alarm notifications published", ["severity", "state"], registry=r,
             ),

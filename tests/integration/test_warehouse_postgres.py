@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +14,7 @@ import psycopg
 import pytest
 import structlog
 from aiobotocore.session import get_session
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.test_warehouse_rows import reading
 from wenu_stream.cli import main
@@ -253,3 +256,40 @@ def test_cli_outage_is_exit_1_with_a_hint(bucket: str, capsys: pytest.CaptureFix
         main(["warehouse", "load", "--bucket", bucket, "--dsn", "postgresql://nobody@127.0.0.1:1/none"]) == 1
     )
     assert "run `wenu-stream warehouse load` again" in capsys.readouterr().err
+
+
+def pushed(gateway: str) -> dict[str, float]:
+    """The samples a Pushgateway holds for the load job, by metric name and outcome (its own metrics left out)."""
+    text = urllib.request.urlopen(gateway + "/metrics", timeout=10).read().decode()
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("job") == "wenu-warehouse-load":
+                assert sample.labels["target"] == "postgres"
+                found[sample.name + (f":{sample.labels['outcome']}" if "outcome" in sample.labels else "")] = sample.value
+    return found
+
+
+def test_each_load_run_pushes_its_outcome_and_a_failed_run_keeps_the_last_success(
+        bucket: str, postgres_database: str, pushgateway: str, capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(stage(bucket, [[(0, readings(0, 1, 40))], [(1, readings(1, 1, 40))]]))
+    before = time.time()
+    assert main(["warehouse", "load", "--bucket", bucket, "--dsn", postgres_database, "--pushgateway", pushgateway]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    first = pushed(pushgateway)
+    assert first["wenu_warehouse_last_run_ok"] == 1 and first["wenu_warehouse_pending_files"] == 2
+    assert first["wenu_warehouse_manifests:loaded"] == 1 and first["wenu_warehouse_manifests:skipped"] == 0
+    assert first["wenu_warehouse_rows_inserted"] == summary["manifests"][0]["rows_inserted"]
+    assert first["wenu_warehouse_rows_inserted"] == scalar(postgres_database, "SELECT COUNT(*) FROM wenu.readings") > 0
+    assert before <= first["wenu_warehouse_last_success_timestamp_seconds"] <= time.time()
+
+    assert main(["warehouse", "load", "--bucket", bucket, "--dsn", "postgresql://nobody@127.0.0.1:1/none",
+                 "--pushgateway", pushgateway]) == 1
+    failed = pushed(pushgateway)
+    assert failed["wenu_warehouse_last_run_ok"] == 0
+    assert failed["wenu_warehouse_last_run_timestamp_seconds"] >= first["wenu_warehouse_last_run_timestamp_seconds"]
+    assert failed["wenu_warehouse_last_success_timestamp_seconds"] == first["wenu_warehouse_last_success_timestamp_seconds"]
+
+    assert main(["warehouse", "load", "--bucket", bucket, "--dsn", postgres_database,
+                 "--pushgateway", "http://127.0.0.1:1"]) == 0  # nothing pending; the gateway is down: a warning only
+    assert "metrics not pushed" in capsys.readouterr().err

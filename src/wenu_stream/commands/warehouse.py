@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +15,7 @@ import msgspec
 
 from wenu_stream.commands.common import add_config_flags, config_from
 from wenu_stream.config import Config, env_name
-from wenu_stream.errors import ConfigError
+from wenu_stream.errors import ConfigError, WenuError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             metavar="DSN",
             help=f"PostgreSQL DSN postgresql://user:password@host:port/db [env: {env_name('warehouse.dsn')}]",
         )
+    load.add_argument(
+        "--pushgateway",
+        dest="cfg:warehouse.pushgateway",
+        default=None,
+        metavar="URL",
+        help="push the run's metrics to this Prometheus Pushgateway, e.g. http://pushgateway:9091 "
+        f"[env: {env_name('warehouse.pushgateway')}]",
+    )
     load.set_defaults(handler=run_load)
     status.set_defaults(handler=run_status)
 
@@ -122,12 +132,30 @@ def run_load(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     check(config)
-    summary = _run(
-        config,
-        lambda s3, target: load_pending(s3, target, bucket=config.sinks.bucket, config=config.warehouse),
-    )
+    try:
+        summary = _run(
+            config,
+            lambda s3, target: load_pending(s3, target, bucket=config.sinks.bucket, config=config.warehouse),
+        )
+    except WenuError:
+        _push(config, None)
+        raise
     print(json.dumps(msgspec.to_builtins(summary)))
+    _push(config, summary)
     return 0
+
+
+def _push(config: Config, summary: Any) -> None:
+    """Push the run's metrics when a Pushgateway is configured; a push failure is reported, not fatal."""
+    if not config.warehouse.pushgateway:
+        return
+    from wenu_stream.warehouse.metrics import push, run_registry
+
+    try:
+        push(config.warehouse.pushgateway, config.warehouse.target, run_registry(summary, now_s=time.time()))
+    except OSError as exc:
+        sys.stderr.write(f"wenu-stream: warning: metrics not pushed to {config.warehouse.pushgateway}: {exc!r} "
+                         "(the load itself is unaffected)\n")
 
 
 def run_status(args: argparse.Namespace) -> int:
