@@ -41,7 +41,21 @@ Contract (the reset itself is described in ``wenu_stream.ops.checkpoints``):
 A rebuild only recomputes what the replay covers: a window that began before
 the reset position loses the readings before it. Reset to a time at or before
 the start of the oldest window to rebuild (minus the allowed lateness), or to
-trim-horizon for a full rebuild.
+trim-horizon for a full rebuild. Also:
+
+- duplicate memory starts empty, so a re-delivery of a message sent before the
+  reset position counts as new (a trim-horizon rebuild has no such case);
+- a series is restarted at its first reading under the new generation; series
+  the replay never reaches keep their results (stats windows, alarm states);
+- alarm transitions the rebuild finds again have the same ids and are not
+  published twice; transitions it finds anew (the point of a rule fix) are;
+- a rebuild of some shards only (``--shard``) gives them a generation above
+  every other shard: a series that moved between shards (a reshard) restarts
+  when it reaches a rebuilt shard. Rebuild every shard when series cross shards.
+
+Tests: tests/unit (processor, stats sink, alarm engine) and
+tests/integration/test_ops_rebuild.py (a catalog scale fix and an alarm rule
+fix, each rebuilt end to end against the local stack).
 """
 
 from __future__ import annotations
