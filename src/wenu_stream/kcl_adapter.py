@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -47,6 +48,7 @@ from amazon_kclpy.v3.processor import RecordProcessorBase  # type: ignore[import
 
 from wenu_stream.kcl_properties import check_properties, render_properties
 from wenu_stream.log import configure_logging, get_logger
+from wenu_stream.metrics import CheckpointClock, Metrics
 from wenu_stream.model import KinesisRecord
 from wenu_stream.ports import ShardProcessor
 
@@ -131,6 +133,8 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         sleep: used between checkpoint retries.
         checkpoint_attempts: tries per checkpoint when the daemon reports a retryable error.
         parents: looks a fresh shard's parents up (see the module docstring); None: no lookup.
+        metrics: the driver's metrics on this path (leases held, checkpoints, checkpoint age), labelled ``app``.
+        tick_s: how often a background thread refreshes the checkpoint age (it grows while a callback hangs).
     """
 
     def __init__(
@@ -142,6 +146,9 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         sleep: Callable[[float], Any] = time.sleep,
         checkpoint_attempts: int = 5,
         parents: ParentLookup | None = None,
+        metrics: Metrics | None = None,
+        app: str = "",
+        tick_s: float = 1.0,
     ) -> None:
         self._factory = factory
         self._parents = parents
@@ -153,6 +160,12 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         self._last: tuple[str, int] | None = None  # last record handed to process()
         self._lease_gone = False
         self._log: Any = get_logger("wenu.kcl")
+        self._metrics = metrics
+        self._app = app
+        self._shard_id = ""
+        self._clock = CheckpointClock()
+        self._tick_s = tick_s
+        self._ticking = threading.Event()  # set: the age refresher stops
 
     @property
     def runner(self) -> asyncio.Runner:
@@ -164,6 +177,11 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         self._log = self._log.bind(shard_id=shard_id)
         checkpoint = _checkpoint_string(initialize_input.sequence_number, initialize_input.sub_sequence_number)
         self._call("initialize_failed", lambda: self._initialize(shard_id, checkpoint))
+        self._shard_id = shard_id
+        if self._metrics is not None:
+            self._metrics.leases_held.labels(self._app).set(1)  # one shard per process: the exporter sums them
+            self._observe_age()
+            threading.Thread(target=self._refresh_age, name="checkpoint-age", daemon=True).start()
 
     async def _initialize(self, shard_id: str, checkpoint: str | None) -> None:
         parents: Sequence[str] = ()
@@ -177,11 +195,14 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             return
         records = [to_kinesis_record(r) for r in process_records_input.records]
         behind = process_records_input.millis_behind_latest
+        if records:
+            self._clock.handed()
         durable = self._call("process_failed", lambda: self._require().process(records, behind))
         if records:
             self._last = (records[-1].sequence_number, records[-1].sub_sequence_number)
         if durable and self._last is not None:
             self._checkpoint(process_records_input.checkpointer, *self._last)
+        self._observe_age()
 
     def lease_lost(self, lease_lost_input: LeaseLostInput) -> None:
         """Another worker owns the shard now: drop what is not committed, no checkpoint is possible."""
@@ -203,6 +224,7 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         if sequence is not None:
             sub = self._last[1] if self._last and self._last[0] == sequence else None
             self._checkpoint(shutdown_requested_input.checkpointer, sequence, sub)
+        self._retire_metrics()  # the worker gives the lease up (lease_lost or shard_ended may still follow)
 
     def _started(self, shard_id: str) -> ShardProcessor:
         self._processor = self._factory(shard_id)
@@ -243,6 +265,10 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
                     self._sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
                 continue
             self._log.debug("checkpointed", sequence=sequence, sub=sub)
+            if sequence is None or (sequence, sub) == self._last:
+                self._clock.checkpointed()
+            if self._metrics is not None:
+                self._metrics.checkpoints.labels(self._app).inc()
             return True
         self._log.warning("checkpoint_skipped", sequence=sequence, reason="the next checkpoint covers it")
         return False
@@ -251,6 +277,22 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         processor, self._processor = self._processor, None
         if processor is not None:
             self._call("close_failed", processor.close)
+        self._retire_metrics()
+
+    def _retire_metrics(self) -> None:
+        self._ticking.set()
+        if self._metrics is not None and self._shard_id:  # per-process files: leave zeros, not the last values
+            self._metrics.leases_held.labels(self._app).set(0)
+            self._metrics.checkpoint_age.labels(self._app, self._shard_id).set(0)
+
+    def _observe_age(self) -> None:
+        if self._metrics is not None and self._shard_id and not self._ticking.is_set():
+            self._metrics.checkpoint_age.labels(self._app, self._shard_id).set(self._clock.age())
+
+    def _refresh_age(self) -> None:
+        """Between callbacks too: a callback that hangs (a sink that never answers) must not freeze the age."""
+        while not self._ticking.wait(self._tick_s):
+            self._observe_age()
 
 
 def run_process(
@@ -261,9 +303,11 @@ def run_process(
     error_file: Any = None,
     exit_process: Callable[[int], Any] = _exit_now,
     parents: ParentLookup | None = None,
+    metrics: Metrics | None = None,
+    app: str = "",
 ) -> None:
     """Serve the daemon's protocol until it closes stdin, then close the event loop."""
-    processor = WenuRecordProcessor(factory, exit_process=exit_process, parents=parents)
+    processor = WenuRecordProcessor(factory, exit_process=exit_process, parents=parents, metrics=metrics, app=app)
     try:
         kcl.KCLProcess(
             processor,
@@ -295,8 +339,10 @@ def main(app: str, factory: Factory | None = None, environ: Any = None) -> None:
         sys.stderr.flush()
         raise SystemExit(EXIT_CONFIG) from None
     configure_logging(config.log_level)
+    metrics = None
     if factory is None:
-        from wenu_stream.runtime import shard_processor_factory
+        from wenu_stream.runtime import Runtime, shard_processor_factory
 
-        factory = shard_processor_factory(config)
-    run_process(factory, parents=kinesis_parent_lookup(config.kinesis.stream))
+        runtime = Runtime(config)
+        factory, metrics = shard_processor_factory(config, runtime), runtime.metrics
+    run_process(factory, parents=kinesis_parent_lookup(config.kinesis.stream), metrics=metrics, app=config.app)

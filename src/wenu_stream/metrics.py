@@ -8,6 +8,8 @@ declare a ``multiprocess_mode``.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -71,3 +73,28 @@ class Metrics(NamedTuple):
             ),
             quarantined=Counter("wenu_quarantined_readings", "Readings the catalog does not map", ["app"], registry=r),
         )
+
+
+class CheckpointClock:
+    """How long the oldest record handed to a shard's processor has waited for a checkpoint.
+
+    The value of ``wenu_checkpoint_age_seconds`` on both drivers: 0 while
+    everything handed over is checkpointed (an idle shard is not stalled), and
+    growing while a sink keeps failing or the processor hangs.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self.waiting_since: float | None = None
+
+    def handed(self) -> None:
+        """Records were handed to the processor."""
+        if self.waiting_since is None:
+            self.waiting_since = self._monotonic()
+
+    def checkpointed(self) -> None:
+        """Everything handed over so far is checkpointed."""
+        self.waiting_since = None
+
+    def age(self) -> float:
+        return 0.0 if self.waiting_since is None else self._monotonic() - self.waiting_since

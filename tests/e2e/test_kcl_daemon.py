@@ -14,6 +14,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.fixtures.aws import create_stream
 from tests.fixtures.kcl import KclDaemon, render_local, start_daemon
@@ -114,10 +116,22 @@ def test_two_daemons_share_a_four_shard_stream(
         use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]) -> None:
     expected = fill_stream(unique_name, KEYS, shards=4, devices=DEVICES, duration_s=60)
     run = Run(unique_name, unique_name, tmp_path, use_kinesis_local, maxLeasesForWorker="2")
+    metrics_dir = tmp_path / "prometheus"  # the shard processes of both daemons write here (multiprocess mode)
+    metrics_dir.mkdir()
+    run.env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     one = run.start(kcl_daemons, "one", workerId="worker-1")
     two = run.start(kcl_daemons, "two", workerId="worker-2")
 
     wait_for(lambda: run.records_done() == expected.user_records, "every record's effects", kcl_daemons, 120)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))  # what `wenu-stream serve-metrics` exports
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"app": "processing"} | labels)
+
+    assert sample("wenu_records_total", outcome="accepted") == expected.accepted
+    assert sample("wenu_leases_held") == 4
+    assert (sample("wenu_checkpoints_total") or 0) >= 4
     one.stop()
     two.stop()
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 from amazon_kclpy import kcl
+from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from tests.protocol.fakes import (
@@ -25,19 +28,21 @@ from tests.protocol.fakes import (
     script,
 )
 from wenu_stream.kcl_adapter import EXIT_PROCESSING_FAILED, WenuRecordProcessor
+from wenu_stream.metrics import Metrics
+from wenu_stream.model import KinesisRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARD = "shardId-000000000007"
 
 
-def drive(processor: FakeShardProcessor, *messages: dict[str, Any], parents: Any = None
+def drive(processor: FakeShardProcessor, *messages: dict[str, Any], parents: Any = None, **adapter_kw: Any
           ) -> tuple[list[Any], str, int | None]:
     """Run kclpy's KCLProcess over ``messages``; return the event log, stdout and the exit code (None: no exit)."""
     events = processor.events
     output = RecordingOutput(events)
     errors = StringIO()
     adapter = WenuRecordProcessor(lambda shard_id: processor, exit_process=sys.exit, sleep=lambda _s: None,
-                                  parents=parents)
+                                  parents=parents, **adapter_kw)
     code = None
     try:
         kcl.KCLProcess(adapter, input_file=StringIO(script(*messages)), output_file=output, error_file=errors).run()
@@ -266,3 +271,29 @@ def test_the_consumer_stops_at_start_up_on_bad_config_before_reading_stdin() -> 
     assert done.returncode == 2
     assert done.stdout == ""
     assert "WENU_KINESIS_STRAEM" in done.stderr
+
+
+def test_driver_metrics_on_the_kcl_path_count_leases_and_checkpoints_and_time_a_hung_batch() -> None:
+    registry = CollectorRegistry()
+    ages: list[float | None] = []
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    class Hanging(FakeShardProcessor):
+        async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
+            if records and self.batches:  # the second batch hangs a while (a sink that does not answer)
+                await asyncio.sleep(1.5)
+                ages.append(value("wenu_checkpoint_age_seconds", app="processing", shard=SHARD))
+                assert value("wenu_leases_held", app="processing") == 1
+            return await super().process(records, millis_behind_latest)
+
+    fake = Hanging([])
+    _, _, code = drive(fake, initialize(SHARD), process_records(record("1")), checkpoint_ok("1", 0),
+                       process_records(record("2")), checkpoint_ok("2", 0), {"action": "shutdownRequested"},
+                       metrics=Metrics.create(registry), app="processing", tick_s=0.1)
+    assert code is None
+    assert ages and ages[0] is not None and ages[0] >= 1.0  # refreshed while the callback hung
+    assert value("wenu_checkpoints_total", app="processing") == 2
+    assert value("wenu_leases_held", app="processing") == 0  # given up at shutdown
+    assert value("wenu_checkpoint_age_seconds", app="processing", shard=SHARD) == 0

@@ -35,7 +35,7 @@ from wenu_stream.driver.backoff import Backoff, sleep_unless
 from wenu_stream.driver.kinesis import ExpiredIteratorError, FastGetRecords, GetRecordsOutput, RetryableError
 from wenu_stream.driver.leases import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, Lease, LeaseTable
 from wenu_stream.errors import LeaseLostError
-from wenu_stream.metrics import Metrics
+from wenu_stream.metrics import CheckpointClock, Metrics
 from wenu_stream.ports import ShardProcessor
 
 ENDED, STOPPED, LOST, FAILED = "ended", "stopped", "lost", "failed"
@@ -129,7 +129,7 @@ class ShardConsumer:
         self.iterator: str | None = None
         self.handed: str | None = None  # last sequence number handed to the processor
         self.checkpointed: str | None = None
-        self.waiting_since: float | None = None  # when the oldest record not yet checkpointed was handed over
+        self.clock = CheckpointClock()  # how long handed records wait for a checkpoint
         self.backoff = Backoff()
         self.caught_up = False  # the last GetRecords returned nothing: for the idle exit
 
@@ -162,8 +162,8 @@ class ShardConsumer:
                 break
             records = out.records
             self.caught_up = not records
-            if records and self.waiting_since is None:
-                self.waiting_since = time.monotonic()
+            if records:
+                self.clock.handed()
             durable = await self.processor.process(records, out.millis_behind_latest)
             if records:
                 self._handed_over(out)
@@ -208,7 +208,7 @@ class ShardConsumer:
         await self.held.write(lambda lease: self.state.table.checkpoint(lease, sequence, 0, children))
         self.checkpointed = sequence
         if sequence in (self.handed, SHARD_END):
-            self.waiting_since = None
+            self.clock.checkpointed()
         self.state.checkpoints += 1
         self.state.metrics.checkpoints.labels(self.state.config.app).inc()
 
@@ -248,16 +248,9 @@ class ShardConsumer:
         except Exception:
             self.log.exception("lease_release_failed", effect="the lease expires after failover_ms instead")
 
-    def checkpoint_age(self) -> float:
-        """Seconds the oldest record handed to the processor has waited for a checkpoint (0: none waits).
-
-        0 on an idle, caught-up shard; it grows while a sink keeps failing or
-        the consumer hangs (the worker's renewer refreshes it between polls).
-        """
-        return 0.0 if self.waiting_since is None else time.monotonic() - self.waiting_since
-
     def observe_checkpoint_age(self) -> None:
-        self.state.metrics.checkpoint_age.labels(self.state.config.app, self.shard_id).set(self.checkpoint_age())
+        """Publish the checkpoint age (at every poll, and from the worker's renewer between polls)."""
+        self.state.metrics.checkpoint_age.labels(self.state.config.app, self.shard_id).set(self.clock.age())
 
     def forget_metrics(self) -> None:
         """Drop this shard's gauges: a shard this worker no longer holds must not show its last values."""
