@@ -13,11 +13,18 @@ import msgspec
 import pytest
 
 from tests.support.records import KEYS
-from tests.support.scenario import fill_stream, fleet_catalog_for, prepare, run_config, start_worker, write_keyring
-from wenu_stream.driver.leases import read_leases
+from tests.support.scenario import (
+    fill_stream,
+    fleet_catalog_for,
+    prepare,
+    run_config,
+    start_worker,
+    write_keyring,
+)
 from tests.unit.test_stats_sink import comparable
-from wenu_stream.warehouse.rows import decode_csv
+from wenu_stream.driver.leases import read_leases
 from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
+from wenu_stream.warehouse.rows import decode_csv
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,15 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.integration.test_alarms_app import (
+    alarms_env,
+    expected_moves,
+    fill_with_anomalies,
+    moves,
+    prepare_alarms,
+    received,
+    start_alarms_worker,
+)
 from tests.support.records import KEYS
 from tests.support.scenario import (
     fill_stream,
@@ -31,6 +40,8 @@ from wenu_stream.cli import main
 from wenu_stream.driver.leases import TRIM_HORIZON, read_leases
 from wenu_stream.ops.rebuild import get_marker
 from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
+from wenu_stream.simulate import fleet_catalog
+from wenu_stream.simulate.anomalies import expected_alarms
 
 pytestmark = pytest.mark.integration
 IDLE_EXIT = {"WENU_KINESIS_IDLE_EXIT_S": "2"}
@@ -100,18 +111,6 @@ def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(aws_stack: ob
 
 def test_a_rebuild_after_an_alarm_rule_fix_publishes_exactly_what_the_fix_reveals(
         aws_stack: object, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.integration.test_alarms_app import (
-        alarms_env,
-        expected_moves,
-        fill_with_anomalies,
-        moves,
-        prepare_alarms,
-        received,
-        start_alarms_worker,
-    )
-    from wenu_stream.simulate import fleet_catalog
-    from wenu_stream.simulate.anomalies import expected_alarms
-
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
     sim = fill_with_anomalies(unique_name)
     env = alarms_env(unique_name, unique_name, keyring)

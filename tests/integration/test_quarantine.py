@@ -11,7 +11,14 @@ import boto3
 import pytest
 
 from tests.support.records import KEYS
-from tests.support.scenario import fill_stream, fleet_catalog_for, import_catalog, prepare, run_config, write_keyring
+from tests.support.scenario import (
+    fill_stream,
+    fleet_catalog_for,
+    import_catalog,
+    prepare,
+    run_config,
+    write_keyring,
+)
 from wenu_stream.cli import main
 from wenu_stream.commands.run import consume
 from wenu_stream.config import load_config

@@ -13,10 +13,10 @@ from typing import Any
 from tests.fixtures.aws import create_stream
 from wenu_stream.config import Config, load_config
 from wenu_stream.provision import ensure_bucket, ensure_state_table
-from wenu_stream.sinks.stats import ensure_stats_table
 from wenu_stream.simulate import SimulationConfig, Tally, generate, parse_faults
 from wenu_stream.simulate.outcomes import Outcomes
 from wenu_stream.simulate.producer import KinesisProducer, Pacer, put_all
+from wenu_stream.sinks.stats import ensure_stats_table
 
 FAULTS = "corrupt=0.01,unknown_key=0.01,tamper=0.01,malformed=0.01,duplicate=0.05,reorder=0.05,reorder_bound_s=20"
 
@@ -89,4 +89,4 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`wenu-stream run` as a subprocess with the test's stack and settings."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("WENU_")} | env
     return subprocess.Popen([sys.executable, "-m", "wenu_stream", "run"], env=full, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"))  # noqa: SIM115
+                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"))

@@ -28,11 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
-
-import msgspec
 from pathlib import Path
 from typing import Any
 
+import msgspec
 
 from wenu_stream.config import Config, load_config
 from wenu_stream.emulator.stack import StackSpec, start_stack, stop_stack
@@ -193,7 +192,7 @@ def _start_simulator(args: argparse.Namespace, config: Config, run_dir: Path) ->
            "--keyring", config.keyring.file, "--devices", str(args.devices), "--interval", str(args.interval),
            "--duration", str(args.duration), "--seed", "7", "--faults", FAULTS, "--aggregate", "20",
            "--anomalies"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(run_dir / "simulate.log", "wb"))  # noqa: SIM115
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(run_dir / "simulate.log", "wb"))
 
 
 def _simulator_summary(sim: subprocess.Popen[bytes]) -> dict[str, Any]:
@@ -220,7 +219,7 @@ def _summary(config: Config, expected: dict[str, Any], elapsed: float) -> None:
     for reason, n in totals.rejected.items():
         say(f"      {reason:26}{n:>10}{expected.get('rejected', {}).get(reason, 0):>22}")
     say(f"    dead letters in S3 by reason: {json.dumps(dead_letter_counts(config))}")
-    say(f"    checkpoints: " + ", ".join(f"{lease.lease_key}={lease.checkpoint[-12:]}" for lease in leases))
+    say("    checkpoints: " + ", ".join(f"{lease.lease_key}={lease.checkpoint[-12:]}" for lease in leases))
     users = totals.accepted + totals.duplicates + totals.stale + sum(totals.rejected.values())
     say(f"    user records handled: {users} in {elapsed:.1f} s of consuming ({users / max(elapsed, 1e-9):.0f}/s; the "
         "simulator paces arrivals in real time, so this is the arrival rate: `make bench` measures capacity)")

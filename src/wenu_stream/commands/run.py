@@ -47,9 +47,8 @@ async def consume(config: Config, *, stop: asyncio.Event | None = None, runtime:
                   **runtime_kwargs: Any) -> int:
     """Run the native worker until it stops (signal, ``stop`` set, or idle exit); return the exit code."""
     from wenu_stream.driver.worker import run_worker
-    from wenu_stream.runtime import Runtime, serve_metrics
-
     from wenu_stream.health import HEALTH
+    from wenu_stream.runtime import Runtime, serve_metrics
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
