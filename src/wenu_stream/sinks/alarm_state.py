@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from wenu_stream.alarms.engine import InstanceState
 from wenu_stream.alarms.shard import InstanceKey
 from wenu_stream.errors import SinkError
+from wenu_stream.tasks import all_or_first_error
 
 if TYPE_CHECKING:
     from wenu_stream.config import Config
@@ -77,7 +78,7 @@ async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int) -> li
         async with gate:
             return await call()
 
-    return list(await asyncio.gather(*(one(c) for c in calls)))
+    return await all_or_first_error(one(c) for c in calls)
 
 
 def error_code(exc: ClientError) -> str:

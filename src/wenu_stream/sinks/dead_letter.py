@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from wenu_stream.pipeline import DeadLetter
+from wenu_stream.tasks import all_or_first_error
 
 
 class DeadLetterDocument(msgspec.Struct, kw_only=True):
@@ -60,8 +61,8 @@ class S3DeadLetterStore:
         self._limit = asyncio.Semaphore(concurrency)
 
     async def put(self, shard_id: str, letters: Sequence[DeadLetter]) -> None:
-        """Write every letter; returns when all are durable, raises if any failed."""
-        await asyncio.gather(*(self._put_one(shard_id, letter) for letter in letters))
+        """Write every letter; returns when all are durable, raises if any failed (the others cancelled)."""
+        await all_or_first_error(self._put_one(shard_id, letter) for letter in letters)
 
     async def _put_one(self, shard_id: str, letter: DeadLetter) -> None:
         body = msgspec.json.encode(to_document(self._app, self._stream, shard_id, letter))

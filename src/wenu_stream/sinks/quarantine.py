@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from wenu_stream.enrichment import Unmapped
+from wenu_stream.tasks import all_or_first_error
 
 
 class QuarantineDocument(msgspec.Struct, kw_only=True):
@@ -60,7 +61,7 @@ class S3Quarantine:
         """Write every pending object; returns when all are durable."""
         pending, self._pending = self._pending, {}
         try:
-            await asyncio.gather(*(self._put(key, doc) for key, doc in pending.items()))
+            await all_or_first_error(self._put(key, doc) for key, doc in pending.items())
         except BaseException:
             self._pending = pending | self._pending
             raise

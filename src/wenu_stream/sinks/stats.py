@@ -46,6 +46,7 @@ from wenu_stream.stats.engine import Outcome, SeriesEngine, WindowKey, new_state
 from wenu_stream.stats.items import Item, RedoEntry
 from wenu_stream.stats.memory import InMemoryStatsStore
 from wenu_stream.stats.windows import add_months, window_of
+from wenu_stream.tasks import all_or_first_error
 
 __all__ = [
     "DynamoStatsSink",
@@ -165,7 +166,7 @@ class StatsSink:
             now = self._clock()
             due = {s for s in self._deferred if s in self._cache and self._publish_due(self._cache[s], now)}
             dirty = [s for s in self._touched | due if s in self._cache]
-            await asyncio.gather(*(self._gated_commit(s) for s in dirty))
+            await all_or_first_error(self._gated_commit(s) for s in dirty)
             self._touched.clear()
             self._shrink()
 
@@ -227,7 +228,7 @@ class StatsSink:
         live = [
             i for i in live if int(i["expires_at"]["N"]) * 1000 > now_ms
         ]  # expired already: TTL would drop it
-        written = await asyncio.gather(*(self._store.put_window(i) for i in live))
+        written = await all_or_first_error(self._store.put_window(i) for i in live)
         if self._metrics is not None:
             self._metrics.stats_writes.labels(self._app).inc(1 + sum(written))
         engine.dirty.difference_update(keys)
@@ -364,7 +365,7 @@ class DynamoStatsStore:
 
     async def _batch_get(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
         chunks = [keys[i : i + _BATCH_GET] for i in range(0, len(keys), _BATCH_GET)]
-        pages = await asyncio.gather(*(self._batch_get_chunk(c) for c in chunks))
+        pages = await all_or_first_error(self._batch_get_chunk(c) for c in chunks)
         return [item for page in pages for item in page]
 
     async def _batch_get_chunk(self, keys: Sequence[tuple[str, int]]) -> list[Item]:

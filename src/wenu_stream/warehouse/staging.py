@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wenu_stream.model import Position, SeriesReading
+from wenu_stream.tasks import all_or_first_error
 from wenu_stream.warehouse.rows import encode_csv, to_row
 
 
@@ -70,7 +71,7 @@ class S3StagingSink:
         """
         pending, self._pending = self._pending, {}
         try:
-            await asyncio.gather(*(self._put(shard, readings) for shard, readings in pending.items()))
+            await all_or_first_error(self._put(shard, readings) for shard, readings in pending.items())
         except BaseException:
             for shard, readings in pending.items():
                 self._pending[shard] = readings + self._pending.get(shard, [])
