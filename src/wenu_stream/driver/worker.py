@@ -211,12 +211,14 @@ class Worker:
         self.tasks[lease.lease_key] = task
         self.consumers[lease.lease_key] = consumer
         task.add_done_callback(functools.partial(self._finished, lease.lease_key))
+        self.state.shards_held = len(self.held)
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
 
     def _finished(self, key: str, task: asyncio.Task[str]) -> None:
         self.held.pop(key, None)
         self.tasks.pop(key, None)
         self.consumers.pop(key, None)
+        self.state.shards_held = len(self.held)
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
         outcome = "cancelled" if task.cancelled() else (repr(task.exception()) if task.exception() else task.result())
         if outcome == FAILED or (not task.cancelled() and task.exception() is not None):
