@@ -187,7 +187,9 @@ class ShardConsumer:
             self._observe(out)
             if out.next_shard_iterator is None:
                 return await self._end(out)
-            if not records or not out.millis_behind_latest:
+            idle = not records or not out.millis_behind_latest
+            del out, records  # the page is done with: not kept alive while the next one is read
+            if idle:
                 await sleep_unless(self.state.stop, poll)
         return await self._stop()
 
