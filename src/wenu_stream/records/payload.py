@@ -50,15 +50,20 @@ Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Value = Annotated[float, _FINITE]
 
 
-class Reading(msgspec.Struct, frozen=True):
-    """One measured value of one channel of a device."""
+class Reading(msgspec.Struct, frozen=True, gc=False):
+    """One measured value of one channel of a device.
+
+    ``gc=False`` here and on ``Message``: frozen, holding only strings, numbers and a tuple of
+    readings, they can never be part of a reference cycle, so the collector need not track one
+    or more objects per message.
+    """
 
     ch: Channel
     t: EpochMs
     v: Value
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
+class Message(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """One message of a device: ``(device, seq)`` identifies it. ``readings`` is a tuple (1..1000).
 
     Decoding into it checks the payload table but for the alphabets of ``device`` and ``ch``:
@@ -71,7 +76,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     readings: Annotated[tuple[Reading, ...], Meta(min_length=1, max_length=1000)]
 
 
-class StrictReading(msgspec.Struct, frozen=True):
+class StrictReading(msgspec.Struct, frozen=True, gc=False):
     """``Reading`` with the whole payload table, the channel alphabet included (the reference decoding)."""
 
     ch: StrictChannel
@@ -79,7 +84,7 @@ class StrictReading(msgspec.Struct, frozen=True):
     v: Value
 
 
-class StrictMessage(msgspec.Struct, frozen=True, kw_only=True):
+class StrictMessage(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     """``Message`` with the whole payload table as msgspec constraints, patterns included.
 
     Its decoders (``STRICT_DECODERS``) are the reference: what they accept is accepted, and a
