@@ -5,7 +5,10 @@ Run: ``.venv/bin/python bench/decode.py [--records 20000] [--rounds 7]``
 Builds realistic records with ``wenu_stream.records.encoding`` (2-4 readings,
 half JSON, half MessagePack, a quarter of the user records inside KPL aggregates
 of 4), then times, best of several rounds (alternating floor and decode), in one process, batch by batch:
-- floor:  ``AESGCM.decrypt`` + ``msgspec`` decode into ``Message`` of the same user records;
+- floor:  ``AESGCM.decrypt`` + ``msgspec`` decode into ``StrictMessage`` of the same user records: the
+  payload table of the spec as msgspec constraints, the name alphabets as ``pattern`` (what decoding
+  into ``Message`` did before ``names_valid`` took the alphabets out of msgspec), so the floor does
+  all the validation the spec requires;
 - decode: ``decode_record`` over the Kinesis records (deaggregate + header + decrypt + decode + validate).
 Prints one line per measure, per user record, and the ratio decode / floor (issue target: <= 1.5).
 """
@@ -25,7 +28,7 @@ from wenu_stream.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record
 from wenu_stream.records.encoding import aggregate, encode_payload, seal
 from wenu_stream.records.envelope import NONCE_SIZE
-from wenu_stream.records.payload import JSON, MSGPACK, Message, Reading
+from wenu_stream.records.payload import JSON, MSGPACK, Message, Reading, StrictMessage
 
 CHANNELS = ("active_power_w", "energy_kwh", "voltage_v", "current_a")
 KEYS = {"fleet-a": os.urandom(32), "fleet-b": os.urandom(32)}
@@ -94,7 +97,8 @@ def main() -> None:
     records, floor_inputs = build(args.records, random.Random(7))
     ring = KeyRing.from_keys(KEYS)
     ciphers = {key_id: AESGCM(key) for key_id, key in KEYS.items()}
-    decoders = {JSON: msgspec.json.Decoder(Message).decode, MSGPACK: msgspec.msgpack.Decoder(Message).decode}
+    decoders = {JSON: msgspec.json.Decoder(StrictMessage).decode,
+                MSGPACK: msgspec.msgpack.Decoder(StrictMessage).decode}
 
     floor_batches = [floor_inputs[i : i + args.batch] for i in range(0, len(floor_inputs), args.batch)]
     record_batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]

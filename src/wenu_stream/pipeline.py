@@ -16,7 +16,8 @@ import msgspec
 from wenu_stream.crypto import KeyRing
 from wenu_stream.dedup import Dedup, Seen
 from wenu_stream.model import KinesisRecord, Position
-from wenu_stream.records.decoding import Accepted, decode_record
+from wenu_stream.records.decoding import Accepted, decode_record, decode_user_record
+from wenu_stream.records.kpl import MAGIC
 from wenu_stream.records.payload import Message
 from wenu_stream.records.rejections import Rejected
 
@@ -90,33 +91,39 @@ def process_batch(
             processed (checkpointed inside an aggregated record) and are skipped.
     """
     outcome = BatchOutcome(accepted=[], dead_letters=[])
+    accepted, dead_letters, check = outcome.accepted, outcome.dead_letters, dedup.check
+    duplicates = stale = skipped = 0
+    new = Seen.NEW
     for record in records:
         seq = int(record.sequence_number)
         arrival_ms = int(record.approximate_arrival_timestamp * 1000)
-        for result in decode_record(record.data, record.partition_key, keyring):
-            position = Position(seq, record.sub_sequence_number + result.sub_index)
+        data, sub = record.data, record.sub_sequence_number
+        results: Sequence[Accepted | Rejected]
+        if data.startswith(MAGIC):  # KPL aggregates; the common plain record skips the list
+            results = decode_record(data, record.partition_key, keyring)
+        else:
+            results = (decode_user_record(data, record.partition_key, 0, keyring),)
+        for result in results:
+            position = Position(seq, sub + result.sub_index)
             if resume_after is not None and position <= resume_after:
-                outcome.skipped += 1
-                continue
-            if isinstance(result, Accepted):
-                _accept(outcome, dedup, result, position, arrival_ms)
+                skipped += 1
+            elif isinstance(result, Accepted):
+                message = result.message
+                verdict = check(message.device, message.seq)
+                if verdict is new:
+                    accepted.append(AcceptedMessage(message=message, key_id=result.key_id, position=position,
+                                                    arrival_ms=arrival_ms))
+                elif verdict is Seen.DUPLICATE:
+                    duplicates += 1
+                else:
+                    stale += 1
             else:
-                outcome.dead_letters.append(_dead_letter(result, position, arrival_ms))
-        if records:
-            outcome.last = Position(seq, record.sub_sequence_number)
+                dead_letters.append(_dead_letter(result, position, arrival_ms))
+    if records:
+        last = records[-1]
+        outcome.last = Position(int(last.sequence_number), last.sub_sequence_number)
+    outcome.duplicates, outcome.stale, outcome.skipped = duplicates, stale, skipped
     return outcome
-
-
-def _accept(outcome: BatchOutcome, dedup: Dedup, result: Accepted, position: Position, arrival_ms: int) -> None:
-    verdict = dedup.check(result.message.device, result.message.seq)
-    if verdict is Seen.NEW:
-        outcome.accepted.append(
-            AcceptedMessage(message=result.message, key_id=result.key_id, position=position, arrival_ms=arrival_ms)
-        )
-    elif verdict is Seen.DUPLICATE:
-        outcome.duplicates += 1
-    else:
-        outcome.stale += 1
 
 
 def _dead_letter(result: Rejected, position: Position, arrival_ms: int) -> DeadLetter:

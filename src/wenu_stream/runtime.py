@@ -22,6 +22,7 @@ from wenu_stream.model import KinesisRecord
 from wenu_stream.ports import BatchSink, DeadLetterStore, ShardProcessor, StateStore
 from wenu_stream.processor import PipelineProcessor
 from wenu_stream.sinks.dead_letter import S3DeadLetterStore
+from wenu_stream.sinks.s3_put import FastS3Put
 from wenu_stream.sinks.state import DynamoStateStore
 
 SinkFactory = Callable[["Runtime"], Awaitable[Sequence[BatchSink]]]
@@ -83,9 +84,12 @@ class Runtime:
             if self.keyring is None:
                 self.keyring = await asyncio.to_thread(load_keyring, cfg)
             if self.dead_letters is None:
+                s3 = await self.client("s3")
+                fast = await FastS3Put.open(self.session, s3, cfg.sinks.bucket)
+                self.stack.push_async_callback(fast.close)
                 self.dead_letters = S3DeadLetterStore(
-                    await self.client("s3"), bucket=cfg.sinks.bucket, prefix=cfg.sinks.dead_letter_prefix,
-                    app=cfg.app, stream=cfg.kinesis.stream,
+                    s3, bucket=cfg.sinks.bucket, prefix=cfg.sinks.dead_letter_prefix,
+                    app=cfg.app, stream=cfg.kinesis.stream, fast=fast,
                 )
             if self.state is None:
                 self.state = DynamoStateStore(

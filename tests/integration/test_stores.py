@@ -13,6 +13,7 @@ from wenu_stream.model import Position
 from wenu_stream.pipeline import DeadLetter
 from wenu_stream.provision import ensure_bucket, ensure_state_table
 from wenu_stream.sinks.dead_letter import S3DeadLetterStore
+from wenu_stream.sinks.s3_put import FastS3Put, S3PutError
 from wenu_stream.sinks.state import DynamoStateStore
 
 pytestmark = pytest.mark.integration
@@ -23,13 +24,21 @@ def letter(seq: int, reason: str = "auth_failed") -> DeadLetter:
                       partition_key="EM-1", arrival_ms=1_764_300_000_123)
 
 
-async def test_dead_letters_land_once_at_deterministic_keys(aws_stack: object, unique_name: str) -> None:
+@pytest.mark.parametrize("fast", [False, True], ids=["sdk", "fast"])
+async def test_dead_letters_land_once_at_deterministic_keys(aws_stack: object, unique_name: str, fast: bool) -> None:
     config = load_config({}, {"sinks.bucket": unique_name})
     ensure_bucket(config, {})
-    async with get_session().create_client("s3") as s3:
-        store = S3DeadLetterStore(s3, bucket=unique_name, prefix="dead-letter/", app="processing", stream="readings")
-        await store.put("shardId-1", [letter(7), letter(9, "truncated")])
-        await store.put("shardId-1", [letter(7)])  # a replay rewrites the same object
+    session = get_session()
+    async with session.create_client("s3") as s3:
+        writer = await FastS3Put.open(session, s3, unique_name) if fast else None
+        try:
+            store = S3DeadLetterStore(s3, bucket=unique_name, prefix="dead-letter/", app="processing",
+                                      stream="readings", fast=writer)
+            await store.put("shardId-1", [letter(7), letter(9, "truncated")])
+            await store.put("shardId-1", [letter(7)])  # a replay rewrites the same object
+        finally:
+            if writer is not None:
+                await writer.close()
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=unique_name)["Contents"]]
     assert sorted(keys) == [
         f"dead-letter/processing/readings/auth_failed/shardId-1/{7:056d}-00002.json",
@@ -42,6 +51,17 @@ async def test_dead_letters_land_once_at_deterministic_keys(aws_stack: object, u
         "arrival_time": "2025-11-28T03:20:00.123+00:00", "data_b64": None,
     }
     assert doc["data_b64"] == "AQI="
+
+
+async def test_fast_put_raises_on_an_error_status(aws_stack: object, unique_name: str) -> None:
+    session = get_session()
+    async with session.create_client("s3") as s3:
+        writer = await FastS3Put.open(session, s3, unique_name)  # the bucket does not exist
+        try:
+            with pytest.raises(S3PutError, match="HTTP 404"):
+                await writer.put("dead-letter/x.json", b"{}")
+        finally:
+            await writer.close()
 
 
 async def test_state_is_read_back_at_exactly_the_checkpoint(aws_stack: object, unique_name: str) -> None:

@@ -206,3 +206,69 @@ def test_unknown_fields_are_ignored_at_both_levels() -> None:
 def test_encode_payload_round_trips(codec: int) -> None:
     """What the producer encodes, the consumer decodes to an equal Message."""
     assert decode_payload(encode_payload(MESSAGE, codec), codec) == MESSAGE
+
+
+def _reference(plaintext: bytes, codec: int) -> tuple[str, Any]:
+    """What the strict decoders (the whole payload table in msgspec, patterns included) decide."""
+    from wenu_stream.records.payload import NOT_DECODABLE, STRICT_DECODERS
+
+    if codec == JSON and not plaintext.isascii():
+        try:
+            plaintext.decode("utf-8")
+        except UnicodeDecodeError:
+            return "reject", Reason.MALFORMED_PAYLOAD
+    try:
+        strict = STRICT_DECODERS[codec](plaintext)
+    except NOT_DECODABLE:
+        result = decode_payload(plaintext, codec)
+        assert not isinstance(result, Message)
+        return "reject", result.reason
+    return "accept", msgspec.to_builtins(strict)
+
+
+def _verdict(plaintext: bytes, codec: int) -> tuple[str, Any]:
+    result = decode_payload(plaintext, codec)
+    if isinstance(result, Message):
+        return "accept", msgspec.to_builtins(result)
+    return "reject", result.reason
+
+
+_R = {"ch": "c", "t": 1, "v": 1.0}
+_NAME_CASES = [
+    b'{"device":"bad id","device":"EM-1","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
+    b'{"device":"EM-1","device":"bad id","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
+    b'{"device":"EM-1","seq":1,"sent_at":1,"readings":[{"ch":"C","ch":"c","t":1,"v":1}]}',
+    b'{"\\u0064evice":"bad id","device":"EM-1","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
+    b'{"device":"EM-1","seq":1,"sent_at":1,"readings":[{"\\u0063h":"C","ch":"c","t":1,"v":1}]}',
+    b'{"device":"EM-1","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}],"x":"\\"ch\\""}',
+    b'{"device":"EM-1","x":{"device":"bad id","ch":"C"},"seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
+    b'{"device":"EM-1\\u00e9","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}',
+    b'{"device":"EM-1","seq":1,"sent_at":1,"readings":[{"ch":"c\\n","t":1,"v":1}]}',
+    '{"device":"EM-\u00e9","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1}]}'.encode(),
+    b'{"device":"EM-1","seq":1,"sent_at":1,"readings":[{"ch":"c","t":1,"v":1},{"ch":"a b","t":1,"v":1}]}',
+    b'{"device":"a.b:c_d-E9","seq":1,"sent_at":1,"readings":[{"ch":"z_09","t":1,"v":1}]}',
+]
+_MSGPACK_CASES = [
+    # a repeated key as fixstr, as str8 (non-canonical) and as a bin key
+    b"\x85\xa6device\xa6bad id\xa6device\xa4EM-1\xa3seq\x01\xa7sent_at\x01\xa8readings\x91"
+    + msgspec.msgpack.encode(_R),
+    b"\x85\xa6device\xa4EM-1\xd9\x06device\xa6bad id\xa3seq\x01\xa7sent_at\x01\xa8readings\x91"
+    + msgspec.msgpack.encode(_R),
+    b"\x84\xa6device\xa4EM-1\xa3seq\x01\xa7sent_at\x01\xa8readings\x91\x84\xa2ch\xa1C\xd9\x02ch\xa1c\xa1t\x01\xa1v\x01",
+    b"\x84\xa6device\xa4EM-1\xa3seq\x01\xa7sent_at\x01\xa8readings\x91\x84\xa2ch\xa1c\xa2ch\xa1C\xa1t\x01\xa1v\x01",
+    msgspec.msgpack.encode({"device": "EM-1", "seq": 1, "sent_at": 1, "readings": [{"ch": "charge", "t": 1, "v": 1}]}),
+    msgspec.msgpack.encode({"device": "EM 1", "seq": 1, "sent_at": 1, "readings": [_R]}),
+    msgspec.msgpack.encode({"device": "EM-1", "seq": 1, "sent_at": 1, "readings": [_R, {**_R, "ch": "Ch"}]}),
+]
+
+
+@pytest.mark.parametrize(
+    ("plaintext", "codec"), [(p, JSON) for p in _NAME_CASES] + [(p, MSGPACK) for p in _MSGPACK_CASES]
+)
+def test_name_checks_decide_as_the_strict_decoders(plaintext: bytes, codec: int) -> None:
+    """The alphabets checked after decoding give the decisions of msgspec patterns, repeated keys included."""
+    assert _verdict(plaintext, codec) == _reference(plaintext, codec)
+    data = seal(plaintext, key_id="fleet-a", key=KEY_A, codec=codec, nonce=NONCE)
+    (result,) = decode_record(data, "pk", RING)
+    verdict = ("accept", msgspec.to_builtins(result.message)) if isinstance(result, Accepted) else ("reject", result.reason)
+    assert verdict == _reference(plaintext, codec)

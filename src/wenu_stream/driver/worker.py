@@ -23,6 +23,12 @@ stops that shard without a checkpoint, releases its lease, and then stops the
 whole worker the same graceful way with ``WorkerResult.failed`` set, so the
 process exits non-zero, the container is restarted and the batch replays.
 Cancelling ``run_worker`` is a crash: nothing is checkpointed or released.
+
+Once its clients are open the worker collects garbage once and freezes what is
+alive (``gc.freeze``): the SDK's service models, modules and clients stay for
+the life of the worker, and a full collection, which batches of decoded records
+trigger now and then, no longer walks them (about 0.3 CPU-s per 100k records).
+They are unfrozen when the worker returns.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import random
 import time
 from collections.abc import Sequence
@@ -91,6 +98,9 @@ class Worker:
             stack.push_async_callback(fast.close)
             table = LeaseTable(ddb, self.config.lease_table)
             await table.ensure()
+            gc.collect()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             self.state = WorkerState(self.config, table=table, fast=fast, kinesis_client=kin, metrics=self.metrics,
                                      stop=self.stop, log=self.log)
             self.log.info("worker_started", stream=self.config.kinesis.stream, table=table.name)
@@ -211,6 +221,7 @@ class Worker:
         self.tasks[lease.lease_key] = task
         self.consumers[lease.lease_key] = consumer
         task.add_done_callback(functools.partial(self._finished, lease.lease_key))
+        self.state.shards_held = len(self.held)
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
 
     def _finished(self, key: str, task: asyncio.Task[str]) -> None:
@@ -219,6 +230,7 @@ class Worker:
         consumer = self.consumers.pop(key, None)
         if consumer is not None:
             consumer.forget_metrics()
+        self.state.shards_held = len(self.held)
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
         outcome = "cancelled" if task.cancelled() else (repr(task.exception()) if task.exception() else task.result())
         if outcome == FAILED or (not task.cancelled() and task.exception() is not None):

@@ -16,7 +16,15 @@ from cryptography.exceptions import InvalidTag
 from wenu_stream.crypto import KeyRing, open_envelope
 from wenu_stream.records.envelope import NONCE_SIZE, OVERHEAD, parse_envelope
 from wenu_stream.records.kpl import MAGIC, deaggregate
-from wenu_stream.records.payload import DECODERS, MSGPACK, NOT_DECODABLE, Fault, Message, decode_payload
+from wenu_stream.records.payload import (
+    DECODERS,
+    MSGPACK,
+    NOT_DECODABLE,
+    Fault,
+    Message,
+    decode_payload,
+    fast_checks,
+)
 from wenu_stream.records.rejections import Reason, Rejected
 
 __all__ = ["Accepted", "Rejected", "decode_record", "decode_user_record"]
@@ -64,9 +72,9 @@ def decode_user_record(
 
     Fast path: one probe of ``keyring.lookup`` with the header bytes validates
     version, codec and key id at once; then decrypt and decode, with the payload
-    checks of ``decode_payload`` reordered so that a good record pays only for a
-    UTF-8 test of a non-ASCII JSON document. Anything else takes a slow path that
-    finds the spec's reason in the spec's order.
+    checks of ``decode_payload`` reordered so that a good record pays only for
+    ``fast_checks`` and a UTF-8 test of a non-ASCII JSON document. Anything else
+    takes a slow path that finds the spec's reason in the spec's order.
     """
     try:
         end = 3 + data[2]
@@ -89,9 +97,10 @@ def decode_user_record(
         except NOT_DECODABLE:
             pass  # decode_payload below names the reason
         else:
-            return Accepted(
-                key_id=key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index
-            )
+            if fast_checks(message, plaintext, codec):
+                return Accepted(
+                    key_id=key_id, message=message, raw=data, partition_key=partition_key, sub_index=sub_index
+                )
     # A payload that failed, or JSON that is not ASCII (decode_payload checks its UTF-8 first).
     result = decode_payload(plaintext, codec)
     if isinstance(result, Fault):

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from wenu_stream.pipeline import DeadLetter
+from wenu_stream.sinks.s3_put import FastS3Put
 from wenu_stream.tasks import all_or_first_error
 
 
@@ -50,10 +51,16 @@ def to_document(app: str, stream: str, shard_id: str, letter: DeadLetter) -> Dea
 
 
 class S3DeadLetterStore:
-    """Writes dead letters to S3 through an open aiobotocore S3 client."""
+    """Writes dead letters to S3 through an open aiobotocore S3 client, or through ``fast`` when given.
 
-    def __init__(self, client: Any, *, bucket: str, prefix: str, app: str, stream: str, concurrency: int = 16) -> None:
+    ``fast`` (a ``FastS3Put`` for ``bucket``) writes the same objects for a fraction of the CPU of the
+    SDK's request pipeline; the runtime passes one.
+    """
+
+    def __init__(self, client: Any, *, bucket: str, prefix: str, app: str, stream: str, concurrency: int = 16,
+                 fast: FastS3Put | None = None) -> None:
         self._client = client
+        self._fast = fast
         self._bucket = bucket
         self._prefix = prefix
         self._app = app
@@ -68,4 +75,6 @@ class S3DeadLetterStore:
         body = msgspec.json.encode(to_document(self._app, self._stream, shard_id, letter))
         key = letter_key(self._prefix, self._app, self._stream, shard_id, letter)
         async with self._limit:
+            if self._fast is not None:
+                return await self._fast.put(key, body)
             await self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
