@@ -373,3 +373,17 @@ def test_a_rebuild_generation_starts_instances_over_with_growing_versions() -> N
     again.generation = 1
     again.load(list(got.values()))
     assert again.apply(readings) == []
+
+
+def test_every_rule_type_compiles_to_its_own_evaluator_and_the_base_is_abstract() -> None:
+    from typing import get_args
+
+    from wenu_stream.alarms.engine import Compiled, compile_rule
+    from wenu_stream.alarms.rules import AlarmRule as AnyRule
+
+    rules = {type(r): r for r in ALL_RULES}
+    assert set(rules) == set(get_args(AnyRule))  # ALL_RULES covers every rule type
+    evaluators = {type(compile_rule(r)) for r in rules.values()}
+    assert len(evaluators) == len(rules) and all(issubclass(e, Compiled) and e is not Compiled for e in evaluators)
+    with pytest.raises(TypeError):
+        Compiled(HIGH)  # type: ignore[abstract]

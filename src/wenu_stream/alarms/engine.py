@@ -26,6 +26,7 @@ Decisions the spec leaves open:
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import math
 import operator
@@ -100,8 +101,8 @@ def transition_id(rule: str, series: str, onset: int, to_state: str) -> str:
     return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
-class Compiled:
-    """A rule with its per-reading constants worked out once.
+class Compiled(abc.ABC):
+    """A rule with its per-reading constants worked out once (abstract: one subclass per rule type).
 
     ``timed`` says whether :meth:`deadline` can ever return a time, so the
     shard engine keeps only those instances in its deadline heap.
@@ -118,9 +119,9 @@ class Compiled:
         assert isinstance(tag, str)  # every rule type has a string tag
         self.type = tag
 
+    @abc.abstractmethod
     def step(self, s: InstanceState, r: SeriesReading) -> tuple[Transition, ...]:
-        """Evaluate a reading newer than ``s.last_t`` (the caller checked)."""
-        raise NotImplementedError
+        """Evaluate a reading newer than ``s.last_t`` (the caller checked); every rule type defines it."""
 
     def deadline(self, s: InstanceState) -> int | None:
         """Reading time at which :meth:`advance` may change ``s``, or None."""
