@@ -132,7 +132,7 @@ def latency(count: int, checkpoint_interval: float | None) -> None:
     import shutil
     import tempfile
 
-    from wenu_stream.emulator.stack import StackSpec, start_stack, stop_stack
+    from wenu_stream.devtools.emulator.stack import StackSpec, start_stack, stop_stack
 
     run_dir = Path(tempfile.mkdtemp(prefix="wenu-bench-alarms-"))
     stack = start_stack(StackSpec(run_dir=str(run_dir / "stack")))
@@ -160,12 +160,12 @@ def _latency_setup(run_dir: Path, checkpoint_interval: float | None) -> tuple[ob
     import base64
     import json
 
+    from wenu_stream.aws.provision import provision
     from wenu_stream.catalog.document import validate
     from wenu_stream.catalog.store import CatalogStore
-    from wenu_stream.commands.demo import subscribe_queue
     from wenu_stream.config import load_config
-    from wenu_stream.provision import provision
-    from wenu_stream.simulate import SimulationConfig, fleet_catalog
+    from wenu_stream.devtools.demo import subscribe_queue
+    from wenu_stream.devtools.simulate import SimulationConfig, fleet_catalog
 
     keyring = run_dir / "keyring.json"
     keyring.write_text(json.dumps({k: base64.b64encode(v).decode() for k, v in KEYS.items()}))
@@ -189,7 +189,7 @@ async def _latency_run(config: Any, queue: str, count: int) -> list[float]:
 
     import boto3
 
-    from wenu_stream.commands.run import consume
+    from wenu_stream.cli.run import consume
     from wenu_stream.log import configure_logging
     from wenu_stream.records.encoding import encode_payload, seal
     from wenu_stream.records.payload import Reading

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import msgspec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from wenu_stream.crypto import KeyRing
+from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record
 from wenu_stream.records.encoding import aggregate, encode_payload, seal
 from wenu_stream.records.envelope import NONCE_SIZE

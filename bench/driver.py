@@ -21,8 +21,8 @@ the ratios to (a) (issue target: driver <= 0.3). Then runs the driver on an
 from __future__ import annotations
 
 import argparse
-import base64
 import asyncio
+import base64
 import os
 import resource
 import subprocess
@@ -40,9 +40,9 @@ from aiobotocore.session import get_session
 from prometheus_client import CollectorRegistry
 
 from wenu_stream.config import Config, load_config
-from wenu_stream.driver.kinesis import FastGetRecords, get_shard_iterator, list_shards
-from wenu_stream.driver.worker import run_worker
-from wenu_stream.emulator import StackSpec, start_stack, stop_stack
+from wenu_stream.devtools.emulator import StackSpec, start_stack, stop_stack
+from wenu_stream.drivers.native.kinesis import FastGetRecords, get_shard_iterator, list_shards
+from wenu_stream.drivers.native.worker import run_worker
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import KinesisRecord
 
@@ -128,8 +128,8 @@ async def driver(stream: str) -> int:
 
 def fill_realistic(stream: str, shards: int, messages: int) -> int:
     """Create ``stream`` and put about ``messages`` simulated meter messages; return the Kinesis record count."""
-    from wenu_stream.simulate import SimulationConfig, Tally, generate, parse_faults
-    from wenu_stream.simulate.producer import KinesisProducer, Pacer, put_all
+    from wenu_stream.devtools.simulate import SimulationConfig, Tally, generate, parse_faults
+    from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
 
     kinesis = boto3.client("kinesis")
     kinesis.create_stream(StreamName=stream, ShardCount=shards)
@@ -149,7 +149,7 @@ KEYS = {"bench-key": bytes(range(32))}
 def provision(stream: str, keyring_file: str) -> Config:
     """The config of a pipeline run, with its state table and bucket created (``wenu-stream provision``'s
     work at deploy time, not the consumer's, so it is done before the measured run)."""
-    from wenu_stream.provision import ensure_bucket, ensure_state_table
+    from wenu_stream.aws.provision import ensure_bucket, ensure_state_table
 
     tag = time.time_ns()
     config = load_config({}, {"kinesis.stream": stream, "lease.table": f"{stream}-leases-{tag}",
@@ -163,7 +163,7 @@ def provision(stream: str, keyring_file: str) -> Config:
 
 async def pipeline(config: Config) -> int:
     """The native driver with the real processor (foundation pipeline: no application sinks)."""
-    from wenu_stream.runtime import Runtime
+    from wenu_stream.bootstrap import Runtime
 
     async def no_sinks(_rt: object) -> tuple[()]:
         return ()

@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.records import KEYS
 from tests.support.scenario import fill_stream, fleet_catalog_for, prepare, run_config, write_keyring
-from wenu_stream.emulator import StackSpec, start_stack, stop_stack
-from wenu_stream.kcl_properties import local_overrides, render_properties
-from wenu_stream.report import shard_totals, sum_totals
+from wenu_stream.devtools.emulator import StackSpec, start_stack, stop_stack
+from wenu_stream.drivers.kcl.properties import local_overrides, render_properties
+from wenu_stream.ops.report import shard_totals, sum_totals
 
 JARS = ROOT / ".kcl" / "jars"
 

@@ -21,8 +21,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from wenu_stream.model import Position, SeriesReading
-from wenu_stream.sinks.stats import InMemoryStatsStore, StatsSink
 from wenu_stream.stats.engine import SeriesEngine, new_state
+from wenu_stream.stats.sink import StatsSink
+from wenu_stream.testing import InMemoryStatsStore
 
 T0 = 1_792_800_000_000  # 2026-10-25, a DST day in Madrid
 SHARD = "shardId-000000000000"

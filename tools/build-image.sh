@@ -93,7 +93,7 @@ import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 entry = next(n for n in names if n.endswith("entry_points.txt"))
 text = zipfile.ZipFile(sys.argv[1]).read(entry).decode()
-sys.exit(not ("wenu_stream/cli.py" in names and "wenu-stream = wenu_stream.cli:main" in text))
+sys.exit(not ("wenu_stream/cli/main.py" in names and "wenu-stream = wenu_stream.cli.main:main" in text))
 PY
   do_layout "$out/app"
   say "local build done: $(basename "$wheel"), app tree in $out/app"

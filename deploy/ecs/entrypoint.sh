@@ -90,7 +90,7 @@ python3 - "$APP_ROOT" "$app" "$properties" \
 import sys
 from pathlib import Path
 
-from wenu_stream.kcl_properties import check_properties, render_properties
+from wenu_stream.drivers.kcl.properties import check_properties, render_properties
 
 root, app, out, *pairs = sys.argv[1:]
 overrides = dict(p.split("=", 1) for p in pairs if not p.endswith("="))  # unset: keep the file's value

@@ -1,4 +1,4 @@
-from wenu_stream.cli import main
+from wenu_stream.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

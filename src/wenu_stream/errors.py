@@ -32,3 +32,7 @@ class SinkError(WenuError):
 
 class LeaseLostError(WenuError):
     """This worker no longer holds the lease of a shard; stop processing it."""
+
+
+class StaleAlarmState(SinkError):
+    """A stored instance is newer than ours: another worker evaluates this shard now."""

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Protocol
+
 import msgspec
+
+
+class Clock(Protocol):
+    """Epoch milliseconds. Injected so pure code never reads the wall clock."""
+
+    def __call__(self) -> int: ...
+
+
+# Checkpoint sentinels of the KCL lease table (a real checkpoint is "<seq>" or "<seq>:<sub>").
+TRIM_HORIZON = "TRIM_HORIZON"
+LATEST = "LATEST"
+AT_TIMESTAMP = "AT_TIMESTAMP"
+SHARD_END = "SHARD_END"
+SENTINELS = frozenset({TRIM_HORIZON, LATEST, AT_TIMESTAMP, SHARD_END})
+
+
+def parse_checkpoint(checkpoint: str | None) -> tuple[str | None, int]:
+    """Split a checkpoint (``"<seq>"``, ``"<seq>:<sub>"`` or a sentinel) into sequence and sub-sequence."""
+    if not checkpoint or checkpoint in SENTINELS:
+        return None, 0
+    seq, _, sub = checkpoint.partition(":")
+    return seq, int(sub or 0)
 
 
 class KinesisRecord(msgspec.Struct, rename="pascal", frozen=True, gc=False):
@@ -51,4 +76,25 @@ class SeriesReading(msgspec.Struct, frozen=True, kw_only=True):
     t: int  # measurement time, epoch ms
     value: float
     raw_value: float
+    position: Position = Position(0, 0)
+
+
+class UnmappedReason(StrEnum):
+    """Why a reading has no series."""
+
+    UNKNOWN_DEVICE = "unknown_device"  # the catalog has no active device of that id
+    UNKNOWN_CHANNEL = "unknown_channel"  # the device is known, the channel is not mapped
+    VALUE_OUT_OF_RANGE = "value_out_of_range"  # v * scale + offset is not finite (a catalog scale mistake)
+
+
+class Unmapped(msgspec.Struct, frozen=True, kw_only=True):
+    """A reading the catalog does not map, with everything needed to process it later."""
+
+    device: str
+    ch: str
+    t: int
+    v: float
+    seq: int
+    index: int  # position of the reading in the message's readings
+    reason: UnmappedReason
     position: Position = Position(0, 0)

@@ -1,24 +1,27 @@
-"""Ports: what the pure core and the drivers need from the outside world, by role.
+"""Ports: what the applications and the drivers need from the outside world, by role.
 
-Adapters live in ``sinks/`` (AWS) and fakes in ``sinks/memory.py``.
+Every port is a ``Protocol`` here; adapters live in ``aws/`` (and
+``catalog.store``, ``warehouse.staging``), in-memory fakes of every port in
+``testing``. Sinks derive from ``SinkBase``, whose optional hooks are no-ops, so
+callers invoke them without probing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wenu_stream.model import KinesisRecord
 
 if TYPE_CHECKING:
-    from wenu_stream.ops.rebuild import RebuildMarker
-    from wenu_stream.pipeline import BatchOutcome, DeadLetter
-
-
-class Clock(Protocol):
-    """Epoch milliseconds. Injected so pure code never reads the wall clock."""
-
-    def __call__(self) -> int: ...
+    from wenu_stream.alarms.durable import LastTransition, LedgerEntry, ShardClock
+    from wenu_stream.alarms.engine import InstanceState, Transition
+    from wenu_stream.alarms.rules import AlarmRule
+    from wenu_stream.alarms.shard import InstanceKey
+    from wenu_stream.ingest.batch import BatchOutcome, DeadLetter
+    from wenu_stream.ingest.rebuild import RebuildMarker
+    from wenu_stream.model import SeriesReading, Unmapped
+    from wenu_stream.stats.items import Item
 
 
 class ShardProcessor(Protocol):
@@ -68,8 +71,33 @@ class StateStore(Protocol):
     async def load(self, shard_id: str, sequence: str) -> bytes | None: ...
 
     async def rebuild_marker(self, shard_id: str) -> RebuildMarker | None:
-        """The shard's rebuild marker (``ops.rebuild``), or None: how a reset asks the replay to recompute."""
+        """The shard's rebuild marker (``ingest.rebuild``), or None: how a reset asks the replay to recompute."""
         ...
+
+
+class SinkBase:
+    """Optional hooks of a sink, as no-ops: a sink overrides the ones it needs (like quix's ``BaseSink``).
+
+    The processor and ``EnrichingSink`` call every hook on every sink, so a
+    misspelt override fails the type check instead of being skipped.
+    """
+
+    name: str = ""
+
+    @property
+    def has_pending(self) -> bool:
+        """True when an effect should not wait for the commit interval (an alarm notification)."""
+        return False
+
+    def rebuild(self, shard_id: str, generation: int) -> None:
+        """The shard's rebuild generation (``ingest.rebuild``; 0 without a marker), before its first write."""
+
+    def release(self, shard_id: str) -> None:
+        """A shard starts or stops here: forget what is cached for it (it reloads from the store)."""
+
+    async def idle(self, shard_id: str, now_ms: int) -> Any:
+        """An idle tick of a shard with no records (wall clock, epoch ms)."""
+        return None
 
 
 class BatchSink(Protocol):
@@ -82,7 +110,7 @@ class BatchSink(Protocol):
     A sink that keeps derived results may also have ``rebuild(shard_id,
     generation)``: the processor calls it before the shard's first ``write``
     with the shard's rebuild generation (0 without a marker, see
-    ``ops.rebuild``); the sink recomputes results of older generations.
+    ``ingest.rebuild``); the sink recomputes results of older generations.
     """
 
     name: str
@@ -90,3 +118,89 @@ class BatchSink(Protocol):
     async def write(self, shard_id: str, outcome: BatchOutcome) -> None: ...
 
     async def flush(self) -> None: ...
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    def rebuild(self, shard_id: str, generation: int) -> None: ...
+
+    def release(self, shard_id: str) -> None: ...
+
+    async def idle(self, shard_id: str, now_ms: int) -> Any: ...
+
+
+class ReadingSink(Protocol):
+    """A stage fed with enriched readings. ``write_readings`` may buffer; ``flush`` makes durable. Idempotent.
+
+    Hooks as ``BatchSink`` (inherit ``SinkBase`` for the no-op defaults).
+    """
+
+    name: str
+
+    async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> Any: ...
+
+    async def flush(self) -> None: ...
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    def rebuild(self, shard_id: str, generation: int) -> None: ...
+
+    def release(self, shard_id: str) -> None: ...
+
+    async def idle(self, shard_id: str, now_ms: int) -> Any: ...
+
+
+class UnmappedStore(Protocol):
+    """Keeps readings the catalog does not map (quarantine) until it does."""
+
+    def add(self, shard_id: str, readings: Sequence[Unmapped]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+class StatsStore(Protocol):
+    """The storage a stats sink needs (DynamoDB, or ``testing.InMemoryStatsStore``); layout in ``stats.items``."""
+
+    async def get_states(self, series: Sequence[str]) -> dict[str, Item]: ...
+
+    async def get_windows(self, keys: Sequence[tuple[str, str, int]]) -> list[Item]: ...
+
+    async def put_state(self, item: Item, base: str | None) -> str | None:
+        """Put if the stored fence is ``base`` (None: no item); else return the stored fence ("" if none)."""
+        ...
+
+    async def put_window(self, item: Item) -> bool:
+        """Put if the stored fence is older (or from another shard); False if it was as new or newer."""
+        ...
+
+
+RulesSource = Callable[[], "Sequence[AlarmRule]"]
+
+
+class AlarmStateStore(Protocol):
+    """Durable alarm instances, version-fenced (``StaleAlarmState`` when another worker is ahead), and shard clocks."""
+
+    async def load_shard(self, shard_id: str) -> tuple[list[InstanceState], ShardClock | None]: ...
+
+    async def load_instances(self, keys: Sequence[InstanceKey]) -> list[InstanceState]: ...
+
+    async def remove(self, keys: Iterable[InstanceKey]) -> None: ...
+
+    async def save(self, shard_id: str, states: Iterable[InstanceState], *, severity: Callable[[str], str],
+                   last: Callable[[InstanceKey], LastTransition | None], now_ms: int) -> int: ...
+
+    async def save_clock(self, shard_id: str, clock: ShardClock) -> None: ...
+
+
+class Notifier(Protocol):
+    """Exactly one notification per transition: a ledger entry first (``record``), then ``publish``.
+
+    ``recover`` re-publishes what a previous owner of the shard recorded but did not publish.
+    """
+
+    async def record(self, shard_id: str, transitions: Sequence[Transition]) -> list[LedgerEntry]: ...
+
+    async def publish(self, entries: Sequence[LedgerEntry]) -> None: ...
+
+    async def recover(self, shard_id: str) -> int: ...

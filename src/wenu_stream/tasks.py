@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -30,3 +30,14 @@ async def all_or_first_error(calls: Iterable[Awaitable[T]]) -> list[T]:
 
 async def _awaited(call: Awaitable[T]) -> T:
     return await call
+
+
+async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Await every call with at most ``limit`` in flight; results in call order; the first error propagates."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return await all_or_first_error(one(c) for c in calls)

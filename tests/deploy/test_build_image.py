@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wenu_stream.kcl_properties import check_properties
+import pytest
+
+from wenu_stream.drivers.kcl.properties import check_properties
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "build-image.sh"
@@ -21,6 +23,7 @@ def build(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration  # needs the KCL jars of `make kcl` (Java, Maven)
 def test_local_build_makes_the_wheel_and_lays_out_app_as_the_image_does(tmp_path: Path) -> None:
     done = build("local", str(tmp_path))
     assert done.returncode == 0, done.stderr

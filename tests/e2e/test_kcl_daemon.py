@@ -22,11 +22,11 @@ from tests.fixtures.kcl import KclDaemon, render_local, start_daemon
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, fill_stream, fleet_catalog_for, prepare, run_config, write_keyring
 from wenu_stream.config import Config
-from wenu_stream.driver.leases import read_leases
-from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
-from wenu_stream.simulate import SimulationConfig, Tally, generate, parse_faults
-from wenu_stream.simulate.outcomes import Outcomes
-from wenu_stream.simulate.producer import KinesisProducer, Pacer, put_all
+from wenu_stream.devtools.simulate import SimulationConfig, Tally, generate, parse_faults
+from wenu_stream.devtools.simulate.outcomes import Outcomes
+from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
+from wenu_stream.drivers.native.leases import read_leases
+from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals
 
 pytestmark = pytest.mark.e2e
 DEVICES = 12

@@ -13,11 +13,12 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from wenu_stream.alarms.rules import AlarmRule, parse_rules
+from wenu_stream.alarms.sink import AlarmsSink
+from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
+from wenu_stream.aws.notifier import SnsNotifier
+from wenu_stream.aws.provision import ensure_alarm_tables, ensure_alarm_topic
 from wenu_stream.config import Config, load_config
 from wenu_stream.model import SeriesReading
-from wenu_stream.sinks.alarm_state import DynamoAlarmStateStore, ensure_alarm_tables
-from wenu_stream.sinks.alarms import AlarmsSink
-from wenu_stream.sinks.notifier import SnsNotifier, ensure_alarm_topic
 
 T0 = 1_764_300_000_000  # 2025-11-28T03:20:00Z
 MIN = 60_000

@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.alarm_support import build_sink, clients, provision
 from tests.integration.test_alarm_notifications import scenario
-from wenu_stream.cli import main
+from wenu_stream.cli.main import main
 
 pytestmark = pytest.mark.integration
 

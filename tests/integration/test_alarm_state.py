@@ -7,7 +7,7 @@ import pytest
 
 from tests.integration.alarm_support import MIN, T0, build_sink, clients, drain, provision, reading, subscribe
 from wenu_stream.alarms.engine import transition_id
-from wenu_stream.sinks.alarm_state import StaleAlarmState
+from wenu_stream.errors import StaleAlarmState
 
 pytestmark = pytest.mark.integration
 

@@ -23,13 +23,13 @@ from tests.integration.alarm_support import drain, subscribe
 from tests.integration.test_crash_recovery import checkpointed, wait_for
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, prepare, run_config, write_keyring
+from wenu_stream.aws.provision import ensure_alarm_tables, ensure_alarm_topic
 from wenu_stream.config import Config
-from wenu_stream.driver.leases import read_leases
-from wenu_stream.simulate import SimulationConfig, fleet_catalog, generate, parse_faults
-from wenu_stream.simulate.anomalies import ExpectedAlarm, expected_alarms
-from wenu_stream.simulate.producer import KinesisProducer, Pacer, put_all
-from wenu_stream.sinks.alarm_state import ensure_alarm_tables
-from wenu_stream.sinks.notifier import ensure_alarm_topic
+from wenu_stream.devtools.simulate import SimulationConfig, fleet_catalog, generate, parse_faults
+from wenu_stream.devtools.simulate.anomalies import ExpectedAlarm
+from wenu_stream.devtools.simulate.generator import expected_alarms
+from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
+from wenu_stream.drivers.native.leases import read_leases
 
 pytestmark = pytest.mark.integration
 

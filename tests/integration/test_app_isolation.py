@@ -24,11 +24,11 @@ from tests.integration.test_alarms_app import (
 )
 from tests.support.records import KEYS
 from tests.support.scenario import run_config, write_keyring
-from wenu_stream.commands.run import consume
+from wenu_stream.aws.provision import ensure_state_table
+from wenu_stream.cli.run import consume
 from wenu_stream.config import Config, load_config
-from wenu_stream.driver.leases import read_leases
-from wenu_stream.provision import ensure_state_table
-from wenu_stream.simulate.anomalies import expected_alarms
+from wenu_stream.devtools.simulate.generator import expected_alarms
+from wenu_stream.drivers.native.leases import read_leases
 
 pytestmark = pytest.mark.integration
 

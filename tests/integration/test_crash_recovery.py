@@ -21,9 +21,9 @@ from tests.support.scenario import (
     start_worker,
     write_keyring,
 )
-from tests.unit.test_stats_sink import comparable
-from wenu_stream.driver.leases import read_leases
-from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
+from tests.unit.stats.test_sink import comparable
+from wenu_stream.drivers.native.leases import read_leases
+from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals
 from wenu_stream.warehouse.rows import decode_csv
 
 pytestmark = pytest.mark.integration

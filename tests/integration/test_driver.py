@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from tests.fixtures.aws import create_stream
 from wenu_stream.config import Config, load_config
-from wenu_stream.driver.leases import OWNER_INDEX, read_leases
-from wenu_stream.driver.worker import WorkerResult, run_worker
+from wenu_stream.drivers.native.leases import OWNER_INDEX, read_leases
+from wenu_stream.drivers.native.worker import WorkerResult, run_worker
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import KinesisRecord
 

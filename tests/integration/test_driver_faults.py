@@ -11,9 +11,14 @@ from prometheus_client import CollectorRegistry
 
 from tests.fixtures.aws import create_stream
 from tests.integration.test_driver import FakeProcessor, Journal, eventually, put, settings
-from wenu_stream.driver.consumer import STOPPED, HeldLease, ShardConsumer, WorkerState
-from wenu_stream.driver.kinesis import ExpiredIteratorError, FastGetRecords, GetRecordsOutput, RetryableError
-from wenu_stream.driver.leases import Lease, LeaseTable
+from wenu_stream.drivers.native.consumer import STOPPED, HeldLease, ShardConsumer, WorkerState
+from wenu_stream.drivers.native.kinesis import (
+    ExpiredIteratorError,
+    FastGetRecords,
+    GetRecordsOutput,
+    RetryableError,
+)
+from wenu_stream.drivers.native.leases import Lease, LeaseTable
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 

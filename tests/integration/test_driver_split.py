@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.aws import create_stream
 from tests.integration.test_driver import Journal, put, settings, start
-from wenu_stream.driver.leases import read_leases
+from wenu_stream.drivers.native.leases import read_leases
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import create_stream
-from wenu_stream.emulator import Stack
+from wenu_stream.devtools.emulator import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
+from wenu_stream.aws.keyring import load_kms_keyring, wrap_keyring
 from wenu_stream.errors import KeyRingError
-from wenu_stream.keyring import load_kms_keyring, wrap_keyring
 from wenu_stream.records.decoding import Accepted, decode_record
 from wenu_stream.records.encoding import encode_payload, seal
 from wenu_stream.records.payload import JSON, Message, Reading
@@ -95,7 +95,7 @@ def test_cli_decodes_with_a_kms_keyring(
     """records decode --kms-keyring unwraps through the SDK's own endpoint settings."""
     import io
 
-    from wenu_stream.cli import main
+    from wenu_stream.cli.main import main
 
     client, kms_key = kms
     key = os.urandom(32)

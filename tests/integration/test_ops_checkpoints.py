@@ -10,10 +10,11 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import create_stream
-from wenu_stream.cli import main
-from wenu_stream.driver.leases import TRIM_HORIZON, Lease, LeaseTable, from_item, to_item
+from wenu_stream.aws.state import get_marker
+from wenu_stream.cli.main import main
+from wenu_stream.drivers.native.leases import Lease, LeaseTable, from_item, to_item
+from wenu_stream.model import TRIM_HORIZON
 from wenu_stream.ops import checkpoints as ops
-from wenu_stream.ops.rebuild import get_marker
 
 pytestmark = pytest.mark.integration
 
@@ -190,9 +191,10 @@ def test_live_lease_refuses_unless_forced_and_writes_are_conditional(setup: tupl
 
 def test_rebuild_writes_a_marker_per_shard_with_rising_generations(setup: tuple[str, str, str]) -> None:
     stream, table, shard = setup
-    from wenu_stream.provision import ensure_table
+    from wenu_stream.aws.provision import ensure_table
+    from wenu_stream.aws.tables import STATE
 
-    ensure_table(f"{table}-state", [("pk", "HASH"), ("pos", "RANGE")])
+    ensure_table(STATE, f"{table}-state")
     seqs = put(stream, 3, "a")
     put_lease(table, Lease(lease_key=shard, lease_counter=1, checkpoint=seqs[2]))
     for generation in (1, 2):

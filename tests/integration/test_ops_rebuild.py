@@ -36,12 +36,13 @@ from tests.support.scenario import (
     start_worker,
     write_keyring,
 )
-from wenu_stream.cli import main
-from wenu_stream.driver.leases import TRIM_HORIZON, read_leases
-from wenu_stream.ops.rebuild import get_marker
-from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
-from wenu_stream.simulate import fleet_catalog
-from wenu_stream.simulate.anomalies import expected_alarms
+from wenu_stream.aws.state import get_marker
+from wenu_stream.cli.main import main
+from wenu_stream.devtools.simulate import fleet_catalog
+from wenu_stream.devtools.simulate.generator import expected_alarms
+from wenu_stream.drivers.native.leases import read_leases
+from wenu_stream.model import TRIM_HORIZON
+from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals
 
 pytestmark = pytest.mark.integration
 IDLE_EXIT = {"WENU_KINESIS_IDLE_EXIT_S": "2"}

@@ -20,13 +20,13 @@ from tests.support.scenario import (
     start_worker,
     write_keyring,
 )
-from wenu_stream.cli import main
-from wenu_stream.crypto import KeyRing
+from wenu_stream.aws.dead_letters import letter_key, to_document
+from wenu_stream.cli.main import main
+from wenu_stream.ingest.batch import DeadLetter
 from wenu_stream.model import Position
 from wenu_stream.ops import redrive
-from wenu_stream.pipeline import DeadLetter
-from wenu_stream.report import dead_letter_counts, shard_totals, sum_totals
-from wenu_stream.sinks.dead_letter import letter_key, to_document
+from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals
+from wenu_stream.records.crypto import KeyRing
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from tests.support.scenario import (
     run_config,
     write_keyring,
 )
-from wenu_stream.cli import main
-from wenu_stream.commands.run import consume
+from wenu_stream.cli.main import main
+from wenu_stream.cli.run import consume
 from wenu_stream.config import load_config
 
 pytestmark = pytest.mark.integration

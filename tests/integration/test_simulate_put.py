@@ -12,11 +12,17 @@ import pytest
 
 from tests.fixtures.aws import create_stream
 from tests.support.records import KEYS, RING
-from wenu_stream.cli import main
-from wenu_stream.emulator import Stack
+from wenu_stream.cli.main import main
+from wenu_stream.devtools.emulator import Stack
+from wenu_stream.devtools.simulate import (
+    FaultRates,
+    SimulationConfig,
+    expected_outcomes,
+    generate,
+    parse_faults,
+)
+from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
 from wenu_stream.records.decoding import Accepted, decode_record
-from wenu_stream.simulate import FaultRates, SimulationConfig, expected_outcomes, generate, parse_faults
-from wenu_stream.simulate.producer import KinesisProducer, Pacer, put_all
 
 pytestmark = pytest.mark.integration
 

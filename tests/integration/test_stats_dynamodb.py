@@ -16,7 +16,7 @@ import boto3
 import pytest
 from aiobotocore.session import get_session
 
-from tests.unit.test_stats_sink import (
+from tests.unit.stats.test_sink import (
     LATENESS_S,
     SERIES,
     clock,
@@ -26,11 +26,13 @@ from tests.unit.test_stats_sink import (
     run_with_crashes,
     scenario,
 )  # fmt: skip
-from wenu_stream.cli import main
+from wenu_stream.aws.provision import ensure_stats_table
+from wenu_stream.aws.stats_store import DynamoStatsStore
+from wenu_stream.cli.main import main
 from wenu_stream.config import load_config
-from wenu_stream.emulator import Stack
-from wenu_stream.sinks.stats import DynamoStatsSink, DynamoStatsStore, StatsSink, ensure_stats_table
-from wenu_stream.stats.windows import to_ms
+from wenu_stream.devtools.emulator import Stack
+from wenu_stream.stats.sink import StatsSink
+from wenu_stream.timewindows import to_ms
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +53,8 @@ def scan(name: str) -> list[dict[str, Any]]:
     return [item for page in pages for item in page["Items"]]
 
 
-def sink(client: Any, name: str) -> DynamoStatsSink:
-    return DynamoStatsSink(client, table=name, lateness_s=LATENESS_S, ttl_months=13, clock=clock)
+def sink(client: Any, name: str) -> StatsSink:
+    return StatsSink(DynamoStatsStore(client, name), lateness_s=LATENESS_S, ttl_months=13, clock=clock)
 
 
 async def test_order_duplicates_and_crashes_leave_identical_tables(ddb: Any, unique_name: str) -> None:
@@ -119,4 +121,4 @@ async def test_query_command_prints_windows_with_offsets_and_hides_expired_ones(
 
 
 def test_sink_has_the_stats_name() -> None:
-    assert StatsSink.name == "stats" == DynamoStatsSink.name
+    assert StatsSink.name == "stats"

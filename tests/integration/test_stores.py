@@ -8,13 +8,13 @@ import boto3
 import pytest
 from aiobotocore.session import get_session
 
+from wenu_stream.aws.dead_letters import S3DeadLetterStore
+from wenu_stream.aws.provision import ensure_bucket, ensure_state_table
+from wenu_stream.aws.s3_put import FastS3Put, S3PutError
+from wenu_stream.aws.state import DynamoStateStore
 from wenu_stream.config import load_config
+from wenu_stream.ingest.batch import DeadLetter
 from wenu_stream.model import Position
-from wenu_stream.pipeline import DeadLetter
-from wenu_stream.provision import ensure_bucket, ensure_state_table
-from wenu_stream.sinks.dead_letter import S3DeadLetterStore
-from wenu_stream.sinks.s3_put import FastS3Put, S3PutError
-from wenu_stream.sinks.state import DynamoStateStore
 
 pytestmark = pytest.mark.integration
 

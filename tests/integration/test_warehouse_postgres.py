@@ -16,8 +16,8 @@ import structlog
 from aiobotocore.session import get_session
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.test_warehouse_rows import reading
-from wenu_stream.cli import main
+from tests.unit.warehouse.test_rows import reading
+from wenu_stream.cli.main import main
 from wenu_stream.config import WarehouseConfig
 from wenu_stream.model import Position, SeriesReading
 from wenu_stream.warehouse.loader import PostgresTarget, load_pending

@@ -27,7 +27,7 @@ from tests.protocol.fakes import (
     record,
     script,
 )
-from wenu_stream.kcl_adapter import EXIT_PROCESSING_FAILED, WenuRecordProcessor
+from wenu_stream.drivers.kcl.adapter import EXIT_PROCESSING_FAILED, WenuRecordProcessor
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import KinesisRecord
 
@@ -236,7 +236,7 @@ def test_stdout_holds_nothing_but_protocol_json() -> None:
 _CHILD = """
 import sys
 from tests.protocol.fakes import FailingSinkProcessor, FakeShardProcessor
-from wenu_stream.kcl_adapter import run_process
+from wenu_stream.drivers.kcl.adapter import run_process
 fake = FailingSinkProcessor([]) if sys.argv[1] == "fail" else FakeShardProcessor([], answers=[True])
 run_process(lambda shard_id: fake)
 """

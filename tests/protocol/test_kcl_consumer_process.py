@@ -15,9 +15,9 @@ import pytest
 
 from tests.fixtures.aws import create_stream
 from tests.protocol.fakes import checkpoint_ok, initialize, process_records, record, script
+from wenu_stream.aws.provision import ensure_bucket, ensure_state_table
+from wenu_stream.aws.state import pos_key
 from wenu_stream.config import load_config
-from wenu_stream.provision import ensure_bucket, ensure_state_table
-from wenu_stream.sinks.state import pos_key
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import create_stream
-from wenu_stream.kcl_adapter import kinesis_parent_lookup
+from wenu_stream.drivers.kcl.adapter import kinesis_parent_lookup
 
 pytestmark = pytest.mark.integration
 

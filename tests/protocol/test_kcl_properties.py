@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wenu_stream.kcl_properties import (
+from wenu_stream.drivers.kcl.properties import (
     check_properties,
     local_overrides,
     parse_properties,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from wenu_stream.crypto import KeyRing
 from wenu_stream.model import KinesisRecord
+from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.encoding import aggregate, encode_payload, seal
 from wenu_stream.records.payload import Message, Reading
 

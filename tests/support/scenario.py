@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.fixtures.aws import create_stream
+from wenu_stream.aws.provision import ensure_bucket, ensure_state_table, ensure_stats_table
 from wenu_stream.config import Config, load_config
-from wenu_stream.provision import ensure_bucket, ensure_state_table
-from wenu_stream.simulate import SimulationConfig, Tally, generate, parse_faults
-from wenu_stream.simulate.outcomes import Outcomes
-from wenu_stream.simulate.producer import KinesisProducer, Pacer, put_all
-from wenu_stream.sinks.stats import ensure_stats_table
+from wenu_stream.devtools.simulate import SimulationConfig, Tally, generate, parse_faults
+from wenu_stream.devtools.simulate.outcomes import Outcomes
+from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
 
 FAULTS = "corrupt=0.01,unknown_key=0.01,tamper=0.01,malformed=0.01,duplicate=0.05,reorder=0.05,reorder_bound_s=20"
 
@@ -80,7 +79,7 @@ def import_catalog(config: Config, catalog: dict[str, Any]) -> None:
 
 def fleet_catalog_for(devices: int) -> dict[str, Any]:
     """The catalog of the simulated fleet that ``fill_stream`` puts (it depends on the device count only)."""
-    from wenu_stream.simulate import fleet_catalog
+    from wenu_stream.devtools.simulate import fleet_catalog
 
     return fleet_catalog(SimulationConfig(devices=devices))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wenu_stream.cli import main
+from wenu_stream.cli.main import main
 from wenu_stream.config import load_config
 from wenu_stream.errors import ConfigError
 

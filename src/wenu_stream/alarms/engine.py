@@ -44,8 +44,8 @@ from wenu_stream.alarms.rules import (
     StuckRule,
     ThresholdRule,
 )
-from wenu_stream.alarms.windows import window_bounds
 from wenu_stream.model import SeriesReading
+from wenu_stream.timewindows import window_of
 
 OK: Literal["ok"] = "ok"
 PENDING: Literal["pending"] = "pending"
@@ -76,7 +76,7 @@ class InstanceState(msgspec.Struct, kw_only=True, array_like=True):
     window_start: int | None = None  # consumption: current window, epoch ms
     window_end: int | None = None
     consumed: float = 0.0
-    generation: int = 0  # the rebuild generation (ops.rebuild) it was evaluated under
+    generation: int = 0  # the rebuild generation (ingest.rebuild) it was evaluated under
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):
@@ -255,7 +255,7 @@ class _Consumption(Compiled):
         out = _NONE
         if s.window_end is None or r.t >= s.window_end:
             out = self._close(s, s.window_end)
-            s.window_start, s.window_end = window_bounds(self.window, r.t, r.timezone)
+            s.window_start, s.window_end = window_of(r.t, self.window, r.timezone)
             s.consumed = 0.0
         p, q = s.last_value, r.value
         if p is not None:

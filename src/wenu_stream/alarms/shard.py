@@ -60,7 +60,7 @@ class AlarmEngine:
         self._dirty: set[_Slot] = set()
         self._removed: set[InstanceKey] = set()
         self._wm = _NEVER
-        self.generation = 0  # the shard's rebuild generation (ops.rebuild); set before load
+        self.generation = 0  # the shard's rebuild generation (ingest.rebuild); set before load
         self.set_rules(rules)
 
     @property

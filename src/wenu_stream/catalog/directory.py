@@ -17,7 +17,7 @@ import msgspec
 
 from wenu_stream.alarms.rules import AlarmRule, matches
 from wenu_stream.catalog.document import CatalogDocument
-from wenu_stream.ports import Clock
+from wenu_stream.model import Clock
 
 
 class ChannelInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,7 +10,7 @@ Reset, in this order (``reset``):
    renew by bumping it). Live leases refuse the reset unless ``force``;
 3. resolve the target per shard into the new ``checkpoint`` value (a sequence
    number or a sentinel) and build the plan with the counters of step 2;
-4. (rebuild) write a rebuild marker per shard (``ops.rebuild``), before the lease;
+4. (rebuild) write a rebuild marker per shard (``ingest.rebuild``), before the lease;
 5. per shard, one conditional UpdateItem: ``leaseCounter`` must still be the
    planned one. It sets the checkpoint, clears ``checkpointSubSequenceNumber``,
    ``ownerSwitchesSinceCheckpoint`` and the KCL 3.x pending/handoff fields,
@@ -30,8 +30,9 @@ from typing import Any, Literal
 import msgspec
 from botocore.exceptions import ClientError
 
-from wenu_stream.driver.leases import LATEST, TRIM_HORIZON, Lease, from_item
+from wenu_stream.drivers.native.leases import Lease, from_item
 from wenu_stream.errors import ConfigError
+from wenu_stream.model import LATEST, TRIM_HORIZON
 from wenu_stream.ops import positions
 
 TargetKind = Literal["trim-horizon", "latest", "timestamp", "sequence"]

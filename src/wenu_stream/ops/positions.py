@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 from botocore.exceptions import ClientError
 
-from wenu_stream.driver.leases import LATEST, SHARD_END, TRIM_HORIZON
+from wenu_stream.model import LATEST, SHARD_END, TRIM_HORIZON
 
 _WINDOWS_S = (10, 300, 3600, 86_400)
 _MAX_CALLS = 1000  # per scan: each GetRecords advances, so a sparse shard still ends

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from wenu_stream.crypto import KeyRing
+from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record
 
 _PUT_BATCH = 500  # PutRecords limit

@@ -13,7 +13,7 @@ from __future__ import annotations
 import msgspec
 from cryptography.exceptions import InvalidTag
 
-from wenu_stream.crypto import KeyRing, open_envelope
+from wenu_stream.records.crypto import KeyRing, open_envelope
 from wenu_stream.records.envelope import NONCE_SIZE, OVERHEAD, parse_envelope
 from wenu_stream.records.kpl import MAGIC, deaggregate
 from wenu_stream.records.payload import (

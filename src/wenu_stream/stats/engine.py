@@ -23,7 +23,7 @@ import msgspec
 
 from wenu_stream.model import Position, SeriesReading
 from wenu_stream.stats.aggregates import Point, WindowAgg, add_point, increase, to_micro
-from wenu_stream.stats.windows import WIDTHS, window_of, windows_of
+from wenu_stream.timewindows import WIDTHS, window_of, windows_of
 
 WindowKey = tuple[str, int]  # (width, start_ms)
 
@@ -38,7 +38,7 @@ class Outcome(Enum):
 
 
 class Fence(msgspec.Struct, frozen=True, array_like=True):
-    """Shard, position and rebuild generation (``ops.rebuild``) of the last reading processed."""
+    """Shard, position and rebuild generation (``ingest.rebuild``) of the last reading processed."""
 
     shard: str
     sequence: int

@@ -12,7 +12,7 @@ Table ``stats.table``, hash key ``pk`` (S), range key ``sk`` (N):
   (zlib msgpack), so a window write lost in a crash is redone from the state.
 
 A fence is ``"<shard>/<sequence, 60 digits>.<sub, 12 digits>"``, or after a
-rebuild (``ops.rebuild``) ``"<shard>/g<generation, 6 digits>/<sequence>.<sub>"``:
+rebuild (``ingest.rebuild``) ``"<shard>/g<generation, 6 digits>/<sequence>.<sub>"``:
 one string, ordered like (generation, position) within a shard ("g" sorts after
 every digit), so a condition expression can compare it.
 """
@@ -28,7 +28,7 @@ import msgspec
 
 from wenu_stream.stats.aggregates import WindowAgg, result
 from wenu_stream.stats.engine import Fence, SeriesState, WindowKey
-from wenu_stream.stats.windows import add_months, iso, window_iso, window_of
+from wenu_stream.timewindows import add_months, iso, window_iso, window_of
 
 STATE_SUFFIX = "#state"
 Item = dict[str, Any]

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wenu_stream.model import Position, SeriesReading
+from wenu_stream.ports import SinkBase
 from wenu_stream.tasks import all_or_first_error
 from wenu_stream.warehouse.rows import encode_csv, to_row
 
@@ -49,7 +50,7 @@ def build_file(
     return key, gzip.compress(csv, compresslevel=6, mtime=0)
 
 
-class S3StagingSink:
+class S3StagingSink(SinkBase):
     """A reading sink (``sinks.enriched.ReadingSink``) that stages readings in S3 through an open aiobotocore client."""
 
     name = "staging"

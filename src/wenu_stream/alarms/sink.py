@@ -1,0 +1,226 @@
+"""The alarms application's reading sink: alarm engines per shard, durable state, notifications.
+
+``write_readings`` evaluates in memory; ``flush`` makes it durable in this order:
+
+1. record every new transition in the ledger as pending (before the states:
+   a state saved ahead of the checkpoint must never hide an unannounced transition),
+2. delete removed instances (before the upserts: a rule whose type changed
+   restarts at version 1 under the same key),
+3. store changed instance states, fenced by version, and the shard clocks,
+4. publish the pending notifications and mark them published.
+
+What a flush did not finish stays buffered, so a retried flush (the processor
+retries) carries on; every step is idempotent. A shard's engine is built on
+first use from the store (every instance the shard owned, and the clock that
+drives ``no_data`` while the shard is idle), after publishing whatever a
+previous owner left pending. The instances of a series first seen on the shard
+(a shard that moved, a reshard) are fetched before its first reading is evaluated.
+
+Rebuild (``ingest.rebuild``): instance states and shard clocks carry the
+generation they were computed under; an instance of an older generation than
+its shard's starts over at its series' next reading (keeping its version, so
+the conditional write replaces the stored state), and the shard's watermark
+restarts with the replay. Transitions the rebuild finds again have the same
+ids, so the ledger does not publish them twice; transitions it finds anew are
+published like live ones (with the reading time they happened at).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from wenu_stream.alarms.durable import LastTransition, ShardClock
+from wenu_stream.alarms.engine import InstanceState, Transition
+from wenu_stream.alarms.rules import AlarmRule, matches
+from wenu_stream.alarms.shard import AlarmEngine, InstanceKey
+from wenu_stream.errors import StaleAlarmState
+from wenu_stream.log import get_logger
+from wenu_stream.model import SeriesReading
+from wenu_stream.ports import AlarmStateStore, Notifier, RulesSource, SinkBase
+
+
+class _Shard:
+    """One shard's engine and what it has not made durable yet."""
+
+    def __init__(self, engine: AlarmEngine, clock: ShardClock | None) -> None:
+        self.engine = engine
+        self.looked_up: set[str] = set()  # series whose stored instances were fetched
+        self.upserts: dict[InstanceKey, InstanceState] = {}
+        self.removed: set[InstanceKey] = set()
+        self.transitions: list[Transition] = []
+        self.seen_watermark = clock.seen_watermark if clock else None  # watermark when the last reading came
+        self.seen_wall = clock.seen_wall if clock else None  # and the wall time it came, epoch ms
+        self.clock_dirty = False
+
+    def collect(self) -> None:
+        """Move the engine's changes into the unflushed buffers (removals drop earlier upserts)."""
+        changes = self.engine.take_changes()
+        for key in changes.removed:
+            self.upserts.pop(key, None)
+            self.removed.add(key)
+        for s in changes.upserts:
+            self.upserts[(s.rule, s.series)] = s
+
+    def clock(self) -> ShardClock:
+        return ShardClock(watermark=self.engine.watermark, seen_watermark=self.seen_watermark,
+                          seen_wall=self.seen_wall, generation=self.engine.generation)
+
+
+class AlarmsSink(SinkBase):
+    """Reading sink (``ports.ReadingSink``) of the alarms application, shared by a worker's shards."""
+
+    name = "alarms"
+
+    def __init__(
+        self,
+        state: AlarmStateStore,
+        notifier: Notifier,
+        *,
+        rules: Sequence[AlarmRule] = (),
+        rules_source: RulesSource | None = None,
+        idle_tick_s: float = 5.0,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._store = state
+        self._notifier = notifier
+        self._rules: Sequence[AlarmRule] = tuple(rules)
+        self._severity = {r.id: r.severity for r in self._rules}
+        self._source = rules_source
+        self._idle_ms = int(idle_tick_s * 1000)
+        self._wall_ms = wall_ms
+        self._shards: dict[str, _Shard] = {}
+        self._generations: dict[str, int] = {}  # shard -> its rebuild generation (ingest.rebuild)
+        self._lock = asyncio.Lock()
+        self._log: Any = get_logger("wenu.alarms")
+
+    def set_rules(self, rules: Sequence[AlarmRule]) -> None:
+        """Swap the rule set of every shard (a catalog change); takes effect at the next reading."""
+        self._rules = tuple(rules)
+        self._severity = {r.id: r.severity for r in self._rules}
+        for shard in self._shards.values():
+            shard.engine.set_rules(self._rules)
+            shard.looked_up.clear()  # a new rule may have instances stored by another worker
+
+    async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> list[Transition]:
+        """Evaluate a batch of enriched readings in shard order; return the transitions (published at flush)."""
+        self._refresh_rules()
+        shard = await self._shard(shard_id)
+        await self._look_up(shard, readings)
+        found = shard.engine.apply(readings)
+        shard.transitions.extend(found)
+        if readings:
+            shard.seen_watermark, shard.seen_wall = shard.engine.watermark, self._wall_ms()
+            shard.clock_dirty = True
+        return found
+
+    async def idle(self, shard_id: str, now_ms: int) -> list[Transition]:
+        """Advance an idle shard's watermark by the wall time elapsed since its last reading.
+
+        Only once the shard has been idle ``idle_tick_s``; the watermark then
+        stands at ``watermark at the last reading + wall time since``, so a
+        silent series fires ``no_data`` when it would have had the shard kept
+        on carrying readings of others.
+        """
+        shard = await self._shard(shard_id)
+        if shard.seen_wall is None or shard.seen_watermark is None:
+            if shard.engine.watermark is not None:  # restarted without a clock: count from now
+                shard.seen_watermark, shard.seen_wall, shard.clock_dirty = shard.engine.watermark, now_ms, True
+            return []
+        elapsed = now_ms - shard.seen_wall
+        if elapsed < self._idle_ms:
+            return []
+        found = shard.engine.tick(shard.seen_watermark + elapsed)
+        shard.transitions.extend(found)
+        return found
+
+    async def flush(self) -> None:
+        """Make every shard's changes durable and publish their notifications (steps in the module docstring)."""
+        async with self._lock:
+            for shard_id, shard in list(self._shards.items()):
+                try:
+                    await self._flush_shard(shard_id, shard)
+                except StaleAlarmState:
+                    self.release(shard_id)  # our engine is behind the store: reload it if the shard comes back
+                    raise
+
+    @property
+    def has_pending(self) -> bool:
+        """True when a notification waits for the next flush: the processor then commits at once, not on its interval."""
+        return any(shard.transitions for shard in self._shards.values())
+
+    def rebuild(self, shard_id: str, generation: int) -> None:
+        """Set a shard's rebuild generation (before its engine loads): instances evaluated under an older
+        generation start over at their series' next reading, and the shard's time restarts with the replay."""
+        self._generations[shard_id] = generation
+
+    def release(self, shard_id: str) -> None:
+        """Forget a shard's engine (its lease moved): the next use reloads it from the store.
+
+        Unflushed effects are dropped; they replay from the checkpoint on the
+        shard's next owner.
+        """
+        self._shards.pop(shard_id, None)
+
+    async def _flush_shard(self, shard_id: str, shard: _Shard) -> None:
+        # Taken together, with no await between: the states and the transitions they produced.
+        shard.collect()
+        batch = list(shard.transitions)
+        pending = await self._notifier.record(shard_id, batch)  # 1.
+        if shard.removed:  # 2.
+            await self._store.remove(sorted(shard.removed))
+            shard.removed.clear()
+        if shard.upserts:  # 3.
+            last = {(t.rule, t.series): LastTransition(t.transition_id, t.to_state, t.at) for t in batch}
+            await self._store.save(shard_id, list(shard.upserts.values()), severity=self._severity_of,
+                                   last=last.get, now_ms=self._wall_ms())
+            shard.upserts.clear()
+        if shard.clock_dirty or batch:
+            shard.clock_dirty = False  # cleared first: a write_readings during the await sets it again
+            try:
+                await self._store.save_clock(shard_id, shard.clock())
+            except BaseException:
+                shard.clock_dirty = True
+                raise
+        await self._notifier.publish(pending)  # 4.
+        del shard.transitions[: len(batch)]  # a concurrent write_readings may have appended more
+
+    async def _shard(self, shard_id: str) -> _Shard:
+        shard = self._shards.get(shard_id)
+        if shard is None:
+            await self._notifier.recover(shard_id)
+            states, clock = await self._store.load_shard(shard_id)
+            engine = AlarmEngine(self._rules)
+            engine.generation = self._generations.get(shard_id, 0)
+            if clock is not None and clock.generation < engine.generation:
+                clock = None  # kept before a rebuild: the replay's readings set the time again
+            orphans = engine.load(states, clock.watermark if clock else None)
+            shard = self._shards[shard_id] = _Shard(engine, clock)
+            self._log.info("alarm_shard_loaded", shard_id=shard_id, instances=len(engine), orphans=len(orphans),
+                           watermark=engine.watermark)
+        return shard
+
+    async def _look_up(self, shard: _Shard, readings: Iterable[SeriesReading]) -> None:
+        """Fetch the stored instances of series this shard has not seen yet, before they are evaluated."""
+        keys: list[InstanceKey] = []
+        fresh = {r.series: r for r in readings if r.series not in shard.looked_up}
+        for series, r in fresh.items():
+            keys.extend((rule.id, series) for rule in self._rules_for(r) if shard.engine.state(rule.id, series) is None)
+        if keys:
+            shard.engine.load(await self._store.load_instances(keys))
+        shard.looked_up.update(fresh)  # only once loaded: a failed fetch is tried again on the replay
+
+    def _rules_for(self, r: SeriesReading) -> list[AlarmRule]:
+        return [rule for rule in self._rules if matches(rule, r)]
+
+    def _refresh_rules(self) -> None:
+        if self._source is None:
+            return
+        rules = self._source()
+        if rules is not self._rules and tuple(rules) != self._rules:
+            self.set_rules(rules)
+
+    def _severity_of(self, rule_id: str) -> str:
+        return self._severity.get(rule_id, "")

@@ -1,0 +1,215 @@
+"""Durable alarm state in DynamoDB: one item per ``(rule, series)`` instance, fenced by version.
+
+Table ``alarms.state_table`` (hash key ``pk``):
+
+- instance items, ``pk = "<rule>#<series>"``: the msgpack :class:`InstanceState`
+  in ``blob`` plus readable copies (``version``, ``state``, ``rule``, ``series``,
+  ``company``, ``site``, ``severity``, ``last_t``, ``last_transition``,
+  ``updated_at``) for ``wenu-stream alarms list``, and ``shard_key =
+  "<stream>#<shard>"``, indexed by the ``by-shard`` GSI (keys only) so a shard
+  that starts on a worker finds every instance it owned;
+- one clock item per shard, ``pk = "@shard#<stream>#<shard>"`` (``@`` cannot
+  start a rule id): the shard's watermark and the wall time its last reading
+  was seen, so idle ticks continue across a restart.
+
+Writes are conditional: an instance is put only if the stored ``version`` is
+lower (never overwrite a newer state). An equal stored version is the same
+state written by an earlier attempt (evaluation is deterministic) and counts as
+done; a higher one means another worker owns the instance now, and raises
+:class:`StaleAlarmState`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+from botocore.exceptions import ClientError
+
+from wenu_stream.alarms.durable import LastTransition, ShardClock
+from wenu_stream.alarms.engine import InstanceState
+from wenu_stream.alarms.shard import InstanceKey
+from wenu_stream.aws.common import error_code
+from wenu_stream.aws.tables import BY_SHARD
+from wenu_stream.errors import SinkError, StaleAlarmState
+from wenu_stream.tasks import bounded
+
+if TYPE_CHECKING:
+    pass
+
+_BATCH_GET = 100  # DynamoDB's BatchGetItem limit
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(InstanceState)
+T = TypeVar("T")
+
+
+def instance_pk(rule: str, series: str) -> str:
+    """Hash key of an instance item."""
+    return f"{rule}#{series}"
+
+
+class DynamoAlarmStateStore:
+    """Loads and saves alarm instance states through an open aiobotocore DynamoDB client."""
+
+    def __init__(self, client: Any, *, table: str, stream: str, concurrency: int = 16) -> None:
+        self._client = client
+        self._table = table
+        self._stream = stream
+        self._limit = concurrency
+
+    def shard_key(self, shard_id: str) -> str:
+        return f"{self._stream}#{shard_id}"
+
+    async def load_shard(self, shard_id: str) -> tuple[list[InstanceState], ShardClock | None]:
+        """Return every stored instance of a shard (consistent reads) and its clock.
+
+        The ``by-shard`` index is eventually consistent, so it only lists the
+        keys; the states themselves are read consistently from the table. An
+        instance too fresh to be in the index yet is found by
+        :meth:`load_instances` at its series' next reading.
+        """
+        keys: list[str] = []
+        args: dict[str, Any] = {
+            "TableName": self._table, "IndexName": BY_SHARD, "KeyConditionExpression": "shard_key = :s",
+            "ExpressionAttributeValues": {":s": {"S": self.shard_key(shard_id)}},
+        }  # fmt: skip
+        while True:
+            page = await self._client.query(**args)
+            keys.extend(item["pk"]["S"] for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = await self._batch_get(keys)
+        clock = await self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": self._clock_pk(shard_id)}}, ConsistentRead=True
+        )
+        return [_DECODER.decode(i["blob"]["B"]) for i in items], _clock(clock.get("Item"))
+
+    async def load_instances(self, keys: Sequence[InstanceKey]) -> list[InstanceState]:
+        """Return the stored states of the given ``(rule, series)`` instances that exist."""
+        items = await self._batch_get([instance_pk(r, s) for r, s in keys])
+        return [_DECODER.decode(i["blob"]["B"]) for i in items]
+
+    async def remove(self, keys: Iterable[InstanceKey]) -> None:
+        """Delete instances (a dropped rule, a rule whose type changed, a series it no longer selects)."""
+        calls = [
+            lambda k=k: self._client.delete_item(TableName=self._table, Key={"pk": {"S": instance_pk(*k)}})
+            for k in keys
+        ]
+        await bounded(calls, self._limit)
+
+    async def save(
+        self,
+        shard_id: str,
+        states: Iterable[InstanceState],
+        *,
+        severity: Callable[[str], str],
+        last: Callable[[InstanceKey], LastTransition | None],
+        now_ms: int,
+    ) -> int:
+        """Put changed states, each only over an older version; return how many were already stored.
+
+        Args:
+            shard_id: the shard that evaluated them (indexed for :meth:`load_shard`).
+            states: the states to store.
+            severity: the severity of a rule id (kept readable on the item).
+            last: the newest notifying transition of an instance in this flush, or None.
+            now_ms: wall time, for ``updated_at``.
+
+        Raises:
+            StaleAlarmState: a stored version is newer than ours.
+        """
+        shard_key = self.shard_key(shard_id)
+        calls = [
+            lambda s=s: self._put(_item(s, shard_key, severity(s.rule), last((s.rule, s.series)), now_ms))
+            for s in states
+        ]
+        return sum(await bounded(calls, self._limit))
+
+    async def save_clock(self, shard_id: str, clock: ShardClock) -> None:
+        """Store the shard's clock (unconditional: only the shard's owner writes it)."""
+        item: dict[str, Any] = {"pk": {"S": self._clock_pk(shard_id)}}
+        for name, value in msgspec.structs.asdict(clock).items():
+            item[name] = {"NULL": True} if value is None else {"N": str(value)}
+        await self._client.put_item(TableName=self._table, Item=item)
+
+    async def _put(self, item: dict[str, Any]) -> int:
+        # UpdateItem rather than PutItem: an item keeps its last_transition when this flush has none.
+        fields = {k: v for k, v in item.items() if k != "pk"}
+        names = {f"#a{i}": k for i, k in enumerate(fields)}
+        values = {f":a{i}": v for i, v in enumerate(fields.values())}
+        try:
+            await self._client.update_item(
+                TableName=self._table, Key={"pk": item["pk"]},
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(fields))),
+                ConditionExpression="attribute_not_exists(pk) OR #v < :v",
+                ExpressionAttributeNames=names | {"#v": "version"},
+                ExpressionAttributeValues=values | {":v": item["version"]},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )  # fmt: skip
+            return 0
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            stored = int(exc.response.get("Item", {}).get("version", {}).get("N", "-1"))
+        ours = int(item["version"]["N"])
+        if stored == ours:
+            return 1  # written by an earlier attempt of this flush, or before a crash
+        raise StaleAlarmState(
+            f"alarm instance {item['pk']['S']} is at version {stored} in {self._table}, ours is {ours}: "
+            "another worker owns the shard now; stop and let it replay from the checkpoint"
+        )
+
+    async def _batch_get(self, pks: Sequence[str]) -> list[dict[str, Any]]:
+        chunks = [list(dict.fromkeys(pks[i : i + _BATCH_GET])) for i in range(0, len(pks), _BATCH_GET)]
+        pages = await bounded([functools.partial(self._batch_get_chunk, c) for c in chunks], self._limit)
+        return [item for page in pages for item in page]
+
+    async def _batch_get_chunk(self, pks: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {self._table: {"Keys": [{"pk": {"S": pk}} for pk in pks], "ConsistentRead": True}}
+        for attempt in range(12):
+            out = await self._client.batch_get_item(RequestItems=request)
+            found.extend(out.get("Responses", {}).get(self._table, []))
+            request = out.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
+        raise SinkError(f"BatchGetItem on {self._table} kept returning unprocessed keys")
+
+    def _clock_pk(self, shard_id: str) -> str:
+        return f"@shard#{self.shard_key(shard_id)}"
+
+
+def _item(s: InstanceState, shard_key: str, severity: str, last: LastTransition | None, now_ms: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": instance_pk(s.rule, s.series)}, "shard_key": {"S": shard_key},
+        "blob": {"B": _ENCODER.encode(s)}, "version": {"N": str(s.version)}, "state": {"S": s.state},
+        "rule": {"S": s.rule}, "rule_type": {"S": s.rule_type}, "series": {"S": s.series},
+        "company": {"S": s.company}, "site": {"S": s.site}, "severity": {"S": severity},
+        "updated_at": {"N": str(now_ms)},
+    }  # fmt: skip
+    if s.last_t is not None:
+        item["last_t"] = {"N": str(s.last_t)}
+    if s.last_value is not None:
+        item["last_value"] = {"N": repr(s.last_value)}
+    if last is not None:
+        item["last_transition"] = {"M": {
+            "transition_id": {"S": last.transition_id}, "to_state": {"S": last.to_state}, "at": {"N": str(last.at)},
+        }}  # fmt: skip
+    return item
+
+
+def _clock(item: dict[str, Any] | None) -> ShardClock | None:
+    if item is None:
+        return None
+
+    def num(name: str) -> int | None:
+        value = item.get(name, {})
+        return int(value["N"]) if "N" in value else None
+
+    return ShardClock(watermark=num("watermark"), seen_watermark=num("seen_watermark"), seen_wall=num("seen_wall"),
+                      generation=num("generation") or 0)

@@ -1,0 +1,135 @@
+"""Loading the key ring (edge): a local JSON file of base64 keys, or a KMS-wrapped file.
+
+Plain file: ``{"key-id": "<base64 32-byte key>", ...}``, or a whole test-vector
+document with such a ``"keyring"`` member.
+
+KMS-wrapped file::
+
+    {"format": "wenu-keyring-kms-v1", "kms_key_id": "...", "encryption_context": {...},
+     "keys": {"key-id": "<base64 CiphertextBlob>", ...}}
+
+Each data key is unwrapped once at start-up with KMS ``Decrypt`` (a sync boto3
+client is fine here). Rotation adds a key id; old ids keep working. Errors name
+the file, the key id and the fix, never the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from wenu_stream.errors import KeyRingError
+from wenu_stream.records.crypto import KEY_SIZE, KeyRing
+
+KMS_FORMAT = "wenu-keyring-kms-v1"
+
+
+def load_keyring_file(path: str | Path) -> KeyRing:
+    """Load a plain key-ring file.
+
+    Raises:
+        KeyRingError: the file is missing or unreadable, or a key id or key is invalid.
+    """
+    document = _read_json(path)
+    keys = document.get("keyring", document)
+    if not isinstance(keys, dict) or "format" in keys and keys.get("format") == KMS_FORMAT:
+        raise KeyRingError(
+            f"{path}: not a plain key ring. Fix: give a JSON object of key id -> base64 key"
+            " (a KMS-wrapped file goes to --kms-keyring)"
+        )
+    return _ring(path, {key_id: _b64(path, key_id, value) for key_id, value in keys.items()})
+
+
+def load_kms_keyring(path: str | Path, kms_client: Any) -> KeyRing:
+    """Load a KMS-wrapped key-ring file, unwrapping each data key with KMS ``Decrypt``.
+
+    Args:
+        path: The wrapped key-ring file.
+        kms_client: A boto3 KMS client.
+
+    Raises:
+        KeyRingError: a bad file, a KMS refusal, or an unwrapped key that is not 32 bytes.
+    """
+    document = _read_json(path)
+    if document.get("format") != KMS_FORMAT or not isinstance(document.get("keys"), dict):
+        raise KeyRingError(f"{path}: not a {KMS_FORMAT} file. Fix: write it with wrap_keyring()")
+    context = document.get("encryption_context") or {}
+    keys = {}
+    for key_id, blob in document["keys"].items():
+        keys[key_id] = _unwrap(
+            path, key_id, _b64(path, key_id, blob), kms_client, document.get("kms_key_id"), context
+        )
+    return _ring(path, keys)
+
+
+def wrap_keyring(
+    plain: Mapping[str, bytes], kms_client: Any, kms_key_id: str, context: Mapping[str, str]
+) -> dict[str, Any]:
+    """Wrap each data key with KMS ``Encrypt``; return the document to write as a KMS-wrapped file."""
+    keys = {}
+    for key_id, key in plain.items():
+        if len(key) != KEY_SIZE:
+            raise KeyRingError(f"key {key_id!r} must be {KEY_SIZE} bytes, got {len(key)}")
+        blob = kms_client.encrypt(KeyId=kms_key_id, Plaintext=key, EncryptionContext=dict(context))
+        keys[key_id] = base64.b64encode(blob["CiphertextBlob"]).decode("ascii")
+    return {"format": KMS_FORMAT, "kms_key_id": kms_key_id, "encryption_context": dict(context), "keys": keys}
+
+
+def _read_json(path: str | Path) -> dict[str, Any]:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KeyRingError(
+            f"{path}: key-ring file not found. Fix: give the path of an existing file"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise KeyRingError(
+            f"{path}: cannot read the key ring ({type(exc).__name__}). Fix: give a JSON file"
+        ) from None
+    if not isinstance(document, dict):
+        raise KeyRingError(f"{path}: the key ring must be a JSON object of key id -> base64 key")
+    return document
+
+
+def _b64(path: str | Path, key_id: str, value: object) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True) if isinstance(value, str) else _bad_b64(path, key_id)
+    except (binascii.Error, ValueError):
+        return _bad_b64(path, key_id)
+
+
+def _bad_b64(path: str | Path, key_id: str) -> bytes:
+    raise KeyRingError(
+        f"{path}: key {key_id!r} is not a base64 string. Fix: write the key as standard base64"
+    )
+
+
+def _unwrap(
+    path: str | Path, key_id: str, blob: bytes, kms_client: Any, kms_key_id: Any, context: Mapping[str, str]
+) -> bytes:
+    request: dict[str, Any] = {"CiphertextBlob": blob, "EncryptionContext": dict(context)}
+    if kms_key_id:
+        request["KeyId"] = kms_key_id
+    try:
+        return bytes(kms_client.decrypt(**request)["Plaintext"])
+    except (BotoCoreError, ClientError) as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        raise KeyRingError(
+            f"{path}: KMS refused to unwrap key {key_id!r} ({code}). Fix: check kms_key_id, the encryption"
+            " context and the caller's kms:Decrypt permission"
+        ) from None
+
+
+def _ring(path: str | Path, keys: dict[str, bytes]) -> KeyRing:
+    if not keys:
+        raise KeyRingError(f"{path}: the key ring is empty. Fix: add at least one key id")
+    try:
+        return KeyRing.from_keys(keys)
+    except KeyRingError as exc:
+        raise KeyRingError(f"{path}: {exc}. Fix: use 32-byte keys and key ids of [A-Za-z0-9._:-]") from None

@@ -1,0 +1,285 @@
+"""The composition root: the one place that builds adapters and applications from the configuration.
+
+Nothing below it imports it: the CLI, the KCL entry points (``consumers/``) and
+the web service start here. Adapters get config values and open clients, never
+a ``Runtime``. Tests use the same functions with fakes
+(``Runtime(config, dead_letters=InMemoryDeadLetterStore(), ...)``). Clients live
+in one ``AsyncExitStack`` for the life of the process.
+
+The two applications:
+
+- processing: enrich once -> warehouse staging (S3) and Company Stats (DynamoDB),
+  in that flush order; unmapped readings -> quarantine (S3).
+- alarms: enrich once -> alarm engine -> alarm state (DynamoDB) -> notifications (SNS).
+
+Dead letters and the shard state are common to both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiobotocore.session import AioSession, get_session
+from prometheus_client import CollectorRegistry
+
+from wenu_stream.alarms.sink import AlarmsSink
+from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
+from wenu_stream.aws.dead_letters import S3DeadLetterStore
+from wenu_stream.aws.notifier import SnsNotifier, resolve_topic_arn
+from wenu_stream.aws.quarantine import S3Quarantine
+from wenu_stream.aws.s3_put import FastS3Put
+from wenu_stream.aws.state import DynamoStateStore
+from wenu_stream.aws.stats_store import DynamoStatsStore
+from wenu_stream.catalog.directory import CatalogDirectory
+from wenu_stream.catalog.store import CatalogStore
+from wenu_stream.config import Config
+from wenu_stream.errors import ConfigError
+from wenu_stream.health import Health
+from wenu_stream.ingest.enriching import EnrichingSink
+from wenu_stream.ingest.processor import PipelineProcessor
+from wenu_stream.metrics import Metrics
+from wenu_stream.model import KinesisRecord
+from wenu_stream.ports import BatchSink, DeadLetterStore, ReadingSink, ShardProcessor, StateStore
+from wenu_stream.records.crypto import KeyRing
+from wenu_stream.stats.sink import StatsSink
+from wenu_stream.warehouse.staging import S3StagingSink
+
+SinkFactory = Callable[["Runtime"], Awaitable[Sequence[BatchSink]]]
+
+
+def epoch_ms() -> int:
+    """The wall clock in epoch milliseconds (``ports.Clock``): the only one the applications get."""
+    return int(time.time() * 1000)
+
+
+def load_keyring(config: Config) -> KeyRing:
+    """Load the configured key ring (local file or KMS-wrapped), or explain what to set."""
+    from wenu_stream.aws import keyring
+
+    if config.keyring.kms_file:
+        import boto3
+
+        return keyring.load_kms_keyring(config.keyring.kms_file, boto3.client("kms"))
+    if config.keyring.file:
+        return keyring.load_keyring_file(config.keyring.file)
+    raise ConfigError("WENU_KEYRING_FILE (flag --keyring)", "no key ring configured",
+                      "point it at a JSON key-ring file, or set WENU_KEYRING_KMS_FILE to a KMS-wrapped one")
+
+
+class Runtime:
+    """Open clients and stores shared by every shard processor of this process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        keyring: KeyRing | None = None,
+        metrics: Metrics | None = None,
+        session: AioSession | None = None,
+        dead_letters: DeadLetterStore | None = None,
+        state: StateStore | None = None,
+        sinks: SinkFactory | None = None,
+        health: Health | None = None,
+    ) -> None:
+        self.config = config
+        self.keyring = keyring
+        self.registry = CollectorRegistry()
+        self.metrics = metrics or Metrics.create(self.registry)
+        self.health = health or Health()
+        self.session = session or get_session()
+        self.dead_letters = dead_letters
+        self.state = state
+        self._sinks = sinks
+        self.sinks: tuple[BatchSink, ...] = ()
+        self.stack = contextlib.AsyncExitStack()
+        self.clients: dict[str, Any] = {}
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def client(self, service: str) -> Any:
+        """An aiobotocore client for ``service``, created once (endpoints from AWS_ENDPOINT_URL*)."""
+        if service not in self.clients:
+            self.clients[service] = await self.stack.enter_async_context(self.session.create_client(service))
+        return self.clients[service]
+
+    async def start(self) -> Runtime:
+        """Load the key ring and open the stores (idempotent)."""
+        async with self._lock:
+            if self._started:
+                return self
+            cfg = self.config
+            if self.keyring is None:
+                self.keyring = await asyncio.to_thread(load_keyring, cfg)
+            if self.dead_letters is None:
+                s3 = await self.client("s3")
+                fast = await FastS3Put.open(self.session, s3, cfg.sinks.bucket)
+                self.stack.push_async_callback(fast.close)
+                self.dead_letters = S3DeadLetterStore(
+                    s3, bucket=cfg.sinks.bucket, prefix=cfg.sinks.dead_letter_prefix,
+                    app=cfg.app, stream=cfg.kinesis.stream, fast=fast,
+                )
+            if self.state is None:
+                self.state = DynamoStateStore(
+                    await self.client("dynamodb"), table=cfg.sinks.state_table, app=cfg.app, stream=cfg.kinesis.stream
+                )
+            factory = self._sinks or APP_SINKS[cfg.app]
+            self.sinks = tuple(await factory(self))
+            self._started = True
+            return self
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+    async def __aenter__(self) -> Runtime:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def processor_factory(self) -> Callable[[str], ShardProcessor]:
+        """A factory for the native driver (``start()`` must have run)."""
+        return self.processor
+
+    def processor(self, shard_id: str) -> PipelineProcessor:
+        """A fresh processor for ``shard_id`` (``start()`` must have run)."""
+        assert self.keyring is not None and self.dead_letters is not None and self.state is not None
+        return PipelineProcessor(
+            app=self.config.app, keyring=self.keyring, dead_letters=self.dead_letters, state=self.state,
+            sinks=self.sinks, metrics=self.metrics, dedup_window=self.config.sinks.dedup_window,
+            checkpoint_interval=self.config.kinesis.checkpoint_interval_s, health=self.health,
+        )
+
+
+# ---- the applications' sinks -------------------------------------------------------------------
+
+
+async def catalog_directory(rt: Runtime) -> CatalogDirectory:
+    """The catalog cache of this process (the store is opened off the event loop)."""
+    cfg = rt.config.catalog
+
+    def build() -> CatalogDirectory:
+        store = CatalogStore(cfg.url)
+        rt.stack.callback(store.close)
+        return CatalogDirectory(store.snapshot, epoch_ms, cfg.refresh_s, version=store.version)
+
+    return await asyncio.to_thread(build)
+
+
+async def staging_sink(rt: Runtime) -> ReadingSink:
+    """Warehouse staging: every accepted reading, enriched, as gzip CSV files in S3."""
+    cfg = rt.config
+    return S3StagingSink(await rt.client("s3"), bucket=cfg.sinks.bucket, prefix=cfg.warehouse.staging_prefix,
+                         app=cfg.app, stream=cfg.kinesis.stream)
+
+
+async def stats_sink(rt: Runtime) -> StatsSink:
+    """Company Stats: windows per series in DynamoDB, coalesced per flush, fenced by shard position."""
+    cfg = rt.config.stats
+    store = DynamoStatsStore(await rt.client("dynamodb"), cfg.table)
+    return StatsSink(store, lateness_s=cfg.lateness_s, ttl_months=cfg.ttl_months, clock=epoch_ms,
+                     metrics=rt.metrics, app=rt.config.app)
+
+
+async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
+    """The alarm engine with its DynamoDB state and SNS notifier; rules follow ``directory``."""
+    cfg = rt.config
+    ddb, sns = await rt.client("dynamodb"), await rt.client("sns")
+    topic = await resolve_topic_arn(sns, cfg.alarms.topic_arn, cfg.alarms.topic_name)
+    state = DynamoAlarmStateStore(ddb, table=cfg.alarms.state_table, stream=cfg.kinesis.stream)
+    notifier = SnsNotifier(sns, ddb, topic_arn=topic, table=cfg.alarms.transitions_table,
+                           stream=cfg.kinesis.stream, metrics=rt.metrics)
+    rules = await asyncio.to_thread(lambda: directory.snapshot().rules)
+    return AlarmsSink(state, notifier, rules=rules, rules_source=lambda: directory.snapshot().rules,
+                      idle_tick_s=cfg.alarms.idle_tick_s, wall_ms=epoch_ms)
+
+
+ReadingSinkFactory = Callable[[Runtime], Awaitable[ReadingSink]]
+# Reading sinks per application, in flush order.
+READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [staging_sink, stats_sink]}
+
+
+async def reading_sinks(rt: Runtime, app: str) -> list[ReadingSink]:
+    """The reading sinks of ``app``, in flush order (quarantine re-drive feeds them directly)."""
+    return [await factory(rt) for factory in READING_SINKS.get(app, [])]
+
+
+async def processing_sinks(rt: Runtime) -> Sequence[BatchSink]:
+    """Stats, staging and quarantine behind one enrichment."""
+    cfg = rt.config
+    quarantine = S3Quarantine(await rt.client("s3"), bucket=cfg.sinks.bucket, prefix="quarantine/", app=cfg.app,
+                              stream=cfg.kinesis.stream)
+    sinks = await reading_sinks(rt, "processing")
+    return [EnrichingSink("processing", await catalog_directory(rt), sinks, quarantine=quarantine,
+                          metrics=rt.metrics, app=cfg.app)]
+
+
+async def alarms_sinks(rt: Runtime) -> Sequence[BatchSink]:
+    """The alarm engine behind one enrichment (unmapped readings are the processing application's to quarantine)."""
+    directory = await catalog_directory(rt)
+    sinks = [await alarms_sink(rt, directory)]
+    return [EnrichingSink("alarms", directory, sinks, quarantine=None, metrics=rt.metrics, app=rt.config.app)]
+
+
+APP_SINKS: dict[str, SinkFactory] = {"processing": processing_sinks, "alarms": alarms_sinks}
+
+
+# ---- drivers -----------------------------------------------------------------------------------
+
+
+def serve_metrics(config: Config, runtime: Runtime) -> Any:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``config.metrics_host:metrics_port``, or None if the port is 0."""
+    if not config.metrics_port:
+        return None
+    from wenu_stream.health import serve
+
+    return serve(config.metrics_port, runtime.registry, host=config.metrics_host, health=runtime.health)
+
+
+class _LazyProcessor:
+    """Starts the runtime on first use, inside the caller's event loop (the KCL path has one per process)."""
+
+    def __init__(self, runtime: Runtime, shard_id: str) -> None:
+        self._runtime = runtime
+        self._inner: PipelineProcessor | None = None
+
+    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+        await self._runtime.start()
+        self._inner = self._runtime.processor(shard_id)
+        await self._inner.initialize(shard_id, checkpoint, parent_shard_ids)
+
+    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
+        assert self._inner is not None, "initialize() first"
+        return await self._inner.process(records, millis_behind_latest)
+
+    async def flush(self) -> str | None:
+        assert self._inner is not None, "initialize() first"
+        return await self._inner.flush()
+
+    async def shard_ended(self) -> None:
+        assert self._inner is not None, "initialize() first"
+        await self._inner.shard_ended()
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
+
+
+def shard_processor_factory(config: Config, runtime: Runtime | None = None) -> Callable[[str], ShardProcessor]:
+    """A factory of shard processors for ``config.app``; the runtime starts lazily in the caller's loop."""
+    rt = runtime or Runtime(config)
+    return lambda shard_id: _LazyProcessor(rt, shard_id)
+
+
+def kcl_main(app: str) -> None:
+    """Entry point of ``consumers/<app>.py``: the KCL protocol driving this application's processors."""
+    from wenu_stream.drivers.kcl.adapter import main
+
+    def build(config: Config) -> tuple[Callable[[str], ShardProcessor], Metrics]:
+        runtime = Runtime(config)
+        return shard_processor_factory(config, runtime), runtime.metrics
+
+    main(app, build=build)

@@ -1,0 +1,138 @@
+"""`wenu-stream dlq list|show|redrive`: inspect dead letters and re-drive the ones that now decode.
+
+list     one JSON line per letter: reason, detail, position, partition key;
+show     one letter's document, decoded with the current key ring where it now decodes;
+redrive  decode every letter (of --reason, arrived --since) with the current key ring: those that
+         now decode are put back to the stream (same partition key) and deleted once the put is
+         acknowledged; the others stay (moved to their new reason if it changed). Safe to run
+         again after a failure: duplicates are dropped by the consumers' (device, seq) check.
+         Exit 1 if some puts were not acknowledged (their letters stay: run it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import msgspec
+
+from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.config import Config
+from wenu_stream.errors import ConfigError
+from wenu_stream.records.rejections import Reason
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("dlq", help="inspect the dead-letter store", description=__doc__)
+    sub = p.add_subparsers(dest="dlq_command", required=True)
+    ls = sub.add_parser("list", help="list dead letters, newest shard positions last")
+    add_config_flags(ls, "--app", "--stream", "--bucket")
+    ls.add_argument("--reason", help=f"only this reason code ({', '.join(r.value for r in Reason)})")
+    ls.add_argument("--limit", type=int, default=0, help="stop after N letters (default: all)")
+    ls.add_argument("--with-data", action="store_true", help="include the record bytes (data_b64)")
+    ls.set_defaults(handler=list_letters)
+    show = sub.add_parser("show", help="one dead letter, decoded with the current key ring where possible")
+    add_config_flags(show, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
+    show.add_argument("key", help="object key, as printed by `dlq list`")
+    show.set_defaults(handler=show_letter)
+    rd = sub.add_parser("redrive", help="put letters that now decode back to the stream")
+    add_config_flags(rd, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
+    rd.add_argument("--reason", help="only this reason code (e.g. unknown_key after adding a key)")
+    rd.add_argument("--since", help="only letters that arrived at or after this ISO 8601 time")
+    rd.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
+    rd.set_defaults(handler=redrive_letters)
+
+
+def letter_prefix(config: Config, reason: str | None = None) -> str:
+    base = f"{config.sinks.dead_letter_prefix}{config.app}/{config.kinesis.stream}/"
+    return base + (f"{reason}/" if reason else "")
+
+
+def iter_letters(config: Config, reason: str | None = None, s3: Any = None) -> Iterator[dict[str, Any]]:
+    """Every dead-letter document of ``config.app`` on ``config.kinesis.stream``, with its object key."""
+    s3 = s3 or boto3.client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=config.sinks.bucket, Prefix=letter_prefix(config, reason))
+    for page in pages:
+        for obj in page.get("Contents", []):
+            doc = json.loads(s3.get_object(Bucket=config.sinks.bucket, Key=obj["Key"])["Body"].read())
+            doc["key"] = obj["Key"]
+            yield doc
+
+
+def list_letters(args: argparse.Namespace) -> int:
+    if args.reason is not None and args.reason not in {r.value for r in Reason}:
+        raise ConfigError("--reason", f"unknown reason code {args.reason!r}",
+                          f"use one of {', '.join(r.value for r in Reason)}")
+    if args.limit < 0:
+        raise ConfigError("--limit", "negative", "give 0 (all) or a positive count")
+    config = config_from(args)
+    for n, doc in enumerate(iter_letters(config, args.reason), 1):
+        if not args.with_data:
+            doc.pop("data_b64", None)
+        sys.stdout.write(json.dumps(doc) + "\n")
+        if args.limit and n >= args.limit:
+            break
+    return 0
+
+
+def _check_reason(reason: str | None) -> None:
+    if reason is not None and reason not in {r.value for r in Reason}:
+        raise ConfigError("--reason", f"unknown reason code {reason!r}",
+                          f"use one of {', '.join(r.value for r in Reason)}")
+
+
+def show_letter(args: argparse.Namespace) -> int:
+    """Print the letter's document with ``decoded``: the message if it now decodes, else the current reason."""
+    from wenu_stream.bootstrap import load_keyring
+    from wenu_stream.records.decoding import Accepted, decode_record
+
+    config = config_from(args)
+    try:
+        keyring = load_keyring(config)
+    except ConfigError:
+        keyring = None  # show the letter anyway, undecoded
+    s3 = boto3.client("s3")
+    try:
+        body = s3.get_object(Bucket=config.sinks.bucket, Key=args.key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise ConfigError("KEY", f"no dead letter {args.key!r} in bucket {config.sinks.bucket}",
+                          "copy a key from `wenu-stream dlq list`") from None
+    doc = json.loads(body)
+    doc["key"] = args.key
+    if keyring is None:
+        doc["decoded"] = {"note": "no key ring configured: set WENU_KEYRING_FILE or --keyring to decode"}
+    else:
+        raw = base64.b64decode(doc["data_b64"])
+        results = decode_record(raw, doc["partition_key"], keyring)
+        first = results[0]
+        doc["decoded"] = (
+            {"accepted": True, "key_id": first.key_id, "message": msgspec.to_builtins(first.message)}
+            if isinstance(first, Accepted) else
+            {"accepted": False, "reason": str(first.reason), "detail": first.detail}
+        )
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+def redrive_letters(args: argparse.Namespace) -> int:
+    """Re-drive (``wenu_stream.ops.redrive``); print a JSON summary."""
+    from wenu_stream.bootstrap import load_keyring
+    from wenu_stream.ops import redrive
+    from wenu_stream.ops.checkpoints import parse_time
+
+    _check_reason(args.reason)
+    since = parse_time(args.since, "--since") if args.since else None
+    config = config_from(args)
+    keyring = load_keyring(config)
+    s3 = boto3.client("s3")
+    prefix = redrive.letter_prefix(config.sinks.dead_letter_prefix, config.app, config.kinesis.stream, args.reason)
+    letters = list(redrive.iter_letters(s3, config.sinks.bucket, prefix, since))
+    result = redrive.redrive(letters, keyring, s3=s3, kinesis=boto3.client("kinesis"), bucket=config.sinks.bucket,
+                             stream=config.kinesis.stream, dry_run=args.dry_run)
+    sys.stdout.write(json.dumps({"dry_run": args.dry_run, **msgspec.to_builtins(result)}) + "\n")
+    return 1 if result.put_failed else 0

@@ -1,0 +1,127 @@
+"""`wenu-stream serve-metrics`: one Prometheus exporter for every shard process of a KCL task.
+
+On the KCL path the MultiLangDaemon starts one Python process per shard, so
+metrics live in ``PROMETHEUS_MULTIPROC_DIR`` (set and wiped by
+``deploy/ecs/entrypoint.sh`` before anything starts, as the client library
+requires). This process merges them with ``MultiProcessCollector`` and serves:
+
+  /metrics   the merged metrics of all shard processes (text or OpenMetrics)
+  /healthz   liveness: 200 while the exporter answers
+
+The directory is ``--multiproc-dir``, else prometheus_client's own
+``PROMETHEUS_MULTIPROC_DIR`` (the library reads it, as it does in every shard
+process). Stops on SIGTERM/SIGINT. Exit code 2 when the port or the directory
+is missing, before anything is served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from wenu_stream.cli.common import config_from
+from wenu_stream.errors import ConfigError
+from wenu_stream.log import configure_logging, get_logger
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself, never by our code
+Start = Callable[[str, list[tuple[str, str]]], Any]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "serve-metrics",
+        help="serve the metrics of all shard processes (KCL path)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--port",
+        dest="cfg:metrics_port",
+        default=None,
+        help="port to serve /metrics and /healthz on [env: WENU_METRICS_PORT]",
+    )
+    p.add_argument(
+        "--host",
+        default="0.0.0.0",  # Prometheus scrapes the task's address
+        help="address to bind (default all interfaces: Prometheus scrapes the task)",
+    )
+    p.add_argument(
+        "--multiproc-dir",
+        default=None,
+        help=f"directory the shard processes write their metrics to [env: {MULTIPROC_ENV}]",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    if not config.metrics_port:
+        raise ConfigError(
+            "WENU_METRICS_PORT (flag --port)", "no port set", "give the port Prometheus scrapes, e.g. 9100"
+        )
+    app = exporter_app(args.multiproc_dir)
+    configure_logging(config.log_level)
+    server = make_server(
+        args.host, config.metrics_port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    log = get_logger("wenu.metrics")
+    log.info("metrics_serving", port=server.server_port)
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    log.info("metrics_stopped")
+    return 0
+
+
+def exporter_app(directory: str | None = None) -> Callable[[dict[str, Any], Start], Iterable[bytes]]:
+    """A WSGI app: ``/healthz`` for liveness, everything else the merged metrics of the shard processes.
+
+    Args:
+        directory: the multiprocess directory; None: ``PROMETHEUS_MULTIPROC_DIR``.
+
+    Raises:
+        ConfigError: no directory given or set, or it does not exist.
+    """
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()  # fresh: only the merged files, never this process's own metrics
+    try:
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]  # library has no annotation here
+    except ValueError as exc:  # unset or not a directory; the library's message names which
+        raise ConfigError(
+            f"--multiproc-dir or {MULTIPROC_ENV}",
+            str(exc),
+            "point it at the directory the shard processes share (deploy/ecs/entrypoint.sh sets it)",
+        )
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Start) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+    return app
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per scrape, so a slow scraper never blocks the health check."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib's signature
+        """Drop the per-request access line (wsgiref writes it to stderr in its own format)."""

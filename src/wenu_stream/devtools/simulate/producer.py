@@ -1,0 +1,191 @@
+"""The edge of ``simulate``: put produced records into Kinesis with PutRecords, paced or as fast as possible.
+
+One thread puts, one batch at a time: emulators lose acknowledged records under
+concurrent PutRecords, and one ordered writer keeps a device's records in order.
+Only the entries that failed (``FailedRecordCount``) are retried, with
+exponential backoff and full jitter. The client is built by boto3 from the
+SDK's own settings (``AWS_ENDPOINT_URL*``, ``AWS_REGION``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import IO, Any, Final
+
+import msgspec
+
+from wenu_stream.devtools.simulate.generator import ProducedRecord
+from wenu_stream.devtools.simulate.outcomes import Tally
+from wenu_stream.errors import ConfigError, WenuError
+
+MAX_BATCH_RECORDS: Final = 500
+MAX_BATCH_BYTES: Final = 5 * 1024 * 1024  # data + partition keys of one PutRecords request
+_RETRYABLE: Final = frozenset({
+    "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
+    "InternalFailure", "ServiceUnavailable", "KMSThrottlingException",
+})
+
+
+class ProducerError(WenuError):
+    """Records could not be put after every attempt; the run stops."""
+
+
+class PutStats(msgspec.Struct, kw_only=True):
+    """What the producer did: records put, PutRecords calls, entries retried."""
+
+    records_put: int = 0
+    batches: int = 0
+    calls: int = 0
+    retried: int = 0
+
+
+class Pacer:
+    """When each record is due, on a ``time.monotonic``-like clock.
+
+    Modes: ``none`` (everything due now), ``relative`` (simulated time from
+    ``start_ms`` runs ``rate`` times faster than the wall clock) and
+    ``absolute`` (a record is due at its own epoch time, so a past start is
+    sent at once and the run then follows real time).
+    """
+
+    def __init__(self, mode: str, *, start_ms: int = 0, rate: float = 1.0,
+                 now: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self.mode, self.now = mode, now
+        self.rate = rate if mode == "relative" else 1.0
+        self._origin = now()
+        self._offset_ms = start_ms if mode == "relative" else wall() * 1000
+
+    def due(self, emit_ms: int) -> float:
+        """The monotonic time at which a record emitted at ``emit_ms`` should leave."""
+        if self.mode == "none":
+            return float("-inf")
+        return self._origin + (emit_ms - self._offset_ms) / 1000 / self.rate
+
+
+class KinesisProducer:
+    """Puts records into one stream through a boto3 Kinesis client."""
+
+    def __init__(self, stream: str, client: Any = None, *, max_attempts: int = 10, base_s: float = 0.05,
+                 cap_s: float = 5.0, sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("kinesis")
+        self.stream, self.client, self.sleep = stream, client, sleep
+        self.max_attempts, self.base_s, self.cap_s = max_attempts, base_s, cap_s
+        self.rng = rng or random.Random()
+        self.stats = PutStats()
+
+    def open_shard_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Hash-key ranges of the open shards (closed ones are filtered here: emulators ignore ShardFilter)."""
+        ranges, kwargs = [], {"StreamName": self.stream}
+        while True:
+            page = self.client.list_shards(**kwargs)
+            for shard in page["Shards"]:
+                if "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {}):
+                    r = shard["HashKeyRange"]
+                    ranges.append((int(r["StartingHashKey"]), int(r["EndingHashKey"])))
+            if not page.get("NextToken"):
+                return tuple(sorted(ranges))
+            kwargs = {"NextToken": page["NextToken"]}
+
+    def check_stream(self) -> None:
+        """Fail before any put when the stream does not exist or is not writable yet.
+
+        Raises:
+            ConfigError: naming ``--stream`` and the fix.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            summary = self.client.describe_stream_summary(StreamName=self.stream)["StreamDescriptionSummary"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise ConfigError("--stream", f"stream {self.stream!r}: {code or exc}",
+                              "create it first (`wenu-stream provision`) or name an existing stream") from None
+        if summary["StreamStatus"] not in ("ACTIVE", "UPDATING"):
+            raise ConfigError("--stream", f"stream {self.stream!r} is {summary['StreamStatus']}",
+                              "wait until it is ACTIVE")
+
+    def put(self, entries: list[dict[str, Any]]) -> None:
+        """Put one batch; retry only the failed entries until all are in.
+
+        Raises:
+            ProducerError: entries still failing after ``max_attempts`` calls.
+        """
+        pending = entries
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self.sleep(self.rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt)))
+                self.stats.retried += len(pending)
+            pending = self._call(pending)
+            if not pending:
+                self.stats.batches += 1
+                self.stats.records_put += len(entries)
+                return
+        raise ProducerError(f"{len(pending)} records not put into {self.stream!r} after {self.max_attempts} attempts")
+
+    def _call(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from botocore.exceptions import ClientError
+
+        self.stats.calls += 1
+        try:
+            response = self.client.put_records(StreamName=self.stream, Records=entries)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _RETRYABLE:
+                return entries
+            raise
+        if not response.get("FailedRecordCount"):
+            return []
+        return [entry for entry, result in zip(entries, response["Records"], strict=True) if "ErrorCode" in result]
+
+
+def entry(record: ProducedRecord) -> dict[str, Any]:
+    """The PutRecords entry of a record."""
+    return {"Data": record.data, "PartitionKey": record.partition_key}
+
+
+def put_all(records: Iterable[ProducedRecord], send: Callable[[list[dict[str, Any]]], None], pacer: Pacer, *,
+            tally: Tally | None = None, linger_s: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Group records into PutRecords batches (500 records, 5 MiB) and send them when due.
+
+    A batch gathers records due within ``linger_s`` of its first one, waits until
+    its last one is due, then goes: records leave at most ``linger_s`` late and
+    never early.
+    """
+    batch: list[dict[str, Any]] = []
+    size, first_due, last_due = 0, 0.0, 0.0
+
+    def flush() -> None:
+        wait = last_due - pacer.now()
+        if wait > 0:
+            sleep(wait)
+        send(batch)
+
+    for record in records:
+        due, cost = pacer.due(record.emit_ms), len(record.data) + len(record.partition_key.encode())
+        if batch and (due > first_due + linger_s or len(batch) == MAX_BATCH_RECORDS or size + cost > MAX_BATCH_BYTES):
+            flush()
+            batch, size = [], 0
+        if not batch:
+            first_due = last_due = max(due, pacer.now())  # overdue records all join the first batch
+        batch.append(entry(record))
+        size, last_due = size + cost, max(last_due, due)
+        if tally is not None:
+            tally.add(record)
+    if batch:
+        flush()
+
+
+def write_lines(records: Iterable[ProducedRecord], out: IO[str], tally: Tally | None = None) -> None:
+    """``--dry-run``: write one JSON line ``{"partition_key", "data_b64"}`` per record to ``out``."""
+    for record in records:
+        out.write(json.dumps({"partition_key": record.partition_key,
+                              "data_b64": base64.b64encode(record.data).decode("ascii")}) + "\n")
+        if tally is not None:
+            tally.add(record)

@@ -1,4 +1,0 @@
-"""The native asyncio driver: leases in the KCL schema, fast GetRecords, one consumer task per held shard.
-
-Entry point: ``wenu_stream.driver.worker.run_worker``.
-"""

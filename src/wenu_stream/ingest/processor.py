@@ -1,0 +1,225 @@
+"""The driver-agnostic shard processor: the one piece both drivers (native and KCL) run.
+
+It owns a shard's duplicate memory and totals and runs the pure batch stage.
+Dead letters are written at once; the application's sinks may coalesce writes
+in memory. Every ``checkpoint_interval`` (and on ``flush``/``shard_ended``) it
+commits, in this order:
+
+1. dead letters (already durable, written per batch),
+2. the application's sinks are flushed (stats, staging, alarm state), each idempotent,
+3. the shard state (duplicate memory + totals) is saved, keyed by the last
+   sequence number processed,
+4. ``process`` returns True and the driver checkpoints that sequence number.
+
+A write that keeps failing after its retries raises: the driver stops the
+shard without checkpointing and the batch replays, from the state saved at the
+checkpoint, so nothing is lost and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from wenu_stream.backoff import retry
+from wenu_stream.health import HEALTH, Health
+from wenu_stream.ingest.batch import BatchOutcome, Totals, process_batch
+from wenu_stream.ingest.dedup import Dedup
+from wenu_stream.log import get_logger
+from wenu_stream.metrics import Metrics
+from wenu_stream.model import SHARD_END, KinesisRecord, Position, parse_checkpoint
+from wenu_stream.ports import BatchSink, DeadLetterStore, StateStore
+from wenu_stream.records.crypto import KeyRing
+
+
+class ShardState(msgspec.Struct, kw_only=True):
+    """What is saved with every checkpoint."""
+
+    totals: Totals
+    dedup: bytes
+
+
+class PipelineProcessor:
+    """Implements ``ports.ShardProcessor`` for one application."""
+
+    def __init__(
+        self,
+        *,
+        app: str,
+        keyring: KeyRing,
+        dead_letters: DeadLetterStore,
+        state: StateStore,
+        sinks: Sequence[BatchSink] = (),
+        metrics: Metrics,
+        dedup_window: int = 4096,
+        write_attempts: int = 6,
+        checkpoint_interval: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        health: Health = HEALTH,
+    ) -> None:
+        self.app = app
+        self._keyring = keyring
+        self._dlq = dead_letters
+        self._state = state
+        self._sinks = tuple(sinks)
+        self._metrics = metrics
+        self._window = dedup_window
+        self._attempts = write_attempts
+        self.shard_id = ""
+        self.totals = Totals()
+        self._dedup = Dedup(dedup_window)
+        self.generation = 0  # the shard's rebuild generation (ingest.rebuild), handed to the sinks
+        self._resume_after: Position | None = None
+        self._broken = False
+        self._interval = checkpoint_interval
+        self._monotonic = monotonic
+        self._wall = wall
+        self._last_commit = monotonic()
+        self._pending: str | None = None  # last sequence processed but not yet committed
+        self._last_sequence: str | None = None  # last sequence processed (an idle tick's effects commit at it)
+        self._health = health
+        self._log: Any = get_logger("wenu.processor")
+
+    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+        """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard).
+
+        A rebuild marker (``ingest.rebuild``) that applies to ``checkpoint`` starts
+        the shard with empty duplicate memory and totals instead; its generation
+        (0 without a marker) goes to every sink that has ``rebuild``.
+        """
+        self.shard_id = shard_id
+        self._log = self._log.bind(shard_id=shard_id, app=self.app)
+        self._release()
+        marker = await self._durable("state", lambda: self._state.rebuild_marker(shard_id))
+        rebuilding = marker is not None and marker.applies(checkpoint)
+        self.generation = marker.generation if marker is not None else 0
+        for sink in self._sinks:
+            sink.rebuild(shard_id, self.generation)
+        seq, sub = parse_checkpoint(checkpoint)
+        if seq is not None:
+            # A reset with --rebuild asked this replay to recount from here: the state saved here is not used.
+            blob = None if rebuilding else await self._durable("state", lambda: self._state.load(shard_id, seq))
+            if blob is None and not rebuilding:
+                self._log.warning("no_state_at_checkpoint", checkpoint=checkpoint,
+                                  effect="duplicates sent before this checkpoint are not recognised")
+            elif blob is not None:
+                self._restore(blob)
+            self._resume_after = Position(int(seq), sub) if sub else None
+        elif parent_shard_ids:
+            parents = [await self._durable("state", lambda p=p: self._state.load(p, SHARD_END)) for p in parent_shard_ids]
+            dedups = [Dedup.load(msgspec.msgpack.decode(b, type=ShardState).dedup, self._window) for b in parents if b]
+            self._dedup = Dedup.merged(dedups, self._window)
+        self._log.info("shard_initialized", checkpoint=checkpoint, parents=list(parent_shard_ids),
+                       devices_remembered=len(self._dedup), generation=self.generation, rebuilding=rebuilding)
+
+    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
+        """Run the batch; commit (module docstring, steps 2-3) when the interval has passed. True: checkpoint now."""
+        if self._broken:
+            raise RuntimeError("processor failed earlier; the shard must be restarted from its checkpoint")
+        if not records:  # an idle poll: time-keeping sinks tick, and what is pending commits once due
+            await self._idle()
+            due = self._pending is not None and (self._urgent() or self._monotonic() - self._last_commit >= self._interval)
+            return due and await self._commit() is not None
+        started = time.monotonic()
+        self._broken = True  # until this batch's effects are handed over or durable
+        outcome = process_batch(records, self._keyring, self._dedup, self._resume_after)
+        self._resume_after = None
+        if outcome.dead_letters:
+            await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, outcome.dead_letters))
+        for sink in self._sinks:
+            await sink.write(self.shard_id, outcome)
+        self.totals.add(outcome, len(records))
+        self._pending = self._last_sequence = records[-1].sequence_number
+        committed = False
+        if self._urgent() or self._monotonic() - self._last_commit >= self._interval:
+            committed = await self._commit() is not None
+        self._broken = False
+        self._observe(outcome, started, millis_behind_latest)
+        return committed
+
+    def _urgent(self) -> bool:
+        """A sink holds an effect that must not wait for the interval (an alarm notification): commit now."""
+        return any(sink.has_pending for sink in self._sinks)
+
+    async def _idle(self) -> None:
+        now_ms = int(self._wall() * 1000)
+        for sink in self._sinks:
+            self._broken = True
+            await sink.idle(self.shard_id, now_ms)
+            self._broken = False
+            self._pending = self._pending or self._last_sequence
+
+    async def flush(self) -> str | None:
+        """Commit now; return the sequence number the driver may checkpoint, or None if nothing is new."""
+        if self._broken:
+            raise RuntimeError("processor failed earlier; nothing may be checkpointed")
+        return await self._commit()
+
+    async def _commit(self) -> str | None:
+        if self._pending is None:
+            return None
+        for sink in self._sinks:
+            await self._durable(sink.name, sink.flush)
+        sequence, blob = self._pending, self._dump()
+        await self._durable("state", lambda: self._state.save(self.shard_id, sequence, blob))
+        self._pending = None
+        self._last_commit = self._monotonic()
+        return sequence
+
+    async def shard_ended(self) -> None:
+        """Commit, then save the final state for the child shards."""
+        await self.flush()
+        await self._durable("state", lambda: self._state.save(self.shard_id, SHARD_END, self._dump()))
+        self._log.info("shard_ended", totals=msgspec.to_builtins(self.totals))
+
+    async def close(self) -> None:
+        """Drop what is not committed: it replays from the checkpoint on the next owner."""
+        self._release()
+        self._log.info("shard_closed", uncommitted=self._pending)
+
+    def _release(self) -> None:
+        for sink in self._sinks:
+            sink.release(self.shard_id)
+
+    def _restore(self, blob: bytes) -> None:
+        saved = msgspec.msgpack.decode(blob, type=ShardState)
+        self.totals = saved.totals
+        self._dedup = Dedup.load(saved.dedup, self._window)
+
+    def _dump(self) -> bytes:
+        return msgspec.msgpack.encode(ShardState(totals=self.totals, dedup=self._dedup.dump()))
+
+    async def _durable(self, sink: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        started = time.monotonic()
+
+        def failed(exc: BaseException, attempt: int) -> None:
+            self._metrics.sink_failures.labels(self.app, sink).inc()
+            self._health.note(sink, ok=False, error=repr(exc))
+            self._log.warning("sink_retry", sink=sink, attempt=attempt + 1, error=repr(exc))
+
+        try:
+            result = await retry(call, attempts=self._attempts, on_error=failed)
+        except Exception as exc:
+            self._metrics.sink_failures.labels(self.app, sink).inc()
+            self._health.note(sink, ok=False, error=repr(exc))
+            raise
+        self._health.note(sink, ok=True)
+        self._metrics.sink_seconds.labels(self.app, sink).observe(time.monotonic() - started)
+        return result
+
+    def _observe(self, outcome: BatchOutcome, started: float, millis_behind: int | None) -> None:
+        m, app = self._metrics, self.app
+        m.records.labels(app, "accepted").inc(len(outcome.accepted))
+        m.records.labels(app, "rejected").inc(len(outcome.dead_letters))
+        m.records.labels(app, "duplicate").inc(outcome.duplicates)
+        if outcome.stale:
+            m.records.labels(app, "stale").inc(outcome.stale)
+        for letter in outcome.dead_letters:
+            m.dead_letters.labels(app, letter.reason).inc()
+        m.batches.labels(app).observe(time.monotonic() - started)
+        if millis_behind is not None:
+            m.millis_behind.labels(app, self.shard_id).set(millis_behind)

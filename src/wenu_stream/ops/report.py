@@ -1,0 +1,60 @@
+"""Read back what the consumers made durable: per-shard totals and dead letters (sync; operator tools and the demo)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import boto3
+import msgspec
+
+from wenu_stream.config import Config
+from wenu_stream.ingest.batch import Totals
+from wenu_stream.ingest.processor import ShardState
+
+
+def shard_totals(config: Config, client: Any = None) -> dict[str, Totals]:
+    """The totals saved with each shard's newest state (its final state if the shard ended)."""
+    ddb = client or boto3.client("dynamodb")
+    prefix = f"{config.app}#{config.kinesis.stream}#"
+    newest: dict[str, tuple[str, bytes]] = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=config.sinks.state_table, ConsistentRead=True):
+        for item in page.get("Items", []):
+            pk = item["pk"]["S"]
+            if not pk.startswith(prefix):
+                continue
+            shard, pos = pk[len(prefix):], item["pos"]["S"]
+            if shard not in newest or _later(pos, newest[shard][0]):
+                newest[shard] = (pos, bytes(item["state"]["B"]))
+    return {shard: msgspec.msgpack.decode(blob, type=ShardState).totals for shard, (_, blob) in sorted(newest.items())}
+
+
+def _later(a: str, b: str) -> bool:
+    if a == "SHARD_END" or b == "SHARD_END":
+        return a == "SHARD_END"
+    return a > b
+
+
+def sum_totals(per_shard: dict[str, Totals]) -> Totals:
+    """Add the totals of every shard."""
+    out = Totals()
+    rejected: Counter[str] = Counter()
+    for t in per_shard.values():
+        out.records += t.records
+        out.accepted += t.accepted
+        out.duplicates += t.duplicates
+        out.stale += t.stale
+        rejected.update(t.rejected)
+    out.rejected = dict(sorted(rejected.items()))
+    return out
+
+
+def dead_letter_counts(config: Config, client: Any = None) -> dict[str, int]:
+    """Dead letters in the store by reason code (from the object keys; nothing is downloaded)."""
+    s3 = client or boto3.client("s3")
+    base = f"{config.sinks.dead_letter_prefix}{config.app}/{config.kinesis.stream}/"
+    counts: Counter[str] = Counter()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.sinks.bucket, Prefix=base):
+        for obj in page.get("Contents", []):
+            counts[obj["Key"][len(base):].split("/", 1)[0]] += 1
+    return dict(sorted(counts.items()))

@@ -1,1 +1,0 @@
-"""Adapters with durable effects (AWS) and their in-memory fakes."""
