@@ -58,9 +58,23 @@ def readings(series: int, count: int, rng: random.Random) -> list[SeriesReading]
     for i in range(count):
         s = i % series
         value = 48_000.0 if rng.random() < 0.01 else round(20_000 + rng.gauss(0, 500), 1)  # rare spikes
-        out.append(SeriesReading(series=f"S-{s:05d}", company="acme", site="hq", timezone="UTC", kind="gauge",
-                                 unit="W", device=f"EM-{s:05d}", ch="p", seq=i // series, index=0,
-                                 t=T0 + (i // series) * 15_000 + s, value=value, raw_value=value))
+        out.append(
+            SeriesReading(
+                series=f"S-{s:05d}",
+                company="acme",
+                site="hq",
+                timezone="UTC",
+                kind="gauge",
+                unit="W",
+                device=f"EM-{s:05d}",
+                ch="p",
+                seq=i // series,
+                index=0,
+                t=T0 + (i // series) * 15_000 + s,
+                value=value,
+                raw_value=value,
+            )
+        )
     return out
 
 
@@ -70,10 +84,19 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--latency", type=int, default=50, metavar="N",
-                        help="then measure put -> SQS latency over N notifications on the local stack (0: skip)")
-    parser.add_argument("--checkpoint-interval", type=float, default=None,
-                        help="kinesis.checkpoint_interval_s of the alarms worker (default: the config's, 5 s)")
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=50,
+        metavar="N",
+        help="then measure put -> SQS latency over N notifications on the local stack (0: skip)",
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=None,
+        help="kinesis.checkpoint_interval_s of the alarms worker (default: the config's, 5 s)",
+    )
     args = parser.parse_args()
     evaluation_cost(args)
     if args.latency:
@@ -102,28 +125,39 @@ def evaluation_cost(args: argparse.Namespace) -> None:
 
     _, floor_inputs = build(args.readings // 3, random.Random(7))  # 2-4 readings per record: about 3
     ciphers = {key_id: AESGCM(key) for key_id, key in KEYS.items()}
-    decoders = {JSON: msgspec.json.Decoder(StrictMessage).decode,  # the whole payload table, as before
-                MSGPACK: msgspec.msgpack.Decoder(StrictMessage).decode}
+    decoders = {
+        JSON: msgspec.json.Decoder(StrictMessage).decode,  # the whole payload table, as before
+        MSGPACK: msgspec.msgpack.Decoder(StrictMessage).decode,
+    }
 
     def run_floor() -> int:
-        return sum(len(decoders[codec](ciphers[key_id].decrypt(nonce, sealed, header)).readings)
-                   for key_id, codec, header, nonce, sealed in floor_inputs)
+        return sum(
+            len(decoders[codec](ciphers[key_id].decrypt(nonce, sealed, header)).readings)
+            for key_id, codec, header, nonce, sealed in floor_inputs
+        )
 
-    print(f"alarms: {4 * args.series:,} live instances ({args.series:,} series x 4 rules), {len(stream):,} readings "
-          f"in batches of {args.batch}; floor: {len(floor_inputs):,} user records; best of {args.rounds} rounds")
+    print(
+        f"alarms: {4 * args.series:,} live instances ({args.series:,} series x 4 rules), {len(stream):,} readings "
+        f"in batches of {args.batch}; floor: {len(floor_inputs):,} user records; best of {args.rounds} rounds"
+    )
     alarm_s, fired = min(run_alarms() for _ in range(args.rounds))
     n = len(stream)
     floor_s, floor_readings = best_of({"floor": run_floor}, args.rounds, time.perf_counter)["floor"]
     per_reading = alarm_s * 1e6 / n
     floor_record = floor_s * 1e6 / len(floor_inputs)
     floor_reading = floor_s * 1e6 / floor_readings
-    print(f"alarms: {per_reading:7.3f} us/reading ({n / alarm_s:,.0f} readings/s, 4 rule evaluations each; "
-          f"{fired:,} transitions)")
-    print(f"floor : {floor_record:7.3f} us/record, {floor_reading:7.3f} us/reading "
-          f"({floor_readings / len(floor_inputs):.2f} readings/record)")
-    print(f"ratio alarms/floor per reading: {per_reading / floor_reading:.2f}; per record: "
-          f"{per_reading * floor_readings / len(floor_inputs) / floor_record:.2f}")
-
+    print(
+        f"alarms: {per_reading:7.3f} us/reading ({n / alarm_s:,.0f} readings/s, 4 rule evaluations each; "
+        f"{fired:,} transitions)"
+    )
+    print(
+        f"floor : {floor_record:7.3f} us/record, {floor_reading:7.3f} us/reading "
+        f"({floor_readings / len(floor_inputs):.2f} readings/record)"
+    )
+    print(
+        f"ratio alarms/floor per reading: {per_reading / floor_reading:.2f}; per record: "
+        f"{per_reading * floor_readings / len(floor_inputs) / floor_record:.2f}"
+    )
 
 
 def latency(count: int, checkpoint_interval: float | None) -> None:
@@ -144,16 +178,25 @@ def latency(count: int, checkpoint_interval: float | None) -> None:
         took = asyncio.run(_latency_run(config, queue, count + 2))[2:]  # the first two warm the worker up
         took.sort()
         p = lambda q: took[min(len(took) - 1, round(q * (len(took) - 1)))]
-        print(f"alarm latency put -> SQS over {len(took)} notifications (poll {config.kinesis.poll_interval_ms} ms, "
-              f"commit interval {config.kinesis.checkpoint_interval_s:g} s): p50 {p(0.5):.3f} s, "
-              f"p99 {p(0.99):.3f} s, max {took[-1]:.3f} s, min {took[0]:.3f} s")
+        print(
+            f"alarm latency put -> SQS over {len(took)} notifications (poll {config.kinesis.poll_interval_ms} ms, "
+            f"commit interval {config.kinesis.checkpoint_interval_s:g} s): p50 {p(0.5):.3f} s, "
+            f"p99 {p(0.99):.3f} s, max {took[-1]:.3f} s, min {took[0]:.3f} s"
+        )
     finally:
         stop_stack(stack)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-SERIES_RULE = {"id": "bench-flip", "type": "threshold", "op": ">", "value": 100, "clear": 100, "for_s": 0,
-               "severity": "critical"}
+SERIES_RULE = {
+    "id": "bench-flip",
+    "type": "threshold",
+    "op": ">",
+    "value": 100,
+    "clear": 100,
+    "for_s": 0,
+    "severity": "critical",
+}
 
 
 def _latency_setup(run_dir: Path, checkpoint_interval: float | None) -> tuple[object, str]:
@@ -169,8 +212,13 @@ def _latency_setup(run_dir: Path, checkpoint_interval: float | None) -> tuple[ob
 
     keyring = run_dir / "keyring.json"
     keyring.write_text(json.dumps({k: base64.b64encode(v).decode() for k, v in KEYS.items()}))
-    overrides = {"app": "alarms", "keyring.file": str(keyring), "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}",
-                 "log_level": "warning", "kinesis.checkpoint_interval_s": checkpoint_interval}
+    overrides = {
+        "app": "alarms",
+        "keyring.file": str(keyring),
+        "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}",
+        "log_level": "warning",
+        "kinesis.checkpoint_interval_s": checkpoint_interval,
+    }
     config = load_config({}, overrides)
     provision(config, shards=1)
     doc = fleet_catalog(SimulationConfig(devices=1))
@@ -201,13 +249,23 @@ async def _latency_run(config: Any, queue: str, count: int) -> list[float]:
     key_id = next(iter(KEYS))
     for seq in range(1, count + 1):
         now = int(time.time() * 1000)
-        message = Message(device="EM-000001", seq=seq, sent_at=now,
-                          readings=(Reading("active_power_w", now, 150.0 if seq % 2 else 50.0),))
-        data = seal(encode_payload(message, JSON), key_id=key_id, key=KEYS[key_id], codec=JSON,
-                    nonce=seq.to_bytes(12, "big"))
+        message = Message(
+            device="EM-000001",
+            seq=seq,
+            sent_at=now,
+            readings=(Reading("active_power_w", now, 150.0 if seq % 2 else 50.0),),
+        )
+        data = seal(
+            encode_payload(message, JSON),
+            key_id=key_id,
+            key=KEYS[key_id],
+            codec=JSON,
+            nonce=seq.to_bytes(12, "big"),
+        )
         started = time.perf_counter()
-        await asyncio.to_thread(kinesis.put_record, StreamName=config.kinesis.stream, Data=data,
-                                PartitionKey="EM-000001")
+        await asyncio.to_thread(
+            kinesis.put_record, StreamName=config.kinesis.stream, Data=data, PartitionKey="EM-000001"
+        )
         await asyncio.to_thread(_receive_one, sqs, queue)
         took.append(time.perf_counter() - started)
         await asyncio.sleep(rng.uniform(0.3, 1.3))
@@ -218,7 +276,9 @@ async def _latency_run(config: Any, queue: str, count: int) -> list[float]:
 
 def _receive_one(sqs: Any, queue: str) -> None:
     while True:
-        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=20).get("Messages", [])
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=20).get(
+            "Messages", []
+        )
         if got:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=got[0]["ReceiptHandle"])
             return

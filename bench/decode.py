@@ -97,8 +97,10 @@ def main() -> None:
     records, floor_inputs = build(args.records, random.Random(7))
     ring = KeyRing.from_keys(KEYS)
     ciphers = {key_id: AESGCM(key) for key_id, key in KEYS.items()}
-    decoders = {JSON: msgspec.json.Decoder(StrictMessage).decode,
-                MSGPACK: msgspec.msgpack.Decoder(StrictMessage).decode}
+    decoders = {
+        JSON: msgspec.json.Decoder(StrictMessage).decode,
+        MSGPACK: msgspec.msgpack.Decoder(StrictMessage).decode,
+    }
 
     floor_batches = [floor_inputs[i : i + args.batch] for i in range(0, len(floor_inputs), args.batch)]
     record_batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]

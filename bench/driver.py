@@ -51,10 +51,16 @@ def fill(stream: str, shards: int, count: int) -> None:
     """Create ``stream`` and put ``count`` records of 64 random bytes, spread over every shard."""
     kinesis = boto3.client("kinesis")
     kinesis.create_stream(StreamName=stream, ShardCount=shards)
-    while kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+    while (
+        kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+        != "ACTIVE"
+    ):
         time.sleep(0.05)
     for first in range(0, count, 500):
-        batch = [{"Data": os.urandom(64), "PartitionKey": f"EM-{i:06d}"} for i in range(first, min(count, first + 500))]
+        batch = [
+            {"Data": os.urandom(64), "PartitionKey": f"EM-{i:06d}"}
+            for i in range(first, min(count, first + 500))
+        ]
         out = kinesis.put_records(StreamName=stream, Records=batch)
         assert out.get("FailedRecordCount", 0) == 0
 
@@ -91,6 +97,7 @@ async def fast(stream: str) -> int:
     async with session.create_client("kinesis") as client:
         reader = await FastGetRecords.open(session, client)
         try:
+
             async def get(_client: object, iterator: str) -> tuple[int, str | None]:
                 out = await reader.get_records(iterator, 10_000)
                 return len(out.records), out.next_shard_iterator
@@ -103,7 +110,9 @@ async def fast(stream: str) -> int:
 class Trivial:
     """A processor that only counts: every batch is durable at once."""
 
-    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+    async def initialize(
+        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+    ) -> None:
         pass
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
@@ -120,8 +129,15 @@ class Trivial:
 
 
 async def driver(stream: str) -> int:
-    config = load_config({}, {"kinesis.stream": stream, "lease.table": f"{stream}-leases-{time.time_ns()}",
-                              "lease.worker_id": "bench", "kinesis.idle_exit_s": 1.0})
+    config = load_config(
+        {},
+        {
+            "kinesis.stream": stream,
+            "lease.table": f"{stream}-leases-{time.time_ns()}",
+            "lease.worker_id": "bench",
+            "kinesis.idle_exit_s": 1.0,
+        },
+    )
     result = await run_worker(config, lambda _s: Trivial(), metrics=Metrics.create(CollectorRegistry()))
     return result.records
 
@@ -133,11 +149,19 @@ def fill_realistic(stream: str, shards: int, messages: int) -> int:
 
     kinesis = boto3.client("kinesis")
     kinesis.create_stream(StreamName=stream, ShardCount=shards)
-    while kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+    while (
+        kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+        != "ACTIVE"
+    ):
         time.sleep(0.05)
     devices = 500
-    sim = SimulationConfig(devices=devices, interval_s=10.0, duration_s=messages * 10.0 / devices, seed=5,
-                           faults=parse_faults("corrupt=0.002,tamper=0.002,duplicate=0.01"))
+    sim = SimulationConfig(
+        devices=devices,
+        interval_s=10.0,
+        duration_s=messages * 10.0 / devices,
+        seed=5,
+        faults=parse_faults("corrupt=0.002,tamper=0.002,duplicate=0.01"),
+    )
     tally = Tally()
     put_all(generate(sim, KEYS), KinesisProducer(stream).put, Pacer("none"), tally=tally)
     return tally.result().records
@@ -152,10 +176,18 @@ def provision(stream: str, keyring_file: str) -> Config:
     from wenu_stream.aws.provision import ensure_bucket, ensure_state_table
 
     tag = time.time_ns()
-    config = load_config({}, {"kinesis.stream": stream, "lease.table": f"{stream}-leases-{tag}",
-                              "lease.worker_id": "bench", "kinesis.idle_exit_s": 1.0,
-                              "sinks.state_table": f"{stream}-state-{tag}", "sinks.bucket": f"{stream}-{tag}",
-                              "keyring.file": keyring_file})
+    config = load_config(
+        {},
+        {
+            "kinesis.stream": stream,
+            "lease.table": f"{stream}-leases-{tag}",
+            "lease.worker_id": "bench",
+            "kinesis.idle_exit_s": 1.0,
+            "sinks.state_table": f"{stream}-state-{tag}",
+            "sinks.bucket": f"{stream}-{tag}",
+            "keyring.file": keyring_file,
+        },
+    )
     ensure_state_table(config, {})
     ensure_bucket(config, {})
     return config
@@ -177,7 +209,10 @@ def measure(name: str, run: Callable[[], Awaitable[int]]) -> tuple[float, float,
     cpu, wall = time.process_time(), time.perf_counter()
     count = asyncio.run(run())
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    print(f"{name:<8} {count:>8} records  {cpu / count * 1e5:6.2f} CPU-s/100k  {count / wall:9.0f} records/s", flush=True)
+    print(
+        f"{name:<8} {count:>8} records  {cpu / count * 1e5:6.2f} CPU-s/100k  {count / wall:9.0f} records/s",
+        flush=True,
+    )
     return cpu / count * 1e5, wall, count
 
 
@@ -224,16 +259,25 @@ def main() -> None:
         print(f"ratio driver/bare {whole / base:.2f}   (trivial processor: leases, checkpoints, 1 s idle)")
         started = time.perf_counter()
         records = fill_realistic("real4", 4, args.records)
-        print(f"filled a 4-shard stream with {records} simulated meter records in {time.perf_counter() - started:.1f} s")
+        print(
+            f"filled a 4-shard stream with {records} simulated meter records in {time.perf_counter() - started:.1f} s"
+        )
         keyring = Path(tempfile.mkdtemp(prefix="bench-keys-")) / "keys.json"
         keyring.write_text('{"bench-key": "' + base64.b64encode(KEYS["bench-key"]).decode() + '"}')
         base_real, _, _ = measure("bare", lambda: bare("real4"))
         config = provision("real4", str(keyring))
         full, _, _ = measure("pipeline", lambda: pipeline(config))
-        print(f"ratio pipeline/bare {full / base_real:.2f}   (target <= 0.30: the whole driver doing all its work)")
+        print(
+            f"ratio pipeline/bare {full / base_real:.2f}   (target <= 0.30: the whole driver doing all its work)"
+        )
         fill("bench8", args.rss_shards, args.records)
-        out = subprocess.run([sys.executable, __file__, "--rss-child", "bench8"], capture_output=True, text=True,
-                             check=True, env=os.environ)
+        out = subprocess.run(
+            [sys.executable, __file__, "--rss-child", "bench8"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ,
+        )
         count, peak = out.stdout.split()
         print(f"peak RSS, driver on {args.rss_shards} shards ({count} records): {peak} MB (target <= 150)")
     finally:

@@ -80,7 +80,9 @@ def sample(root: int, seconds: float = 5.0) -> tuple[int, int, int, int]:
     return best
 
 
-def wait_done(config: object, want: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 600) -> float:
+def wait_done(
+    config: object, want: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 600
+) -> float:
     started = time.monotonic()
     while True:
         try:
@@ -106,22 +108,47 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def run_kcl(stream: str, keyring: Path, folder: Path, kinesis_url: str, moto_url: str, want: int,
-            devices: int) -> tuple[int, int, int, int, float]:
+def run_kcl(
+    stream: str, keyring: Path, folder: Path, kinesis_url: str, moto_url: str, want: int, devices: int
+) -> tuple[int, int, int, int, float]:
     env = run_config(stream, "kcl", keyring, WENU_KINESIS_CHECKPOINT_INTERVAL_S="1")
     config = prepare(env, fleet_catalog_for(devices))
-    overrides = local_overrides("processing", kinesis_url=kinesis_url, dynamodb_url=moto_url, region="us-east-1",
-                                root=ROOT, python=sys.executable)
-    overrides |= {"streamName": stream, "applicationName": config.lease_table, "failoverTimeMillis": "4000",
-                  "leaseAssignmentIntervalMillis": "1000", "shardSyncIntervalMillis": "1000"}
+    overrides = local_overrides(
+        "processing",
+        kinesis_url=kinesis_url,
+        dynamodb_url=moto_url,
+        region="us-east-1",
+        root=ROOT,
+        python=sys.executable,
+    )
+    overrides |= {
+        "streamName": stream,
+        "applicationName": config.lease_table,
+        "failoverTimeMillis": "4000",
+        "leaseAssignmentIntervalMillis": "1000",
+        "shardSyncIntervalMillis": "1000",
+    }
     props = folder / "kcl.properties"
     props.write_text(render_properties("processing", overrides, root=ROOT))
     log = folder / "kcl.log"
     full = {k: v for k, v in os.environ.items() if not k.startswith("WENU_")} | env
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["java", "-cp", f"{JARS}/*", "software.amazon.kinesis.multilang.MultiLangDaemon",
-                                 "-p", str(props)], env=full, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                "java",
+                "-cp",
+                f"{JARS}/*",
+                "software.amazon.kinesis.multilang.MultiLangDaemon",
+                "-p",
+                str(props),
+            ],
+            env=full,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         took = wait_done(config, want, proc, log)
         return (*sample(proc.pid), took)
@@ -129,15 +156,23 @@ def run_kcl(stream: str, keyring: Path, folder: Path, kinesis_url: str, moto_url
         stop(proc)
 
 
-def run_native(stream: str, keyring: Path, folder: Path, want: int, devices: int) -> tuple[int, int, int, int, float]:
+def run_native(
+    stream: str, keyring: Path, folder: Path, want: int, devices: int
+) -> tuple[int, int, int, int, float]:
     env = run_config(stream, "native", keyring, WENU_KINESIS_CHECKPOINT_INTERVAL_S="1")
     config = prepare(env, fleet_catalog_for(devices))
     log = folder / "native.log"
     full = {k: v for k, v in os.environ.items() if not k.startswith("WENU_")} | env
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "wenu_stream", "run"], env=full, cwd=ROOT,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wenu_stream", "run"],
+            env=full,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            start_new_session=True,
+        )
     try:
         took = wait_done(config, want, proc, log)
         return (*sample(proc.pid), took)
@@ -157,24 +192,41 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wenu-bench-memory-") as tmp:
         folder = Path(tmp)
         stack = start_stack(StackSpec(run_dir=str(folder / "stack")))
-        kinesis = start_stack(StackSpec(run_dir=str(folder / "kinesis"), kinesis="kinesis-local", with_moto=False))
+        kinesis = start_stack(
+            StackSpec(run_dir=str(folder / "kinesis"), kinesis="kinesis-local", with_moto=False)
+        )
         try:
             os.environ.update(stack.env() | {"AWS_ENDPOINT_URL_KINESIS": kinesis.kinesis_url})
             keyring = write_keyring(folder / "keys.json", KEYS)
-            expected = fill_stream("bench-memory", KEYS, shards=args.shards, devices=args.devices,
-                                   duration_s=args.duration_s)
-            print(f"stream: {args.shards} shards, {expected.records} Kinesis records, "
-                  f"{expected.user_records} user records")
-            kcl = run_kcl("bench-memory", keyring, folder, kinesis.kinesis_url, stack.moto_url,
-                          expected.user_records, args.devices)
+            expected = fill_stream(
+                "bench-memory", KEYS, shards=args.shards, devices=args.devices, duration_s=args.duration_s
+            )
+            print(
+                f"stream: {args.shards} shards, {expected.records} Kinesis records, "
+                f"{expected.user_records} user records"
+            )
+            kcl = run_kcl(
+                "bench-memory",
+                keyring,
+                folder,
+                kinesis.kinesis_url,
+                stack.moto_url,
+                expected.user_records,
+                args.devices,
+            )
             # The driver counts Kinesis records (it deaggregates inside the batch); the daemon deaggregates first.
             native = run_native("bench-memory", keyring, folder, expected.records, args.devices)
         finally:
             stop_stack(kinesis)
             stop_stack(stack)
-    for name, (procs, rss, pss, root, took) in (("KCL (JVM + per-shard Python)", kcl), ("native driver", native)):
-        print(f"{name:30s} processes={procs:2d}  RSS={rss / 1024:7.1f} MiB (first process {root / 1024:6.1f})  "
-              f"PSS={pss / 1024:7.1f} MiB  caught up in {took:5.1f} s")
+    for name, (procs, rss, pss, root, took) in (
+        ("KCL (JVM + per-shard Python)", kcl),
+        ("native driver", native),
+    ):
+        print(
+            f"{name:30s} processes={procs:2d}  RSS={rss / 1024:7.1f} MiB (first process {root / 1024:6.1f})  "
+            f"PSS={pss / 1024:7.1f} MiB  caught up in {took:5.1f} s"
+        )
     print(f"ratio KCL/native: RSS {kcl[1] / native[1]:.1f}x  PSS {kcl[2] / native[2]:.1f}x")
     return 0
 

@@ -21,7 +21,9 @@ def main(argv: list[str]) -> int:
     for name in names:  # each in its own process: one benchmark's failure or memory does not touch the next
         print(f"\n=== bench/{name}.py ===", flush=True)
         started = time.perf_counter()
-        code = subprocess.run([sys.executable, str(here / f"{name}.py")], stderr=subprocess.DEVNULL).returncode
+        code = subprocess.run(
+            [sys.executable, str(here / f"{name}.py")], stderr=subprocess.DEVNULL
+        ).returncode
         print(f"(bench/{name}.py took {time.perf_counter() - started:.1f} s, exit code {code})", flush=True)
         if code:
             failed.append(name)

@@ -40,7 +40,6 @@ async def retry(
     raise AssertionError("unreachable")
 
 
-
 async def sleep_unless(event: asyncio.Event, seconds: float) -> bool:
     """Sleep ``seconds`` or until ``event`` is set; return True if the event is set."""
     if event.is_set():

@@ -66,8 +66,11 @@ def load_keyring(config: Config) -> KeyRing:
         return keyring.load_kms_keyring(config.keyring.kms_file, boto3.client("kms"))
     if config.keyring.file:
         return keyring.load_keyring_file(config.keyring.file)
-    raise ConfigError("WENU_KEYRING_FILE (flag --keyring)", "no key ring configured",
-                      "point it at a JSON key-ring file, or set WENU_KEYRING_KMS_FILE to a KMS-wrapped one")
+    raise ConfigError(
+        "WENU_KEYRING_FILE (flag --keyring)",
+        "no key ring configured",
+        "point it at a JSON key-ring file, or set WENU_KEYRING_KMS_FILE to a KMS-wrapped one",
+    )
 
 
 class Runtime:
@@ -119,12 +122,19 @@ class Runtime:
                 fast = await FastS3Put.open(self.session, s3, cfg.sinks.bucket)
                 self.stack.push_async_callback(fast.close)
                 self.dead_letters = S3DeadLetterStore(
-                    s3, bucket=cfg.sinks.bucket, prefix=cfg.sinks.dead_letter_prefix,
-                    app=cfg.app, stream=cfg.kinesis.stream, fast=fast,
+                    s3,
+                    bucket=cfg.sinks.bucket,
+                    prefix=cfg.sinks.dead_letter_prefix,
+                    app=cfg.app,
+                    stream=cfg.kinesis.stream,
+                    fast=fast,
                 )
             if self.state is None:
                 self.state = DynamoStateStore(
-                    await self.client("dynamodb"), table=cfg.sinks.state_table, app=cfg.app, stream=cfg.kinesis.stream
+                    await self.client("dynamodb"),
+                    table=cfg.sinks.state_table,
+                    app=cfg.app,
+                    stream=cfg.kinesis.stream,
                 )
             factory = self._sinks or APP_SINKS[cfg.app]
             self.sinks = tuple(await factory(self))
@@ -148,9 +158,15 @@ class Runtime:
         """A fresh processor for ``shard_id`` (``start()`` must have run)."""
         assert self.keyring is not None and self.dead_letters is not None and self.state is not None
         return PipelineProcessor(
-            app=self.config.app, keyring=self.keyring, dead_letters=self.dead_letters, state=self.state,
-            sinks=self.sinks, metrics=self.metrics, dedup_window=self.config.sinks.dedup_window,
-            checkpoint_interval=self.config.kinesis.checkpoint_interval_s, health=self.health,
+            app=self.config.app,
+            keyring=self.keyring,
+            dead_letters=self.dead_letters,
+            state=self.state,
+            sinks=self.sinks,
+            metrics=self.metrics,
+            dedup_window=self.config.sinks.dedup_window,
+            checkpoint_interval=self.config.kinesis.checkpoint_interval_s,
+            health=self.health,
         )
 
 
@@ -172,16 +188,27 @@ async def catalog_directory(rt: Runtime) -> CatalogDirectory:
 async def staging_sink(rt: Runtime) -> ReadingSink:
     """Warehouse staging: every accepted reading, enriched, as gzip CSV files in S3."""
     cfg = rt.config
-    return S3StagingSink(await rt.client("s3"), bucket=cfg.sinks.bucket, prefix=cfg.warehouse.staging_prefix,
-                         app=cfg.app, stream=cfg.kinesis.stream)
+    return S3StagingSink(
+        await rt.client("s3"),
+        bucket=cfg.sinks.bucket,
+        prefix=cfg.warehouse.staging_prefix,
+        app=cfg.app,
+        stream=cfg.kinesis.stream,
+    )
 
 
 async def stats_sink(rt: Runtime) -> StatsSink:
     """Company Stats: windows per series in DynamoDB, coalesced per flush, fenced by shard position."""
     cfg = rt.config.stats
     store = DynamoStatsStore(await rt.client("dynamodb"), cfg.table)
-    return StatsSink(store, lateness_s=cfg.lateness_s, ttl_months=cfg.ttl_months, clock=epoch_ms,
-                     metrics=rt.metrics, app=rt.config.app)
+    return StatsSink(
+        store,
+        lateness_s=cfg.lateness_s,
+        ttl_months=cfg.ttl_months,
+        clock=epoch_ms,
+        metrics=rt.metrics,
+        app=rt.config.app,
+    )
 
 
 async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
@@ -190,11 +217,23 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
     ddb, sns = await rt.client("dynamodb"), await rt.client("sns")
     topic = await resolve_topic_arn(sns, cfg.alarms.topic_arn, cfg.alarms.topic_name)
     state = DynamoAlarmStateStore(ddb, table=cfg.alarms.state_table, stream=cfg.kinesis.stream)
-    notifier = SnsNotifier(sns, ddb, topic_arn=topic, table=cfg.alarms.transitions_table,
-                           stream=cfg.kinesis.stream, metrics=rt.metrics)
+    notifier = SnsNotifier(
+        sns,
+        ddb,
+        topic_arn=topic,
+        table=cfg.alarms.transitions_table,
+        stream=cfg.kinesis.stream,
+        metrics=rt.metrics,
+    )
     rules = await asyncio.to_thread(lambda: directory.snapshot().rules)
-    return AlarmsSink(state, notifier, rules=rules, rules_source=lambda: directory.snapshot().rules,
-                      idle_tick_s=cfg.alarms.idle_tick_s, wall_ms=epoch_ms)
+    return AlarmsSink(
+        state,
+        notifier,
+        rules=rules,
+        rules_source=lambda: directory.snapshot().rules,
+        idle_tick_s=cfg.alarms.idle_tick_s,
+        wall_ms=epoch_ms,
+    )
 
 
 ReadingSinkFactory = Callable[[Runtime], Awaitable[ReadingSink]]
@@ -210,11 +249,24 @@ async def reading_sinks(rt: Runtime, app: str) -> list[ReadingSink]:
 async def processing_sinks(rt: Runtime) -> Sequence[BatchSink]:
     """Stats, staging and quarantine behind one enrichment."""
     cfg = rt.config
-    quarantine = S3Quarantine(await rt.client("s3"), bucket=cfg.sinks.bucket, prefix="quarantine/", app=cfg.app,
-                              stream=cfg.kinesis.stream)
+    quarantine = S3Quarantine(
+        await rt.client("s3"),
+        bucket=cfg.sinks.bucket,
+        prefix="quarantine/",
+        app=cfg.app,
+        stream=cfg.kinesis.stream,
+    )
     sinks = await reading_sinks(rt, "processing")
-    return [EnrichingSink("processing", await catalog_directory(rt), sinks, quarantine=quarantine,
-                          metrics=rt.metrics, app=cfg.app)]
+    return [
+        EnrichingSink(
+            "processing",
+            await catalog_directory(rt),
+            sinks,
+            quarantine=quarantine,
+            metrics=rt.metrics,
+            app=cfg.app,
+        )
+    ]
 
 
 async def alarms_sinks(rt: Runtime) -> Sequence[BatchSink]:
@@ -246,7 +298,9 @@ class _LazyProcessor:
         self._runtime = runtime
         self._inner: PipelineProcessor | None = None
 
-    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+    async def initialize(
+        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+    ) -> None:
         await self._runtime.start()
         self._inner = self._runtime.processor(shard_id)
         await self._inner.initialize(shard_id, checkpoint, parent_shard_ids)
@@ -268,7 +322,9 @@ class _LazyProcessor:
             await self._inner.close()
 
 
-def shard_processor_factory(config: Config, runtime: Runtime | None = None) -> Callable[[str], ShardProcessor]:
+def shard_processor_factory(
+    config: Config, runtime: Runtime | None = None
+) -> Callable[[str], ShardProcessor]:
     """A factory of shard processors for ``config.app``; the runtime starts lazily in the caller's loop."""
     rt = runtime or Runtime(config)
     return lambda shard_id: _LazyProcessor(rt, shard_id)

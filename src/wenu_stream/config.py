@@ -35,11 +35,17 @@ class KinesisConfig(Base):
     """The readings stream and how it is polled."""
 
     stream: Name = "readings"
-    poll_interval_ms: Annotated[int, Meta(ge=0, le=60_000)] = 200  # KCL 3.x minimum default; 5 GetRecords/s/shard max
+    poll_interval_ms: Annotated[int, Meta(ge=0, le=60_000)] = (
+        200  # KCL 3.x minimum default; 5 GetRecords/s/shard max
+    )
     max_records: Annotated[int, Meta(ge=1, le=10_000)] = 10_000
     initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
-    idle_exit_s: Annotated[float, Meta(ge=0)] = 0.0  # 0: run forever; else stop after this long with no records
-    checkpoint_interval_s: Annotated[float, Meta(ge=0, le=600)] = 5.0  # sinks coalesce writes between checkpoints
+    idle_exit_s: Annotated[float, Meta(ge=0)] = (
+        0.0  # 0: run forever; else stop after this long with no records
+    )
+    checkpoint_interval_s: Annotated[float, Meta(ge=0, le=600)] = (
+        5.0  # sinks coalesce writes between checkpoints
+    )
 
 
 class LeaseConfig(Base):
@@ -100,19 +106,27 @@ class WarehouseConfig(Base):
 class AlarmsConfig(Base):
     """Alarm state and transition history (DynamoDB) and the alarms topic (SNS)."""
 
-    state_table: Name = "wenu-alarm-state"  # one item per (rule, series) instance, plus one clock item per shard
+    state_table: Name = (
+        "wenu-alarm-state"  # one item per (rule, series) instance, plus one clock item per shard
+    )
     transitions_table: Name = "wenu-alarm-transitions"  # history of transitions = the notification ledger
     topic_arn: str = ""  # set: publish to this ARN; empty: look the topic up by topic_name
     topic_name: Name = "wenu-alarms"
-    idle_tick_s: Annotated[float, Meta(gt=0, le=3_600)] = 5.0  # a shard this long without readings ticks on wall time
+    idle_tick_s: Annotated[float, Meta(gt=0, le=3_600)] = (
+        5.0  # a shard this long without readings ticks on wall time
+    )
 
 
 class StatsConfig(Base):
     """Company Stats windows in DynamoDB (one item per series and window, plus one state item per series)."""
 
     table: Name = "wenu-stats"
-    lateness_s: Annotated[int, Meta(ge=0, le=7 * 86_400)] = 3600  # older than the series' newest minus this: late
-    ttl_months: Annotated[int, Meta(ge=1, le=1200)] = 13  # stats items expire this long after their window ends
+    lateness_s: Annotated[int, Meta(ge=0, le=7 * 86_400)] = (
+        3600  # older than the series' newest minus this: late
+    )
+    ttl_months: Annotated[int, Meta(ge=1, le=1200)] = (
+        13  # stats items expire this long after their window ends
+    )
 
 
 class Config(Base):
@@ -160,7 +174,9 @@ def _leaf_paths(struct: type[msgspec.Struct], prefix: str = "") -> dict[str, typ
 LEAVES = tuple(_leaf_paths(Config))
 
 
-def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
     """Resolve the configuration from flags (``overrides``, dotted keys) over ``WENU_*`` over defaults.
 
     Raises:

@@ -52,8 +52,10 @@ class Health:
         """``(ready, reasons)``."""
         now = self._monotonic()
         with self._lock:
-            reasons = [f"sink {sink} failing for {now - since:.1f}s: {error}".rstrip(": ")
-                       for sink, (since, error) in sorted(self._failing.items())]
+            reasons = [
+                f"sink {sink} failing for {now - since:.1f}s: {error}".rstrip(": ")
+                for sink, (since, error) in sorted(self._failing.items())
+            ]
             if self._stopping:
                 reasons.append("stopping")
         return not reasons, reasons
@@ -90,7 +92,9 @@ def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPReques
     return Handler
 
 
-def serve(port: int, registry: CollectorRegistry, health: Health = HEALTH, host: str = "") -> ThreadingHTTPServer:
+def serve(
+    port: int, registry: CollectorRegistry, health: Health = HEALTH, host: str = ""
+) -> ThreadingHTTPServer:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on a daemon thread; ``server.shutdown()`` stops it.
 
     ``host`` "" listens on every interface (Prometheus scrapes the task); tests pass 127.0.0.1.

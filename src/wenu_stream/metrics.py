@@ -39,39 +39,68 @@ class Metrics(NamedTuple):
         r = registry if registry is not None else CollectorRegistry()
         return cls(
             records=Counter("wenu_records", "User records by outcome", ["app", "outcome"], registry=r),
-            dead_letters=Counter("wenu_dead_letters", "Records dead-lettered, by reason", ["app", "reason"], registry=r),
-            late_readings=Counter("wenu_late_readings", "Readings older than the allowed lateness", ["app"], registry=r),
+            dead_letters=Counter(
+                "wenu_dead_letters", "Records dead-lettered, by reason", ["app", "reason"], registry=r
+            ),
+            late_readings=Counter(
+                "wenu_late_readings", "Readings older than the allowed lateness", ["app"], registry=r
+            ),
             batches=Histogram(
-                "wenu_batch_seconds", "Batch time from receipt to durable", ["app"],
-                buckets=_LATENCY_BUCKETS, registry=r,
+                "wenu_batch_seconds",
+                "Batch time from receipt to durable",
+                ["app"],
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
             ),
             sink_seconds=Histogram(
-                "wenu_sink_seconds", "Time to make one batch durable in a sink", ["app", "sink"],
-                buckets=_LATENCY_BUCKETS, registry=r,
+                "wenu_sink_seconds",
+                "Time to make one batch durable in a sink",
+                ["app", "sink"],
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
             ),
-            sink_failures=Counter("wenu_sink_failures", "Sink writes that failed", ["app", "sink"], registry=r),
+            sink_failures=Counter(
+                "wenu_sink_failures", "Sink writes that failed", ["app", "sink"], registry=r
+            ),
             checkpoints=Counter("wenu_checkpoints", "Checkpoints written", ["app"], registry=r),
             checkpoint_age=Gauge(
-                "wenu_checkpoint_age_seconds", "Seconds since the shard's last checkpoint", ["app", "shard"],
-                registry=r, multiprocess_mode="max",
+                "wenu_checkpoint_age_seconds",
+                "Seconds since the shard's last checkpoint",
+                ["app", "shard"],
+                registry=r,
+                multiprocess_mode="max",
             ),
             millis_behind=Gauge(
-                "wenu_millis_behind_latest", "MillisBehindLatest reported by GetRecords", ["app", "shard"],
-                registry=r, multiprocess_mode="max",
+                "wenu_millis_behind_latest",
+                "MillisBehindLatest reported by GetRecords",
+                ["app", "shard"],
+                registry=r,
+                multiprocess_mode="max",
             ),
             leases_held=Gauge(
-                "wenu_leases_held", "Shard leases held by this worker", ["app"], registry=r,
+                "wenu_leases_held",
+                "Shard leases held by this worker",
+                ["app"],
+                registry=r,
                 multiprocess_mode="sum",
             ),
             stats_writes=Counter("wenu_stats_writes", "Stats items written", ["app"], registry=r),
             notifications=Counter(
-                "wenu_notifications", "Alarm notifications published", ["severity", "state"], registry=r,
+                "wenu_notifications",
+                "Alarm notifications published",
+                ["severity", "state"],
+                registry=r,
             ),
             catalog_age=Gauge(
-                "wenu_catalog_age_seconds", "Age of the catalog cache", ["app"], registry=r,
+                "wenu_catalog_age_seconds",
+                "Age of the catalog cache",
+                ["app"],
+                registry=r,
                 multiprocess_mode="max",
             ),
-            quarantined=Counter("wenu_quarantined_readings", "Readings the catalog does not map", ["app"], registry=r),
+            quarantined=Counter(
+                "wenu_quarantined_readings", "Readings the catalog does not map", ["app"], registry=r
+            ),
         )
 
 

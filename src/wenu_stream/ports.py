@@ -37,7 +37,9 @@ class ShardProcessor(Protocol):
     the driver stops the shard without checkpointing and the records replay.
     """
 
-    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None: ...
+    async def initialize(
+        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+    ) -> None: ...
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool: ...
 
@@ -187,8 +189,15 @@ class AlarmStateStore(Protocol):
 
     async def remove(self, keys: Iterable[InstanceKey]) -> None: ...
 
-    async def save(self, shard_id: str, states: Iterable[InstanceState], *, severity: Callable[[str], str],
-                   last: Callable[[InstanceKey], LastTransition | None], now_ms: int) -> int: ...
+    async def save(
+        self,
+        shard_id: str,
+        states: Iterable[InstanceState],
+        *,
+        severity: Callable[[str], str],
+        last: Callable[[InstanceKey], LastTransition | None],
+        now_ms: int,
+    ) -> int: ...
 
     async def save_clock(self, shard_id: str, clock: ShardClock) -> None: ...
 

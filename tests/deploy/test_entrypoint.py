@@ -50,8 +50,12 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         ([], {}, "no application given"),
         (["alarms"], {"WENU_KINESIS_STREEM": "x"}, "WENU_KINESIS_STREEM: unknown setting"),
         (["alarms"], {"KCL_JARS": "/nonexistent"}, "no KCL MultiLangDaemon classpath in /nonexistent"),
-        pytest.param(["alarms"], {"WENU_METRICS_PORT": "0"}, "WENU_METRICS_PORT is not set",
-                     marks=pytest.mark.integration),  # checked after the classpath: needs `make kcl`
+        pytest.param(
+            ["alarms"],
+            {"WENU_METRICS_PORT": "0"},
+            "WENU_METRICS_PORT is not set",
+            marks=pytest.mark.integration,
+        ),  # checked after the classpath: needs `make kcl`
     ],
 )
 def test_refuses_bad_arguments_and_configuration_with_exit_2_before_any_side_effect(

@@ -40,8 +40,15 @@ class Run:
         self.env = run_config(stream, name, keyring, WENU_KINESIS_CHECKPOINT_INTERVAL_S="0.3")
         self.config: Config = prepare(self.env, fleet_catalog_for(DEVICES))
         moto = boto3.client("dynamodb").meta.endpoint_url
-        self.properties = render_local("processing", tmp_path, stream=stream, application=self.config.lease_table,
-                                       kinesis_url=kinesis_url, dynamodb_url=moto, **properties)
+        self.properties = render_local(
+            "processing",
+            tmp_path,
+            stream=stream,
+            application=self.config.lease_table,
+            kinesis_url=kinesis_url,
+            dynamodb_url=moto,
+            **properties,
+        )
         self.tmp_path = tmp_path
 
     def start(self, daemons: list[KclDaemon], label: str, **properties: str) -> KclDaemon:
@@ -86,11 +93,14 @@ def assert_effects(run: Run, expected: Outcomes) -> None:
 
 
 def test_records_flow_to_checkpoints_and_a_kill_minus_9_mid_stream_loses_nothing_and_counts_nothing_twice(
-        use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]) -> None:
+    use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]
+) -> None:
     expected = fill_stream(unique_name, KEYS, shards=2, devices=DEVICES, duration_s=40, aggregate=0)
     assert expected.rejected and expected.duplicates, "the scenario must exercise faults"
     run = Run(unique_name, unique_name, tmp_path, use_kinesis_local)
-    first = run.start(kcl_daemons, "first", workerId="worker-a", maxRecords="10")  # small batches: killed mid-stream
+    first = run.start(
+        kcl_daemons, "first", workerId="worker-a", maxRecords="10"
+    )  # small batches: killed mid-stream
     wait_for(lambda: any(c.isdigit() for c in run.checkpoints().values()), "a first checkpoint", kcl_daemons)
     first.kill()
     done_at_kill = run.records_done()
@@ -100,10 +110,16 @@ def test_records_flow_to_checkpoints_and_a_kill_minus_9_mid_stream_loses_nothing
     # (A new id would wait for KCL 3.1.3's leader lock, held by the dead worker for 2 minutes, before the
     # leases are reassigned.)
     second = run.start(kcl_daemons, "second", workerId="worker-a")
-    wait_for(lambda: run.records_done() == expected.user_records, "every record's effects after the restart",
-             kcl_daemons)
-    wait_for(lambda: len(run.checkpoints()) == 2 and all(c.isdigit() for c in run.checkpoints().values()),
-             "a sequence-number checkpoint on every lease", kcl_daemons)
+    wait_for(
+        lambda: run.records_done() == expected.user_records,
+        "every record's effects after the restart",
+        kcl_daemons,
+    )
+    wait_for(
+        lambda: len(run.checkpoints()) == 2 and all(c.isdigit() for c in run.checkpoints().values()),
+        "a sequence-number checkpoint on every lease",
+        kcl_daemons,
+    )
     second.stop()
 
     assert_effects(run, expected)
@@ -113,10 +129,13 @@ def test_records_flow_to_checkpoints_and_a_kill_minus_9_mid_stream_loses_nothing
 
 
 def test_two_daemons_share_a_four_shard_stream(
-        use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]) -> None:
+    use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]
+) -> None:
     expected = fill_stream(unique_name, KEYS, shards=4, devices=DEVICES, duration_s=60)
     run = Run(unique_name, unique_name, tmp_path, use_kinesis_local, maxLeasesForWorker="2")
-    metrics_dir = tmp_path / "prometheus"  # the shard processes of both daemons write here (multiprocess mode)
+    metrics_dir = (
+        tmp_path / "prometheus"
+    )  # the shard processes of both daemons write here (multiprocess mode)
     metrics_dir.mkdir()
     run.env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     one = run.start(kcl_daemons, "one", workerId="worker-1")
@@ -136,30 +155,40 @@ def test_two_daemons_share_a_four_shard_stream(
     two.stop()
 
     assert_effects(run, expected)
-    shards = [{e["shard_id"] for e in d.events() if e.get("event") == "shard_initialized"} for d in (one, two)]
+    shards = [
+        {e["shard_id"] for e in d.events() if e.get("event") == "shard_initialized"} for d in (one, two)
+    ]
     assert len(shards[0]) == len(shards[1]) == 2
     assert shards[0] | shards[1] == set(run.checkpoints())
 
 
 def test_a_split_shard_is_processed_parent_first_and_children_inherit_its_duplicate_memory(
-        use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]) -> None:
+    use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]
+) -> None:
     # Half of a fleet's records go into one shard, which is split while the daemon reads it; the rest go to the
     # children. (The daemon starts before the split: kinesis-local's ListShards AT_TRIM_HORIZON also returns the
     # children, whose hash ranges overlap the parent's, and KCL refuses that listing on an empty lease table.)
     (parent,) = create_stream(unique_name, 1)
     kinesis = boto3.client("kinesis")
     producer = KinesisProducer(unique_name, kinesis)
-    sim = SimulationConfig(devices=DEVICES, interval_s=2.0, duration_s=40, seed=23, aggregate=0,
-                           faults=parse_faults(FAULTS))
+    sim = SimulationConfig(
+        devices=DEVICES, interval_s=2.0, duration_s=40, seed=23, aggregate=0, faults=parse_faults(FAULTS)
+    )
     records, tally = list(generate(sim, KEYS)), Tally()
     half = len(records) // 2
     put_all(records[:half], producer.put, Pacer("none"), tally=tally)
     run = Run(unique_name, unique_name, tmp_path, use_kinesis_local)
     daemon = run.start(kcl_daemons, "daemon")
-    wait_for(lambda: run.records_done() == sum(len(r.users) for r in records[:half]), "the parent read to its tip",
-             kcl_daemons)
+    wait_for(
+        lambda: run.records_done() == sum(len(r.users) for r in records[:half]),
+        "the parent read to its tip",
+        kcl_daemons,
+    )
     kinesis.split_shard(StreamName=unique_name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
-    while kinesis.describe_stream_summary(StreamName=unique_name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+    while (
+        kinesis.describe_stream_summary(StreamName=unique_name)["StreamDescriptionSummary"]["StreamStatus"]
+        != "ACTIVE"
+    ):
         time.sleep(0.05)
     put_all(records[half:], producer.put, Pacer("none"), tally=tally)
     expected = tally.result()
@@ -173,7 +202,9 @@ def test_a_split_shard_is_processed_parent_first_and_children_inherit_its_duplic
     assert checkpoints.pop(parent) == "SHARD_END"
     events = daemon.events()
     ended = [i for i, e in enumerate(events) if e.get("event") == "shard_ended" and e["shard_id"] == parent]
-    started: dict[str, tuple[int, dict[str, object]]] = {}  # each shard's first start (a lease may move later)
+    started: dict[
+        str, tuple[int, dict[str, object]]
+    ] = {}  # each shard's first start (a lease may move later)
     for i, e in enumerate(events):
         if e.get("event") == "shard_initialized":
             started.setdefault(e["shard_id"], (i, e))

@@ -26,8 +26,15 @@ MIN = 60_000
 
 def provision(name: str) -> tuple[Config, str]:
     """Fresh tables and topic for one test; return the config and the topic ARN (read from the service)."""
-    config = load_config({}, {"alarms.state_table": f"{name}-state", "alarms.transitions_table": f"{name}-tr",
-                              "alarms.topic_name": name, "kinesis.stream": "readings"})
+    config = load_config(
+        {},
+        {
+            "alarms.state_table": f"{name}-state",
+            "alarms.transitions_table": f"{name}-tr",
+            "alarms.topic_name": name,
+            "kinesis.stream": "readings",
+        },
+    )
     ensure_alarm_tables(config, {})
     (created,) = ensure_alarm_topic(config, {})
     return config, created.removeprefix("sns topic ")
@@ -50,8 +57,9 @@ def drain(url: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
     sqs = boto3.client("sqs")
     out: list[tuple[dict[str, Any], dict[str, str]]] = []
     while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                                  WaitTimeSeconds=0).get("Messages", [])
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+        ).get("Messages", [])
         if not got:
             return out
         for m in got:
@@ -60,11 +68,24 @@ def drain(url: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def reading(series: str, t: int, value: float, *, kind: str = "gauge", company: str = "acme",
-            site: str = "hq") -> SeriesReading:
-    return SeriesReading(series=series, company=company, site=site, timezone="Europe/Madrid", kind=kind,
-                         unit="kWh" if kind == "counter" else "W", device=f"EM-{series}", ch="c", seq=t // 1000,
-                         index=0, t=t, value=float(value), raw_value=float(value))
+def reading(
+    series: str, t: int, value: float, *, kind: str = "gauge", company: str = "acme", site: str = "hq"
+) -> SeriesReading:
+    return SeriesReading(
+        series=series,
+        company=company,
+        site=site,
+        timezone="Europe/Madrid",
+        kind=kind,
+        unit="kWh" if kind == "counter" else "W",
+        device=f"EM-{series}",
+        ch="c",
+        seq=t // 1000,
+        index=0,
+        t=t,
+        value=float(value),
+        raw_value=float(value),
+    )
 
 
 RULES: list[AlarmRule] = parse_rules([
@@ -89,23 +110,45 @@ async def clients(sns_endpoint: str | None = None) -> AsyncIterator[tuple[Any, A
         if sns_endpoint is None:
             sns = await stack.enter_async_context(session.create_client("sns"))
         else:
-            sns = await stack.enter_async_context(session.create_client("sns", endpoint_url=sns_endpoint,
-                                                                        config=quick))
+            sns = await stack.enter_async_context(
+                session.create_client("sns", endpoint_url=sns_endpoint, config=quick)
+            )
         yield ddb, sns
 
 
-def build(config: Config, topic: str, ddb: Any, sns: Any, rules: Sequence[AlarmRule] = RULES,
-          give_up_s: float = 30.0, wall_ms: Any = None) -> tuple[AlarmsSink, SnsNotifier]:
+def build(
+    config: Config,
+    topic: str,
+    ddb: Any,
+    sns: Any,
+    rules: Sequence[AlarmRule] = RULES,
+    give_up_s: float = 30.0,
+    wall_ms: Any = None,
+) -> tuple[AlarmsSink, SnsNotifier]:
     """A sink over the test's tables, and its notifier (tests swap ``notifier.sns`` to stage an outage)."""
     state = DynamoAlarmStateStore(ddb, table=config.alarms.state_table, stream=config.kinesis.stream)
-    notifier = SnsNotifier(sns, ddb, topic_arn=topic, table=config.alarms.transitions_table,
-                           stream=config.kinesis.stream, give_up_s=give_up_s, backoff_cap_s=0.2)
+    notifier = SnsNotifier(
+        sns,
+        ddb,
+        topic_arn=topic,
+        table=config.alarms.transitions_table,
+        stream=config.kinesis.stream,
+        give_up_s=give_up_s,
+        backoff_cap_s=0.2,
+    )
     extra = {} if wall_ms is None else {"wall_ms": wall_ms}
     return AlarmsSink(state, notifier, rules=rules, idle_tick_s=config.alarms.idle_tick_s, **extra), notifier
 
 
-def build_sink(config: Config, topic: str, ddb: Any, sns: Any, rules: Sequence[AlarmRule] = RULES,
-               give_up_s: float = 30.0, wall_ms: Any = None) -> AlarmsSink:
+def build_sink(
+    config: Config,
+    topic: str,
+    ddb: Any,
+    sns: Any,
+    rules: Sequence[AlarmRule] = RULES,
+    give_up_s: float = 30.0,
+    wall_ms: Any = None,
+) -> AlarmsSink:
     return build(config, topic, ddb, sns, rules, give_up_s, wall_ms)[0]
 
 

@@ -28,33 +28,60 @@ def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:  # type: ignore[typ
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
-async def test_list_filters_by_state_and_company(alarm_tables: None, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_list_filters_by_state_and_company(
+    alarm_tables: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["alarms", "list", "--state", "firing", "--format", "json"]) == 0
     firing = lines(capsys)
     # the scenario ends with temp, power and volts silent for 10+ minutes; everything else resolved
-    assert sorted((r["rule"], r["series"]) for r in firing) == [("silent", "power"), ("silent", "temp"),
-                                                                ("silent", "volts")]
-    assert all(r["state"] == "firing" and r["severity"] == "warning" and r["last_transition"]["to_state"] == "firing"
-               for r in firing)
+    assert sorted((r["rule"], r["series"]) for r in firing) == [
+        ("silent", "power"),
+        ("silent", "temp"),
+        ("silent", "volts"),
+    ]
+    assert all(
+        r["state"] == "firing" and r["severity"] == "warning" and r["last_transition"]["to_state"] == "firing"
+        for r in firing
+    )
     assert main(["alarms", "list", "--format", "json"]) == 0
     assert len(lines(capsys)) == 4 + 4  # the four single-series rules, and silent on each of four series
     assert main(["alarms", "list", "--company", "other", "--format", "json"]) == 0
     assert lines(capsys) == []
     assert main(["alarms", "list", "--state", "firing"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["state", "severity", "company", "site", "series", "rule", "last_reading", "version"]
+    assert table[0].split() == [
+        "state",
+        "severity",
+        "company",
+        "site",
+        "series",
+        "rule",
+        "last_reading",
+        "version",
+    ]
     assert len(table) == 4 and all(line.startswith("firing") for line in table[1:])
 
 
 async def test_history_lists_a_series_transitions_in_time_order(
-        alarm_tables: None, capsys: pytest.CaptureFixture[str]) -> None:
+    alarm_tables: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["alarms", "history", "--series", "water", "--format", "json"]) == 0
     rows = lines(capsys)
     assert [(r["rule"], r["to_state"], r["value"], r["status"]) for r in rows] == [
-        ("thirsty", "firing", 70.0, "published"), ("thirsty", "ok", 70.0, "published"),
-        ("silent", "firing", 70.0, "published"), ("silent", "ok", 75.0, "published"),
+        ("thirsty", "firing", 70.0, "published"),
+        ("thirsty", "ok", 70.0, "published"),
+        ("silent", "firing", 70.0, "published"),
+        ("silent", "ok", 75.0, "published"),
     ]
     assert rows[0]["at"] == "2025-11-28T03:22:00.000+00:00"
     assert main(["alarms", "history", "--series", "nothing-here"]) == 0
-    assert capsys.readouterr().out.split() == ["at", "rule", "from_state", "to_state", "severity", "value",
-                                               "status", "transition_id"]
+    assert capsys.readouterr().out.split() == [
+        "at",
+        "rule",
+        "from_state",
+        "to_state",
+        "severity",
+        "value",
+        "status",
+        "transition_id",
+    ]

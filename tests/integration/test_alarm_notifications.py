@@ -13,7 +13,9 @@ pytestmark = pytest.mark.integration
 def scenario() -> list:
     """Readings of one shard, in order, that move every rule type through firing and back to ok."""
     rs = []
-    for i, v in enumerate([20, 31, 32, 33, 24]):  # hot: pending at +1min, fires at +3min (held 120 s), clears at +4
+    for i, v in enumerate(
+        [20, 31, 32, 33, 24]
+    ):  # hot: pending at +1min, fires at +3min (held 120 s), clears at +4
         rs.append(reading("temp", T0 + i * MIN, v))
     for i, v in enumerate([10, 20, 500, 520]):  # jump: +480/min at +2min fires, +20/min at +3 resolves
         rs.append(reading("power", T0 + i * MIN, v))
@@ -21,13 +23,16 @@ def scenario() -> list:
         rs.append(reading("volts", T0 + i * MIN, v))
     for i, v in enumerate([0, 30, 70]):  # thirsty: 70 consumed in the 03:15 window (> 50) at 03:22
         rs.append(reading("water", T0 + i * MIN, v, kind="counter"))
-    rs.append(reading("water", T0 + 20 * MIN, 75, kind="counter"))  # the 03:15 window ended at 03:30: resolved
+    rs.append(
+        reading("water", T0 + 20 * MIN, 75, kind="counter")
+    )  # the 03:15 window ended at 03:30: resolved
     rs.sort(key=lambda r: r.t)
     return rs
 
 
 async def test_every_rule_type_notifies_each_transition_once_with_body_and_attributes(
-        aws_stack: object, unique_name: str) -> None:
+    aws_stack: object, unique_name: str
+) -> None:
     config, topic = provision(unique_name)
     queue = subscribe(topic, unique_name)
     async with clients() as (ddb, sns):
@@ -49,9 +54,17 @@ async def test_every_rule_type_notifies_each_transition_once_with_body_and_attri
         ("silent", "water", "ok", T0 + 20 * MIN, 75.0),
     ])  # fmt: skip
     hot = next(b for b, _ in got if b["rule"] == "hot" and b["state"] == "firing")
-    assert hot == {"rule": "hot", "series": "temp", "company": "acme", "site": "hq", "severity": "critical",
-                   "state": "firing", "value": 33.0, "at": T0 + 3 * MIN,
-                   "transition_id": transition_id("hot", "temp", T0 + MIN, "firing")}
+    assert hot == {
+        "rule": "hot",
+        "series": "temp",
+        "company": "acme",
+        "site": "hq",
+        "severity": "critical",
+        "state": "firing",
+        "value": 33.0,
+        "at": T0 + 3 * MIN,
+        "transition_id": transition_id("hot", "temp", T0 + MIN, "firing"),
+    }
     for body, attributes in got:
         assert attributes == {"severity": body["severity"], "company": "acme", "state": body["state"]}
 
@@ -68,5 +81,6 @@ async def test_a_severity_filter_policy_receives_only_its_share(aws_stack: objec
     crit = drain(critical)
     assert len(every) == 13
     assert sorted(b["transition_id"] for b, _ in crit) == sorted(
-        b["transition_id"] for b, _ in every if b["severity"] == "critical")
+        b["transition_id"] for b, _ in every if b["severity"] == "critical"
+    )
     assert {b["rule"] for b, _ in crit} == {"hot"} and len(crit) == 2

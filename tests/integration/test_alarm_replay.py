@@ -87,7 +87,8 @@ def published(queue: str) -> Counter[bytes]:
 
 @pytest.mark.parametrize("crash", ["before_flush", "after_flush_before_checkpoint", "mid_flush", "twice"])
 async def test_a_crash_and_replay_publish_exactly_the_uncrashed_notifications(
-        aws_stack: object, unique_name: str, crash: str) -> None:
+    aws_stack: object, unique_name: str, crash: str
+) -> None:
     config, topic = provision(unique_name)
     queue = subscribe(topic, unique_name)
     parts = batches(stream())
@@ -129,7 +130,8 @@ async def test_an_sns_outage_delays_notifications_and_loses_none(aws_stack: obje
 
 
 async def test_a_worker_that_gave_up_on_sns_leaves_pending_notifications_for_the_next_owner(
-        aws_stack: object, unique_name: str) -> None:
+    aws_stack: object, unique_name: str
+) -> None:
     config, topic = provision(unique_name)
     queue = subscribe(topic, unique_name)
     readings = stream()
@@ -140,6 +142,8 @@ async def test_a_worker_that_gave_up_on_sns_leaves_pending_notifications_for_the
             await sink.flush()  # no checkpoint: the processor stops the shard
         assert drain(queue) == []
         restarted, _ = build(config, topic, ddb, sns)
-        await restarted.write_readings(SHARD, readings)  # the next owner recovers the pending ones, then replays
+        await restarted.write_readings(
+            SHARD, readings
+        )  # the next owner recovers the pending ones, then replays
         await restarted.flush()
     assert published(queue) == reference(readings)

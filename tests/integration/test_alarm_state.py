@@ -13,35 +13,48 @@ pytestmark = pytest.mark.integration
 
 
 def stored(config, rule: str, series: str) -> dict:  # type: ignore[no-untyped-def]
-    item = boto3.client("dynamodb").get_item(TableName=config.alarms.state_table,
-                                             Key={"pk": {"S": f"{rule}#{series}"}}, ConsistentRead=True)
+    item = boto3.client("dynamodb").get_item(
+        TableName=config.alarms.state_table, Key={"pk": {"S": f"{rule}#{series}"}}, ConsistentRead=True
+    )
     return item["Item"]
 
 
 @pytest.mark.parametrize("second_shard", ["shardId-0", "shardId-7"], ids=["restart", "moved"])
 async def test_a_pending_threshold_continues_on_the_next_owner(
-        aws_stack: object, unique_name: str, second_shard: str) -> None:
+    aws_stack: object, unique_name: str, second_shard: str
+) -> None:
     config, topic = provision(unique_name)
     queue = subscribe(topic, unique_name)
     async with clients() as (ddb, sns):
         first = build_sink(config, topic, ddb, sns)
-        await first.write_readings("shardId-0", [reading("temp", T0 + MIN, 31), reading("temp", T0 + 2 * MIN, 32)])
+        await first.write_readings(
+            "shardId-0", [reading("temp", T0 + MIN, 31), reading("temp", T0 + 2 * MIN, 32)]
+        )
         await first.flush()
         item = stored(config, "hot", "temp")
-        assert (item["state"]["S"], item["version"]["N"], item["severity"]["S"]) == ("pending", "2", "critical")
+        assert (item["state"]["S"], item["version"]["N"], item["severity"]["S"]) == (
+            "pending",
+            "2",
+            "critical",
+        )
         # the worker dies; the shard restarts here, or its series now arrive on another shard's worker
         second = build_sink(config, topic, ddb, sns)
         await second.write_readings(second_shard, [reading("temp", T0 + 3 * MIN, 33)])
         await second.flush()
-    (body, _), = [m for m in drain(queue) if m[0]["rule"] == "hot"]
+    ((body, _),) = [m for m in drain(queue) if m[0]["rule"] == "hot"]
     assert (body["state"], body["at"], body["transition_id"]) == (
-        "firing", T0 + 3 * MIN, transition_id("hot", "temp", T0 + MIN, "firing"))
+        "firing",
+        T0 + 3 * MIN,
+        transition_id("hot", "temp", T0 + MIN, "firing"),
+    )
     item = stored(config, "hot", "temp")
     assert (item["state"]["S"], item["version"]["N"]) == ("firing", "3")
     assert item["last_transition"]["M"]["transition_id"]["S"] == body["transition_id"]
 
 
-async def test_no_data_fires_on_wall_time_after_a_restart_of_an_idle_shard(aws_stack: object, unique_name: str) -> None:
+async def test_no_data_fires_on_wall_time_after_a_restart_of_an_idle_shard(
+    aws_stack: object, unique_name: str
+) -> None:
     config, topic = provision(unique_name)
     queue = subscribe(topic, unique_name)
     wall = 1_800_000_000_000
@@ -50,7 +63,9 @@ async def test_no_data_fires_on_wall_time_after_a_restart_of_an_idle_shard(aws_s
         await first.write_readings("shardId-0", [reading("power", T0 + i * MIN, 100 + i) for i in range(4)])
         await first.flush()
         second = build_sink(config, topic, ddb, sns)  # restarted; the shard gets no more readings
-        assert await second.idle("shardId-0", wall + 9 * MIN) == []  # watermark +3+9 min: not yet silent 10 min
+        assert (
+            await second.idle("shardId-0", wall + 9 * MIN) == []
+        )  # watermark +3+9 min: not yet silent 10 min
         (fired,) = await second.idle("shardId-0", wall + 11 * MIN)
         await second.flush()
     assert (fired.rule, fired.series, fired.at, fired.value) == ("silent", "power", T0 + 13 * MIN, 103.0)

@@ -42,17 +42,26 @@ async def crash_looping(config: Config, stop: asyncio.Event) -> list[int]:
     return codes
 
 
-async def test_a_broken_processing_app_never_delays_an_alarm(aws_stack: object, unique_name: str,
-                                                            tmp_path: Path) -> None:
+async def test_a_broken_processing_app_never_delays_an_alarm(
+    aws_stack: object, unique_name: str, tmp_path: Path
+) -> None:
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
     sim = fill_with_anomalies(unique_name, devices=40, duration_s=40, seed=9)
     a_env = alarms_env(unique_name, f"{unique_name}-a", keyring, WENU_KINESIS_IDLE_EXIT_S=3)
     alarms, queue = prepare_alarms(a_env, f"{unique_name}-a", sim)
-    p_env = run_config(unique_name, f"{unique_name}-p", keyring, WENU_APP="processing",
-                       WENU_SINKS_BUCKET=f"{unique_name}-missing", WENU_CATALOG_URL=a_env["WENU_CATALOG_URL"])
+    p_env = run_config(
+        unique_name,
+        f"{unique_name}-p",
+        keyring,
+        WENU_APP="processing",
+        WENU_SINKS_BUCKET=f"{unique_name}-missing",
+        WENU_CATALOG_URL=a_env["WENU_CATALOG_URL"],
+    )
     processing = load_config(p_env)
     ensure_state_table(processing, {})  # everything but its bucket
-    assert load_config({"WENU_APP": "alarms"}).lease_table != load_config({"WENU_APP": "processing"}).lease_table
+    assert (
+        load_config({"WENU_APP": "alarms"}).lease_table != load_config({"WENU_APP": "processing"}).lease_table
+    )
     assert alarms.lease_table != processing.lease_table
 
     stop_processing = asyncio.Event()
@@ -66,5 +75,7 @@ async def test_a_broken_processing_app_never_delays_an_alarm(aws_stack: object, 
     assert moves(received(queue)) == expected_moves(expected_alarms(sim))
     assert all(lease.checkpoint.isdigit() for lease in read_leases(alarms.lease_table))
     stalled = read_leases(processing.lease_table)
-    assert stalled and not any(lease.checkpoint.isdigit() for lease in stalled)  # it read, and never committed
+    assert stalled and not any(
+        lease.checkpoint.isdigit() for lease in stalled
+    )  # it read, and never committed
     assert 1 in codes  # its workers failed, and were restarted

@@ -39,7 +39,11 @@ def keys_under(config, prefix: str) -> set[str]:  # type: ignore[no-untyped-def]
 
 def stats_table(config):  # type: ignore[no-untyped-def]
     """The stats window items a dashboard reads (series-state items hold commit bookkeeping that follows flush timing)."""
-    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=config.stats.table, ConsistentRead=True)
+    pages = (
+        boto3.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(TableName=config.stats.table, ConsistentRead=True)
+    )
     items = comparable([item for page in pages for item in page["Items"]])
     return {key: value for key, value in items.items() if not key[0].endswith("#state")}
 
@@ -68,8 +72,9 @@ def checkpointed(config) -> int:  # type: ignore[no-untyped-def]
         return 0
 
 
-def test_kill_minus_9_twice_gives_the_same_effects_as_an_uncrashed_run(aws_stack: object, unique_name: str,
-                                                                       tmp_path: Path) -> None:
+def test_kill_minus_9_twice_gives_the_same_effects_as_an_uncrashed_run(
+    aws_stack: object, unique_name: str, tmp_path: Path
+) -> None:
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
     expected = fill_stream(unique_name, KEYS, devices=30, duration_s=100)
     assert expected.rejected and expected.duplicates, "the scenario must exercise faults"
@@ -95,7 +100,9 @@ def test_kill_minus_9_twice_gives_the_same_effects_as_an_uncrashed_run(aws_stack
     assert worker.wait(timeout=240) == 0, (tmp_path / "final.log").read_text()[-3000:]
 
     # The kills really interrupted the work: the final worker still had records to do.
-    finals = [json.loads(line) for line in (tmp_path / "final.log").read_text().splitlines() if line.startswith("{")]
+    finals = [
+        json.loads(line) for line in (tmp_path / "final.log").read_text().splitlines() if line.startswith("{")
+    ]
     assert [e["records"] for e in finals if e.get("event") == "worker_stopped"][0] > 0
 
     got, want = sum_totals(shard_totals(crash)), sum_totals(shard_totals(ref))

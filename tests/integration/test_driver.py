@@ -43,7 +43,9 @@ class FakeProcessor:
     def _log(self, event: str, value: Any = None) -> None:
         self.journal.calls.append((self.worker, self.shard_id, (event, value)))
 
-    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+    async def initialize(
+        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+    ) -> None:
         self._log("initialize", (checkpoint, tuple(parent_shard_ids)))
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
@@ -68,28 +70,40 @@ class FakeProcessor:
 
 
 def settings(name: str, worker: str, **extra: Any) -> Config:
-    values = {"kinesis.stream": name, "lease.table": name, "lease.worker_id": worker, "lease.failover_ms": 2000,
-              "kinesis.poll_interval_ms": 50, "lease.discovery_interval_ms": 500}
+    values = {
+        "kinesis.stream": name,
+        "lease.table": name,
+        "lease.worker_id": worker,
+        "lease.failover_ms": 2000,
+        "kinesis.poll_interval_ms": 50,
+        "lease.discovery_interval_ms": 500,
+    }
     return load_config({}, values | extra)
 
 
-def start(config: Config, journal: Journal, stop: asyncio.Event | None = None,
-          **kw: Any) -> asyncio.Task[WorkerResult]:
+def start(
+    config: Config, journal: Journal, stop: asyncio.Event | None = None, **kw: Any
+) -> asyncio.Task[WorkerResult]:
     def factory(shard_id: str) -> FakeProcessor:
         return FakeProcessor(journal, config.worker_id, shard_id, **kw)
 
-    return asyncio.create_task(run_worker(config, factory, metrics=Metrics.create(CollectorRegistry()), stop=stop))
+    return asyncio.create_task(
+        run_worker(config, factory, metrics=Metrics.create(CollectorRegistry()), stop=stop)
+    )
 
 
-def put(name: str, count: int, shards: int, data: Callable[[int], bytes] = lambda i: os.urandom(16)
-        ) -> dict[str, list[str]]:
+def put(
+    name: str, count: int, shards: int, data: Callable[[int], bytes] = lambda i: os.urandom(16)
+) -> dict[str, list[str]]:
     """Put ``count`` records spread evenly over ``shards`` shards; return sequence numbers per shard, in order."""
     kinesis, by_shard = boto3.client("kinesis"), {}
     step = 2**128 // shards
-    entries = [{"Data": data(i), "PartitionKey": "k", "ExplicitHashKey": str((i % shards) * step + 1)}
-               for i in range(count)]
+    entries = [
+        {"Data": data(i), "PartitionKey": "k", "ExplicitHashKey": str((i % shards) * step + 1)}
+        for i in range(count)
+    ]
     for first in range(0, count, 500):
-        out = kinesis.put_records(StreamName=name, Records=entries[first:first + 500])
+        out = kinesis.put_records(StreamName=name, Records=entries[first : first + 500])
         assert out.get("FailedRecordCount", 0) == 0
         for result in out["Records"]:
             by_shard.setdefault(result["ShardId"], []).append(result["SequenceNumber"])
@@ -120,7 +134,8 @@ async def owners(table: str) -> dict[str, str | None]:
 
 
 async def test_one_worker_reads_every_shard_in_order_and_checkpoints_the_last_record(
-        aws_stack: object, unique_name: str) -> None:
+    aws_stack: object, unique_name: str
+) -> None:
     create_stream(unique_name, 4)
     expected = put(unique_name, 400, 4)
     journal = Journal()
@@ -128,7 +143,9 @@ async def test_one_worker_reads_every_shard_in_order_and_checkpoints_the_last_re
     assert result == WorkerResult(records=400, checkpoints=result.checkpoints, shards_ended=0, failed=False)
     assert {shard: journal.seen(shard) for shard in expected} == expected
     leases = read_leases(unique_name)
-    assert {x.lease_key: x.checkpoint for x in leases} == {shard: seqs[-1] for shard, seqs in expected.items()}
+    assert {x.lease_key: x.checkpoint for x in leases} == {
+        shard: seqs[-1] for shard, seqs in expected.items()
+    }
     assert all(x.lease_owner is None for x in leases)  # released on the way out
     assert result.checkpoints >= 4
 
@@ -144,16 +161,24 @@ async def test_lease_rows_follow_the_kcl_schema(aws_stack: object, unique_name: 
     await task
     for item in items:
         assert {k: next(iter(v)) for k, v in item.items()} == {
-            "leaseKey": "S", "leaseOwner": "S", "leaseCounter": "N", "checkpoint": "S",
-            "checkpointSubSequenceNumber": "N", "ownerSwitchesSinceCheckpoint": "N",
-            "startingHashKey": "S", "endingHashKey": "S",
+            "leaseKey": "S",
+            "leaseOwner": "S",
+            "leaseCounter": "N",
+            "checkpoint": "S",
+            "checkpointSubSequenceNumber": "N",
+            "ownerSwitchesSinceCheckpoint": "N",
+            "startingHashKey": "S",
+            "endingHashKey": "S",
         }
     table = boto3.client("dynamodb").describe_table(TableName=unique_name)["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert [k["AttributeName"] for k in table["KeySchema"]] == ["leaseKey"]
     (gsi,) = table["GlobalSecondaryIndexes"]
     assert gsi["IndexName"] == OWNER_INDEX
-    assert [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] == [("leaseOwner", "HASH"), ("leaseKey", "RANGE")]
+    assert [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] == [
+        ("leaseOwner", "HASH"),
+        ("leaseKey", "RANGE"),
+    ]
 
 
 async def _all_owned(table: str, owner: str, count: int) -> bool:
@@ -185,7 +210,8 @@ async def test_two_workers_share_four_shards_two_and_two(aws_stack: object, uniq
 
 
 async def test_a_dead_workers_leases_expire_and_the_other_resumes_from_the_checkpoint(
-        aws_stack: object, unique_name: str) -> None:
+    aws_stack: object, unique_name: str
+) -> None:
     create_stream(unique_name, 2)
     before = put(unique_name, 100, 2)
     journal, stop = Journal(), asyncio.Event()
@@ -207,11 +233,14 @@ async def test_a_dead_workers_leases_expire_and_the_other_resumes_from_the_check
     for shard in before:
         assert journal.seen(shard) == before[shard] + after[shard]
     leases = read_leases(unique_name)
-    assert all(x.owner_switches_since_checkpoint == 0 and x.checkpoint == after[x.lease_key][-1] for x in leases)
+    assert all(
+        x.owner_switches_since_checkpoint == 0 and x.checkpoint == after[x.lease_key][-1] for x in leases
+    )
 
 
 async def test_a_failing_processor_stops_the_worker_without_checkpoint_and_the_batch_replays(
-        aws_stack: object, unique_name: str) -> None:
+    aws_stack: object, unique_name: str
+) -> None:
     create_stream(unique_name, 1)
     good = put(unique_name, 5, 1)
     (shard,) = good
@@ -224,7 +253,7 @@ async def test_a_failing_processor_stops_the_worker_without_checkpoint_and_the_b
     (row,) = read_leases(unique_name)
     assert (row.checkpoint, row.lease_owner) == (good[shard][-1], None)  # not past the failed batch; released
     events = [e for w, s, (e, _) in journal.calls]
-    assert events[-1] == "close" and "flush" not in events[events.index("initialize", 1):]
+    assert events[-1] == "close" and "flush" not in events[events.index("initialize", 1) :]
 
     class Fixed(FakeProcessor):
         """The bug fixed: records everything, poison included."""
@@ -234,14 +263,17 @@ async def test_a_failing_processor_stops_the_worker_without_checkpoint_and_the_b
             return True
 
     replay = Journal()
-    result = await asyncio.create_task(run_worker(
-        config, lambda s: Fixed(replay, "w1", s), metrics=Metrics.create(CollectorRegistry())))
+    result = await asyncio.create_task(
+        run_worker(config, lambda s: Fixed(replay, "w1", s), metrics=Metrics.create(CollectorRegistry()))
+    )
     assert not result.failed
     assert replay.seen(shard) == poison  # exactly the batch that failed, again
     assert read_leases(unique_name)[0].checkpoint == poison[-1]
 
 
-async def test_a_graceful_stop_flushes_checkpoints_and_releases_every_lease(aws_stack: object, unique_name: str) -> None:
+async def test_a_graceful_stop_flushes_checkpoints_and_releases_every_lease(
+    aws_stack: object, unique_name: str
+) -> None:
     create_stream(unique_name, 2)
     expected = put(unique_name, 60, 2)
     journal, stop = Journal(), asyncio.Event()
@@ -253,13 +285,15 @@ async def test_a_graceful_stop_flushes_checkpoints_and_releases_every_lease(aws_
     assert (result.failed, result.checkpoints) == (False, 2)
     leases = read_leases(unique_name)
     assert {x.lease_key: (x.checkpoint, x.lease_owner) for x in leases} == {
-        s: (seqs[-1], None) for s, seqs in expected.items()}
+        s: (seqs[-1], None) for s, seqs in expected.items()
+    }
     closing = [(s, e) for w, s, (e, _) in journal.calls if e in ("flush", "close")]
     assert sorted(closing) == sorted([(s, "flush") for s in expected] + [(s, "close") for s in expected])
 
 
 async def test_checkpoint_age_is_zero_when_caught_up_and_keeps_growing_while_a_batch_hangs(
-        aws_stack: object, unique_name: str) -> None:
+    aws_stack: object, unique_name: str
+) -> None:
     create_stream(unique_name, 1)
     (shard,) = put(unique_name, 3, 1)
     registry, release, hung = CollectorRegistry(), asyncio.Event(), asyncio.Event()
@@ -267,7 +301,9 @@ async def test_checkpoint_age_is_zero_when_caught_up_and_keeps_growing_while_a_b
 
     class Hanging(FakeProcessor):
         async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
-            if records and self.journal.seen(self.shard_id):  # the second batch hangs (a sink that never answers)
+            if records and self.journal.seen(
+                self.shard_id
+            ):  # the second batch hangs (a sink that never answers)
                 hung.set()
                 await release.wait()
             return await super().process(records, millis_behind_latest)
@@ -275,8 +311,9 @@ async def test_checkpoint_age_is_zero_when_caught_up_and_keeps_growing_while_a_b
     def age() -> float | None:
         return registry.get_sample_value("wenu_checkpoint_age_seconds", {"app": config.app, "shard": shard})
 
-    task = asyncio.create_task(run_worker(config, lambda s: Hanging(journal, "w1", s),
-                                          metrics=Metrics.create(registry), stop=stop))
+    task = asyncio.create_task(
+        run_worker(config, lambda s: Hanging(journal, "w1", s), metrics=Metrics.create(registry), stop=stop)
+    )
     await eventually(lambda: len(journal.seen(shard)) == 3)
     await asyncio.sleep(1.0)  # caught up, polling an empty shard
     assert age() == 0.0

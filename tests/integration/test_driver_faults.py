@@ -39,7 +39,8 @@ class FaultyReader:
 
 
 async def test_throttling_and_expired_iterators_are_retried_without_losing_a_record(
-        aws_stack: object, unique_name: str) -> None:
+    aws_stack: object, unique_name: str
+) -> None:
     (shard,) = create_stream(unique_name, 1)
     first = put(unique_name, 10, 1)[shard]
     config = settings(unique_name, "w1", **{"kinesis.max_records": 4})
@@ -51,16 +52,28 @@ async def test_throttling_and_expired_iterators_are_retried_without_losing_a_rec
         lease = await table.take(Lease(lease_key=shard), "w1")
         assert lease is not None
         real = await FastGetRecords.open(session, kin)
-        faults: list[Exception] = [RetryableError("ProvisionedThroughputExceededException"),
-                                   RetryableError("HTTP503"), ExpiredIteratorError("ExpiredIteratorException")]
+        faults: list[Exception] = [
+            RetryableError("ProvisionedThroughputExceededException"),
+            RetryableError("HTTP503"),
+            ExpiredIteratorError("ExpiredIteratorException"),
+        ]
         reader = FaultyReader(real, faults)
-        state = WorkerState(config, table=table, fast=reader, kinesis_client=kin,  # type: ignore[arg-type]
-                            metrics=Metrics.create(CollectorRegistry()), stop=stop, log=get_logger("test"))
+        state = WorkerState(
+            config,
+            table=table,
+            fast=reader,
+            kinesis_client=kin,  # type: ignore[arg-type]
+            metrics=Metrics.create(CollectorRegistry()),
+            stop=stop,
+            log=get_logger("test"),
+        )
         consumer = ShardConsumer(state, HeldLease(lease, table), FakeProcessor(journal, "w1", shard))
         with structlog.testing.capture_logs() as logs:
             task = asyncio.create_task(consumer.run())
             await eventually(lambda: len(journal.seen(shard)) == 10)
-            reader.faults.append(ExpiredIteratorError("ExpiredIteratorException"))  # mid-stream: resume after the last record
+            reader.faults.append(
+                ExpiredIteratorError("ExpiredIteratorException")
+            )  # mid-stream: resume after the last record
             second = put(unique_name, 5, 1)[shard]
             await eventually(lambda: len(journal.seen(shard)) == 15)
             stop.set()

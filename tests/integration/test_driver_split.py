@@ -14,14 +14,19 @@ from wenu_stream.drivers.native.leases import read_leases
 pytestmark = pytest.mark.integration
 
 
-async def test_a_split_parent_is_read_to_its_end_before_either_child(use_kinesis_local: str, unique_name: str) -> None:
+async def test_a_split_parent_is_read_to_its_end_before_either_child(
+    use_kinesis_local: str, unique_name: str
+) -> None:
     kinesis = boto3.client("kinesis")
     (parent,) = create_stream(unique_name, 1, kinesis)
     before = put(unique_name, 6, 1)[parent]
     kinesis.split_shard(StreamName=unique_name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
     for _ in range(200):
-        children = [s["ShardId"] for s in kinesis.list_shards(StreamName=unique_name)["Shards"]
-                    if s.get("ParentShardId") == parent]
+        children = [
+            s["ShardId"]
+            for s in kinesis.list_shards(StreamName=unique_name)["Shards"]
+            if s.get("ParentShardId") == parent
+        ]
         if len(children) == 2:
             break
         await asyncio.sleep(0.05)
@@ -38,6 +43,9 @@ async def test_a_split_parent_is_read_to_its_end_before_either_child(use_kinesis
     inits = {shard: value for _, shard, (event, value) in journal.calls if event == "initialize"}
     assert inits[children[0]] == inits[children[1]] == ("TRIM_HORIZON", (parent,))
     leases = {x.lease_key: x for x in read_leases(unique_name)}
-    assert (leases[parent].checkpoint, leases[parent].child_shard_ids) == ("SHARD_END", tuple(sorted(children)))
+    assert (leases[parent].checkpoint, leases[parent].child_shard_ids) == (
+        "SHARD_END",
+        tuple(sorted(children)),
+    )
     assert {c: leases[c].checkpoint for c in children} == {c: after[c][-1] for c in children}
     assert all(leases[c].parent_shard_ids == (parent,) for c in children)

@@ -42,15 +42,20 @@ def rows(table: str) -> dict[str, dict[str, Any]]:
 
 def put(stream: str, n: int, tag: str) -> list[str]:
     kinesis = boto3.client("kinesis")
-    out = kinesis.put_records(StreamName=stream, Records=[{"Data": f"{tag}{i}".encode(), "PartitionKey": "p"}
-                                                          for i in range(n)])
+    out = kinesis.put_records(
+        StreamName=stream, Records=[{"Data": f"{tag}{i}".encode(), "PartitionKey": "p"} for i in range(n)]
+    )
     return [r["SequenceNumber"] for r in out["Records"]]
 
 
 def arrival(stream: str, shard: str, sequence: str) -> dt.datetime:
     kinesis = boto3.client("kinesis")
-    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER",
-                                    StartingSequenceNumber=sequence)["ShardIterator"]
+    it = kinesis.get_shard_iterator(
+        StreamName=stream,
+        ShardId=shard,
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber=sequence,
+    )["ShardIterator"]
     return kinesis.get_records(ShardIterator=it, Limit=1)["Records"][0]["ApproximateArrivalTimestamp"]
 
 
@@ -59,40 +64,71 @@ def setup(aws_stack: object, unique_name: str, monkeypatch: pytest.MonkeyPatch) 
     """A one-shard stream with 30 records in two bursts and a lease table; env points the CLI at them."""
     (shard,) = create_stream(unique_name, 1)
     make_table(unique_name)
-    for key, value in {"WENU_KINESIS_STREAM": unique_name, "WENU_LEASE_TABLE": unique_name,
-                       "WENU_SINKS_STATE_TABLE": f"{unique_name}-state", "WENU_LEASE_FAILOVER_MS": "1000"}.items():
+    for key, value in {
+        "WENU_KINESIS_STREAM": unique_name,
+        "WENU_LEASE_TABLE": unique_name,
+        "WENU_SINKS_STATE_TABLE": f"{unique_name}-state",
+        "WENU_LEASE_FAILOVER_MS": "1000",
+    }.items():
         monkeypatch.setenv(key, value)
     return unique_name, unique_name, shard
 
 
-def test_list_shows_owner_counter_checkpoint_parents_and_lag(setup: tuple[str, str, str],
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_shows_owner_counter_checkpoint_parents_and_lag(
+    setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     stream, table, shard = setup
     seqs = put(stream, 12, "a")
-    put_lease(table, Lease(lease_key=shard, lease_owner="w1", lease_counter=7, checkpoint=seqs[4],
-                           parent_shard_ids=("shardId-parent",)))
-    status = ops.list_status(boto3.client("dynamodb"), boto3.client("kinesis"), table, stream,
-                             now_ms=int(time.time() * 1000), count=True)
-    assert [(s.shard_id, s.lease_owner, s.lease_counter, s.checkpoint, s.parent_shard_ids) for s in status] == \
-        [(shard, "w1", 7, seqs[4], ("shardId-parent",))]
+    put_lease(
+        table,
+        Lease(
+            lease_key=shard,
+            lease_owner="w1",
+            lease_counter=7,
+            checkpoint=seqs[4],
+            parent_shard_ids=("shardId-parent",),
+        ),
+    )
+    status = ops.list_status(
+        boto3.client("dynamodb"),
+        boto3.client("kinesis"),
+        table,
+        stream,
+        now_ms=int(time.time() * 1000),
+        count=True,
+    )
+    assert [
+        (s.shard_id, s.lease_owner, s.lease_counter, s.checkpoint, s.parent_shard_ids) for s in status
+    ] == [(shard, "w1", 7, seqs[4], ("shardId-parent",))]
     lag = status[0].lag
     assert lag is not None and lag.records_behind == 7 and lag.next_record_age_ms is not None
     assert main(["checkpoints", "list"]) == 0
     out = capsys.readouterr().out
-    assert shard in out and "7 rec" not in out and seqs[4] in out  # no --count: nothing read beyond one record
+    assert (
+        shard in out and "7 rec" not in out and seqs[4] in out
+    )  # no --count: nothing read beyond one record
     put_lease(table, Lease(lease_key=shard, lease_counter=8, checkpoint=seqs[-1]))
-    caught_up = ops.list_status(boto3.client("dynamodb"), boto3.client("kinesis"), table, stream,
-                                now_ms=int(time.time() * 1000), count=True)[0].lag
+    caught_up = ops.list_status(
+        boto3.client("dynamodb"),
+        boto3.client("kinesis"),
+        table,
+        stream,
+        now_ms=int(time.time() * 1000),
+        count=True,
+    )[0].lag
     assert caught_up is not None and caught_up.records_behind == 0 and caught_up.next_record_age_ms is None
 
 
-def test_timestamp_resolves_to_the_record_just_before(setup: tuple[str, str, str],
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_timestamp_resolves_to_the_record_just_before(
+    setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     stream, table, shard = setup
     first = put(stream, 10, "a")
     time.sleep(0.3)  # two distinct arrival times (ordering, not a performance threshold)
     second = put(stream, 10, "b")
-    put_lease(table, Lease(lease_key=shard, lease_owner="gone-worker", lease_counter=3, checkpoint=second[-1]))
+    put_lease(
+        table, Lease(lease_key=shard, lease_owner="gone-worker", lease_counter=3, checkpoint=second[-1])
+    )
     at = arrival(stream, shard, second[0])
     assert main(["checkpoints", "reset", "--to", "timestamp", at.isoformat()]) == 0
     row = rows(table)[shard]
@@ -104,9 +140,9 @@ def test_timestamp_resolves_to_the_record_just_before(setup: tuple[str, str, str
     assert rows(table)[shard]["checkpoint"]["S"] == TRIM_HORIZON
 
 
-def test_timestamp_after_every_record_checkpoints_the_last_one(use_kinesis_local: str, aws_stack: object,
-                                                                unique_name: str,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timestamp_after_every_record_checkpoints_the_last_one(
+    use_kinesis_local: str, aws_stack: object, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """kinesis-local: kinesalite never answers AT_TIMESTAMP when no record is at or after the time."""
     (shard,) = create_stream(unique_name, 1)
     make_table(unique_name)
@@ -125,10 +161,21 @@ def test_timestamp_after_every_record_checkpoints_the_last_one(use_kinesis_local
 def test_kcl3_row_is_reset_and_its_handoff_fields_cleared(setup: tuple[str, str, str]) -> None:
     stream, table, shard = setup
     seqs = put(stream, 5, "a")
-    put_lease(table, Lease(lease_key=shard, lease_owner="kcl-worker", lease_counter=41, checkpoint=seqs[3],
-                           checkpoint_sub_sequence_number=2, owner_switches_since_checkpoint=1,
-                           checkpoint_owner="kcl-worker", pending_checkpoint=seqs[4]),
-              throughputKBps={"N": "1.5"}, pendingCheckpointSubSequenceNumber={"N": "0"})
+    put_lease(
+        table,
+        Lease(
+            lease_key=shard,
+            lease_owner="kcl-worker",
+            lease_counter=41,
+            checkpoint=seqs[3],
+            checkpoint_sub_sequence_number=2,
+            owner_switches_since_checkpoint=1,
+            checkpoint_owner="kcl-worker",
+            pending_checkpoint=seqs[4],
+        ),
+        throughputKBps={"N": "1.5"},
+        pendingCheckpointSubSequenceNumber={"N": "0"},
+    )
     assert main(["checkpoints", "reset", "--to", "sequence", seqs[1], "--shard", shard]) == 0
     row = rows(table)[shard]
     lease = from_item(row)
@@ -137,8 +184,9 @@ def test_kcl3_row_is_reset_and_its_handoff_fields_cleared(setup: tuple[str, str,
     assert "pendingCheckpointSubSequenceNumber" not in row and row["throughputKBps"] == {"N": "1.5"}
 
 
-def test_dry_run_and_refusals_change_nothing(setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_and_refusals_change_nothing(
+    setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     stream, table, shard = setup
     seqs = put(stream, 5, "a")
     put_lease(table, Lease(lease_key=shard, lease_counter=5, checkpoint=seqs[2]))
@@ -152,7 +200,9 @@ def test_dry_run_and_refusals_change_nothing(setup: tuple[str, str, str], capsys
         (["--to", "timestamp", "yesterday"], "ISO 8601"),
         (["--to", "latest", "--shard", "shardId-999999999999"], "no lease for"),
         (["--to", "sequence", "12345", "--shard", shard], "not a position"),
-        (["--to", "sequence", seqs[0]], "exactly one shard") if False else (["--to", "sequence", "x1"], "sequence"),
+        (["--to", "sequence", seqs[0]], "exactly one shard")
+        if False
+        else (["--to", "sequence", "x1"], "sequence"),
         (["--to", "sideways"], "unknown target"),
     ]
     for argv, message in refusals:
@@ -171,20 +221,44 @@ def test_live_lease_refuses_unless_forced_and_writes_are_conditional(setup: tupl
     ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
 
     def renew(_: float) -> None:  # a live worker renews during the liveness wait
-        ddb.update_item(TableName=table, Key={"leaseKey": {"S": shard}}, UpdateExpression="SET leaseCounter = :n",
-                        ExpressionAttributeValues={":n": {"N": "2"}})
+        ddb.update_item(
+            TableName=table,
+            Key={"leaseKey": {"S": shard}},
+            UpdateExpression="SET leaseCounter = :n",
+            ExpressionAttributeValues={":n": {"N": "2"}},
+        )
 
     now = dt.datetime.now(dt.UTC)
-    plan = ops.plan_reset(ddb, kinesis, table=table, stream=stream, target=ops.Target("trim-horizon"),
-                          failover_s=1.0, wait=renew, now=now)
+    plan = ops.plan_reset(
+        ddb,
+        kinesis,
+        table=table,
+        stream=stream,
+        target=ops.Target("trim-horizon"),
+        failover_s=1.0,
+        wait=renew,
+        now=now,
+    )
     assert plan.live == [shard] and plan.steps[0].lease_counter == 2
     renew(0)  # no change: the counter is still 2
-    ddb.update_item(TableName=table, Key={"leaseKey": {"S": shard}}, UpdateExpression="SET leaseCounter = :n",
-                    ExpressionAttributeValues={":n": {"N": "3"}})  # the worker renews after the plan
+    ddb.update_item(
+        TableName=table,
+        Key={"leaseKey": {"S": shard}},
+        UpdateExpression="SET leaseCounter = :n",
+        ExpressionAttributeValues={":n": {"N": "3"}},
+    )  # the worker renews after the plan
     result = ops.apply_reset(ddb, plan)
     assert result.conflicts == (shard,) and rows(table)[shard]["checkpoint"]["S"] == seqs[4]
-    idle = ops.plan_reset(ddb, kinesis, table=table, stream=stream, target=ops.Target("trim-horizon"),
-                          failover_s=0, wait=lambda _: None, now=now)
+    idle = ops.plan_reset(
+        ddb,
+        kinesis,
+        table=table,
+        stream=stream,
+        target=ops.Target("trim-horizon"),
+        failover_s=0,
+        wait=lambda _: None,
+        now=now,
+    )
     assert idle.live == [] and ops.apply_reset(ddb, idle).written == (shard,)
     assert rows(table)[shard]["checkpoint"]["S"] == TRIM_HORIZON
 

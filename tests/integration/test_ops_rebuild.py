@@ -51,18 +51,28 @@ IDLE_EXIT = {"WENU_KINESIS_IDLE_EXIT_S": "2"}
 def windows(table: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Every stats window item of ``table`` without its fence (which names positions and the generation)."""
     pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-    return {(i["pk"]["S"], i["sk"]["N"]): {k: v for k, v in i.items() if k != "fence"}
-            for page in pages for i in page["Items"] if not i["pk"]["S"].endswith("#state")}
+    return {
+        (i["pk"]["S"], i["sk"]["N"]): {k: v for k, v in i.items() if k != "fence"}
+        for page in pages
+        for i in page["Items"]
+        if not i["pk"]["S"].endswith("#state")
+    }
 
 
-def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(aws_stack: object, unique_name: str,
-                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(
+    aws_stack: object,
+    unique_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     expected = fill_stream(unique_name, KEYS, shards=2, devices=16, duration_s=40)
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
     right = fleet_catalog_for(16)
     wrong = copy.deepcopy(right)
-    for channel in (ch for c in wrong["companies"] for site in c["sites"] for d in site["devices"] for ch in d["channels"]):
+    for channel in (
+        ch for c in wrong["companies"] for site in c["sites"] for d in site["devices"] for ch in d["channels"]
+    ):
         channel["scale"] = 1000.0  # say, Wh entered where the meters send kWh
 
     ref_env = run_config(unique_name, f"{unique_name}-ref", keyring)
@@ -91,7 +101,9 @@ def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(aws_stack: ob
         held = read_leases(config.lease_table)
         assert main(["checkpoints", "reset", "--to", "trim-horizon", "--rebuild"]) == 3
         assert "scale the ECS service" in capsys.readouterr().err
-        assert [lease.checkpoint for lease in read_leases(config.lease_table)] == [lease.checkpoint for lease in held]
+        assert [lease.checkpoint for lease in read_leases(config.lease_table)] == [
+            lease.checkpoint for lease in held
+        ]
     finally:
         live.send_signal(signal.SIGTERM)
         assert live.wait(timeout=60) == 0
@@ -111,7 +123,8 @@ def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(aws_stack: ob
 
 
 def test_a_rebuild_after_an_alarm_rule_fix_publishes_exactly_what_the_fix_reveals(
-        aws_stack: object, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws_stack: object, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
     sim = fill_with_anomalies(unique_name)
     env = alarms_env(unique_name, unique_name, keyring)
@@ -124,12 +137,18 @@ def test_a_rebuild_after_an_alarm_rule_fix_publishes_exactly_what_the_fix_reveal
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
-    assert start_alarms_worker(env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}, tmp_path / "a1.log").wait(timeout=240) == 0
+    assert (
+        start_alarms_worker(env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}, tmp_path / "a1.log").wait(timeout=240)
+        == 0
+    )
     expected = expected_moves(expected_alarms(sim))
     hidden = Counter({m: n for m, n in expected.items() if m[0] == "voltage-high"})
     assert hidden and moves(received(queue)) == expected - hidden
 
     import_catalog(config, fleet_catalog(sim))  # the fix
     assert main(["checkpoints", "reset", "--to", "trim-horizon", "--rebuild"]) == 0
-    assert start_alarms_worker(env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}, tmp_path / "a2.log").wait(timeout=240) == 0
+    assert (
+        start_alarms_worker(env | {"WENU_KINESIS_IDLE_EXIT_S": "3"}, tmp_path / "a2.log").wait(timeout=240)
+        == 0
+    )
     assert moves(received(queue)) == hidden  # what the fix reveals, and nothing published before again

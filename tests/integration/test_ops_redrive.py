@@ -42,48 +42,85 @@ class FlakyKinesis:
         refused = [self.failing and r["PartitionKey"] == "dev-1" for r in Records]
         kept = [r for r, no in zip(Records, refused, strict=True) if not no]
         out = iter(self.client.put_records(StreamName=StreamName, Records=kept)["Records"] if kept else [])
-        answers = [{"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"} if no
-                   else next(out) for no in refused]
+        answers = [
+            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"}
+            if no
+            else next(out)
+            for no in refused
+        ]
         return {"FailedRecordCount": sum(refused), "Records": answers}
 
 
 def store_letters(bucket: str, stream: str, letters: list[DeadLetter]) -> None:
     s3 = boto3.client("s3")
     for letter in letters:
-        s3.put_object(Bucket=bucket, Key=letter_key("dead-letter/", "processing", stream, "shardId-000000000000",
-                                                    letter),
-                      Body=json.dumps(msgspec.to_builtins(
-                          to_document("processing", stream, "shardId-000000000000", letter))).encode())
+        s3.put_object(
+            Bucket=bucket,
+            Key=letter_key("dead-letter/", "processing", stream, "shardId-000000000000", letter),
+            Body=json.dumps(
+                msgspec.to_builtins(to_document("processing", stream, "shardId-000000000000", letter))
+            ).encode(),
+        )
 
 
 def read_all(stream: str, shard: str) -> list[dict[str, Any]]:
     kinesis = boto3.client("kinesis")
-    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
     return kinesis.get_records(ShardIterator=it, Limit=10_000)["Records"]
 
 
 def test_partial_redrive_finishes_when_run_again(aws_stack: object, unique_name: str) -> None:
     (shard,) = create_stream(unique_name, 1)
     boto3.client("s3").create_bucket(Bucket=unique_name)
-    letters = [DeadLetter(position=Position(100 + i), reason="unknown_key", detail="no key k2",
-                          raw=envelope(message(f"dev-{i % 3}", i), "k2"), partition_key=f"dev-{i % 3}",
-                          arrival_ms=1_764_300_000_000) for i in range(10)]
-    letters.append(DeadLetter(position=Position(200), reason="unknown_key", detail="no key k2",
-                              raw=envelope(message("dev-x", 1), "k2")[:-1] + b"\0", partition_key="dev-x",
-                              arrival_ms=1_764_300_000_000))  # tampered: fails authentication once k2 is known
+    letters = [
+        DeadLetter(
+            position=Position(100 + i),
+            reason="unknown_key",
+            detail="no key k2",
+            raw=envelope(message(f"dev-{i % 3}", i), "k2"),
+            partition_key=f"dev-{i % 3}",
+            arrival_ms=1_764_300_000_000,
+        )
+        for i in range(10)
+    ]
+    letters.append(
+        DeadLetter(
+            position=Position(200),
+            reason="unknown_key",
+            detail="no key k2",
+            raw=envelope(message("dev-x", 1), "k2")[:-1] + b"\0",
+            partition_key="dev-x",
+            arrival_ms=1_764_300_000_000,
+        )
+    )  # tampered: fails authentication once k2 is known
     store_letters(unique_name, unique_name, letters)
     prefix = redrive.letter_prefix("dead-letter/", "processing", unique_name)
     s3, flaky = boto3.client("s3"), FlakyKinesis(boto3.client("kinesis"))
     found = list(redrive.iter_letters(s3, unique_name, prefix))
-    dry = redrive.redrive(found, RING, s3=s3, kinesis=flaky, bucket=unique_name, stream=unique_name, dry_run=True)
+    dry = redrive.redrive(
+        found, RING, s3=s3, kinesis=flaky, bucket=unique_name, stream=unique_name, dry_run=True
+    )
     assert (dry.redriven, dry.still_rejected, read_all(unique_name, shard)) == (10, {"auth_failed": 1}, [])
-    first = redrive.redrive(found, RING, s3=s3, kinesis=flaky, bucket=unique_name, stream=unique_name,
-                            sleep=lambda _: None)
+    first = redrive.redrive(
+        found, RING, s3=s3, kinesis=flaky, bucket=unique_name, stream=unique_name, sleep=lambda _: None
+    )
     assert (first.redriven, first.put_failed, first.reclassified) == (7, 3, 1)  # dev-1: seq 1, 4, 7
     flaky.failing = False
-    again = redrive.redrive(list(redrive.iter_letters(s3, unique_name, prefix)), RING, s3=s3, kinesis=flaky,
-                            bucket=unique_name, stream=unique_name)
-    assert (again.redriven, again.put_failed, again.still_rejected) == (first.put_failed, 0, {"auth_failed": 1})
+    again = redrive.redrive(
+        list(redrive.iter_letters(s3, unique_name, prefix)),
+        RING,
+        s3=s3,
+        kinesis=flaky,
+        bucket=unique_name,
+        stream=unique_name,
+    )
+    assert (again.redriven, again.put_failed, again.still_rejected) == (
+        first.put_failed,
+        0,
+        {"auth_failed": 1},
+    )
     remaining = [lt.key for lt in redrive.iter_letters(s3, unique_name, prefix)]
     assert len(remaining) == 1 and "/auth_failed/" in remaining[0]
     put_back = read_all(unique_name, shard)
@@ -91,12 +128,22 @@ def test_partial_redrive_finishes_when_run_again(aws_stack: object, unique_name:
     assert {r["PartitionKey"] for r in put_back} == {"dev-0", "dev-1", "dev-2"}
 
 
-def test_show_decodes_with_the_current_key_ring(aws_stack: object, unique_name: str, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_show_decodes_with_the_current_key_ring(
+    aws_stack: object,
+    unique_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     boto3.client("s3").create_bucket(Bucket=unique_name)
-    letter = DeadLetter(position=Position(7), reason="unknown_key", detail="no key k2",
-                        raw=envelope(message("dev-1", 42), "k2"), partition_key="dev-1", arrival_ms=1_764_300_000_000)
+    letter = DeadLetter(
+        position=Position(7),
+        reason="unknown_key",
+        detail="no key k2",
+        raw=envelope(message("dev-1", 42), "k2"),
+        partition_key="dev-1",
+        arrival_ms=1_764_300_000_000,
+    )
     store_letters(unique_name, unique_name, [letter])
     key = letter_key("dead-letter/", "processing", unique_name, "shardId-000000000000", letter)
     monkeypatch.setenv("WENU_SINKS_BUCKET", unique_name)
@@ -106,20 +153,29 @@ def test_show_decodes_with_the_current_key_ring(aws_stack: object, unique_name: 
     assert json.loads(capsys.readouterr().out)["decoded"]["reason"] == "unknown_key"
     assert main(["dlq", "show", key, "--keyring", str(write_keyring(tmp_path / "all.json", KEYS))]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["decoded"]["accepted"] and shown["decoded"]["message"]["seq"] == 42 and shown["reason"] == "unknown_key"
+    assert (
+        shown["decoded"]["accepted"]
+        and shown["decoded"]["message"]["seq"] == 42
+        and shown["reason"] == "unknown_key"
+    )
     assert main(["dlq", "show", key + ".nope"]) == 2
     assert main(["dlq", "redrive", "--reason", "no_such_reason"]) == 2
 
 
-def test_missing_key_letters_flow_through_once_after_the_key_is_added(aws_stack: object, unique_name: str,
-                                                                      tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str],
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_letters_flow_through_once_after_the_key_is_added(
+    aws_stack: object,
+    unique_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     expected = fill_stream(unique_name, KEYS, shards=2, devices=16, duration_s=60)
     keyring = write_keyring(tmp_path / "keys.json", {"k1": KEYS["k1"]})  # k2's devices cannot be read yet
     env = run_config(unique_name, unique_name, keyring, WENU_KINESIS_IDLE_EXIT_S=2)
     config = prepare(env, fleet_catalog_for(16))
-    assert start_worker(env, tmp_path / "w1.log").wait(timeout=240) == 0, (tmp_path / "w1.log").read_text()[-3000:]
+    assert start_worker(env, tmp_path / "w1.log").wait(timeout=240) == 0, (tmp_path / "w1.log").read_text()[
+        -3000:
+    ]
     stuck = dead_letter_counts(config)
     assert stuck["unknown_key"] > expected.rejected.get("unknown_key", 0)
     assert sum_totals(shard_totals(config)).accepted < expected.accepted
@@ -131,7 +187,9 @@ def test_missing_key_letters_flow_through_once_after_the_key_is_added(aws_stack:
     summary = json.loads(capsys.readouterr().out)
     assert summary["redriven"] > 0 and summary["put_failed"] == 0
     assert dead_letter_counts(config) == expected.rejected  # only the letters that are really bad remain
-    assert start_worker(env, tmp_path / "w2.log").wait(timeout=240) == 0, (tmp_path / "w2.log").read_text()[-3000:]
+    assert start_worker(env, tmp_path / "w2.log").wait(timeout=240) == 0, (tmp_path / "w2.log").read_text()[
+        -3000:
+    ]
     totals = sum_totals(shard_totals(config))
     assert totals.accepted == expected.accepted
     assert totals.duplicates + totals.stale == expected.duplicates

@@ -33,10 +33,21 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "wenu-stream.json"
 
 
 def test_alert_rules_check_and_pass_their_unit_tests(prometheus_tools: None) -> None:
-    check = subprocess.run(["promtool", "check", "rules", "wenu-alerts.yml"], cwd=RULES, capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        ["promtool", "check", "rules", "wenu-alerts.yml"],
+        cwd=RULES,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.returncode == 0 and "SUCCESS: 9 rules found" in check.stdout, check.stdout + check.stderr
-    tested = subprocess.run(["promtool", "test", "rules", "wenu-alerts.test.yml"], cwd=RULES, capture_output=True, check=False,
-                            text=True)
+    tested = subprocess.run(
+        ["promtool", "test", "rules", "wenu-alerts.test.yml"],
+        cwd=RULES,
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
 
 
@@ -64,22 +75,40 @@ def prometheus(prometheus_tools: None, tmp_path: Path) -> Iterator[tuple[str, in
     """A Prometheus on 127.0.0.1 that will scrape ``target_port`` every second (config written by the test)."""
     port, target_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
-    config.write_text(json.dumps({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES / "wenu-alerts.yml")],
-        "scrape_configs": [{"job_name": "wenu", "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}],
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(RULES / "wenu-alerts.yml")],
+                "scrape_configs": [
+                    {"job_name": "wenu", "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
+                ],
+            }
+        )
+    )
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-                             f"--storage.tsdb.path={tmp_path / 'tsdb'}"], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def ready() -> bool:
             try:
                 return urllib.request.urlopen(base + "/-/ready", timeout=2).status == 200
             except OSError:
-                return proc.poll() is not None and pytest.fail((tmp_path / "prometheus.log").read_text()[-2000:])
+                return proc.poll() is not None and pytest.fail(
+                    (tmp_path / "prometheus.log").read_text()[-2000:]
+                )
+
         wait_for(ready, 60, "prometheus ready")
         yield base, target_port, tmp_path
     finally:
@@ -88,19 +117,25 @@ def prometheus(prometheus_tools: None, tmp_path: Path) -> Iterator[tuple[str, in
         log.close()
 
 
-def test_prometheus_scrapes_a_running_worker(aws_stack: object, unique_name: str,
-                                             prometheus: tuple[str, int, Path]) -> None:
+def test_prometheus_scrapes_a_running_worker(
+    aws_stack: object, unique_name: str, prometheus: tuple[str, int, Path]
+) -> None:
     base, metrics_port, tmp_path = prometheus
     expected = fill_stream(unique_name, KEYS, shards=1, devices=4, duration_s=30)
-    env = run_config(unique_name, unique_name, write_keyring(tmp_path / "keys.json", KEYS),
-                     WENU_METRICS_PORT=metrics_port)
+    env = run_config(
+        unique_name, unique_name, write_keyring(tmp_path / "keys.json", KEYS), WENU_METRICS_PORT=metrics_port
+    )
     prepare(env, fleet_catalog_for(4))
     worker = start_worker(env, tmp_path / "worker.log")
     try:
+
         def accepted() -> float | None:
-            result = api(base, "/api/v1/query", query='sum(wenu_records_total{app="processing",outcome="accepted"})')
+            result = api(
+                base, "/api/v1/query", query='sum(wenu_records_total{app="processing",outcome="accepted"})'
+            )
             value = float(result["result"][0]["value"][1]) if result["result"] else None
             return value if value == expected.accepted else None
+
         assert wait_for(accepted, 120, "prometheus sees every accepted record") == expected.accepted
         up = api(base, "/api/v1/query", query='up{job="wenu"}')["result"]
         assert [sample["value"][1] for sample in up] == ["1"]

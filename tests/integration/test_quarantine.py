@@ -32,8 +32,12 @@ def objects(bucket: str, prefix: str) -> list[str]:
 
 
 def test_unmapped_readings_wait_in_quarantine_until_the_catalog_maps_them(
-        aws_stack: object, unique_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    aws_stack: object,
+    unique_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     keyring = write_keyring(tmp_path / "keys.json", KEYS)
     fill_stream(unique_name, KEYS, shards=2, devices=8, duration_s=20, aggregate=0)
     full = fleet_catalog_for(8)

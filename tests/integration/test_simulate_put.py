@@ -32,8 +32,9 @@ def read_stream(name: str) -> list[tuple[str, bytes]]:
     kinesis = boto3.client("kinesis")
     out: list[tuple[str, bytes]] = []
     for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = kinesis.get_shard_iterator(
+            StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         while iterator:
             page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
             out += [(r["PartitionKey"], r["Data"]) for r in page["Records"]]
@@ -48,18 +49,36 @@ def per_key(records: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
     return out
 
 
-def test_cli_backfill_puts_every_record_in_order(aws_stack: Stack, unique_name: str, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_backfill_puts_every_record_in_order(
+    aws_stack: Stack, unique_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     create_stream(unique_name, 2)
     keyring = tmp_path / "keys.json"
     keyring.write_text(json.dumps({k: base64.b64encode(v).decode() for k, v in KEYS.items()}))
     faults = "corrupt=0.05,tamper=0.05,duplicate=0.05,duplicate_delay_s=0.5"
-    code = main(["simulate", "--stream", unique_name, "--keyring", str(keyring), "--devices", "20",
-                 "--duration", "10", "--seed", "11", "--backfill", "--faults", faults])
+    code = main(
+        [
+            "simulate",
+            "--stream",
+            unique_name,
+            "--keyring",
+            str(keyring),
+            "--devices",
+            "20",
+            "--duration",
+            "10",
+            "--seed",
+            "11",
+            "--backfill",
+            "--faults",
+            faults,
+        ]
+    )
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 0
-    cfg = SimulationConfig(devices=20, duration_s=10, seed=11, start_ms=summary["start_ms"],
-                           faults=parse_faults(faults))
+    cfg = SimulationConfig(
+        devices=20, duration_s=10, seed=11, start_ms=summary["start_ms"], faults=parse_faults(faults)
+    )
     expected = [(r.partition_key, r.data) for r in generate(cfg, KEYS)]
     got = read_stream(unique_name)
     assert summary["records_put"] == summary["records"] == len(expected) == len(got)
@@ -68,8 +87,13 @@ def test_cli_backfill_puts_every_record_in_order(aws_stack: Stack, unique_name: 
 
 def test_aggregated_records_decode_to_the_expected_outcomes(aws_stack: Stack, unique_name: str) -> None:
     create_stream(unique_name, 1)
-    cfg = SimulationConfig(devices=30, duration_s=10, seed=4, aggregate=25,
-                           faults=FaultRates(corrupt=0.05, unknown_key=0.05, malformed=0.05, duplicate=0.1))
+    cfg = SimulationConfig(
+        devices=30,
+        duration_s=10,
+        seed=4,
+        aggregate=25,
+        faults=FaultRates(corrupt=0.05, unknown_key=0.05, malformed=0.05, duplicate=0.1),
+    )
     produced = list(generate(cfg, KEYS))
     producer = KinesisProducer(unique_name)
     producer.check_stream()
@@ -83,12 +107,23 @@ def test_aggregated_records_decode_to_the_expected_outcomes(aws_stack: Stack, un
     assert dict(rejected) == want.rejected
 
 
-def test_a_missing_stream_exits_2_before_any_put(aws_stack: Stack, unique_name: str, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_stream_exits_2_before_any_put(
+    aws_stack: Stack, unique_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     keyring = tmp_path / "keys.json"
     keyring.write_text(json.dumps({k: base64.b64encode(v).decode() for k, v in KEYS.items()}))
     catalog = tmp_path / "catalog.json"
-    code = main(["simulate", "--stream", unique_name, "--keyring", str(keyring), "--no-pace",
-                 "--catalog-out", str(catalog)])
+    code = main(
+        [
+            "simulate",
+            "--stream",
+            unique_name,
+            "--keyring",
+            str(keyring),
+            "--no-pace",
+            "--catalog-out",
+            str(catalog),
+        ]
+    )
     assert code == 2
     assert "--stream:" in capsys.readouterr().err and not catalog.exists()

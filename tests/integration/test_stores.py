@@ -20,20 +20,34 @@ pytestmark = pytest.mark.integration
 
 
 def letter(seq: int, reason: str = "auth_failed") -> DeadLetter:
-    return DeadLetter(position=Position(seq, 2), reason=reason, detail="tag mismatch", raw=b"\x01\x02",
-                      partition_key="EM-1", arrival_ms=1_764_300_000_123)
+    return DeadLetter(
+        position=Position(seq, 2),
+        reason=reason,
+        detail="tag mismatch",
+        raw=b"\x01\x02",
+        partition_key="EM-1",
+        arrival_ms=1_764_300_000_123,
+    )
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["sdk", "fast"])
-async def test_dead_letters_land_once_at_deterministic_keys(aws_stack: object, unique_name: str, fast: bool) -> None:
+async def test_dead_letters_land_once_at_deterministic_keys(
+    aws_stack: object, unique_name: str, fast: bool
+) -> None:
     config = load_config({}, {"sinks.bucket": unique_name})
     ensure_bucket(config, {})
     session = get_session()
     async with session.create_client("s3") as s3:
         writer = await FastS3Put.open(session, s3, unique_name) if fast else None
         try:
-            store = S3DeadLetterStore(s3, bucket=unique_name, prefix="dead-letter/", app="processing",
-                                      stream="readings", fast=writer)
+            store = S3DeadLetterStore(
+                s3,
+                bucket=unique_name,
+                prefix="dead-letter/",
+                app="processing",
+                stream="readings",
+                fast=writer,
+            )
             await store.put("shardId-1", [letter(7), letter(9, "truncated")])
             await store.put("shardId-1", [letter(7)])  # a replay rewrites the same object
         finally:
@@ -46,9 +60,16 @@ async def test_dead_letters_land_once_at_deterministic_keys(aws_stack: object, u
     ]
     doc = json.loads(boto3.client("s3").get_object(Bucket=unique_name, Key=keys[0])["Body"].read())
     assert doc | {"data_b64": None} == {
-        "app": "processing", "stream": "readings", "shard_id": "shardId-1", "sequence_number": "7",
-        "sub_sequence_number": 2, "partition_key": "EM-1", "reason": "auth_failed", "detail": "tag mismatch",
-        "arrival_time": "2025-11-28T03:20:00.123+00:00", "data_b64": None,
+        "app": "processing",
+        "stream": "readings",
+        "shard_id": "shardId-1",
+        "sequence_number": "7",
+        "sub_sequence_number": 2,
+        "partition_key": "EM-1",
+        "reason": "auth_failed",
+        "detail": "tag mismatch",
+        "arrival_time": "2025-11-28T03:20:00.123+00:00",
+        "data_b64": None,
     }
     assert doc["data_b64"] == "AQI="
 

@@ -266,30 +266,83 @@ def pushed(gateway: str) -> dict[str, float]:
         for sample in family.samples:
             if sample.labels.get("job") == "wenu-warehouse-load":
                 assert sample.labels["target"] == "postgres"
-                found[sample.name + (f":{sample.labels['outcome']}" if "outcome" in sample.labels else "")] = sample.value
+                found[
+                    sample.name + (f":{sample.labels['outcome']}" if "outcome" in sample.labels else "")
+                ] = sample.value
     return found
 
 
 def test_each_load_run_pushes_its_outcome_and_a_failed_run_keeps_the_last_success(
-        bucket: str, postgres_database: str, pushgateway: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bucket: str, postgres_database: str, pushgateway: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 40))], [(1, readings(1, 1, 40))]]))
     before = time.time()
-    assert main(["warehouse", "load", "--bucket", bucket, "--dsn", postgres_database, "--pushgateway", pushgateway]) == 0
+    assert (
+        main(
+            [
+                "warehouse",
+                "load",
+                "--bucket",
+                bucket,
+                "--dsn",
+                postgres_database,
+                "--pushgateway",
+                pushgateway,
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     first = pushed(pushgateway)
     assert first["wenu_warehouse_last_run_ok"] == 1 and first["wenu_warehouse_pending_files"] == 2
     assert first["wenu_warehouse_manifests:loaded"] == 1 and first["wenu_warehouse_manifests:skipped"] == 0
     assert first["wenu_warehouse_rows_inserted"] == summary["manifests"][0]["rows_inserted"]
-    assert first["wenu_warehouse_rows_inserted"] == scalar(postgres_database, "SELECT COUNT(*) FROM wenu.readings") > 0
+    assert (
+        first["wenu_warehouse_rows_inserted"]
+        == scalar(postgres_database, "SELECT COUNT(*) FROM wenu.readings")
+        > 0
+    )
     assert before <= first["wenu_warehouse_last_success_timestamp_seconds"] <= time.time()
 
-    assert main(["warehouse", "load", "--bucket", bucket, "--dsn", "postgresql://nobody@127.0.0.1:1/none",
-                 "--pushgateway", pushgateway]) == 1
+    assert (
+        main(
+            [
+                "warehouse",
+                "load",
+                "--bucket",
+                bucket,
+                "--dsn",
+                "postgresql://nobody@127.0.0.1:1/none",
+                "--pushgateway",
+                pushgateway,
+            ]
+        )
+        == 1
+    )
     failed = pushed(pushgateway)
     assert failed["wenu_warehouse_last_run_ok"] == 0
-    assert failed["wenu_warehouse_last_run_timestamp_seconds"] >= first["wenu_warehouse_last_run_timestamp_seconds"]
-    assert failed["wenu_warehouse_last_success_timestamp_seconds"] == first["wenu_warehouse_last_success_timestamp_seconds"]
+    assert (
+        failed["wenu_warehouse_last_run_timestamp_seconds"]
+        >= first["wenu_warehouse_last_run_timestamp_seconds"]
+    )
+    assert (
+        failed["wenu_warehouse_last_success_timestamp_seconds"]
+        == first["wenu_warehouse_last_success_timestamp_seconds"]
+    )
 
-    assert main(["warehouse", "load", "--bucket", bucket, "--dsn", postgres_database,
-                 "--pushgateway", "http://127.0.0.1:1"]) == 0  # nothing pending; the gateway is down: a warning only
+    assert (
+        main(
+            [
+                "warehouse",
+                "load",
+                "--bucket",
+                bucket,
+                "--dsn",
+                postgres_database,
+                "--pushgateway",
+                "http://127.0.0.1:1",
+            ]
+        )
+        == 0
+    )  # nothing pending; the gateway is down: a warning only
     assert "metrics not pushed" in capsys.readouterr().err

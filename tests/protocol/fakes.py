@@ -15,13 +15,17 @@ from wenu_stream.model import KinesisRecord
 class FakeShardProcessor:
     """Answers ``process`` from a script of booleans (True: durable, checkpoint now) or exceptions."""
 
-    def __init__(self, events: list[Any], answers: Sequence[bool | Exception] = (), flush_to: str | None = None) -> None:
+    def __init__(
+        self, events: list[Any], answers: Sequence[bool | Exception] = (), flush_to: str | None = None
+    ) -> None:
         self.events = events
         self.answers = list(answers)
         self.flush_to = flush_to
         self.batches: list[list[KinesisRecord]] = []
 
-    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+    async def initialize(
+        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+    ) -> None:
         self.events.append(("initialize", shard_id, checkpoint, tuple(parent_shard_ids)))
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
@@ -61,19 +65,35 @@ class RecordingOutput(StringIO):
         for line in text.splitlines():
             if line.strip():
                 message = json.loads(line)
-                self.events.append(("out", message["action"], message.get("sequenceNumber"),
-                                    message.get("subSequenceNumber"), message.get("responseFor")))
+                self.events.append(
+                    (
+                        "out",
+                        message["action"],
+                        message.get("sequenceNumber"),
+                        message.get("subSequenceNumber"),
+                        message.get("responseFor"),
+                    )
+                )
         return super().write(text)
 
 
-def record(seq: str, data: bytes = b"payload", sub: int = 0, key: str = "dev-1", arrival_ms: int = 1_700_000_000_123
-           ) -> dict[str, Any]:
+def record(
+    seq: str, data: bytes = b"payload", sub: int = 0, key: str = "dev-1", arrival_ms: int = 1_700_000_000_123
+) -> dict[str, Any]:
     """A record as the MultiLangDaemon sends it in processRecords."""
-    return {"action": "record", "data": base64.b64encode(data).decode(), "partitionKey": key,
-            "sequenceNumber": seq, "subSequenceNumber": sub, "approximateArrivalTimestamp": arrival_ms}
+    return {
+        "action": "record",
+        "data": base64.b64encode(data).decode(),
+        "partitionKey": key,
+        "sequenceNumber": seq,
+        "subSequenceNumber": sub,
+        "approximateArrivalTimestamp": arrival_ms,
+    }
 
 
-def initialize(shard: str = "shardId-000000000000", seq: str | None = "TRIM_HORIZON", sub: int = 0) -> dict[str, Any]:
+def initialize(
+    shard: str = "shardId-000000000000", seq: str | None = "TRIM_HORIZON", sub: int = 0
+) -> dict[str, Any]:
     return {"action": "initialize", "shardId": shard, "sequenceNumber": seq, "subSequenceNumber": sub}
 
 

@@ -35,17 +35,25 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARD = "shardId-000000000007"
 
 
-def drive(processor: FakeShardProcessor, *messages: dict[str, Any], parents: Any = None, **adapter_kw: Any
-          ) -> tuple[list[Any], str, int | None]:
+def drive(
+    processor: FakeShardProcessor, *messages: dict[str, Any], parents: Any = None, **adapter_kw: Any
+) -> tuple[list[Any], str, int | None]:
     """Run kclpy's KCLProcess over ``messages``; return the event log, stdout and the exit code (None: no exit)."""
     events = processor.events
     output = RecordingOutput(events)
     errors = StringIO()
-    adapter = WenuRecordProcessor(lambda shard_id: processor, exit_process=sys.exit, sleep=lambda _s: None,
-                                  parents=parents, **adapter_kw)
+    adapter = WenuRecordProcessor(
+        lambda shard_id: processor,
+        exit_process=sys.exit,
+        sleep=lambda _s: None,
+        parents=parents,
+        **adapter_kw,
+    )
     code = None
     try:
-        kcl.KCLProcess(adapter, input_file=StringIO(script(*messages)), output_file=output, error_file=errors).run()
+        kcl.KCLProcess(
+            adapter, input_file=StringIO(script(*messages)), output_file=output, error_file=errors
+        ).run()
     except SystemExit as stop:
         code = stop.code
     finally:
@@ -61,7 +69,9 @@ def outputs(events: list[Any]) -> list[tuple[Any, ...]]:
 def test_checkpoint_lands_after_process_returned_at_last_record_and_subsequence() -> None:
     fake = FakeShardProcessor([], answers=[True])
     events, _, code = drive(
-        fake, initialize(SHARD), process_records(record("101"), record("205", sub=0), record("205", sub=3)),
+        fake,
+        initialize(SHARD),
+        process_records(record("101"), record("205", sub=0), record("205", sub=3)),
         checkpoint_ok("205", 3),
     )
     assert code is None
@@ -78,8 +88,11 @@ def test_checkpoint_lands_after_process_returned_at_last_record_and_subsequence(
 def test_no_checkpoint_while_the_processor_holds_effects_in_memory() -> None:
     fake = FakeShardProcessor([], answers=[False, True])
     events, _, _ = drive(
-        fake, initialize(SHARD), process_records(record("1"), record("2")),
-        process_records(record("3")), checkpoint_ok("3", 0),
+        fake,
+        initialize(SHARD),
+        process_records(record("1"), record("2")),
+        process_records(record("3")),
+        checkpoint_ok("3", 0),
     )
     assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "3", 0, None)]
 
@@ -87,7 +100,11 @@ def test_no_checkpoint_while_the_processor_holds_effects_in_memory() -> None:
 def test_an_idle_poll_that_commits_checkpoints_the_last_record_seen() -> None:
     fake = FakeShardProcessor([], answers=[False, True])
     events, _, _ = drive(
-        fake, initialize(SHARD), process_records(record("41", sub=1)), process_records(), checkpoint_ok("41", 1),
+        fake,
+        initialize(SHARD),
+        process_records(record("41", sub=1)),
+        process_records(),
+        checkpoint_ok("41", 1),
     )
     assert ("process", [], 0) in events
     assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "41", 1, None)]
@@ -116,10 +133,17 @@ def test_lease_lost_closes_without_checkpoint() -> None:
 def test_shard_end_commits_then_checkpoints_the_end_of_the_shard() -> None:
     fake = FakeShardProcessor([], answers=[False])
     events, _, _ = drive(
-        fake, initialize(SHARD), process_records(record("5")), {"action": "shardEnded"}, checkpoint_ok("SHARD_END"),
+        fake,
+        initialize(SHARD),
+        process_records(record("5")),
+        {"action": "shardEnded"},
+        checkpoint_ok("SHARD_END"),
     )
-    ended, checkpoint, closed = (events.index(("shard_ended",)), events.index(("out", "checkpoint", None, None, None)),
-                                 events.index(("close",)))
+    ended, checkpoint, closed = (
+        events.index(("shard_ended",)),
+        events.index(("out", "checkpoint", None, None, None)),
+        events.index(("close",)),
+    )
     assert ended < checkpoint < closed
     assert outputs(events)[-1] == ("status", None, None, "shardEnded")
 
@@ -127,8 +151,11 @@ def test_shard_end_commits_then_checkpoints_the_end_of_the_shard() -> None:
 def test_shutdown_requested_flushes_and_checkpoints_what_is_durable() -> None:
     fake = FakeShardProcessor([], answers=[False], flush_to="77")
     events, _, _ = drive(
-        fake, initialize(SHARD), process_records(record("70"), record("77", sub=2)),
-        {"action": "shutdownRequested"}, checkpoint_ok("77", 2),
+        fake,
+        initialize(SHARD),
+        process_records(record("70"), record("77", sub=2)),
+        {"action": "shutdownRequested"},
+        checkpoint_ok("77", 2),
     )
     assert events.index(("flush",)) < events.index(("out", "checkpoint", "77", 2, None))
     assert outputs(events)[-1] == ("status", None, None, "shutdownRequested")
@@ -137,7 +164,11 @@ def test_shutdown_requested_flushes_and_checkpoints_what_is_durable() -> None:
 def test_shutdown_requested_with_nothing_new_does_not_checkpoint() -> None:
     fake = FakeShardProcessor([], answers=[True], flush_to=None)
     events, _, _ = drive(
-        fake, initialize(SHARD), process_records(record("1")), checkpoint_ok("1", 0), {"action": "shutdownRequested"},
+        fake,
+        initialize(SHARD),
+        process_records(record("1")),
+        checkpoint_ok("1", 0),
+        {"action": "shutdownRequested"},
     )
     assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "1", 0, None)]
 
@@ -145,8 +176,11 @@ def test_shutdown_requested_with_nothing_new_does_not_checkpoint() -> None:
 def test_throttled_checkpoint_is_retried() -> None:
     fake = FakeShardProcessor([], answers=[True])
     events, _, code = drive(
-        fake, initialize(SHARD), process_records(record("3")),
-        checkpoint_error("ThrottlingException", "3", 0), checkpoint_ok("3", 0),
+        fake,
+        initialize(SHARD),
+        process_records(record("3")),
+        checkpoint_error("ThrottlingException", "3", 0),
+        checkpoint_ok("3", 0),
     )
     assert code is None
     assert [o for o in outputs(events) if o[0] == "checkpoint"] == [("checkpoint", "3", 0, None)] * 2
@@ -156,8 +190,12 @@ def test_throttled_checkpoint_is_retried() -> None:
 def test_a_refused_checkpoint_stops_the_shard_quietly() -> None:
     fake = FakeShardProcessor([], answers=[True, True])
     events, _, code = drive(
-        fake, initialize(SHARD), process_records(record("3")), checkpoint_error("ShutdownException", "3", 0),
-        process_records(record("4")), {"action": "leaseLost"},
+        fake,
+        initialize(SHARD),
+        process_records(record("3")),
+        checkpoint_error("ShutdownException", "3", 0),
+        process_records(record("4")),
+        {"action": "leaseLost"},
     )
     assert code is None
     assert [e for e in events if e[0] == "process"] == [("process", ["3"], 0)]
@@ -167,7 +205,10 @@ def test_a_refused_checkpoint_stops_the_shard_quietly() -> None:
 def test_an_unknown_checkpoint_error_exits_without_processing_further() -> None:
     fake = FakeShardProcessor([], answers=[True, True])
     events, _, code = drive(
-        fake, initialize(SHARD), process_records(record("3")), checkpoint_error("KinesisClientLibIOException", "3", 0),
+        fake,
+        initialize(SHARD),
+        process_records(record("3")),
+        checkpoint_error("KinesisClientLibIOException", "3", 0),
         process_records(record("4")),
     )
     assert code == EXIT_PROCESSING_FAILED
@@ -192,7 +233,12 @@ def test_a_fresh_shard_gets_its_parents_from_the_lookup() -> None:
 
     events, _, _ = drive(FakeShardProcessor([]), initialize(SHARD, "TRIM_HORIZON"), parents=lookup)
     assert asked == [SHARD]
-    assert events[0] == ("initialize", SHARD, "TRIM_HORIZON", ("shardId-000000000001", "shardId-000000000002"))
+    assert events[0] == (
+        "initialize",
+        SHARD,
+        "TRIM_HORIZON",
+        ("shardId-000000000001", "shardId-000000000002"),
+    )
 
 
 def test_a_shard_resuming_from_a_sequence_number_does_not_look_up_parents() -> None:
@@ -207,17 +253,28 @@ def test_a_failed_parent_lookup_stops_the_process_before_any_record() -> None:
     def lookup(shard_id: str) -> list[str]:
         raise ConnectionError("kinesis unreachable")
 
-    events, _, code = drive(FakeShardProcessor([]), initialize(SHARD), process_records(record("1")), parents=lookup)
+    events, _, code = drive(
+        FakeShardProcessor([]), initialize(SHARD), process_records(record("1")), parents=lookup
+    )
     assert code == EXIT_PROCESSING_FAILED
     assert not [e for e in events if e[0] in ("initialize", "process")]
 
 
 def test_records_are_translated_with_raw_bytes_and_epoch_seconds() -> None:
     fake = FakeShardProcessor([], answers=[False])
-    drive(fake, initialize(SHARD), process_records(record("12", data=b"\x00\xffenc", sub=4, key="meter-9",
-                                                          arrival_ms=1_700_000_000_250)))
+    drive(
+        fake,
+        initialize(SHARD),
+        process_records(
+            record("12", data=b"\x00\xffenc", sub=4, key="meter-9", arrival_ms=1_700_000_000_250)
+        ),
+    )
     (translated,) = fake.batches[0]
-    assert (translated.sequence_number, translated.data, translated.partition_key) == ("12", b"\x00\xffenc", "meter-9")
+    assert (translated.sequence_number, translated.data, translated.partition_key) == (
+        "12",
+        b"\x00\xffenc",
+        "meter-9",
+    )
     assert translated.sub_sequence_number == 4
     assert translated.approximate_arrival_timestamp == pytest.approx(1_700_000_000.25)
 
@@ -225,8 +282,14 @@ def test_records_are_translated_with_raw_bytes_and_epoch_seconds() -> None:
 def test_stdout_holds_nothing_but_protocol_json() -> None:
     fake = FakeShardProcessor([], answers=[True, False], flush_to="8")
     _, stdout, _ = drive(
-        fake, initialize(SHARD), process_records(record("7")), checkpoint_ok("7", 0), process_records(record("8")),
-        {"action": "shutdownRequested"}, checkpoint_ok("8", 0), {"action": "leaseLost"},
+        fake,
+        initialize(SHARD),
+        process_records(record("7")),
+        checkpoint_ok("7", 0),
+        process_records(record("8")),
+        {"action": "shutdownRequested"},
+        checkpoint_ok("8", 0),
+        {"action": "leaseLost"},
     )
     lines = [line for line in stdout.splitlines() if line.strip()]
     assert len(lines) == 7
@@ -243,8 +306,15 @@ run_process(lambda shard_id: fake)
 
 
 def _child(mode: str, stdin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", _CHILD, mode], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", _CHILD, mode],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_a_real_child_process_exits_nonzero_on_failure_with_clean_stdout() -> None:
@@ -257,8 +327,12 @@ def test_a_real_child_process_exits_nonzero_on_failure_with_clean_stdout() -> No
 
 
 def test_a_real_child_process_serves_until_stdin_closes() -> None:
-    done = _child("ok", script(initialize(SHARD), process_records(record("9")), checkpoint_ok("9", 0),
-                               {"action": "leaseLost"}))
+    done = _child(
+        "ok",
+        script(
+            initialize(SHARD), process_records(record("9")), checkpoint_ok("9", 0), {"action": "leaseLost"}
+        ),
+    )
     assert done.returncode == 0
     actions = [json.loads(line)["action"] for line in done.stdout.splitlines() if line.strip()]
     assert actions == ["status", "checkpoint", "status", "status"]
@@ -266,8 +340,16 @@ def test_a_real_child_process_serves_until_stdin_closes() -> None:
 
 def test_the_consumer_stops_at_start_up_on_bad_config_before_reading_stdin() -> None:
     env = {"PATH": "/usr/bin:/bin", "WENU_KINESIS_STRAEM": "x"}
-    done = subprocess.run([sys.executable, str(ROOT / "consumers" / "alarms.py")], input=script(initialize(SHARD)),
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "consumers" / "alarms.py")],
+        input=script(initialize(SHARD)),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     assert "WENU_KINESIS_STRAEM" in done.stderr
@@ -289,9 +371,18 @@ def test_driver_metrics_on_the_kcl_path_count_leases_and_checkpoints_and_time_a_
             return await super().process(records, millis_behind_latest)
 
     fake = Hanging([])
-    _, _, code = drive(fake, initialize(SHARD), process_records(record("1")), checkpoint_ok("1", 0),
-                       process_records(record("2")), checkpoint_ok("2", 0), {"action": "shutdownRequested"},
-                       metrics=Metrics.create(registry), app="processing", tick_s=0.1)
+    _, _, code = drive(
+        fake,
+        initialize(SHARD),
+        process_records(record("1")),
+        checkpoint_ok("1", 0),
+        process_records(record("2")),
+        checkpoint_ok("2", 0),
+        {"action": "shutdownRequested"},
+        metrics=Metrics.create(registry),
+        app="processing",
+        tick_s=0.1,
+    )
     assert code is None
     assert ages and ages[0] is not None and ages[0] >= 1.0  # refreshed while the callback hung
     assert value("wenu_checkpoints_total", app="processing") == 2

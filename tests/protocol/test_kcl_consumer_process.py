@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARD = "shardId-000000000003"
 
 
-def test_poison_records_are_dead_lettered_then_checkpointed(aws_stack: object, unique_name: str,
-                                                            tmp_path: Path) -> None:
+def test_poison_records_are_dead_lettered_then_checkpointed(
+    aws_stack: object, unique_name: str, tmp_path: Path
+) -> None:
     config = load_config({}, {"sinks.bucket": unique_name, "sinks.state_table": unique_name})
     ensure_bucket(config, {})
     ensure_state_table(config, {})
@@ -33,13 +34,30 @@ def test_poison_records_are_dead_lettered_then_checkpointed(aws_stack: object, u
     keyring = tmp_path / "keyring.json"
     keyring.write_text(json.dumps({"k1": base64.b64encode(bytes(32)).decode()}))
     env = {key: value for key, value in os.environ.items() if not key.startswith("WENU_")}
-    env |= {"WENU_KEYRING_FILE": str(keyring), "WENU_SINKS_BUCKET": unique_name, "WENU_KINESIS_STREAM": unique_name,
-            "WENU_SINKS_STATE_TABLE": unique_name, "WENU_KINESIS_CHECKPOINT_INTERVAL_S": "0"}
-    stdin = script(initialize(SHARD), process_records(record("1001", data=b"\x01"), record("1002", data=b"")),
-                   checkpoint_ok("1002", 0), {"action": "leaseLost"})
+    env |= {
+        "WENU_KEYRING_FILE": str(keyring),
+        "WENU_SINKS_BUCKET": unique_name,
+        "WENU_KINESIS_STREAM": unique_name,
+        "WENU_SINKS_STATE_TABLE": unique_name,
+        "WENU_KINESIS_CHECKPOINT_INTERVAL_S": "0",
+    }
+    stdin = script(
+        initialize(SHARD),
+        process_records(record("1001", data=b"\x01"), record("1002", data=b"")),
+        checkpoint_ok("1002", 0),
+        {"action": "leaseLost"},
+    )
 
-    done = subprocess.run([sys.executable, str(ROOT / "consumers" / "processing.py")], input=stdin, env=env,
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "consumers" / "processing.py")],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
     assert done.returncode == 0, done.stderr
     messages = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
@@ -55,4 +73,6 @@ def test_poison_records_are_dead_lettered_then_checkpointed(aws_stack: object, u
     assert all(k.startswith(f"dead-letter/processing/{unique_name}/") and f"/{SHARD}/" in k for k in keys)
     items = boto3.client("dynamodb").scan(TableName=unique_name)["Items"]
     # The state saved at the checkpointed position (what a restart from 1002 loads).
-    assert [(i["pk"]["S"], i["pos"]["S"]) for i in items] == [(f"processing#{unique_name}#{SHARD}", pos_key("1002"))]
+    assert [(i["pk"]["S"], i["pos"]["S"]) for i in items] == [
+        (f"processing#{unique_name}#{SHARD}", pos_key("1002"))
+    ]

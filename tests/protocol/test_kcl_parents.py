@@ -27,10 +27,14 @@ def test_children_of_a_split_and_a_merge_name_their_parents(aws_stack: object, u
     first, second = create_stream(unique_name, 2, client=kinesis)
     kinesis.split_shard(StreamName=unique_name, ShardToSplit=first, NewStartingHashKey=str(2**126))
     wait_active(kinesis, unique_name)
-    split_children = sorted(s["ShardId"] for s in kinesis.list_shards(StreamName=unique_name)["Shards"]
-                            if s.get("ParentShardId") == first)
-    kinesis.merge_shards(StreamName=unique_name, ShardToMerge=split_children[0],
-                         AdjacentShardToMerge=split_children[1])
+    split_children = sorted(
+        s["ShardId"]
+        for s in kinesis.list_shards(StreamName=unique_name)["Shards"]
+        if s.get("ParentShardId") == first
+    )
+    kinesis.merge_shards(
+        StreamName=unique_name, ShardToMerge=split_children[0], AdjacentShardToMerge=split_children[1]
+    )
     wait_active(kinesis, unique_name)
     shards = kinesis.list_shards(StreamName=unique_name)["Shards"]
     (merged,) = [s["ShardId"] for s in shards if s.get("AdjacentParentShardId")]

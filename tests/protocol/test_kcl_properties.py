@@ -43,15 +43,19 @@ def valid_text() -> str:
 
 
 def test_an_unknown_key_is_reported_because_the_daemon_ignores_it(tmp_path: Path) -> None:
-    problems = check_properties(write(tmp_path, valid_text() + "kinesisClientEndpoint = http://127.0.0.1:1\n"), ROOT)
+    problems = check_properties(
+        write(tmp_path, valid_text() + "kinesisClientEndpoint = http://127.0.0.1:1\n"), ROOT
+    )
     assert len(problems) == 1 and "kinesisClientEndpoint: unknown setting" in problems[0]
 
 
 def test_a_missing_executable_is_reported(tmp_path: Path) -> None:
     text = valid_text().replace("consumers/alarms.py", "consumers/nope.py")
     (problem,) = check_properties(write(tmp_path, text), ROOT)
-    assert problem.endswith("executableName: script 'consumers/nope.py' not found from "
-                            f"{ROOT} (fix: run the daemon from the repository root)")
+    assert problem.endswith(
+        "executableName: script 'consumers/nope.py' not found from "
+        f"{ROOT} (fix: run the daemon from the repository root)"
+    )
 
 
 def test_a_missing_interpreter_is_reported(tmp_path: Path) -> None:
@@ -60,14 +64,23 @@ def test_a_missing_interpreter_is_reported(tmp_path: Path) -> None:
     assert "executableName: 'no-such-python3' is not an executable file" in problem
 
 
-@pytest.mark.parametrize(("find", "replace", "setting"), [
-    ("retrievalMode = POLLING", "retrievalMode = DEFAULT", "retrievalMode"),
-    ("maxRecords = 2000", "maxRecords = 20000", "maxRecords"),
-    ("timeoutInSeconds = 300", "timeoutInSeconds = soon", "timeoutInSeconds"),
-    ("initialPositionInStream = TRIM_HORIZON", "initialPositionInStream = OLDEST", "initialPositionInStream"),
-    ("applicationName = wenu-alarms", "", "applicationName"),
-])
-def test_a_bad_or_missing_value_names_the_setting(tmp_path: Path, find: str, replace: str, setting: str) -> None:
+@pytest.mark.parametrize(
+    ("find", "replace", "setting"),
+    [
+        ("retrievalMode = POLLING", "retrievalMode = DEFAULT", "retrievalMode"),
+        ("maxRecords = 2000", "maxRecords = 20000", "maxRecords"),
+        ("timeoutInSeconds = 300", "timeoutInSeconds = soon", "timeoutInSeconds"),
+        (
+            "initialPositionInStream = TRIM_HORIZON",
+            "initialPositionInStream = OLDEST",
+            "initialPositionInStream",
+        ),
+        ("applicationName = wenu-alarms", "", "applicationName"),
+    ],
+)
+def test_a_bad_or_missing_value_names_the_setting(
+    tmp_path: Path, find: str, replace: str, setting: str
+) -> None:
     assert find in valid_text()
     (problem,) = check_properties(write(tmp_path, valid_text().replace(find, replace)), ROOT)
     assert f": {setting}: " in problem and "fix:" in problem
@@ -84,8 +97,14 @@ def test_parse_handles_comments_separators_and_continuations() -> None:
 
 
 def test_local_rendering_sets_endpoints_and_this_interpreter_and_still_checks(tmp_path: Path) -> None:
-    overrides = local_overrides("processing", kinesis_url="http://127.0.0.1:4567", dynamodb_url="http://127.0.0.1:5000",
-                                region="us-east-1", root=ROOT, python=sys.executable)
+    overrides = local_overrides(
+        "processing",
+        kinesis_url="http://127.0.0.1:4567",
+        dynamodb_url="http://127.0.0.1:5000",
+        region="us-east-1",
+        root=ROOT,
+        python=sys.executable,
+    )
     text = render_properties("processing", overrides, root=ROOT)
     props = parse_properties(text)
     assert props["kinesisEndpoint"] == "http://127.0.0.1:4567"

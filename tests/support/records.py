@@ -15,7 +15,9 @@ _nonces = itertools.count(1)
 
 
 def message(device: str, seq: int, t: int = 1_764_300_000_000, v: float = 1.5) -> Message:
-    return Message(device=device, seq=seq, sent_at=t + 100, readings=(Reading(ch="active_power_w", t=t, v=v),))
+    return Message(
+        device=device, seq=seq, sent_at=t + 100, readings=(Reading(ch="active_power_w", t=t, v=v),)
+    )
 
 
 def envelope(msg: Message, key_id: str = "k1", codec: int = 1) -> bytes:
@@ -23,9 +25,15 @@ def envelope(msg: Message, key_id: str = "k1", codec: int = 1) -> bytes:
     return seal(encode_payload(msg, codec), key_id=key_id, key=KEYS[key_id], codec=codec, nonce=nonce)
 
 
-def record(seq: int, data: bytes, partition_key: str = "pk", arrival: float = 1_764_300_001.0) -> KinesisRecord:
-    return KinesisRecord(sequence_number=str(seq), data=data, partition_key=partition_key,
-                         approximate_arrival_timestamp=arrival)
+def record(
+    seq: int, data: bytes, partition_key: str = "pk", arrival: float = 1_764_300_001.0
+) -> KinesisRecord:
+    return KinesisRecord(
+        sequence_number=str(seq),
+        data=data,
+        partition_key=partition_key,
+        approximate_arrival_timestamp=arrival,
+    )
 
 
 def aggregated(seq: int, msgs: list[Message]) -> KinesisRecord:

@@ -17,7 +17,9 @@ from wenu_stream.devtools.simulate import SimulationConfig, Tally, generate, par
 from wenu_stream.devtools.simulate.outcomes import Outcomes
 from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
 
-FAULTS = "corrupt=0.01,unknown_key=0.01,tamper=0.01,malformed=0.01,duplicate=0.05,reorder=0.05,reorder_bound_s=20"
+FAULTS = (
+    "corrupt=0.01,unknown_key=0.01,tamper=0.01,malformed=0.01,duplicate=0.05,reorder=0.05,reorder_bound_s=20"
+)
 
 
 def write_keyring(path: Path, keys: dict[str, bytes]) -> Path:
@@ -25,13 +27,28 @@ def write_keyring(path: Path, keys: dict[str, bytes]) -> Path:
     return path
 
 
-def fill_stream(stream: str, keys: dict[str, bytes], *, shards: int = 4, devices: int = 60, duration_s: float = 120,
-                aggregate: int = 10, seed: int = 11) -> Outcomes:
+def fill_stream(
+    stream: str,
+    keys: dict[str, bytes],
+    *,
+    shards: int = 4,
+    devices: int = 60,
+    duration_s: float = 120,
+    aggregate: int = 10,
+    seed: int = 11,
+) -> Outcomes:
     """Create ``stream`` and put a simulated fleet with every fault; return what consumers must make of it."""
     create_stream(stream, shards)
     producer = KinesisProducer(stream)
-    sim = SimulationConfig(devices=devices, interval_s=2.0, duration_s=duration_s, seed=seed, aggregate=aggregate,
-                           faults=parse_faults(FAULTS), shard_ranges=producer.open_shard_ranges() if aggregate else ())
+    sim = SimulationConfig(
+        devices=devices,
+        interval_s=2.0,
+        duration_s=duration_s,
+        seed=seed,
+        aggregate=aggregate,
+        faults=parse_faults(FAULTS),
+        shard_ranges=producer.open_shard_ranges() if aggregate else (),
+    )
     tally = Tally()
     put_all(generate(sim, keys), producer.put, Pacer("none"), tally=tally)
     return tally.result()
@@ -87,5 +104,10 @@ def fleet_catalog_for(devices: int) -> dict[str, Any]:
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`wenu-stream run` as a subprocess with the test's stack and settings."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("WENU_")} | env
-    return subprocess.Popen([sys.executable, "-m", "wenu_stream", "run"], env=full, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "wenu_stream", "run"],
+        env=full,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "ab"),
+    )

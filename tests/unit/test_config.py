@@ -31,7 +31,9 @@ def test_out_of_range_names_the_variable() -> None:
     assert "WENU_KINESIS_MAX_RECORDS" in str(err.value) and "<= 10000" in str(err.value)
 
 
-def test_cli_exits_2_on_bad_config(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_exits_2_on_bad_config(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WENU_APP", "billing")
     assert main(["check-config"]) == 2
     assert "WENU_APP" in capsys.readouterr().err

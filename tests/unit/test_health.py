@@ -41,7 +41,9 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def test_readiness_follows_the_last_durable_write_of_each_sink(endpoint: tuple[str, Health, Metrics, Clock]) -> None:
+def test_readiness_follows_the_last_durable_write_of_each_sink(
+    endpoint: tuple[str, Health, Metrics, Clock],
+) -> None:
     url, health, _, clock = endpoint
     assert get(url + "/healthz") == (200, "ok\n")
     assert get(url + "/readyz") == (200, "ready\n")

@@ -16,7 +16,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "src" / "wenu_stream"
 
-BASE = {"config", "errors", "log", "metrics", "health", "model", "tasks", "backoff", "timewindows", "ports", "testing"}
+BASE = {
+    "config",
+    "errors",
+    "log",
+    "metrics",
+    "health",
+    "model",
+    "tasks",
+    "backoff",
+    "timewindows",
+    "ports",
+    "testing",
+}
 PURE = {
     "model", "timewindows", "records.*", "ingest.batch", "ingest.dedup", "ingest.rebuild",
     "catalog.document", "catalog.directory", "catalog.enrichment", "alarms.rules", "alarms.engine", "alarms.shard",
@@ -118,8 +130,14 @@ def test_there_are_no_import_cycles() -> None:
 def test_pure_modules_do_no_io_and_read_no_clock(module: str) -> None:
     internal, external = imports(module)
     assert external & SDKS == set()
-    assert {m for m in internal if not (matches(m, PURE) or m in BASE - {"ports", "testing", "log", "metrics",
-                                                                          "health", "tasks", "backoff"})} == set()
+    assert {
+        m
+        for m in internal
+        if not (
+            matches(m, PURE)
+            or m in BASE - {"ports", "testing", "log", "metrics", "health", "tasks", "backoff"}
+        )
+    } == set()
     calls = {(n.value.id, n.attr) for n in ast.walk(ast.parse(MODULES[module].read_text()))
              if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}  # fmt: skip
     assert calls & CLOCKS == set()

@@ -65,8 +65,12 @@ class _Shard:
             self.upserts[(s.rule, s.series)] = s
 
     def clock(self) -> ShardClock:
-        return ShardClock(watermark=self.engine.watermark, seen_watermark=self.seen_watermark,
-                          seen_wall=self.seen_wall, generation=self.engine.generation)
+        return ShardClock(
+            watermark=self.engine.watermark,
+            seen_watermark=self.seen_watermark,
+            seen_wall=self.seen_wall,
+            generation=self.engine.generation,
+        )
 
 
 class AlarmsSink(SinkBase):
@@ -127,7 +131,11 @@ class AlarmsSink(SinkBase):
         shard = await self._shard(shard_id)
         if shard.seen_wall is None or shard.seen_watermark is None:
             if shard.engine.watermark is not None:  # restarted without a clock: count from now
-                shard.seen_watermark, shard.seen_wall, shard.clock_dirty = shard.engine.watermark, now_ms, True
+                shard.seen_watermark, shard.seen_wall, shard.clock_dirty = (
+                    shard.engine.watermark,
+                    now_ms,
+                    True,
+                )
             return []
         elapsed = now_ms - shard.seen_wall
         if elapsed < self._idle_ms:
@@ -143,7 +151,9 @@ class AlarmsSink(SinkBase):
                 try:
                     await self._flush_shard(shard_id, shard)
                 except StaleAlarmState:
-                    self.release(shard_id)  # our engine is behind the store: reload it if the shard comes back
+                    self.release(
+                        shard_id
+                    )  # our engine is behind the store: reload it if the shard comes back
                     raise
 
     @property
@@ -174,8 +184,13 @@ class AlarmsSink(SinkBase):
             shard.removed.clear()
         if shard.upserts:  # 3.
             last = {(t.rule, t.series): LastTransition(t.transition_id, t.to_state, t.at) for t in batch}
-            await self._store.save(shard_id, list(shard.upserts.values()), severity=self._severity_of,
-                                   last=last.get, now_ms=self._wall_ms())
+            await self._store.save(
+                shard_id,
+                list(shard.upserts.values()),
+                severity=self._severity_of,
+                last=last.get,
+                now_ms=self._wall_ms(),
+            )
             shard.upserts.clear()
         if shard.clock_dirty or batch:
             shard.clock_dirty = False  # cleared first: a write_readings during the await sets it again
@@ -198,8 +213,13 @@ class AlarmsSink(SinkBase):
                 clock = None  # kept before a rebuild: the replay's readings set the time again
             orphans = engine.load(states, clock.watermark if clock else None)
             shard = self._shards[shard_id] = _Shard(engine, clock)
-            self._log.info("alarm_shard_loaded", shard_id=shard_id, instances=len(engine), orphans=len(orphans),
-                           watermark=engine.watermark)
+            self._log.info(
+                "alarm_shard_loaded",
+                shard_id=shard_id,
+                instances=len(engine),
+                orphans=len(orphans),
+                watermark=engine.watermark,
+            )
         return shard
 
     async def _look_up(self, shard: _Shard, readings: Iterable[SeriesReading]) -> None:
@@ -207,7 +227,11 @@ class AlarmsSink(SinkBase):
         keys: list[InstanceKey] = []
         fresh = {r.series: r for r in readings if r.series not in shard.looked_up}
         for series, r in fresh.items():
-            keys.extend((rule.id, series) for rule in self._rules_for(r) if shard.engine.state(rule.id, series) is None)
+            keys.extend(
+                (rule.id, series)
+                for rule in self._rules_for(r)
+                if shard.engine.state(rule.id, series) is None
+            )
         if keys:
             shard.engine.load(await self._store.load_instances(keys))
         shard.looked_up.update(fresh)  # only once loaded: a failed fetch is tried again on the replay

@@ -170,7 +170,9 @@ class DynamoAlarmStateStore:
 
     async def _batch_get_chunk(self, pks: list[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {self._table: {"Keys": [{"pk": {"S": pk}} for pk in pks], "ConsistentRead": True}}
+        request: dict[str, Any] = {
+            self._table: {"Keys": [{"pk": {"S": pk}} for pk in pks], "ConsistentRead": True}
+        }
         for attempt in range(12):
             out = await self._client.batch_get_item(RequestItems=request)
             found.extend(out.get("Responses", {}).get(self._table, []))
@@ -184,7 +186,9 @@ class DynamoAlarmStateStore:
         return f"@shard#{self.shard_key(shard_id)}"
 
 
-def _item(s: InstanceState, shard_key: str, severity: str, last: LastTransition | None, now_ms: int) -> dict[str, Any]:
+def _item(
+    s: InstanceState, shard_key: str, severity: str, last: LastTransition | None, now_ms: int
+) -> dict[str, Any]:
     item: dict[str, Any] = {
         "pk": {"S": instance_pk(s.rule, s.series)}, "shard_key": {"S": shard_key},
         "blob": {"B": _ENCODER.encode(s)}, "version": {"N": str(s.version)}, "state": {"S": s.state},
@@ -211,5 +215,9 @@ def _clock(item: dict[str, Any] | None) -> ShardClock | None:
         value = item.get(name, {})
         return int(value["N"]) if "N" in value else None
 
-    return ShardClock(watermark=num("watermark"), seen_watermark=num("seen_watermark"), seen_wall=num("seen_wall"),
-                      generation=num("generation") or 0)
+    return ShardClock(
+        watermark=num("watermark"),
+        seen_watermark=num("seen_watermark"),
+        seen_wall=num("seen_wall"),
+        generation=num("generation") or 0,
+    )

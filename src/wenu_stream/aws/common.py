@@ -10,5 +10,11 @@ def error_code(exc: ClientError) -> str:
 
 
 # DynamoDB answers that mean "slow down", not "this request is wrong".
-THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-                       "InternalServerError"})
+THROTTLED = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    }
+)

@@ -42,11 +42,20 @@ def letter_key(prefix: str, app: str, stream: str, shard_id: str, letter: DeadLe
 
 
 def to_document(app: str, stream: str, shard_id: str, letter: DeadLetter) -> DeadLetterDocument:
-    arrival = dt.datetime.fromtimestamp(letter.arrival_ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
+    arrival = dt.datetime.fromtimestamp(letter.arrival_ms / 1000, tz=dt.UTC).isoformat(
+        timespec="milliseconds"
+    )
     return DeadLetterDocument(
-        app=app, stream=stream, shard_id=shard_id, sequence_number=str(letter.position.sequence),
-        sub_sequence_number=letter.position.sub, partition_key=letter.partition_key, reason=letter.reason,
-        detail=letter.detail, arrival_time=arrival, data_b64=base64.b64encode(letter.raw).decode(),
+        app=app,
+        stream=stream,
+        shard_id=shard_id,
+        sequence_number=str(letter.position.sequence),
+        sub_sequence_number=letter.position.sub,
+        partition_key=letter.partition_key,
+        reason=letter.reason,
+        detail=letter.detail,
+        arrival_time=arrival,
+        data_b64=base64.b64encode(letter.raw).decode(),
     )
 
 
@@ -57,8 +66,17 @@ class S3DeadLetterStore:
     SDK's request pipeline; the runtime passes one.
     """
 
-    def __init__(self, client: Any, *, bucket: str, prefix: str, app: str, stream: str, concurrency: int = 16,
-                 fast: FastS3Put | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        bucket: str,
+        prefix: str,
+        app: str,
+        stream: str,
+        concurrency: int = 16,
+        fast: FastS3Put | None = None,
+    ) -> None:
         self._client = client
         self._fast = fast
         self._bucket = bucket
@@ -77,4 +95,6 @@ class S3DeadLetterStore:
         async with self._limit:
             if self._fast is not None:
                 return await self._fast.put(key, body)
-            await self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+            await self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=body, ContentType="application/json"
+            )

@@ -112,7 +112,9 @@ class SnsNotifier:
                                            ":m": {"S": message_id}},
             )  # fmt: skip
             if self._metrics is not None:
-                self._metrics.notifications.labels(entry.attributes["severity"], entry.attributes["state"]).inc()
+                self._metrics.notifications.labels(
+                    entry.attributes["severity"], entry.attributes["state"]
+                ).inc()
 
     async def recover(self, shard_id: str) -> int:
         """Publish every entry a previous owner of the shard left pending; return how many."""
@@ -139,12 +141,19 @@ class SnsNotifier:
 
     async def _record_one(self, shard_id: str, tr: Transition) -> LedgerEntry:
         body, attributes = notification(tr)
-        entry = LedgerEntry(series=tr.series, sk=sort_key(tr), transition_id=tr.transition_id, body=body,
-                            attributes=attributes, status=PENDING)
+        entry = LedgerEntry(
+            series=tr.series,
+            sk=sort_key(tr),
+            transition_id=tr.transition_id,
+            body=body,
+            attributes=attributes,
+            status=PENDING,
+        )
         item = _ledger_item(tr, entry, self._shard_key(shard_id), int(self._wall() * 1000))
         try:
-            await self._ddb.put_item(TableName=self._table, Item=item,
-                                     ConditionExpression="attribute_not_exists(series)")
+            await self._ddb.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(series)"
+            )
             return entry
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -154,8 +163,9 @@ class SnsNotifier:
         return stored
 
     async def _get(self, series: str, sk: str) -> LedgerEntry | None:
-        out = await self._ddb.get_item(TableName=self._table, Key={"series": {"S": series}, "sk": {"S": sk}},
-                                       ConsistentRead=True)
+        out = await self._ddb.get_item(
+            TableName=self._table, Key={"series": {"S": series}, "sk": {"S": sk}}, ConsistentRead=True
+        )
         item = out.get("Item")
         if item is None:
             return None
@@ -174,10 +184,15 @@ class SnsNotifier:
             except (ClientError, BotoCoreError, OSError) as exc:
                 waited = time.monotonic() - started
                 if waited >= self._give_up_s:
-                    raise SinkError(f"SNS refused notification {entry.transition_id} for {waited:.0f} s: {exc!r}"
-                                    ) from exc
-                self._log.warning("notification_retry", transition_id=entry.transition_id, attempt=attempt + 1,
-                                  error=repr(exc))
+                    raise SinkError(
+                        f"SNS refused notification {entry.transition_id} for {waited:.0f} s: {exc!r}"
+                    ) from exc
+                self._log.warning(
+                    "notification_retry",
+                    transition_id=entry.transition_id,
+                    attempt=attempt + 1,
+                    error=repr(exc),
+                )
                 await asyncio.sleep(random.uniform(0, min(self._cap, 0.1 * 2**attempt)))
                 attempt += 1
 
@@ -223,5 +238,6 @@ async def resolve_topic_arn(sns: Any, topic_arn: str, topic_name: str) -> str:
                 return str(topic["TopicArn"])
         token = page.get("NextToken")
         if not token:
-            raise SinkError(f"no SNS topic named {topic_name!r}; run `wenu-stream provision` or set "
-                            "WENU_ALARMS_TOPIC_ARN")
+            raise SinkError(
+                f"no SNS topic named {topic_name!r}; run `wenu-stream provision` or set WENU_ALARMS_TOPIC_ARN"
+            )

@@ -42,8 +42,13 @@ def ensure_stream(config: Config, opts: dict[str, Any]) -> dict[str, str]:
         if error_code(exc) != "ResourceInUseException":
             raise
         state = "exists"
-    _wait(lambda: kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
-          == "ACTIVE", f"stream {name}")
+    _wait(
+        lambda: (
+            kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
+            == "ACTIVE"
+        ),
+        f"stream {name}",
+    )
     return {f"kinesis stream {name}": state}
 
 
@@ -51,8 +56,12 @@ def ensure_table(spec: TableSpec, name: str) -> dict[str, str]:
     """A PAY_PER_REQUEST table as ``spec`` says (keys, indexes, TTL) under ``name``; indexes added when missing."""
     ddb = boto3.client("dynamodb")
     try:
-        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", AttributeDefinitions=attribute_definitions(spec.hash, spec.range),
-                         KeySchema=key_schema(spec.hash, spec.range))
+        ddb.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=attribute_definitions(spec.hash, spec.range),
+            KeySchema=key_schema(spec.hash, spec.range),
+        )
         state = "created"
     except ClientError as exc:
         if error_code(exc) != "ResourceInUseException":
@@ -65,17 +74,22 @@ def ensure_table(spec: TableSpec, name: str) -> dict[str, str]:
     if spec.ttl_attribute:
         current = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"].get("TimeToLiveStatus")
         if current not in ("ENABLED", "ENABLING"):
-            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True,
-                                                                             "AttributeName": spec.ttl_attribute})
+            ddb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+            )
     return done
 
 
-def _ensure_index(ddb: Any, spec: TableSpec, table: str, index: Index, timeout_s: float = 900.0) -> dict[str, str]:
+def _ensure_index(
+    ddb: Any, spec: TableSpec, table: str, index: Index, timeout_s: float = 900.0
+) -> dict[str, str]:
     """Add a GSI unless the table has it; wait until it is ACTIVE."""
 
     def status() -> str | None:
         indexes = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
-        return next((str(i.get("IndexStatus", "ACTIVE")) for i in indexes if i["IndexName"] == index.name), None)
+        return next(
+            (str(i.get("IndexStatus", "ACTIVE")) for i in indexes if i["IndexName"] == index.name), None
+        )
 
     state = "exists"
     if status() is None:
@@ -137,7 +151,9 @@ def ensure_alarm_topic(config: Config, opts: dict[str, Any]) -> dict[str, str]:
         return {f"sns topic {config.alarms.topic_arn}": "exists"}
     name = config.alarms.topic_name
     known = {t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]}
-    arn = sns.create_topic(Name=name, **({"Attributes": {"FifoTopic": "true"}} if name.endswith(".fifo") else {}))
+    arn = sns.create_topic(
+        Name=name, **({"Attributes": {"FifoTopic": "true"}} if name.endswith(".fifo") else {})
+    )
     return {f"sns topic {arn['TopicArn']}": "exists" if arn["TopicArn"] in known else "created"}
 
 

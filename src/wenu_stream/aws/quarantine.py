@@ -39,7 +39,9 @@ class S3Quarantine:
 
     name = "quarantine"
 
-    def __init__(self, client: Any, *, bucket: str, prefix: str, app: str, stream: str, concurrency: int = 16) -> None:
+    def __init__(
+        self, client: Any, *, bucket: str, prefix: str, app: str, stream: str, concurrency: int = 16
+    ) -> None:
         self._client, self._bucket, self._prefix = client, bucket, prefix
         self._app, self._stream = app, stream
         self._pending: dict[str, QuarantineDocument] = {}
@@ -52,9 +54,13 @@ class S3Quarantine:
             doc = self._pending.get(key)
             if doc is None:
                 doc = self._pending[key] = QuarantineDocument(
-                    app=self._app, stream=self._stream, shard_id=shard_id,
-                    sequence_number=str(reading.position.sequence), sub_sequence_number=reading.position.sub,
-                    readings=[])
+                    app=self._app,
+                    stream=self._stream,
+                    shard_id=shard_id,
+                    sequence_number=str(reading.position.sequence),
+                    sub_sequence_number=reading.position.sub,
+                    readings=[],
+                )
             doc.readings.append(reading)
 
     async def flush(self) -> None:
@@ -68,5 +74,6 @@ class S3Quarantine:
 
     async def _put(self, key: str, doc: QuarantineDocument) -> None:
         async with self._limit:
-            await self._client.put_object(Bucket=self._bucket, Key=key, Body=msgspec.json.encode(doc),
-                                          ContentType="application/json")
+            await self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=msgspec.json.encode(doc), ContentType="application/json"
+            )

@@ -58,8 +58,17 @@ class SigV4S3:
         return key
 
     def headers(
-        self, method: str, host: str, path: str, headers: dict[str, str], body: bytes, *,
-        access_key: str, secret_key: str, token: str | None, now: dt.datetime,
+        self,
+        method: str,
+        host: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        access_key: str,
+        secret_key: str,
+        token: str | None,
+        now: dt.datetime,
     ) -> dict[str, str]:
         """Return ``headers`` plus host, x-amz-date, x-amz-content-sha256, the token and Authorization.
 
@@ -79,7 +88,9 @@ class SigV4S3:
         )
         scope = f"{date}/{self.region}/s3/aws4_request"
         to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        signature = hmac.new(self._signing_key(date, secret_key), to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.new(
+            self._signing_key(date, secret_key), to_sign.encode(), hashlib.sha256
+        ).hexdigest()
         out = {**headers, "Host": host, "X-Amz-Date": amz_date, "X-Amz-Content-SHA256": payload_hash}
         if token:
             out["X-Amz-Security-Token"] = token
@@ -114,8 +125,10 @@ class FastS3Put:
         credential = parse_qs(parts.query).get("X-Amz-Credential", [""])[0].split("/")
         region = credential[2] if len(credential) == 5 else client.meta.region_name
         base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len(_PROBE)]}"
-        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=300),
-                                     timeout=aiohttp.ClientTimeout(total=60, connect=10))
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=60, connect=10),
+        )
         return cls(base_url=base, region=region, credentials=credentials, http=http)
 
     async def close(self) -> None:
@@ -126,8 +139,14 @@ class FastS3Put:
         path = self._base_path + quote(key, safe="/~")
         frozen = await self._credentials.get_frozen_credentials()
         headers = self._signer.headers(
-            "PUT", self._host, path, {"Content-Type": content_type}, body,
-            access_key=frozen.access_key, secret_key=frozen.secret_key, token=frozen.token,
+            "PUT",
+            self._host,
+            path,
+            {"Content-Type": content_type},
+            body,
+            access_key=frozen.access_key,
+            secret_key=frozen.secret_key,
+            token=frozen.token,
             now=dt.datetime.now(dt.UTC),
         )
         async with self._http.put(URL(self._origin + path, encoded=True), data=body, headers=headers) as resp:

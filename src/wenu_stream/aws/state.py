@@ -39,7 +39,8 @@ class DynamoStateStore:
         """Store the state valid at ``sequence``, then prune items older than the newest few."""
         pk = self._prefix + shard_id
         await self._client.put_item(
-            TableName=self._table, Item={"pk": {"S": pk}, "pos": {"S": pos_key(sequence)}, "state": {"B": blob}}
+            TableName=self._table,
+            Item={"pk": {"S": pk}, "pos": {"S": pos_key(sequence)}, "state": {"B": blob}},
         )
         count = self._saves[pk] = self._saves.get(pk, 0) + 1
         if sequence.isdigit() and count % _PRUNE_EVERY == 0:
@@ -48,7 +49,8 @@ class DynamoStateStore:
     async def load(self, shard_id: str, sequence: str) -> bytes | None:
         """The state saved at exactly ``sequence``, or None."""
         out = await self._client.get_item(
-            TableName=self._table, Key={"pk": {"S": self._prefix + shard_id}, "pos": {"S": pos_key(sequence)}},
+            TableName=self._table,
+            Key={"pk": {"S": self._prefix + shard_id}, "pos": {"S": pos_key(sequence)}},
             ConsistentRead=True,
         )
         item = out.get("Item")
@@ -60,9 +62,12 @@ class DynamoStateStore:
 
     async def _prune(self, pk: str) -> None:
         out = await self._client.query(
-            TableName=self._table, KeyConditionExpression="pk = :pk AND pos < :end",
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND pos < :end",
             ExpressionAttributeValues={":pk": {"S": pk}, ":end": {"S": SHARD_END}},
-            ProjectionExpression="pos", ScanIndexForward=False, ConsistentRead=True,
+            ProjectionExpression="pos",
+            ScanIndexForward=False,
+            ConsistentRead=True,
         )
         for item in out.get("Items", [])[_KEEP:]:
             await self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}, "pos": item["pos"]})
@@ -79,15 +84,23 @@ def marker_key(app: str, stream: str, shard_id: str) -> dict[str, dict[str, str]
 
 def _to_item(marker: RebuildMarker) -> dict[str, dict[str, str]]:
     return marker_key(marker.app, marker.stream, marker.shard_id) | {
-        "from_checkpoint": {"S": marker.from_checkpoint}, "generation": {"N": str(marker.generation)},
-        "target": {"S": marker.target}, "created_at": {"S": marker.created_at},
+        "from_checkpoint": {"S": marker.from_checkpoint},
+        "generation": {"N": str(marker.generation)},
+        "target": {"S": marker.target},
+        "created_at": {"S": marker.created_at},
     }
 
 
 def _from_item(app: str, stream: str, shard_id: str, item: dict[str, Any]) -> RebuildMarker:
-    return RebuildMarker(app=app, stream=stream, shard_id=shard_id, from_checkpoint=item["from_checkpoint"]["S"],
-                         generation=int(item["generation"]["N"]), target=item.get("target", {}).get("S", ""),
-                         created_at=item.get("created_at", {}).get("S", ""))
+    return RebuildMarker(
+        app=app,
+        stream=stream,
+        shard_id=shard_id,
+        from_checkpoint=item["from_checkpoint"]["S"],
+        generation=int(item["generation"]["N"]),
+        target=item.get("target", {}).get("S", ""),
+        created_at=item.get("created_at", {}).get("S", ""),
+    )
 
 
 def get_marker(ddb: Any, table: str, app: str, stream: str, shard_id: str) -> RebuildMarker | None:
@@ -96,7 +109,9 @@ def get_marker(ddb: Any, table: str, app: str, stream: str, shard_id: str) -> Re
     return _from_item(app, stream, shard_id, out["Item"]) if "Item" in out else None
 
 
-async def read_rebuild_marker(client: Any, table: str, app: str, stream: str, shard_id: str) -> RebuildMarker | None:
+async def read_rebuild_marker(
+    client: Any, table: str, app: str, stream: str, shard_id: str
+) -> RebuildMarker | None:
     """The shard's marker through an open aiobotocore DynamoDB client, or None (for the processor)."""
     out = await client.get_item(TableName=table, Key=marker_key(app, stream, shard_id), ConsistentRead=True)
     return _from_item(app, stream, shard_id, out["Item"]) if "Item" in out else None
@@ -108,20 +123,41 @@ def next_generation(ddb: Any, table: str, app: str, stream: str, shard_ids: Any)
     return 1 + max((m.generation for m in markers if m is not None), default=0)
 
 
-def write_marker(ddb: Any, table: str, *, app: str, stream: str, shard_id: str, from_checkpoint: str,
-                 target: str, now: dt.datetime, generation: int | None = None) -> RebuildMarker:
+def write_marker(
+    ddb: Any,
+    table: str,
+    *,
+    app: str,
+    stream: str,
+    shard_id: str,
+    from_checkpoint: str,
+    target: str,
+    now: dt.datetime,
+    generation: int | None = None,
+) -> RebuildMarker:
     """Write a shard's marker (default generation: its previous one + 1), conditional on the marker read (sync)."""
     previous = get_marker(ddb, table, app, stream, shard_id)
     if generation is None:
         generation = (previous.generation if previous else 0) + 1
     if previous is not None and generation <= previous.generation:
-        raise ValueError(f"rebuild generation {generation} of {shard_id} is not above its marker's {previous.generation}")
-    marker = RebuildMarker(app=app, stream=stream, shard_id=shard_id, from_checkpoint=from_checkpoint,
-                           generation=generation, target=target, created_at=now.isoformat(timespec="seconds"))
+        raise ValueError(
+            f"rebuild generation {generation} of {shard_id} is not above its marker's {previous.generation}"
+        )
+    marker = RebuildMarker(
+        app=app,
+        stream=stream,
+        shard_id=shard_id,
+        from_checkpoint=from_checkpoint,
+        generation=generation,
+        target=target,
+        created_at=now.isoformat(timespec="seconds"),
+    )
     if previous is None:
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
     else:
-        condition = {"ConditionExpression": "generation = :g",
-                     "ExpressionAttributeValues": {":g": {"N": str(previous.generation)}}}
+        condition = {
+            "ConditionExpression": "generation = :g",
+            "ExpressionAttributeValues": {":g": {"N": str(previous.generation)}},
+        }
     ddb.put_item(TableName=table, Item=_to_item(marker), **condition)
     return marker

@@ -39,12 +39,26 @@ BY_SHARD = "by-shard"  # alarm instances of a shard
 PENDING_INDEX = "pending"  # ledger entries not published yet (sparse)
 
 STATE = TableSpec(role="state", name_of=lambda c: c.sinks.state_table, hash=Key("pk"), range=Key("pos"))
-STATS = TableSpec(role="stats", name_of=lambda c: c.stats.table, hash=Key("pk"), range=Key("sk", "N"),
-                  ttl_attribute="expires_at")
-ALARM_STATE = TableSpec(role="alarm-state", name_of=lambda c: c.alarms.state_table, hash=Key("pk"),
-                        indexes=(Index(name=BY_SHARD, hash=Key("shard_key")),))
-TRANSITIONS = TableSpec(role="alarm-transitions", name_of=lambda c: c.alarms.transitions_table, hash=Key("series"),
-                        range=Key("sk"), indexes=(Index(name=PENDING_INDEX, hash=Key("pending_shard"), range=Key("sk")),))
+STATS = TableSpec(
+    role="stats",
+    name_of=lambda c: c.stats.table,
+    hash=Key("pk"),
+    range=Key("sk", "N"),
+    ttl_attribute="expires_at",
+)
+ALARM_STATE = TableSpec(
+    role="alarm-state",
+    name_of=lambda c: c.alarms.state_table,
+    hash=Key("pk"),
+    indexes=(Index(name=BY_SHARD, hash=Key("shard_key")),),
+)
+TRANSITIONS = TableSpec(
+    role="alarm-transitions",
+    name_of=lambda c: c.alarms.transitions_table,
+    hash=Key("series"),
+    range=Key("sk"),
+    indexes=(Index(name=PENDING_INDEX, hash=Key("pending_shard"), range=Key("sk")),),
+)
 
 TABLES: tuple[TableSpec, ...] = (STATE, STATS, ALARM_STATE, TRANSITIONS)
 

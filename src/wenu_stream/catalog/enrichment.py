@@ -37,8 +37,19 @@ def enrich(
         info = channels.get(reading.ch)
         value = reading.v * info.scale + info.offset if info is not None else 0.0
         if info is not None and math.isfinite(value):
-            mapped.append(series_reading(info, message.device, message.seq, index, reading.ch, reading.t, reading.v,
-                                         value, position))
+            mapped.append(
+                series_reading(
+                    info,
+                    message.device,
+                    message.seq,
+                    index,
+                    reading.ch,
+                    reading.t,
+                    reading.v,
+                    value,
+                    position,
+                )
+            )
         else:
             reason = UnmappedReason.UNKNOWN_CHANNEL if info is None else UnmappedReason.VALUE_OUT_OF_RANGE
             unmapped.append(
@@ -56,12 +67,34 @@ def enrich(
     return mapped, unmapped
 
 
-def series_reading(info: ChannelInfo, device: str, seq: int, index: int, ch: str, t: int, raw: float, value: float,
-                   position: Position) -> SeriesReading:
+def series_reading(
+    info: ChannelInfo,
+    device: str,
+    seq: int,
+    index: int,
+    ch: str,
+    t: int,
+    raw: float,
+    value: float,
+    position: Position,
+) -> SeriesReading:
     """One reading placed on its series (``value`` already normalised)."""
-    return SeriesReading(series=info.series, company=info.company, site=info.site, timezone=info.timezone,
-                         kind=info.kind, unit=info.unit, device=device, ch=ch, seq=seq, index=index, t=t, value=value,
-                         raw_value=raw, position=position)
+    return SeriesReading(
+        series=info.series,
+        company=info.company,
+        site=info.site,
+        timezone=info.timezone,
+        kind=info.kind,
+        unit=info.unit,
+        device=device,
+        ch=ch,
+        seq=seq,
+        index=index,
+        t=t,
+        value=value,
+        raw_value=raw,
+        position=position,
+    )
 
 
 def _unmapped(message: Message, position: Position, reason: UnmappedReason) -> list[Unmapped]:
@@ -92,6 +125,9 @@ def enrich_unmapped(
         if info is None or not math.isfinite(value):
             still.append(item)
             continue
-        mapped.append(series_reading(info, item.device, item.seq, item.index, item.ch, item.t, item.v, value,
-                                     item.position))
+        mapped.append(
+            series_reading(
+                info, item.device, item.seq, item.index, item.ch, item.t, item.v, value, item.position
+            )
+        )
     return mapped, still

@@ -19,8 +19,9 @@ _HISTORY_COLUMNS = ("at", "rule", "from_state", "to_state", "severity", "value",
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("alarms", help="list alarm instances or a series' transition history",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "alarms", help="list alarm instances or a series' transition history", description=__doc__
+    )
     sub = p.add_subparsers(dest="alarms_command", required=True)
     ls = sub.add_parser("list", help="alarm instances, firing first")
     ls.add_argument("--state", choices=("firing", "pending", "ok"), help="only instances in this state")
@@ -29,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ls.set_defaults(handler=list_alarms)
     hist = sub.add_parser("history", help="the transitions of one series, oldest first")
     hist.add_argument("--series", required=True, help="series id, as in the catalog")
-    hist.add_argument("--format", choices=("json", "table"), default="table", help="json: one object per line")
+    hist.add_argument(
+        "--format", choices=("json", "table"), default="table", help="json: one object per line"
+    )
     hist.set_defaults(handler=alarm_history)
     for parser in (ls, hist):
         add_config_flags(parser, "--log-level")
@@ -37,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _check_id(flag: str, value: str | None) -> None:
     if value is not None and not _ID.match(value):
-        raise ConfigError(flag, f"{value!r} is not an id", "use 1-128 letters, digits or _ . : - (as in the catalog)")
+        raise ConfigError(
+            flag, f"{value!r} is not an id", "use 1-128 letters, digits or _ . : - (as in the catalog)"
+        )
 
 
 def list_alarms(args: argparse.Namespace) -> int:
@@ -74,8 +79,11 @@ def _scan(table: str, state: str | None, company: str | None) -> Iterator[dict[s
             conditions.append(f"#{field} = :{field}")
             names[f"#{field}"] = field
             values[f":{field}"] = {"S": value}
-    args: dict[str, Any] = {"TableName": table, "FilterExpression": " AND ".join(conditions),
-                            "ExpressionAttributeNames": names}
+    args: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": " AND ".join(conditions),
+        "ExpressionAttributeNames": names,
+    }
     if values:
         args["ExpressionAttributeValues"] = values
     for page in boto3.client("dynamodb").get_paginator("scan").paginate(**args):

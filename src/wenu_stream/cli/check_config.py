@@ -10,8 +10,9 @@ from wenu_stream.config import redacted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("check-config", help="print the resolved configuration; exit 2 if it is invalid",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "check-config", help="print the resolved configuration; exit 2 if it is invalid", description=__doc__
+    )
     add_config_flags(p, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring", "--log-level")
     p.set_defaults(handler=run)
 

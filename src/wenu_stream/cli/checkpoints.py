@@ -55,44 +55,78 @@ EXIT_LIVE = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("checkpoints", help="list or reset an application's checkpoints", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "checkpoints",
+        help="list or reset an application's checkpoints",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="checkpoints_command", required=True)
     ls = sub.add_parser("list", help="per shard: owner, counter, checkpoint, parents, lag behind the tip")
     add_config_flags(ls, "--app", "--stream")
-    ls.add_argument("--count", action="store_true",
-                    help="also count the records behind the tip (reads them: competes with the consumers)")
+    ls.add_argument(
+        "--count",
+        action="store_true",
+        help="also count the records behind the tip (reads them: competes with the consumers)",
+    )
     ls.add_argument("--no-lag", action="store_true", help="do not read the stream")
     ls.add_argument("--json", action="store_true", help="one JSON object per shard")
     ls.set_defaults(handler=list_checkpoints)
-    rs = sub.add_parser("reset", help="move checkpoints to replay or skip records", description=__doc__,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rs = sub.add_parser(
+        "reset",
+        help="move checkpoints to replay or skip records",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_flags(rs, "--app", "--stream")
-    rs.add_argument("--to", nargs="+", required=True, metavar="TARGET",
-                    help="trim-horizon | latest | timestamp ISO | sequence N")
+    rs.add_argument(
+        "--to",
+        nargs="+",
+        required=True,
+        metavar="TARGET",
+        help="trim-horizon | latest | timestamp ISO | sequence N",
+    )
     rs.add_argument("--shard", action="append", default=[], help="only this shard (repeatable; default: all)")
     rs.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    rs.add_argument("--force", action="store_true", help="write even while workers hold the leases (risks: --help)")
-    rs.add_argument("--rebuild", action="store_true", help="recompute results during the replay instead of skipping")
-    rs.add_argument("--failover-ms", type=int, default=None,
-                    help="liveness wait (default: the lease failover time) [env: WENU_LEASE_FAILOVER_MS]")
+    rs.add_argument(
+        "--force", action="store_true", help="write even while workers hold the leases (risks: --help)"
+    )
+    rs.add_argument(
+        "--rebuild", action="store_true", help="recompute results during the replay instead of skipping"
+    )
+    rs.add_argument(
+        "--failover-ms",
+        type=int,
+        default=None,
+        help="liveness wait (default: the lease failover time) [env: WENU_LEASE_FAILOVER_MS]",
+    )
     rs.set_defaults(handler=reset)
 
 
 def list_checkpoints(args: argparse.Namespace) -> int:
     config = config_from(args)
-    rows = ops.list_status(boto3.client("dynamodb"), boto3.client("kinesis"), config.lease_table,
-                           config.kinesis.stream, now_ms=int(time.time() * 1000), lag=not args.no_lag,
-                           count=args.count)
+    rows = ops.list_status(
+        boto3.client("dynamodb"),
+        boto3.client("kinesis"),
+        config.lease_table,
+        config.kinesis.stream,
+        now_ms=int(time.time() * 1000),
+        lag=not args.no_lag,
+        count=args.count,
+    )
     if args.json:
         for row in rows:
             sys.stdout.write(json.dumps(msgspec.to_builtins(row)) + "\n")
         return 0
-    sys.stdout.write(f"{'shard':<24} {'owner':<28} {'counter':>8} {'checkpoint':<58} {'behind':<24} parents\n")
+    sys.stdout.write(
+        f"{'shard':<24} {'owner':<28} {'counter':>8} {'checkpoint':<58} {'behind':<24} parents\n"
+    )
     for row in rows:
         checkpoint = row.checkpoint + (f":{row.sub_sequence_number}" if row.sub_sequence_number else "")
-        sys.stdout.write(f"{row.shard_id:<24} {row.lease_owner or '-':<28} {row.lease_counter:>8} "
-                         f"{checkpoint:<58} {describe_lag(row.lag):<24} {','.join(row.parent_shard_ids) or '-'}\n")
+        sys.stdout.write(
+            f"{row.shard_id:<24} {row.lease_owner or '-':<28} {row.lease_counter:>8} "
+            f"{checkpoint:<58} {describe_lag(row.lag):<24} {','.join(row.parent_shard_ids) or '-'}\n"
+        )
     return 0
 
 
@@ -122,12 +156,22 @@ def reset(args: argparse.Namespace) -> int:
     if failover_ms < 0:
         raise ConfigError("--failover-ms", "negative", "give the lease failover time in milliseconds")
     ddb, kinesis = boto3.client("dynamodb"), boto3.client("kinesis")
-    plan = ops.plan_reset(ddb, kinesis, table=config.lease_table, stream=config.kinesis.stream, target=target,
-                          shards=args.shard, failover_s=0 if args.force else failover_ms / 1000, now=now)
+    plan = ops.plan_reset(
+        ddb,
+        kinesis,
+        table=config.lease_table,
+        stream=config.kinesis.stream,
+        target=target,
+        shards=args.shard,
+        failover_s=0 if args.force else failover_ms / 1000,
+        now=now,
+    )
     print_plan(plan)
     if plan.live and not args.force:
-        sys.stderr.write(f"wenu-stream: refused: live workers hold {', '.join(plan.live)} (lease counters moved "
-                         f"within {failover_ms} ms). Fix: {ops.STOP_HINT}\n")
+        sys.stderr.write(
+            f"wenu-stream: refused: live workers hold {', '.join(plan.live)} (lease counters moved "
+            f"within {failover_ms} ms). Fix: {ops.STOP_HINT}\n"
+        )
         return EXIT_LIVE
     if args.dry_run:
         sys.stdout.write("dry run: nothing written\n")
@@ -136,15 +180,27 @@ def reset(args: argparse.Namespace) -> int:
         every = [lease.lease_key for lease in read_leases(config.lease_table, ddb)]
         generation = next_generation(ddb, config.sinks.state_table, config.app, config.kinesis.stream, every)
         for step in plan.steps:
-            write_marker(ddb, config.sinks.state_table, app=config.app, stream=config.kinesis.stream,
-                         shard_id=step.shard_id, from_checkpoint=step.new_checkpoint, target=target.describe(),
-                         now=now, generation=generation)
+            write_marker(
+                ddb,
+                config.sinks.state_table,
+                app=config.app,
+                stream=config.kinesis.stream,
+                shard_id=step.shard_id,
+                from_checkpoint=step.new_checkpoint,
+                target=target.describe(),
+                now=now,
+                generation=generation,
+            )
     result = ops.apply_reset(ddb, plan)
-    sys.stdout.write(f"reset {len(result.written)} lease(s) of {plan.table}"
-                     f"{' with rebuild markers' if args.rebuild else ''}\n")
+    sys.stdout.write(
+        f"reset {len(result.written)} lease(s) of {plan.table}"
+        f"{' with rebuild markers' if args.rebuild else ''}\n"
+    )
     if result.conflicts:
-        sys.stderr.write(f"wenu-stream: {', '.join(result.conflicts)} moved after the plan and were left unchanged. "
-                         f"Fix: {ops.STOP_HINT}\n")
+        sys.stderr.write(
+            f"wenu-stream: {', '.join(result.conflicts)} moved after the plan and were left unchanged. "
+            f"Fix: {ops.STOP_HINT}\n"
+        )
         return 1
     return 0
 
@@ -156,5 +212,7 @@ def print_plan(plan: ops.ResetPlan) -> None:
         holder = f"held by {step.lease_owner}" if step.lease_owner else "no owner"
         state = "LIVE" if step.live else "idle"
         resumes = f" (resumes at {step.resumes_at})" if step.resumes_at else ""
-        sys.stdout.write(f"  {step.shard_id}: {step.old_checkpoint} -> {step.new_checkpoint}{resumes} "
-                         f"[counter {step.lease_counter}, {holder}, {state}]\n")
+        sys.stdout.write(
+            f"  {step.shard_id}: {step.old_checkpoint} -> {step.new_checkpoint}{resumes} "
+            f"[counter {step.lease_counter}, {holder}, {state}]\n"
+        )

@@ -24,8 +24,13 @@ def add_config_flags(parser: argparse.ArgumentParser, *flags: str) -> None:
     """Add the named shared flags; each shows its environment variable in --help."""
     for flag in flags:
         leaf, text = SHARED_FLAGS[flag]
-        parser.add_argument(flag, dest=f"cfg:{leaf}", default=None, metavar=leaf.split(".")[-1].upper(),
-                            help=f"{text} [env: {env_name(leaf)}]")
+        parser.add_argument(
+            flag,
+            dest=f"cfg:{leaf}",
+            default=None,
+            metavar=leaf.split(".")[-1].upper(),
+            help=f"{text} [env: {env_name(leaf)}]",
+        )
 
 
 def config_from(args: argparse.Namespace, **extra: Any) -> Config:

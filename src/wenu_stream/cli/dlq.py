@@ -56,7 +56,9 @@ def letter_prefix(config: Config, reason: str | None = None) -> str:
 def iter_letters(config: Config, reason: str | None = None, s3: Any = None) -> Iterator[dict[str, Any]]:
     """Every dead-letter document of ``config.app`` on ``config.kinesis.stream``, with its object key."""
     s3 = s3 or boto3.client("s3")
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=config.sinks.bucket, Prefix=letter_prefix(config, reason))
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=config.sinks.bucket, Prefix=letter_prefix(config, reason)
+    )
     for page in pages:
         for obj in page.get("Contents", []):
             doc = json.loads(s3.get_object(Bucket=config.sinks.bucket, Key=obj["Key"])["Body"].read())
@@ -66,8 +68,11 @@ def iter_letters(config: Config, reason: str | None = None, s3: Any = None) -> I
 
 def list_letters(args: argparse.Namespace) -> int:
     if args.reason is not None and args.reason not in {r.value for r in Reason}:
-        raise ConfigError("--reason", f"unknown reason code {args.reason!r}",
-                          f"use one of {', '.join(r.value for r in Reason)}")
+        raise ConfigError(
+            "--reason",
+            f"unknown reason code {args.reason!r}",
+            f"use one of {', '.join(r.value for r in Reason)}",
+        )
     if args.limit < 0:
         raise ConfigError("--limit", "negative", "give 0 (all) or a positive count")
     config = config_from(args)
@@ -82,8 +87,9 @@ def list_letters(args: argparse.Namespace) -> int:
 
 def _check_reason(reason: str | None) -> None:
     if reason is not None and reason not in {r.value for r in Reason}:
-        raise ConfigError("--reason", f"unknown reason code {reason!r}",
-                          f"use one of {', '.join(r.value for r in Reason)}")
+        raise ConfigError(
+            "--reason", f"unknown reason code {reason!r}", f"use one of {', '.join(r.value for r in Reason)}"
+        )
 
 
 def show_letter(args: argparse.Namespace) -> int:
@@ -100,8 +106,11 @@ def show_letter(args: argparse.Namespace) -> int:
     try:
         body = s3.get_object(Bucket=config.sinks.bucket, Key=args.key)["Body"].read()
     except s3.exceptions.NoSuchKey:
-        raise ConfigError("KEY", f"no dead letter {args.key!r} in bucket {config.sinks.bucket}",
-                          "copy a key from `wenu-stream dlq list`") from None
+        raise ConfigError(
+            "KEY",
+            f"no dead letter {args.key!r} in bucket {config.sinks.bucket}",
+            "copy a key from `wenu-stream dlq list`",
+        ) from None
     doc = json.loads(body)
     doc["key"] = args.key
     if keyring is None:
@@ -112,8 +121,8 @@ def show_letter(args: argparse.Namespace) -> int:
         first = results[0]
         doc["decoded"] = (
             {"accepted": True, "key_id": first.key_id, "message": msgspec.to_builtins(first.message)}
-            if isinstance(first, Accepted) else
-            {"accepted": False, "reason": str(first.reason), "detail": first.detail}
+            if isinstance(first, Accepted)
+            else {"accepted": False, "reason": str(first.reason), "detail": first.detail}
         )
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     return 0
@@ -130,9 +139,18 @@ def redrive_letters(args: argparse.Namespace) -> int:
     config = config_from(args)
     keyring = load_keyring(config)
     s3 = boto3.client("s3")
-    prefix = redrive.letter_prefix(config.sinks.dead_letter_prefix, config.app, config.kinesis.stream, args.reason)
+    prefix = redrive.letter_prefix(
+        config.sinks.dead_letter_prefix, config.app, config.kinesis.stream, args.reason
+    )
     letters = list(redrive.iter_letters(s3, config.sinks.bucket, prefix, since))
-    result = redrive.redrive(letters, keyring, s3=s3, kinesis=boto3.client("kinesis"), bucket=config.sinks.bucket,
-                             stream=config.kinesis.stream, dry_run=args.dry_run)
+    result = redrive.redrive(
+        letters,
+        keyring,
+        s3=s3,
+        kinesis=boto3.client("kinesis"),
+        bucket=config.sinks.bucket,
+        stream=config.kinesis.stream,
+        dry_run=args.dry_run,
+    )
     sys.stdout.write(json.dumps({"dry_run": args.dry_run, **msgspec.to_builtins(result)}) + "\n")
     return 1 if result.put_failed else 0

@@ -17,15 +17,29 @@ from wenu_stream.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("emulator", help="run the local AWS stack (moto + a Kinesis emulator) on loopback",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "emulator",
+        help="run the local AWS stack (moto + a Kinesis emulator) on loopback",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("action", choices=["run", "start", "stop", "env"])
-    p.add_argument("--run-dir", default=".run/stack", help="where logs, data and the pid file go (default .run/stack)")
-    p.add_argument("--kinesis", choices=["kinesalite", "kinesis-local"], default="kinesalite",
-                   help="Kinesis emulator (default kinesalite: fast; kinesis-local: faithful, slow)")
+    p.add_argument(
+        "--run-dir", default=".run/stack", help="where logs, data and the pid file go (default .run/stack)"
+    )
+    p.add_argument(
+        "--kinesis",
+        choices=["kinesalite", "kinesis-local"],
+        default="kinesalite",
+        help="Kinesis emulator (default kinesalite: fast; kinesis-local: faithful, slow)",
+    )
     p.add_argument("--moto-port", type=int, default=0, help="port of moto's server (default: a free one)")
-    p.add_argument("--kinesis-port", type=int, default=0, help="port of the Kinesis emulator (default: a free one)")
-    p.add_argument("--persist", action="store_true", help="keep kinesalite's data in the run dir across restarts")
+    p.add_argument(
+        "--kinesis-port", type=int, default=0, help="port of the Kinesis emulator (default: a free one)"
+    )
+    p.add_argument(
+        "--persist", action="store_true", help="keep kinesalite's data in the run dir across restarts"
+    )
     p.set_defaults(handler=run)
 
 
@@ -36,7 +50,9 @@ def _exports(env: dict[str, str]) -> str:
 def run(args: argparse.Namespace) -> int:
     for flag in ("moto_port", "kinesis_port"):
         if not 0 <= getattr(args, flag) <= 65535:
-            raise ConfigError(f"--{flag.replace('_', '-')}", "not a port", "give 0 (any free port) or 1..65535")
+            raise ConfigError(
+                f"--{flag.replace('_', '-')}", "not a port", "give 0 (any free port) or 1..65535"
+            )
     running = read_stack(args.run_dir)
     if args.action in ("stop", "env"):
         if running is None:
@@ -48,10 +64,18 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(_exports(running.env()))
         return 0
     if running is not None:
-        print(f"a stack is already recorded in {args.run_dir}; run `wenu-stream emulator stop` first", file=sys.stderr)
+        print(
+            f"a stack is already recorded in {args.run_dir}; run `wenu-stream emulator stop` first",
+            file=sys.stderr,
+        )
         return 1
-    spec = StackSpec(run_dir=args.run_dir, kinesis=args.kinesis, moto_port=args.moto_port,
-                     kinesis_port=args.kinesis_port, persist=args.persist)
+    spec = StackSpec(
+        run_dir=args.run_dir,
+        kinesis=args.kinesis,
+        moto_port=args.moto_port,
+        kinesis_port=args.kinesis_port,
+        persist=args.persist,
+    )
     try:
         stack = start_stack(spec)
     except EmulatorError as exc:

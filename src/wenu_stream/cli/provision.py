@@ -10,8 +10,9 @@ from wenu_stream.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("provision", help="create every resource the platform needs (idempotent)",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "provision", help="create every resource the platform needs (idempotent)", description=__doc__
+    )
     add_config_flags(p, "--stream", "--bucket")
     p.add_argument("--shards", type=int, default=4, help="shard count of a newly created stream (default 4)")
     p.set_defaults(handler=run)

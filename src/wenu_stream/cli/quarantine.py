@@ -10,8 +10,9 @@ from wenu_stream.cli.common import add_config_flags, config_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("quarantine", help="list or re-drive readings the catalog does not map",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "quarantine", help="list or re-drive readings the catalog does not map", description=__doc__
+    )
     sub = p.add_subparsers(dest="quarantine_command", required=True)
     ls = sub.add_parser("list", help="quarantined readings counted by device, channel and reason")
     add_config_flags(ls, "--stream", "--bucket")

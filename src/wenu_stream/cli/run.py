@@ -19,18 +19,38 @@ from wenu_stream.log import configure_logging, get_logger
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("run", help="consume the stream (native driver)", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "run",
+        help="consume the stream (native driver)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_flags(p, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring", "--log-level")
-    p.add_argument("--metrics-port", dest="cfg:metrics_port", default=None,
-                   help="serve Prometheus metrics and health on this port (0: off) [env: WENU_METRICS_PORT]")
-    p.add_argument("--metrics-host", dest="cfg:metrics_host", default=None,
-                   help="address of the metrics/health endpoint (default 127.0.0.1; 0.0.0.0 in a container) "
-                        "[env: WENU_METRICS_HOST]")
-    p.add_argument("--idle-exit", dest="cfg:kinesis.idle_exit_s", default=None,
-                   help="stop after this many seconds without records (0: run forever) [env: WENU_KINESIS_IDLE_EXIT_S]")
-    p.add_argument("--worker-id", dest="cfg:lease.worker_id", default=None,
-                   help="lease owner name (default host:pid) [env: WENU_LEASE_WORKER_ID]")
+    p.add_argument(
+        "--metrics-port",
+        dest="cfg:metrics_port",
+        default=None,
+        help="serve Prometheus metrics and health on this port (0: off) [env: WENU_METRICS_PORT]",
+    )
+    p.add_argument(
+        "--metrics-host",
+        dest="cfg:metrics_host",
+        default=None,
+        help="address of the metrics/health endpoint (default 127.0.0.1; 0.0.0.0 in a container) "
+        "[env: WENU_METRICS_HOST]",
+    )
+    p.add_argument(
+        "--idle-exit",
+        dest="cfg:kinesis.idle_exit_s",
+        default=None,
+        help="stop after this many seconds without records (0: run forever) [env: WENU_KINESIS_IDLE_EXIT_S]",
+    )
+    p.add_argument(
+        "--worker-id",
+        dest="cfg:lease.worker_id",
+        default=None,
+        help="lease owner name (default host:pid) [env: WENU_LEASE_WORKER_ID]",
+    )
     p.set_defaults(handler=run)
 
 
@@ -43,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(consume(config, keyring=keyring))
 
 
-async def consume(config: Config, *, stop: asyncio.Event | None = None, runtime: Any = None,
-                  **runtime_kwargs: Any) -> int:
+async def consume(
+    config: Config, *, stop: asyncio.Event | None = None, runtime: Any = None, **runtime_kwargs: Any
+) -> int:
     """Run the native worker until it stops (signal, ``stop`` set, or idle exit); return the exit code."""
     from wenu_stream.bootstrap import Runtime, serve_metrics
     from wenu_stream.drivers.native.worker import run_worker
@@ -63,11 +84,11 @@ async def consume(config: Config, *, stop: asyncio.Event | None = None, runtime:
     async with runtime as rt:
         server = serve_metrics(config, rt)
         try:
-            result = await run_worker(config, rt.processor_factory(), metrics=rt.metrics, stop=stop,
-                                      session=rt.session)
+            result = await run_worker(
+                config, rt.processor_factory(), metrics=rt.metrics, stop=stop, session=rt.session
+            )
         finally:
             if server is not None:
                 server.shutdown()
     log.info("worker_stopped", records=result.records, checkpoints=result.checkpoints, failed=result.failed)
     return 1 if result.failed else 0
-

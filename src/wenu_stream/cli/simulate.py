@@ -31,25 +31,45 @@ _FLAGS = {"keyring": "--keyring", "key_ids": "--key-ids", "unknown_key_id": "--f
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("simulate", help="simulate meters into a stream", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "simulate",
+        help="simulate meters into a stream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_flags(p, "--stream", "--keyring", "--log-level")
     p.add_argument("--devices", type=int, default=10, help="number of devices (default 10)")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings of a device (default 1)")
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between readings of a device (default 1)"
+    )
     p.add_argument("--duration", type=float, default=60.0, help="simulated seconds (default 60)")
     p.add_argument("--seed", type=int, default=None, help="reproducible readings, faults and nonces")
-    p.add_argument("--aggregate", type=int, nargs="?", const=100, default=0, metavar="N",
-                   help="pack up to N envelopes per KPL aggregated record (N default 100)")
+    p.add_argument(
+        "--aggregate",
+        type=int,
+        nargs="?",
+        const=100,
+        default=0,
+        metavar="N",
+        help="pack up to N envelopes per KPL aggregated record (N default 100)",
+    )
     p.add_argument("--faults", default="", help="NAME=P pairs, e.g. corrupt=0.01,duplicate=0.05,reorder=0.1")
-    p.add_argument("--key-ids", default="", help="comma-separated key ids to seal with (default: all of the ring)")
-    p.add_argument("--msgpack-share", type=float, default=0.5, help="share of MessagePack devices (default 0.5)")
+    p.add_argument(
+        "--key-ids", default="", help="comma-separated key ids to seal with (default: all of the ring)"
+    )
+    p.add_argument(
+        "--msgpack-share", type=float, default=0.5, help="share of MessagePack devices (default 0.5)"
+    )
     p.add_argument("--start", default="now", help="simulated start: ISO 8601 with a zone, or 'now' (default)")
     p.add_argument("--rate", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--no-pace", action="store_true", help="put as fast as possible")
     pace.add_argument("--backfill", action="store_true", help="start --duration ago; send the past at once")
-    p.add_argument("--anomalies", action="store_true",
-                   help="a few devices break each alarm rule of the fleet once; the summary lists the expected alarms")
+    p.add_argument(
+        "--anomalies",
+        action="store_true",
+        help="a few devices break each alarm rule of the fleet once; the summary lists the expected alarms",
+    )
     p.add_argument("--catalog-out", default=None, help="write the fleet's catalog document to this file")
     p.add_argument("--dry-run", action="store_true", help="print records as JSON lines instead of putting")
     p.set_defaults(handler=run)
@@ -88,9 +108,15 @@ def run(args: argparse.Namespace) -> int:
 
         put_all(records, producer.put, _pacer(args, sim.start_ms), tally=tally)
         put = msgspec.to_builtins(producer.stats)
-    summary = {"stream": config.kinesis.stream, "dry_run": args.dry_run, **put,
-               **msgspec.to_builtins(tally.result()), "seed": sim.seed, "start_ms": sim.start_ms,
-               "elapsed_s": round(time.monotonic() - began, 3)}
+    summary = {
+        "stream": config.kinesis.stream,
+        "dry_run": args.dry_run,
+        **put,
+        **msgspec.to_builtins(tally.result()),
+        "seed": sim.seed,
+        "start_ms": sim.start_ms,
+        "elapsed_s": round(time.monotonic() - began, 3),
+    }
     if sim.anomalies and sim.seed is not None:
         from wenu_stream.devtools.simulate.generator import expected_alarms
 
@@ -113,10 +139,18 @@ def simulation_config(args: argparse.Namespace, now_ms: int) -> Any:
     faults = parse_faults(args.faults) if args.faults else FaultRates()
     start_ms = now_ms - round(args.duration * 1000) if args.backfill else _start_ms(args.start, now_ms)
     key_ids = tuple(k.strip() for k in args.key_ids.split(",") if k.strip())
-    return SimulationConfig(devices=args.devices, interval_s=args.interval, duration_s=args.duration,
-                            start_ms=start_ms, seed=args.seed, aggregate=args.aggregate,
-                            msgpack_share=args.msgpack_share, key_ids=key_ids, faults=faults,
-                            anomalies=args.anomalies)
+    return SimulationConfig(
+        devices=args.devices,
+        interval_s=args.interval,
+        duration_s=args.duration,
+        start_ms=start_ms,
+        seed=args.seed,
+        aggregate=args.aggregate,
+        msgpack_share=args.msgpack_share,
+        key_ids=key_ids,
+        faults=faults,
+        anomalies=args.anomalies,
+    )
 
 
 def _check_range(flag: str, value: float, low: float, high: float, fix: str) -> None:
@@ -130,8 +164,9 @@ def _start_ms(text: str, now_ms: int) -> int:
     try:
         moment = datetime.fromisoformat(text)  # 3.11 reads a trailing Z
     except ValueError:
-        raise ConfigError("--start", f"{text!r} is not an ISO 8601 time", "give e.g. 2025-11-28T00:00:00Z or 'now'"
-                          ) from None
+        raise ConfigError(
+            "--start", f"{text!r} is not an ISO 8601 time", "give e.g. 2025-11-28T00:00:00Z or 'now'"
+        ) from None
     if moment.tzinfo is None:
         raise ConfigError("--start", f"{text!r} has no time zone", "add one, e.g. 2025-11-28T00:00:00Z")
     return int(moment.timestamp() * 1000)
@@ -146,10 +181,13 @@ def _producer(stream: str) -> Any:
         producer = KinesisProducer(stream)
         producer.check_stream()
     except NoRegionError:
-        raise ConfigError("AWS_REGION", "no AWS region configured", "set AWS_REGION (or AWS_DEFAULT_REGION)") from None
+        raise ConfigError(
+            "AWS_REGION", "no AWS region configured", "set AWS_REGION (or AWS_DEFAULT_REGION)"
+        ) from None
     except BotoCoreError as exc:
-        raise ConfigError("--stream", f"cannot reach Kinesis: {exc}", "check AWS_ENDPOINT_URL_KINESIS and credentials"
-                          ) from None
+        raise ConfigError(
+            "--stream", f"cannot reach Kinesis: {exc}", "check AWS_ENDPOINT_URL_KINESIS and credentials"
+        ) from None
     return producer
 
 

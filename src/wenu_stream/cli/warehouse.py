@@ -154,8 +154,10 @@ def _push(config: Config, summary: Any) -> None:
     try:
         push(config.warehouse.pushgateway, config.warehouse.target, run_registry(summary, now_s=time.time()))
     except OSError as exc:
-        sys.stderr.write(f"wenu-stream: warning: metrics not pushed to {config.warehouse.pushgateway}: {exc!r} "
-                         "(the load itself is unaffected)\n")
+        sys.stderr.write(
+            f"wenu-stream: warning: metrics not pushed to {config.warehouse.pushgateway}: {exc!r} "
+            "(the load itself is unaffected)\n"
+        )
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -37,23 +37,39 @@ from wenu_stream.config import Config, load_config
 from wenu_stream.devtools.emulator.stack import StackSpec, start_stack, stop_stack
 from wenu_stream.errors import ConfigError
 
-FAULTS = ("corrupt=0.004,unknown_key=0.003,tamper=0.003,malformed=0.002,duplicate=0.02,reorder=0.05,"
-          "reorder_bound_s=10,duplicate_delay_s=3")
+FAULTS = (
+    "corrupt=0.004,unknown_key=0.003,tamper=0.003,malformed=0.002,duplicate=0.02,reorder=0.05,"
+    "reorder_bound_s=10,duplicate_delay_s=3"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("demo", help="run the platform end to end on a local stack", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "demo",
+        help="run the platform end to end on a local stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--devices", type=int, default=200, help="simulated meters (default 200)")
-    p.add_argument("--duration", type=float, default=60.0, help="simulated seconds, paced in real time (default 60)")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a meter (default 5)")
-    p.add_argument("--idle-exit", type=float, default=8.0, help="stop consuming after this idle time (default 8 s)")
+    p.add_argument(
+        "--duration", type=float, default=60.0, help="simulated seconds, paced in real time (default 60)"
+    )
+    p.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between readings of a meter (default 5)"
+    )
+    p.add_argument(
+        "--idle-exit", type=float, default=8.0, help="stop consuming after this idle time (default 8 s)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the stack running and the scratch folder")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag, value in (("--devices", args.devices), ("--duration", args.duration), ("--interval", args.interval)):
+    for flag, value in (
+        ("--devices", args.devices),
+        ("--duration", args.duration),
+        ("--interval", args.interval),
+    ):
         if value <= 0:
             raise ConfigError(flag, f"{value} is not positive", "give a positive number")
     from wenu_stream.log import configure_logging
@@ -73,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
         return _demo(args, run_dir, warehouse.dsn)
     finally:
         if args.keep:
-            say(f"\nkept: the stack runs on; `wenu-stream emulator stop --run-dir {run_dir / 'stack'}` stops it; "
-                f"the warehouse is at {warehouse.dsn if warehouse else '-'}.")
+            say(
+                f"\nkept: the stack runs on; `wenu-stream emulator stop --run-dir {run_dir / 'stack'}` stops it; "
+                f"the warehouse is at {warehouse.dsn if warehouse else '-'}."
+            )
         else:
             if warehouse is not None:
                 stop_postgres(warehouse)
@@ -86,16 +104,28 @@ def run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     keyring = run_dir / "keyring.json"
-    keyring.write_text(json.dumps({kid: base64.b64encode(os.urandom(32)).decode() for kid in ("fleet-a", "fleet-b")}))
+    keyring.write_text(
+        json.dumps({kid: base64.b64encode(os.urandom(32)).decode() for kid in ("fleet-a", "fleet-b")})
+    )
     keyring.chmod(0o600)
     # Processing coalesces stats writes over 15 s (the emulator's DynamoDB takes a few hundred writes a second);
     # alarm notifications commit at once whatever the interval.
-    config = load_config({}, {"keyring.file": str(keyring), "kinesis.checkpoint_interval_s": 15.0, "log_level": "warning",
-                              "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}", "warehouse.dsn": dsn})
+    config = load_config(
+        {},
+        {
+            "keyring.file": str(keyring),
+            "kinesis.checkpoint_interval_s": 15.0,
+            "log_level": "warning",
+            "catalog.url": f"sqlite:///{run_dir / 'catalog.db'}",
+            "warehouse.dsn": dsn,
+        },
+    )
     from wenu_stream.aws.provision import provision
 
     say("[2/6] provisioning: " + ", ".join(f"{k} ({v})" for k, v in provision(config, shards=4).items()))
-    alarms = msgspec.structs.replace(config, app="alarms")  # its own lease table (wenu-alarms) and checkpoints
+    alarms = msgspec.structs.replace(
+        config, app="alarms"
+    )  # its own lease table (wenu-alarms) and checkpoints
     queue = subscribe_queue(alarms)
     say(f"      and an SQS queue subscribed to the alarms topic: {queue}")
     say("      catalog: " + _import_catalog(config, args.devices, args.interval))
@@ -115,7 +145,9 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     return code
 
 
-async def _consume_until_idle(config: Config, sim: subprocess.Popen[bytes], idle_s: float, alarms: Config) -> int:
+async def _consume_until_idle(
+    config: Config, sim: subprocess.Popen[bytes], idle_s: float, alarms: Config
+) -> int:
     """Run both applications while the simulator runs; each stops once caught up with the stream (plus ``idle_s``)."""
     from wenu_stream.bootstrap import Runtime
     from wenu_stream.cli.run import consume
@@ -155,10 +187,14 @@ def caught_up(config: Config) -> bool:
         checkpoint = checkpoints.get(shard["ShardId"], "TRIM_HORIZON")
         if checkpoint == "SHARD_END":
             continue
-        kind = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint} \
-            if checkpoint.isdigit() else {"ShardIteratorType": "TRIM_HORIZON"}
-        iterator = kinesis.get_shard_iterator(StreamName=config.kinesis.stream, ShardId=shard["ShardId"],
-                                              **kind)["ShardIterator"]
+        kind = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint}
+            if checkpoint.isdigit()
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = kinesis.get_shard_iterator(
+            StreamName=config.kinesis.stream, ShardId=shard["ShardId"], **kind
+        )["ShardIterator"]
         if kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"]:
             return False
     return True
@@ -183,15 +219,36 @@ def _import_catalog(config: Config, devices: int, interval_s: float) -> str:
     with CatalogStore(config.catalog.url) as store:
         summary = store.import_document(checked.document)
     doc = checked.document
-    return (f"{len(doc.companies)} companies, {sum(len(c.sites) for c in doc.companies)} sites, "
-            f"{len(doc.alarm_rules)} alarm rules imported (version {summary.version})")
+    return (
+        f"{len(doc.companies)} companies, {sum(len(c.sites) for c in doc.companies)} sites, "
+        f"{len(doc.alarm_rules)} alarm rules imported (version {summary.version})"
+    )
 
 
 def _start_simulator(args: argparse.Namespace, config: Config, run_dir: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "wenu_stream", "simulate", "--stream", config.kinesis.stream,
-           "--keyring", config.keyring.file, "--devices", str(args.devices), "--interval", str(args.interval),
-           "--duration", str(args.duration), "--seed", "7", "--faults", FAULTS, "--aggregate", "20",
-           "--anomalies"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wenu_stream",
+        "simulate",
+        "--stream",
+        config.kinesis.stream,
+        "--keyring",
+        config.keyring.file,
+        "--devices",
+        str(args.devices),
+        "--interval",
+        str(args.interval),
+        "--duration",
+        str(args.duration),
+        "--seed",
+        "7",
+        "--faults",
+        FAULTS,
+        "--aggregate",
+        "20",
+        "--anomalies",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(run_dir / "simulate.log", "wb"))
 
 
@@ -221,10 +278,14 @@ def _summary(config: Config, expected: dict[str, Any], elapsed: float) -> None:
     say(f"    dead letters in S3 by reason: {json.dumps(dead_letter_counts(config))}")
     say("    checkpoints: " + ", ".join(f"{lease.lease_key}={lease.checkpoint[-12:]}" for lease in leases))
     users = totals.accepted + totals.duplicates + totals.stale + sum(totals.rejected.values())
-    say(f"    user records handled: {users} in {elapsed:.1f} s of consuming ({users / max(elapsed, 1e-9):.0f}/s; the "
-        "simulator paces arrivals in real time, so this is the arrival rate: `make bench` measures capacity)")
-    say("    where to look next: `wenu-stream dlq list --reason auth_failed`, `wenu-stream records decode`, "
-        "`wenu-stream check-config`, README.md")
+    say(
+        f"    user records handled: {users} in {elapsed:.1f} s of consuming ({users / max(elapsed, 1e-9):.0f}/s; the "
+        "simulator paces arrivals in real time, so this is the arrival rate: `make bench` measures capacity)"
+    )
+    say(
+        "    where to look next: `wenu-stream dlq list --reason auth_failed`, `wenu-stream records decode`, "
+        "`wenu-stream check-config`, README.md"
+    )
 
 
 def _stats(config: Config) -> None:
@@ -233,8 +294,12 @@ def _stats(config: Config) -> None:
 
     now_ms = int(time.time() * 1000)
     for series, width in (("acme-hq.em-000001.power", "15m"), ("acme-hq.em-000001.energy", "1h")):
-        rows = [row(item) for item in fetch(config.stats.table, series, width, now_ms - 86_400_000, now_ms + 3_600_000,
-                                            now_ms // 1000)]
+        rows = [
+            row(item)
+            for item in fetch(
+                config.stats.table, series, width, now_ms - 86_400_000, now_ms + 3_600_000, now_ms // 1000
+            )
+        ]
         say(f"    stats: `wenu-stream stats query --series {series} --window {width} --from ... --to ...`")
         sys.stdout.flush()
         write(rows[-3:], "table")
@@ -245,13 +310,19 @@ def _warehouse(config: Config) -> None:
     from wenu_stream.cli.warehouse import _run
     from wenu_stream.warehouse.loader import load_pending, status
 
-    loaded = _run(config, lambda s3, t: load_pending(s3, t, bucket=config.sinks.bucket, config=config.warehouse))
-    again = _run(config, lambda s3, t: load_pending(s3, t, bucket=config.sinks.bucket, config=config.warehouse))
+    loaded = _run(
+        config, lambda s3, t: load_pending(s3, t, bucket=config.sinks.bucket, config=config.warehouse)
+    )
+    again = _run(
+        config, lambda s3, t: load_pending(s3, t, bucket=config.sinks.bucket, config=config.warehouse)
+    )
     counts = _run(config, lambda s3, t: status(s3, t, bucket=config.sinks.bucket, config=config.warehouse))
     said = msgspec.to_builtins(loaded)
-    say(f"    warehouse: {len(said.get('manifests', []))} manifest(s) loaded into PostgreSQL; "
+    say(
+        f"    warehouse: {len(said.get('manifests', []))} manifest(s) loaded into PostgreSQL; "
         f"a second load changed nothing ({sum(m.get('rows_inserted', 0) for m in msgspec.to_builtins(again).get('manifests', []))} rows); "
-        f"status: {json.dumps(counts)}")
+        f"status: {json.dumps(counts)}"
+    )
 
 
 def subscribe_queue(config: Config, name: str = "wenu-demo-alarms") -> str:
@@ -264,8 +335,12 @@ def subscribe_queue(config: Config, name: str = "wenu-demo-alarms") -> str:
     sqs = boto3.client("sqs")
     url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns").subscribe(TopicArn=topic.removeprefix("sns topic "), Protocol="sqs", Endpoint=arn,
-                                  Attributes={"RawMessageDelivery": "true"})
+    boto3.client("sns").subscribe(
+        TopicArn=topic.removeprefix("sns topic "),
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
     return url
 
 
@@ -273,10 +348,14 @@ def _received(url: str) -> list[dict[str, Any]]:
     import boto3
 
     sqs, out = boto3.client("sqs"), []
-    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+        "Messages", []
+    ):
         out += [json.loads(m["Body"]) for m in got]
-        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                                         for i, m in enumerate(got)])
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+        )
     return out
 
 
@@ -285,14 +364,20 @@ def _alarms_summary(queue: str, expected: list[dict[str, Any]]) -> None:
     got = sorted(_received(queue), key=lambda b: (b["at"], b["rule"]))
     key = operator.itemgetter("rule", "series", "state", "transition_id")
     same = sorted(map(key, got)) == sorted(map(key, expected))
-    say(f"    alarm notifications received from the SQS queue: {len(got)} "
-        f"({'exactly the' if same else 'NOT the'} {len(expected)} the anomalies must raise)")
+    say(
+        f"    alarm notifications received from the SQS queue: {len(got)} "
+        f"({'exactly the' if same else 'NOT the'} {len(expected)} the anomalies must raise)"
+    )
     say(f"      {'rule':19}{'series':36}{'severity':10}{'state':8}at (reading time, UTC)")
     for b in got:
         at = time.strftime("%H:%M:%S", time.gmtime(b["at"] / 1000)) + f".{b['at'] % 1000:03d}"
         say(f"      {b['rule']:19}{b['series']:36}{b['severity']:10}{b['state']:8}{at}")
-    listing = subprocess.run([sys.executable, "-m", "wenu_stream", "alarms", "list", "--state", "firing"],
-                             capture_output=True, text=True, check=False)
+    listing = subprocess.run(
+        [sys.executable, "-m", "wenu_stream", "alarms", "list", "--state", "firing"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     say("    `wenu-stream alarms list --state firing`:")
     for line in (listing.stdout or listing.stderr).strip().splitlines():
         say(f"      {line}")
@@ -300,6 +385,3 @@ def _alarms_summary(queue: str, expected: list[dict[str, Any]]) -> None:
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-

@@ -111,8 +111,11 @@ def process_batch(
                 message = result.message
                 verdict = check(message.device, message.seq)
                 if verdict is new:
-                    accepted.append(AcceptedMessage(message=message, key_id=result.key_id, position=position,
-                                                    arrival_ms=arrival_ms))
+                    accepted.append(
+                        AcceptedMessage(
+                            message=message, key_id=result.key_id, position=position, arrival_ms=arrival_ms
+                        )
+                    )
                 elif verdict is Seen.DUPLICATE:
                     duplicates += 1
                 else:
@@ -128,6 +131,10 @@ def process_batch(
 
 def _dead_letter(result: Rejected, position: Position, arrival_ms: int) -> DeadLetter:
     return DeadLetter(
-        position=position, reason=str(result.reason), detail=result.detail, raw=result.raw,
-        partition_key=result.partition_key, arrival_ms=arrival_ms,
+        position=position,
+        reason=str(result.reason),
+        detail=result.detail,
+        raw=result.raw,
+        partition_key=result.partition_key,
+        arrival_ms=arrival_ms,
     )

@@ -69,7 +69,10 @@ class Dedup:
 
     def dump(self) -> bytes:
         """Serialise (msgpack, zlib) for the state store."""
-        devices = {d: (hi, mask.to_bytes((mask.bit_length() + 7) // 8, "little")) for d, (hi, mask) in self._devices.items()}
+        devices = {
+            d: (hi, mask.to_bytes((mask.bit_length() + 7) // 8, "little"))
+            for d, (hi, mask) in self._devices.items()
+        }
         return zlib.compress(msgspec.msgpack.encode(_Snapshot(self.window, devices)), 1)
 
     @classmethod

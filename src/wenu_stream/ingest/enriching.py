@@ -20,7 +20,9 @@ from wenu_stream.model import SeriesReading, Unmapped
 from wenu_stream.ports import ReadingSink, SinkBase, UnmappedStore
 
 
-def enrich_batch(outcome: BatchOutcome, snapshot: CatalogSnapshot) -> tuple[list[SeriesReading], list[Unmapped]]:
+def enrich_batch(
+    outcome: BatchOutcome, snapshot: CatalogSnapshot
+) -> tuple[list[SeriesReading], list[Unmapped]]:
     """Enrich every accepted message of a batch (pure)."""
     readings: list[SeriesReading] = []
     unmapped: list[Unmapped] = []
@@ -34,8 +36,16 @@ def enrich_batch(outcome: BatchOutcome, snapshot: CatalogSnapshot) -> tuple[list
 class EnrichingSink(SinkBase):
     """``ports.BatchSink`` that enriches a batch once and feeds every reading sink, quarantining the unmapped."""
 
-    def __init__(self, name: str, directory: CatalogDirectory, sinks: Sequence[ReadingSink], *,
-                 quarantine: UnmappedStore | None, metrics: Metrics, app: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        directory: CatalogDirectory,
+        sinks: Sequence[ReadingSink],
+        *,
+        quarantine: UnmappedStore | None,
+        metrics: Metrics,
+        app: str,
+    ) -> None:
         self.name = name
         self._directory = directory
         self._sinks = tuple(sinks)

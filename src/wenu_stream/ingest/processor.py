@@ -80,11 +80,15 @@ class PipelineProcessor:
         self._wall = wall
         self._last_commit = monotonic()
         self._pending: str | None = None  # last sequence processed but not yet committed
-        self._last_sequence: str | None = None  # last sequence processed (an idle tick's effects commit at it)
+        self._last_sequence: str | None = (
+            None  # last sequence processed (an idle tick's effects commit at it)
+        )
         self._health = health
         self._log: Any = get_logger("wenu.processor")
 
-    async def initialize(self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]) -> None:
+    async def initialize(
+        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+    ) -> None:
         """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard).
 
         A rebuild marker (``ingest.rebuild``) that applies to ``checkpoint`` starts
@@ -102,19 +106,37 @@ class PipelineProcessor:
         seq, sub = parse_checkpoint(checkpoint)
         if seq is not None:
             # A reset with --rebuild asked this replay to recount from here: the state saved here is not used.
-            blob = None if rebuilding else await self._durable("state", lambda: self._state.load(shard_id, seq))
+            blob = (
+                None if rebuilding else await self._durable("state", lambda: self._state.load(shard_id, seq))
+            )
             if blob is None and not rebuilding:
-                self._log.warning("no_state_at_checkpoint", checkpoint=checkpoint,
-                                  effect="duplicates sent before this checkpoint are not recognised")
+                self._log.warning(
+                    "no_state_at_checkpoint",
+                    checkpoint=checkpoint,
+                    effect="duplicates sent before this checkpoint are not recognised",
+                )
             elif blob is not None:
                 self._restore(blob)
             self._resume_after = Position(int(seq), sub) if sub else None
         elif parent_shard_ids:
-            parents = [await self._durable("state", lambda p=p: self._state.load(p, SHARD_END)) for p in parent_shard_ids]
-            dedups = [Dedup.load(msgspec.msgpack.decode(b, type=ShardState).dedup, self._window) for b in parents if b]
+            parents = [
+                await self._durable("state", lambda p=p: self._state.load(p, SHARD_END))
+                for p in parent_shard_ids
+            ]
+            dedups = [
+                Dedup.load(msgspec.msgpack.decode(b, type=ShardState).dedup, self._window)
+                for b in parents
+                if b
+            ]
             self._dedup = Dedup.merged(dedups, self._window)
-        self._log.info("shard_initialized", checkpoint=checkpoint, parents=list(parent_shard_ids),
-                       devices_remembered=len(self._dedup), generation=self.generation, rebuilding=rebuilding)
+        self._log.info(
+            "shard_initialized",
+            checkpoint=checkpoint,
+            parents=list(parent_shard_ids),
+            devices_remembered=len(self._dedup),
+            generation=self.generation,
+            rebuilding=rebuilding,
+        )
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
         """Run the batch; commit (module docstring, steps 2-3) when the interval has passed. True: checkpoint now."""
@@ -122,7 +144,9 @@ class PipelineProcessor:
             raise RuntimeError("processor failed earlier; the shard must be restarted from its checkpoint")
         if not records:  # an idle poll: time-keeping sinks tick, and what is pending commits once due
             await self._idle()
-            due = self._pending is not None and (self._urgent() or self._monotonic() - self._last_commit >= self._interval)
+            due = self._pending is not None and (
+                self._urgent() or self._monotonic() - self._last_commit >= self._interval
+            )
             return due and await self._commit() is not None
         started = time.monotonic()
         self._broken = True  # until this batch's effects are handed over or durable

@@ -36,9 +36,11 @@ from wenu_stream.model import LATEST, TRIM_HORIZON
 from wenu_stream.ops import positions
 
 TargetKind = Literal["trim-horizon", "latest", "timestamp", "sequence"]
-STOP_HINT = ("stop the workers first: scale the ECS service of this application to 0 "
-             "(aws ecs update-service --desired-count 0) or stop `wenu-stream run`, wait for the leases to expire, "
-             "then run the reset again; or pass --force (see --help for the risks)")
+STOP_HINT = (
+    "stop the workers first: scale the ECS service of this application to 0 "
+    "(aws ecs update-service --desired-count 0) or stop `wenu-stream run`, wait for the leases to expire, "
+    "then run the reset again; or pass --force (see --help for the risks)"
+)
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -98,14 +100,18 @@ def parse_target(kind: str, value: str | None, *, now: dt.datetime) -> Target:
         return Target(kind)  # type: ignore[arg-type]
     if kind == "sequence":
         if not value or not value.isdigit():
-            raise ConfigError("--to sequence", f"{value!r} is not a sequence number", "give the decimal digits")
+            raise ConfigError(
+                "--to sequence", f"{value!r} is not a sequence number", "give the decimal digits"
+            )
         return Target("sequence", value)
     if kind == "timestamp":
         at = parse_time(value or "", "--to timestamp")
         if at > now:
             raise ConfigError("--to timestamp", f"{value} is in the future", "give a time in the past")
         return Target("timestamp", at.isoformat())
-    raise ConfigError("--to", f"unknown target {kind!r}", "use trim-horizon, latest, timestamp ISO or sequence N")
+    raise ConfigError(
+        "--to", f"unknown target {kind!r}", "use trim-horizon, latest, timestamp ISO or sequence N"
+    )
 
 
 def parse_time(value: str, field: str) -> dt.datetime:
@@ -113,7 +119,9 @@ def parse_time(value: str, field: str) -> dt.datetime:
     try:
         at = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ConfigError(field, f"{value!r} is not an ISO 8601 time", "write e.g. 2026-01-31T12:00:00Z") from None
+        raise ConfigError(
+            field, f"{value!r} is not an ISO 8601 time", "write e.g. 2026-01-31T12:00:00Z"
+        ) from None
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
@@ -130,28 +138,46 @@ def read_rows(ddb: Any, table: str) -> list[Lease]:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise ConfigError("--app / WENU_LEASE_TABLE", f"lease table {table!r} does not exist",
-                              "check the application name (the KCL table is the application name)") from None
+            raise ConfigError(
+                "--app / WENU_LEASE_TABLE",
+                f"lease table {table!r} does not exist",
+                "check the application name (the KCL table is the application name)",
+            ) from None
         raise
     return sorted((from_item(i) for i in items), key=lambda lease: lease.lease_key)
 
 
-def list_status(ddb: Any, kinesis: Any, table: str, stream: str, *, now_ms: int, lag: bool = True,
-                count: bool = False) -> list[ShardStatus]:
+def list_status(
+    ddb: Any, kinesis: Any, table: str, stream: str, *, now_ms: int, lag: bool = True, count: bool = False
+) -> list[ShardStatus]:
     """Every lease of ``table`` with its position and (``lag``) how far behind the tip it is."""
     out = []
     for lease in read_rows(ddb, table):
         behind = None
         if lag:
             try:
-                behind = positions.probe_lag(kinesis, stream, lease.lease_key, lease.checkpoint,
-                                             lease.checkpoint_sub_sequence_number, now_ms, count=count)
+                behind = positions.probe_lag(
+                    kinesis,
+                    stream,
+                    lease.lease_key,
+                    lease.checkpoint,
+                    lease.checkpoint_sub_sequence_number,
+                    now_ms,
+                    count=count,
+                )
             except ClientError:
                 behind = None  # the shard left the stream (past retention): no lag to show
-        out.append(ShardStatus(shard_id=lease.lease_key, lease_owner=lease.lease_owner,
-                               lease_counter=lease.lease_counter, checkpoint=lease.checkpoint,
-                               sub_sequence_number=lease.checkpoint_sub_sequence_number,
-                               parent_shard_ids=lease.parent_shard_ids, lag=behind))
+        out.append(
+            ShardStatus(
+                shard_id=lease.lease_key,
+                lease_owner=lease.lease_owner,
+                lease_counter=lease.lease_counter,
+                checkpoint=lease.checkpoint,
+                sub_sequence_number=lease.checkpoint_sub_sequence_number,
+                parent_shard_ids=lease.parent_shard_ids,
+                lag=behind,
+            )
+        )
     return out
 
 
@@ -168,8 +194,11 @@ def select(leases: Sequence[Lease], shards: Sequence[str]) -> list[Lease]:
     by_key = {lease.lease_key: lease for lease in leases}
     unknown = [s for s in shards if s not in by_key]
     if unknown:
-        raise ConfigError("--shard", f"no lease for {', '.join(unknown)}",
-                          f"use one of {', '.join(by_key) or '(the table is empty)'}")
+        raise ConfigError(
+            "--shard",
+            f"no lease for {', '.join(unknown)}",
+            f"use one of {', '.join(by_key) or '(the table is empty)'}",
+        )
     return [by_key[s] for s in dict.fromkeys(shards)]
 
 
@@ -178,9 +207,12 @@ def check_retention(kinesis: Any, stream: str, at: dt.datetime, now: dt.datetime
     summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
     oldest = now - dt.timedelta(hours=int(summary["RetentionPeriodHours"]))
     if at < oldest:
-        raise ConfigError("--to timestamp", f"{at.isoformat()} is older than the stream's retention "
-                          f"({summary['RetentionPeriodHours']} h: records since {oldest.isoformat(timespec='seconds')})",
-                          "use --to trim-horizon to replay everything the stream still holds")
+        raise ConfigError(
+            "--to timestamp",
+            f"{at.isoformat()} is older than the stream's retention "
+            f"({summary['RetentionPeriodHours']} h: records since {oldest.isoformat(timespec='seconds')})",
+            "use --to trim-horizon to replay everything the stream still holds",
+        )
 
 
 def resolve(kinesis: Any, stream: str, lease: Lease, target: Target) -> tuple[str, str | None]:
@@ -192,20 +224,37 @@ def resolve(kinesis: Any, stream: str, lease: Lease, target: Target) -> tuple[st
     if target.kind == "sequence":
         problem = positions.check_sequence(kinesis, stream, lease.lease_key, target.value)
         if problem:
-            raise ConfigError("--to sequence", f"{target.value} is not a position of {lease.lease_key} ({problem})",
-                              "copy a sequence number of that shard, e.g. from `checkpoints list` or a dead letter")
+            raise ConfigError(
+                "--to sequence",
+                f"{target.value} is not a position of {lease.lease_key} ({problem})",
+                "copy a sequence number of that shard, e.g. from `checkpoints list` or a dead letter",
+            )
         return target.value, None
-    return positions.checkpoint_before(kinesis, stream, lease.lease_key, dt.datetime.fromisoformat(target.value))
+    return positions.checkpoint_before(
+        kinesis, stream, lease.lease_key, dt.datetime.fromisoformat(target.value)
+    )
 
 
-def plan_reset(ddb: Any, kinesis: Any, *, table: str, stream: str, target: Target, shards: Sequence[str] = (),
-               failover_s: float, wait: Callable[[float], None] = time.sleep,
-               now: dt.datetime) -> ResetPlan:
+def plan_reset(
+    ddb: Any,
+    kinesis: Any,
+    *,
+    table: str,
+    stream: str,
+    target: Target,
+    shards: Sequence[str] = (),
+    failover_s: float,
+    wait: Callable[[float], None] = time.sleep,
+    now: dt.datetime,
+) -> ResetPlan:
     """Steps 1-3 of the module docstring. Raises ``ConfigError`` for anything the operator must fix."""
     before = select(read_rows(ddb, table), shards)
     if target.kind == "sequence" and len(before) != 1:
-        raise ConfigError("--shard", "a sequence number belongs to one shard",
-                          "name exactly one shard with --shard when resetting to a sequence number")
+        raise ConfigError(
+            "--shard",
+            "a sequence number belongs to one shard",
+            "name exactly one shard with --shard when resetting to a sequence number",
+        )
     if target.kind == "timestamp":
         check_retention(kinesis, stream, dt.datetime.fromisoformat(target.value), now)
     wait(failover_s)
@@ -214,9 +263,17 @@ def plan_reset(ddb: Any, kinesis: Any, *, table: str, stream: str, target: Targe
     steps = []
     for lease in after:
         checkpoint, resumes = resolve(kinesis, stream, lease, target)
-        steps.append(ResetStep(shard_id=lease.lease_key, lease_counter=lease.lease_counter,
-                               lease_owner=lease.lease_owner, live=lease.lease_key in live,
-                               old_checkpoint=lease.position, new_checkpoint=checkpoint, resumes_at=resumes))
+        steps.append(
+            ResetStep(
+                shard_id=lease.lease_key,
+                lease_counter=lease.lease_counter,
+                lease_owner=lease.lease_owner,
+                live=lease.lease_key in live,
+                old_checkpoint=lease.position,
+                new_checkpoint=checkpoint,
+                resumes_at=resumes,
+            )
+        )
     return ResetPlan(table=table, target=target, steps=tuple(steps))
 
 
@@ -226,15 +283,21 @@ def apply_reset(ddb: Any, plan: ResetPlan) -> ResetResult:
     for step in plan.steps:
         try:
             ddb.update_item(
-                TableName=plan.table, Key={"leaseKey": {"S": step.shard_id}},
-                UpdateExpression=("SET checkpoint = :cp, checkpointSubSequenceNumber = :zero, "
-                                  "ownerSwitchesSinceCheckpoint = :zero, leaseCounter = :next "
-                                  "REMOVE leaseOwner, checkpointOwner, pendingCheckpoint, "
-                                  "pendingCheckpointSubSequenceNumber, pendingCheckpointState"),
+                TableName=plan.table,
+                Key={"leaseKey": {"S": step.shard_id}},
+                UpdateExpression=(
+                    "SET checkpoint = :cp, checkpointSubSequenceNumber = :zero, "
+                    "ownerSwitchesSinceCheckpoint = :zero, leaseCounter = :next "
+                    "REMOVE leaseOwner, checkpointOwner, pendingCheckpoint, "
+                    "pendingCheckpointSubSequenceNumber, pendingCheckpointState"
+                ),
                 ConditionExpression="leaseCounter = :counter",
-                ExpressionAttributeValues={":cp": {"S": step.new_checkpoint}, ":zero": {"N": "0"},
-                                           ":counter": {"N": str(step.lease_counter)},
-                                           ":next": {"N": str(step.lease_counter + 1)}},
+                ExpressionAttributeValues={
+                    ":cp": {"S": step.new_checkpoint},
+                    ":zero": {"N": "0"},
+                    ":counter": {"N": str(step.lease_counter)},
+                    ":next": {"N": str(step.lease_counter + 1)},
+                },
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":

@@ -55,13 +55,25 @@ def start_iterator(kinesis: Any, stream: str, shard_id: str, checkpoint: str, su
     return str(kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
 
 
-def probe_lag(kinesis: Any, stream: str, shard_id: str, checkpoint: str, sub: int, now_ms: int,
-              *, count: bool = False, cap: int = 100_000) -> Lag:
+def probe_lag(
+    kinesis: Any,
+    stream: str,
+    shard_id: str,
+    checkpoint: str,
+    sub: int,
+    now_ms: int,
+    *,
+    count: bool = False,
+    cap: int = 100_000,
+) -> Lag:
     """Read a few records from ``checkpoint`` and say how far behind the tip it is (module docstring)."""
     iterator = start_iterator(kinesis, stream, shard_id, checkpoint, sub)
     if iterator is None:
-        return Lag(millis_behind_latest=0 if checkpoint == SHARD_END else None, next_record_age_ms=None,
-                   records_behind=0 if count and checkpoint == SHARD_END else None)
+        return Lag(
+            millis_behind_latest=0 if checkpoint == SHARD_END else None,
+            next_record_age_ms=None,
+            records_behind=0 if count and checkpoint == SHARD_END else None,
+        )
     first, millis = _first_record(kinesis, iterator)
     age = None if first is None else max(0, now_ms - _arrival_ms(first))
     if not count:
@@ -108,8 +120,12 @@ def _arrival_ms(record: dict[str, Any]) -> int:
 def check_sequence(kinesis: Any, stream: str, shard_id: str, sequence: str) -> str | None:
     """None if ``sequence`` is a position of ``shard_id``, else the service's complaint."""
     try:
-        kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                                   StartingSequenceNumber=sequence)
+        kinesis.get_shard_iterator(
+            StreamName=stream,
+            ShardId=shard_id,
+            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+            StartingSequenceNumber=sequence,
+        )
     except ClientError as exc:
         error = exc.response.get("Error", {})
         return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
@@ -124,24 +140,31 @@ def checkpoint_before(kinesis: Any, stream: str, shard_id: str, at: dt.datetime)
         sequence number of the record processing resumes at (None if no record
         is at or after ``at`` yet).
     """
-    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="AT_TIMESTAMP",
-                                          Timestamp=at)["ShardIterator"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId=shard_id, ShardIteratorType="AT_TIMESTAMP", Timestamp=at
+    )["ShardIterator"]
     first, _ = _first_record(kinesis, iterator)
     bound = None if first is None else int(first["SequenceNumber"])
     first_seq = None if first is None else str(first["SequenceNumber"])
     for window in (*_WINDOWS_S, None):
-        previous = _last_before(kinesis, stream, shard_id, bound,
-                                None if window is None else at - dt.timedelta(seconds=window))
+        previous = _last_before(
+            kinesis, stream, shard_id, bound, None if window is None else at - dt.timedelta(seconds=window)
+        )
         if previous is not None:
             return previous, first_seq
     return TRIM_HORIZON, first_seq
 
 
-def _last_before(kinesis: Any, stream: str, shard_id: str, bound: int | None, start: dt.datetime | None) -> str | None:
+def _last_before(
+    kinesis: Any, stream: str, shard_id: str, bound: int | None, start: dt.datetime | None
+) -> str | None:
     """The last record older than ``bound`` (any record if None) read from ``start`` (TRIM_HORIZON if None)."""
     kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id}
-    kwargs |= {"ShardIteratorType": TRIM_HORIZON} if start is None else {"ShardIteratorType": "AT_TIMESTAMP",
-                                                                          "Timestamp": start}
+    kwargs |= (
+        {"ShardIteratorType": TRIM_HORIZON}
+        if start is None
+        else {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": start}
+    )
     iterator: str | None = kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
     last: str | None = None
     for _ in range(_MAX_CALLS):

@@ -45,8 +45,9 @@ async def summarize(s3: Any, config: Config) -> list[dict[str, Any]]:
     return [{"device": d, "ch": c, "reason": r, "readings": n} for (d, c, r), n in sorted(counts.items())]
 
 
-async def redrive(s3: Any, config: Config, snapshot: CatalogSnapshot, sinks: Sequence[ReadingSink], *,
-                  dry_run: bool = False) -> dict[str, int]:
+async def redrive(
+    s3: Any, config: Config, snapshot: CatalogSnapshot, sinks: Sequence[ReadingSink], *, dry_run: bool = False
+) -> dict[str, int]:
     """Re-drive what ``snapshot`` maps into ``sinks`` (the processing reading sinks, in flush order).
 
     Returns counts: objects, mapped, still unmapped.

@@ -81,12 +81,27 @@ def reclassified_key(letter: Letter, reason: str) -> str:
     return "/".join(parts)
 
 
-def redrive(letters: Sequence[Letter], keyring: KeyRing, *, s3: Any, kinesis: Any, bucket: str, stream: str,
-            dry_run: bool = False, sleep: Callable[[float], None] = time.sleep) -> RedriveResult:
+def redrive(
+    letters: Sequence[Letter],
+    keyring: KeyRing,
+    *,
+    s3: Any,
+    kinesis: Any,
+    bucket: str,
+    stream: str,
+    dry_run: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RedriveResult:
     """Steps 1-3 of the module docstring over ``letters``."""
     result = RedriveResult(examined=len(letters))
-    ordered = sorted(letters, key=lambda lt: (lt.document["shard_id"], int(lt.document["sequence_number"]),
-                                              int(lt.document["sub_sequence_number"])))
+    ordered = sorted(
+        letters,
+        key=lambda lt: (
+            lt.document["shard_id"],
+            int(lt.document["sequence_number"]),
+            int(lt.document["sub_sequence_number"]),
+        ),
+    )
     accepted: list[Letter] = []
     still: Counter[str] = Counter()
     for letter in ordered:
@@ -106,7 +121,7 @@ def redrive(letters: Sequence[Letter], keyring: KeyRing, *, s3: Any, kinesis: An
         result.redriven = len(accepted)
         return result
     for start in range(0, len(accepted), _PUT_BATCH):
-        batch = accepted[start:start + _PUT_BATCH]
+        batch = accepted[start : start + _PUT_BATCH]
         done = _put(kinesis, stream, batch, sleep)
         for letter in done:
             s3.delete_object(Bucket=bucket, Key=letter.key)
@@ -117,8 +132,12 @@ def redrive(letters: Sequence[Letter], keyring: KeyRing, *, s3: Any, kinesis: An
 
 def _move(s3: Any, bucket: str, letter: Letter, reason: str, detail: str) -> None:
     doc = letter.document | {"reason": reason, "detail": detail}
-    s3.put_object(Bucket=bucket, Key=reclassified_key(letter, reason), Body=msgspec.json.encode(doc),
-                  ContentType="application/json")
+    s3.put_object(
+        Bucket=bucket,
+        Key=reclassified_key(letter, reason),
+        Body=msgspec.json.encode(doc),
+        ContentType="application/json",
+    )
     s3.delete_object(Bucket=bucket, Key=letter.key)
 
 
@@ -126,13 +145,14 @@ def _put(kinesis: Any, stream: str, batch: list[Letter], sleep: Callable[[float]
     """Put ``batch`` in order; retry the records PutRecords did not acknowledge. Returns the acknowledged ones."""
     pending, done = list(batch), list[Letter]()
     for attempt in range(_PUT_ATTEMPTS):
-        out = kinesis.put_records(StreamName=stream, Records=[{"Data": lt.raw, "PartitionKey": lt.partition_key}
-                                                              for lt in pending])
+        out = kinesis.put_records(
+            StreamName=stream, Records=[{"Data": lt.raw, "PartitionKey": lt.partition_key} for lt in pending]
+        )
         retry: list[Letter] = []
         for letter, record in zip(pending, out["Records"], strict=True):
             (retry if "ErrorCode" in record else done).append(letter)
         if not retry:
             break
         pending = retry
-        sleep(min(2.0, 0.1 * 2 ** attempt))
+        sleep(min(2.0, 0.1 * 2**attempt))
     return done

@@ -23,10 +23,13 @@ def shard_totals(config: Config, client: Any = None) -> dict[str, Totals]:
             pk = item["pk"]["S"]
             if not pk.startswith(prefix):
                 continue
-            shard, pos = pk[len(prefix):], item["pos"]["S"]
+            shard, pos = pk[len(prefix) :], item["pos"]["S"]
             if shard not in newest or _later(pos, newest[shard][0]):
                 newest[shard] = (pos, bytes(item["state"]["B"]))
-    return {shard: msgspec.msgpack.decode(blob, type=ShardState).totals for shard, (_, blob) in sorted(newest.items())}
+    return {
+        shard: msgspec.msgpack.decode(blob, type=ShardState).totals
+        for shard, (_, blob) in sorted(newest.items())
+    }
 
 
 def _later(a: str, b: str) -> bool:
@@ -56,5 +59,5 @@ def dead_letter_counts(config: Config, client: Any = None) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.sinks.bucket, Prefix=base):
         for obj in page.get("Contents", []):
-            counts[obj["Key"][len(base):].split("/", 1)[0]] += 1
+            counts[obj["Key"][len(base) :].split("/", 1)[0]] += 1
     return dict(sorted(counts.items()))

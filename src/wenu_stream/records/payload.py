@@ -161,10 +161,16 @@ def fast_checks(message: Message, plaintext: bytes, codec: int) -> bool:
     """
     readings = message.readings
     if codec == JSON:
-        if (plaintext.count(b'"ch"') != len(readings) or plaintext.count(b'"device"') != 1
-                or plaintext.find(b"\\") >= 0):
+        if (
+            plaintext.count(b'"ch"') != len(readings)
+            or plaintext.count(b'"device"') != 1
+            or plaintext.find(b"\\") >= 0
+        ):
             return False
-    elif plaintext.count(b"\xa2ch") + plaintext.count(b"\x02ch") != len(readings) or plaintext.count(b"device") != 1:
+    elif (
+        plaintext.count(b"\xa2ch") + plaintext.count(b"\x02ch") != len(readings)
+        or plaintext.count(b"device") != 1
+    ):
         return False
     return names_valid(message)
 

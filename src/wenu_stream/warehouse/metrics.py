@@ -21,19 +21,27 @@ def run_registry(summary: LoadSummary | None, *, now_s: float) -> CollectorRegis
     """The gauges of one run: ``summary`` of a run that succeeded, None for one that failed."""
     r = CollectorRegistry()
     Gauge("wenu_warehouse_last_run_timestamp_seconds", "When the last load run ended", registry=r).set(now_s)
-    Gauge("wenu_warehouse_last_run_ok", "1 if the last load run loaded everything pending, else 0",
-          registry=r).set(0 if summary is None else 1)
+    Gauge(
+        "wenu_warehouse_last_run_ok", "1 if the last load run loaded everything pending, else 0", registry=r
+    ).set(0 if summary is None else 1)
     if summary is None:
         return r
-    Gauge("wenu_warehouse_last_success_timestamp_seconds", "When a load run last succeeded", registry=r).set(now_s)
-    manifests = Gauge("wenu_warehouse_manifests", "Manifests of the last load run, by outcome", ["outcome"],
-                      registry=r)
+    Gauge("wenu_warehouse_last_success_timestamp_seconds", "When a load run last succeeded", registry=r).set(
+        now_s
+    )
+    manifests = Gauge(
+        "wenu_warehouse_manifests", "Manifests of the last load run, by outcome", ["outcome"], registry=r
+    )
     manifests.labels("loaded").set(sum(not m.skipped for m in summary.manifests))
     manifests.labels("skipped").set(sum(m.skipped for m in summary.manifests))
-    Gauge("wenu_warehouse_pending_files", "Staged files not yet loaded when the last run started",
-          registry=r).set(summary.pending_files)
-    Gauge("wenu_warehouse_rows_inserted", "Rows the last load run inserted (PostgreSQL; Redshift reports none)",
-          registry=r).set(sum(m.rows_inserted or 0 for m in summary.manifests))
+    Gauge(
+        "wenu_warehouse_pending_files", "Staged files not yet loaded when the last run started", registry=r
+    ).set(summary.pending_files)
+    Gauge(
+        "wenu_warehouse_rows_inserted",
+        "Rows the last load run inserted (PostgreSQL; Redshift reports none)",
+        registry=r,
+    ).set(sum(m.rows_inserted or 0 for m in summary.manifests))
     return r
 
 

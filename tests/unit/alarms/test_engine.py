@@ -351,14 +351,18 @@ def test_a_rebuild_generation_starts_instances_over_with_growing_versions() -> N
     expected = reference.apply(readings)
 
     skipping = AlarmEngine(ALL_RULES)  # the same replay without a rebuild skips what the states cover
-    skipping.load([msgspec.msgpack.decode(msgspec.msgpack.encode(s), type=InstanceState) for s in stale.upserts],
-                  stale.watermark)
+    skipping.load(
+        [msgspec.msgpack.decode(msgspec.msgpack.encode(s), type=InstanceState) for s in stale.upserts],
+        stale.watermark,
+    )
     assert skipping.apply(readings) == []
 
     rebuilt = AlarmEngine(ALL_RULES)
     rebuilt.generation = 1
     # (the sink drops a shard clock of an older generation, so no watermark comes with the states)
-    rebuilt.load([msgspec.msgpack.decode(msgspec.msgpack.encode(s), type=InstanceState) for s in stale.upserts])
+    rebuilt.load(
+        [msgspec.msgpack.decode(msgspec.msgpack.encode(s), type=InstanceState) for s in stale.upserts]
+    )
     assert rebuilt.watermark is None  # the states' time predates the rebuild: it restarts with the replay
     assert rebuilt.apply(readings) == expected
     old = {(s.rule, s.series): s.version for s in stale.upserts}
@@ -367,9 +371,13 @@ def test_a_rebuild_generation_starts_instances_over_with_growing_versions() -> N
     assert got.keys() == want.keys()
     for key, s in got.items():
         assert s.generation == 1 and s.version == old.get(key, 0) + want[key].version  # versions only grow
-        assert msgspec.structs.replace(s, version=0, generation=0) == msgspec.structs.replace(want[key], version=0)
+        assert msgspec.structs.replace(s, version=0, generation=0) == msgspec.structs.replace(
+            want[key], version=0
+        )
 
-    again = AlarmEngine(ALL_RULES)  # a restart in the middle of the rebuild replay keeps its generation's states
+    again = AlarmEngine(
+        ALL_RULES
+    )  # a restart in the middle of the rebuild replay keeps its generation's states
     again.generation = 1
     again.load(list(got.values()))
     assert again.apply(readings) == []
@@ -384,6 +392,8 @@ def test_every_rule_type_compiles_to_its_own_evaluator_and_the_base_is_abstract(
     rules = {type(r): r for r in ALL_RULES}
     assert set(rules) == set(get_args(AnyRule))  # ALL_RULES covers every rule type
     evaluators = {type(compile_rule(r)) for r in rules.values()}
-    assert len(evaluators) == len(rules) and all(issubclass(e, Compiled) and e is not Compiled for e in evaluators)
+    assert len(evaluators) == len(rules) and all(
+        issubclass(e, Compiled) and e is not Compiled for e in evaluators
+    )
     with pytest.raises(TypeError):
         Compiled(HIGH)  # type: ignore[abstract]

@@ -23,8 +23,11 @@ def exit_code(argv: list[str]) -> int:
     (["alarms", "history", "--series", "a/b"], "--series"),
 ])  # fmt: skip
 def test_a_bad_flag_exits_2_naming_it_and_the_fix(
-        argv: list[str], flag: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: touching a store would fail
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", "http://127.0.0.1:9"
+    )  # nothing listens: touching a store would fail
     assert exit_code(argv) == 2
     out, err = capsys.readouterr()
     assert flag in err and "Fix:" in err

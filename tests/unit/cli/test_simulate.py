@@ -21,12 +21,32 @@ def keyring_file(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_dry_run_prints_records_and_a_summary(keyring_file: str, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_records_and_a_summary(
+    keyring_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     catalog = tmp_path / "catalog.json"
-    code = main(["simulate", "--keyring", keyring_file, "--devices", "10", "--duration", "20", "--seed", "5",
-                 "--aggregate", "4", "--faults", "corrupt=0.1,duplicate=0.1", "--start", "2025-11-28T12:00:00Z",
-                 "--dry-run", "--catalog-out", str(catalog)])
+    code = main(
+        [
+            "simulate",
+            "--keyring",
+            keyring_file,
+            "--devices",
+            "10",
+            "--duration",
+            "20",
+            "--seed",
+            "5",
+            "--aggregate",
+            "4",
+            "--faults",
+            "corrupt=0.1,duplicate=0.1",
+            "--start",
+            "2025-11-28T12:00:00Z",
+            "--dry-run",
+            "--catalog-out",
+            str(catalog),
+        ]
+    )
     assert code == 0
     *lines, last = capsys.readouterr().out.splitlines()
     summary = json.loads(last)
@@ -43,28 +63,44 @@ def test_dry_run_prints_records_and_a_summary(keyring_file: str, tmp_path: Path,
 
 
 def test_same_seed_same_output(keyring_file: str, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["simulate", "--keyring", keyring_file, "--devices", "3", "--duration", "5", "--seed", "9",
-            "--start", "2025-11-28T12:00:00+01:00", "--dry-run"]
+    args = [
+        "simulate",
+        "--keyring",
+        keyring_file,
+        "--devices",
+        "3",
+        "--duration",
+        "5",
+        "--seed",
+        "9",
+        "--start",
+        "2025-11-28T12:00:00+01:00",
+        "--dry-run",
+    ]
     main(args)
     first = capsys.readouterr().out.splitlines()[:-1]
     main(args)
     assert capsys.readouterr().out.splitlines()[:-1] == first
 
 
-@pytest.mark.parametrize(("extra", "flag"), [
-    (["--devices", "0"], "--devices"),
-    (["--interval", "0"], "--interval"),
-    (["--aggregate", "-1"], "--aggregate"),
-    (["--faults", "corrupt=2"], "--faults"),
-    (["--faults", "bogus=0.1"], "--faults"),
-    (["--faults", "corrupt=0.7,tamper=0.7"], "--faults"),
-    (["--start", "yesterday"], "--start"),
-    (["--start", "2025-11-28T12:00:00"], "--start"),
-    (["--key-ids", "k9"], "--key-ids"),
-    (["--rate", "0"], "--rate"),
-])
-def test_bad_arguments_exit_2_naming_the_flag(extra: list[str], flag: str, keyring_file: str, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--devices", "0"], "--devices"),
+        (["--interval", "0"], "--interval"),
+        (["--aggregate", "-1"], "--aggregate"),
+        (["--faults", "corrupt=2"], "--faults"),
+        (["--faults", "bogus=0.1"], "--faults"),
+        (["--faults", "corrupt=0.7,tamper=0.7"], "--faults"),
+        (["--start", "yesterday"], "--start"),
+        (["--start", "2025-11-28T12:00:00"], "--start"),
+        (["--key-ids", "k9"], "--key-ids"),
+        (["--rate", "0"], "--rate"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_flag(
+    extra: list[str], flag: str, keyring_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     catalog = tmp_path / "catalog.json"
     code = main(["simulate", "--keyring", keyring_file, "--catalog-out", str(catalog), "--dry-run", *extra])
     captured = capsys.readouterr()
@@ -73,8 +109,9 @@ def test_bad_arguments_exit_2_naming_the_flag(extra: list[str], flag: str, keyri
     assert captured.out == "" and not catalog.exists()
 
 
-def test_missing_or_bad_key_ring_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_or_bad_key_ring_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("WENU_KEYRING_FILE", raising=False)
     assert main(["simulate", "--dry-run"]) == 2
     bad = tmp_path / "bad.json"

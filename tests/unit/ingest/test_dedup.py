@@ -10,7 +10,13 @@ from wenu_stream.ingest.dedup import Dedup, Seen
 
 def test_a_repeat_is_a_duplicate_and_out_of_order_is_new() -> None:
     d = Dedup(window=8)
-    assert [d.check("a", s) for s in (1, 3, 2, 3, 1)] == [Seen.NEW, Seen.NEW, Seen.NEW, Seen.DUPLICATE, Seen.DUPLICATE]
+    assert [d.check("a", s) for s in (1, 3, 2, 3, 1)] == [
+        Seen.NEW,
+        Seen.NEW,
+        Seen.NEW,
+        Seen.DUPLICATE,
+        Seen.DUPLICATE,
+    ]
     assert d.check("b", 1) is Seen.NEW
 
 
@@ -58,5 +64,10 @@ def test_a_wide_window_survives_dump_and_load() -> None:
         d.check("dev", s)
     again = Dedup.load(d.dump(), 4096)
     assert [again.check("dev", s) for s in (5000, 4000, 2000, 1999, 1)] == [
-        Seen.DUPLICATE, Seen.DUPLICATE, Seen.DUPLICATE, Seen.NEW, Seen.STALE]
+        Seen.DUPLICATE,
+        Seen.DUPLICATE,
+        Seen.DUPLICATE,
+        Seen.NEW,
+        Seen.STALE,
+    ]
     assert again.check("dev", 4500) is Seen.NEW

@@ -20,12 +20,26 @@ class FakeClock:
         return self.now
 
 
-def make(state: InMemoryStateStore | None = None, **kw: object) -> tuple[PipelineProcessor, InMemoryDeadLetterStore,
-                                                                         InMemoryStateStore, InMemoryBatchSink, FakeClock]:
-    dlq, state, sink, clock = InMemoryDeadLetterStore(), state or InMemoryStateStore(), InMemoryBatchSink(), FakeClock()
-    proc = PipelineProcessor(app="processing", keyring=RING, dead_letters=dlq, state=state, sinks=[sink],
-                             metrics=Metrics.create(CollectorRegistry()), checkpoint_interval=5.0, monotonic=clock,
-                             **kw)  # type: ignore[arg-type]
+def make(
+    state: InMemoryStateStore | None = None, **kw: object
+) -> tuple[PipelineProcessor, InMemoryDeadLetterStore, InMemoryStateStore, InMemoryBatchSink, FakeClock]:
+    dlq, state, sink, clock = (
+        InMemoryDeadLetterStore(),
+        state or InMemoryStateStore(),
+        InMemoryBatchSink(),
+        FakeClock(),
+    )
+    proc = PipelineProcessor(
+        app="processing",
+        keyring=RING,
+        dead_letters=dlq,
+        state=state,
+        sinks=[sink],
+        metrics=Metrics.create(CollectorRegistry()),
+        checkpoint_interval=5.0,
+        monotonic=clock,
+        **kw,
+    )  # type: ignore[arg-type]
     return proc, dlq, state, sink, clock
 
 
@@ -42,7 +56,11 @@ async def test_every_user_record_ends_in_exactly_one_place() -> None:
     await proc.initialize("shard-0", None, [])
     assert await proc.process(BATCH, 0) is False  # interval not reached: nothing durable in the sinks yet
     assert [(k[1], d.reason) for k, d in dlq.letters.items()] == [(2, "unsupported_version")]
-    assert proc.totals.accepted == 3 and proc.totals.duplicates == 1 and proc.totals.rejected == {"unsupported_version": 1}
+    assert (
+        proc.totals.accepted == 3
+        and proc.totals.duplicates == 1
+        and proc.totals.rejected == {"unsupported_version": 1}
+    )
     assert sink.batches == [] and state.states == {}
     clock.now = 6.0
     assert await proc.process([record(5, envelope(message("EM-3", 9)))], None) is True
@@ -65,7 +83,9 @@ async def test_replay_from_the_checkpoint_counts_nothing_twice() -> None:
 
 async def test_sub_sequence_checkpoint_skips_done_user_records() -> None:
     proc, *_ = make()
-    await proc.initialize("shard-0", "4:1", [])  # KCL checkpointed inside an aggregate: sub-records 0 and 1 are done
+    await proc.initialize(
+        "shard-0", "4:1", []
+    )  # KCL checkpointed inside an aggregate: sub-records 0 and 1 are done
     await proc.process([aggregated(4, [message("EM-2", 1), message("EM-2", 2), message("EM-2", 3)])], None)
     assert proc.totals.accepted == 1 and proc.totals.records == 1
 
@@ -102,8 +122,16 @@ async def test_flush_commits_pending_and_returns_the_sequence() -> None:
     assert ("shard-0", "1") in state.states
 
 
-@pytest.mark.parametrize("text,expected", [(None, (None, 0)), ("TRIM_HORIZON", (None, 0)), ("12", ("12", 0)),
-                                           ("12:3", ("12", 3)), ("SHARD_END", (None, 0))])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (None, (None, 0)),
+        ("TRIM_HORIZON", (None, 0)),
+        ("12", ("12", 0)),
+        ("12:3", ("12", 3)),
+        ("SHARD_END", (None, 0)),
+    ],
+)
 def test_parse_checkpoint(text: str | None, expected: tuple[str | None, int]) -> None:
     assert parse_checkpoint(text) == expected
 
@@ -124,8 +152,9 @@ async def test_a_rebuild_marker_at_the_checkpoint_recounts_and_every_sink_gets_t
     await proc.initialize("shard-0", None, [])
     clock.now = 10.0
     assert await proc.process(BATCH, None) is True  # checkpoint at 4, state saved there
-    state.markers["shard-0"] = RebuildMarker(app="processing", stream="s", shard_id="shard-0", from_checkpoint="2",
-                                             generation=3)
+    state.markers["shard-0"] = RebuildMarker(
+        app="processing", stream="s", shard_id="shard-0", from_checkpoint="2", generation=3
+    )
     rebuilt, _, _, sink, clock2 = make(state)
     await rebuilt.initialize("shard-0", "2", [])  # the reset moved the lease to 2: recount from there
     assert rebuilt.generation == 3 and sink.generations == {"shard-0": 3}

@@ -256,7 +256,9 @@ _MSGPACK_CASES = [
     + msgspec.msgpack.encode(_R),
     b"\x84\xa6device\xa4EM-1\xa3seq\x01\xa7sent_at\x01\xa8readings\x91\x84\xa2ch\xa1C\xd9\x02ch\xa1c\xa1t\x01\xa1v\x01",
     b"\x84\xa6device\xa4EM-1\xa3seq\x01\xa7sent_at\x01\xa8readings\x91\x84\xa2ch\xa1c\xa2ch\xa1C\xa1t\x01\xa1v\x01",
-    msgspec.msgpack.encode({"device": "EM-1", "seq": 1, "sent_at": 1, "readings": [{"ch": "charge", "t": 1, "v": 1}]}),
+    msgspec.msgpack.encode(
+        {"device": "EM-1", "seq": 1, "sent_at": 1, "readings": [{"ch": "charge", "t": 1, "v": 1}]}
+    ),
     msgspec.msgpack.encode({"device": "EM 1", "seq": 1, "sent_at": 1, "readings": [_R]}),
     msgspec.msgpack.encode({"device": "EM-1", "seq": 1, "sent_at": 1, "readings": [_R, {**_R, "ch": "Ch"}]}),
 ]
@@ -270,5 +272,9 @@ def test_name_checks_decide_as_the_strict_decoders(plaintext: bytes, codec: int)
     assert _verdict(plaintext, codec) == _reference(plaintext, codec)
     data = seal(plaintext, key_id="fleet-a", key=KEY_A, codec=codec, nonce=NONCE)
     (result,) = decode_record(data, "pk", RING)
-    verdict = ("accept", msgspec.to_builtins(result.message)) if isinstance(result, Accepted) else ("reject", result.reason)
+    verdict = (
+        ("accept", msgspec.to_builtins(result.message))
+        if isinstance(result, Accepted)
+        else ("reject", result.reason)
+    )
     assert verdict == _reference(plaintext, codec)

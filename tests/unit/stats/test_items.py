@@ -60,7 +60,9 @@ def test_fences_sort_like_positions_within_a_shard() -> None:
 def test_the_stats_package_is_pure() -> None:
     forbidden = {"boto3", "botocore", "aiobotocore", "os", "time", "prometheus_client", "structlog"}
     for path in pathlib.Path(items.__file__).parent.glob("*.py"):
-        if path.name == "sink.py":  # the use case (I/O through the StatsStore port); layers: tests/unit/test_layers.py
+        if (
+            path.name == "sink.py"
+        ):  # the use case (I/O through the StatsStore port); layers: tests/unit/test_layers.py
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = (

@@ -305,9 +305,13 @@ def rebuilt_sink(store: StatsStore, generation: int) -> StatsSink:
     return sink
 
 
-async def test_a_rebuild_replay_recomputes_the_windows_and_survives_a_restart(readings: list[SeriesReading]) -> None:
+async def test_a_rebuild_replay_recomputes_the_windows_and_survives_a_restart(
+    readings: list[SeriesReading],
+) -> None:
     good = deliveries(readings, shuffle=True, seed=5)
-    wrong = [(shard, msgspec.structs.replace(r, value=r.value * 10)) for shard, r in good]  # a scale fixed since
+    wrong = [
+        (shard, msgspec.structs.replace(r, value=r.value * 10)) for shard, r in good
+    ]  # a scale fixed since
     reference, _ = await in_memory(good)
     store = InMemoryStatsStore()
     await run(new_sink(store), wrong)
@@ -319,7 +323,7 @@ async def test_a_rebuild_replay_recomputes_the_windows_and_survives_a_restart(re
 
     half = len(good) // 2  # the rebuild replay: the first worker stops after half, the next resumes before it
     assert (await run(rebuilt_sink(store, 1), good[:half]))["applied"] == half
-    totals = await run(rebuilt_sink(store, 1), good[half - 700:])
+    totals = await run(rebuilt_sink(store, 1), good[half - 700 :])
     assert totals == {"applied": len(good) - half, "late": 0, "replayed": 700, "invalid": 0}
     assert comparable(list(store.items.values())) == reference
     fences = {i["fence"]["S"].split("/")[1][:1] for i in store.items.values()}
@@ -327,11 +331,15 @@ async def test_a_rebuild_replay_recomputes_the_windows_and_survives_a_restart(re
 
     again = await run(rebuilt_sink(store, 1), good)  # the same generation again: nothing applied twice
     assert again["applied"] == 0 and comparable(list(store.items.values())) == reference
-    stale = await run(new_sink(store), wrong)  # a worker that missed the rebuild (generation 0) writes nothing
+    stale = await run(
+        new_sink(store), wrong
+    )  # a worker that missed the rebuild (generation 0) writes nothing
     assert stale["applied"] == 0 and comparable(list(store.items.values())) == reference
 
 
-async def test_a_rebuild_from_the_middle_rebuilds_what_the_replay_covers(readings: list[SeriesReading]) -> None:
+async def test_a_rebuild_from_the_middle_rebuilds_what_the_replay_covers(
+    readings: list[SeriesReading],
+) -> None:
     good = deliveries(readings)
     wrong = [(shard, msgspec.structs.replace(r, value=r.value * 10)) for shard, r in good]
     store = InMemoryStatsStore()
@@ -341,5 +349,7 @@ async def test_a_rebuild_from_the_middle_rebuilds_what_the_replay_covers(reading
     assert (await run(rebuilt_sink(store, 1), tail))["applied"] == len(tail)
     reference, _ = await in_memory(tail)
     got = comparable(list(store.items.values()))
-    windows = {k: v for k, v in reference.items() if k[0].endswith(("#15m", "#1h"))}  # windows inside the tail
+    windows = {
+        k: v for k, v in reference.items() if k[0].endswith(("#15m", "#1h"))
+    }  # windows inside the tail
     assert windows and all(got[k] == v for k, v in windows.items())

@@ -39,8 +39,12 @@ def bindir() -> Path:
         if shutil.which("initdb") and shutil.which("pg_ctl"):
             return Path(shutil.which("initdb") or "").resolve().parent
         subprocess.run(["apt-get", "update"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], check=True,
-                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     raise RuntimeError("PostgreSQL binaries not found after installing the postgresql package")
 
 
@@ -61,17 +65,52 @@ def start_postgres() -> Postgres:
     data, port = root / "data", free_port()
     if os.geteuid() == 0:
         shutil.chown(root, _USER)
-    _run([str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync",
-          "--no-instructions"])
+    _run(
+        [
+            str(bins / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ]
+    )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c full_page_writes=off"
-    _run([str(bins / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "-t", "60",
-          "start"])
+    _run(
+        [
+            str(bins / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+    )
     return Postgres(dsn=f"postgresql://postgres@127.0.0.1:{port}/postgres", root=str(root), bindir=str(bins))
 
 
 def stop_postgres(server: Postgres) -> None:
     """Stop the server and remove its directory."""
     try:
-        _run([str(Path(server.bindir) / "pg_ctl"), "-D", str(Path(server.root) / "data"), "-m", "fast", "-w", "stop"])
+        _run(
+            [
+                str(Path(server.bindir) / "pg_ctl"),
+                "-D",
+                str(Path(server.root) / "data"),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ]
+        )
     finally:
         shutil.rmtree(server.root, ignore_errors=True)

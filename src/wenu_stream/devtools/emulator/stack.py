@@ -98,22 +98,48 @@ def _kinesis_command(spec: StackSpec, port: int) -> tuple[list[str], dict[str, s
     modules = node_modules()
     env = dict(os.environ)
     if spec.kinesis == "kinesalite":
-        cmd = ["node", "-r", str(_PRELOAD), str(modules / "kinesalite" / "cli.js"), "--port", str(port),
-               "--createStreamMs", "50", "--deleteStreamMs", "50", "--updateStreamMs", "50", "--shardLimit", "100"]
+        cmd = [
+            "node",
+            "-r",
+            str(_PRELOAD),
+            str(modules / "kinesalite" / "cli.js"),
+            "--port",
+            str(port),
+            "--createStreamMs",
+            "50",
+            "--deleteStreamMs",
+            "50",
+            "--updateStreamMs",
+            "50",
+            "--shardLimit",
+            "100",
+        ]
         if spec.persist:
             cmd += ["--path", str(Path(spec.run_dir) / "kinesis-data")]
         return cmd, env
     kl = modules / "kinesis-local"
-    env.update({
-        "KINESIS_MOCK_PLAIN_PORT": str(port),
-        "KINESIS_MOCK_TLS_PORT": str(free_port()),
-        "KINESIS_MOCK_CERT_PATH": str(kl / "server.json"),
-        "LOG_LEVEL": "WARN",
-        **{f"{op}_DURATION": "50ms" for op in (
-            "CREATE_STREAM", "DELETE_STREAM", "SPLIT_SHARD", "MERGE_SHARDS", "UPDATE_SHARD_COUNT",
-            "REGISTER_STREAM_CONSUMER", "DEREGISTER_STREAM_CONSUMER", "START_STREAM_ENCRYPTION",
-            "STOP_STREAM_ENCRYPTION")},
-    })
+    env.update(
+        {
+            "KINESIS_MOCK_PLAIN_PORT": str(port),
+            "KINESIS_MOCK_TLS_PORT": str(free_port()),
+            "KINESIS_MOCK_CERT_PATH": str(kl / "server.json"),
+            "LOG_LEVEL": "WARN",
+            **{
+                f"{op}_DURATION": "50ms"
+                for op in (
+                    "CREATE_STREAM",
+                    "DELETE_STREAM",
+                    "SPLIT_SHARD",
+                    "MERGE_SHARDS",
+                    "UPDATE_SHARD_COUNT",
+                    "REGISTER_STREAM_CONSUMER",
+                    "DEREGISTER_STREAM_CONSUMER",
+                    "START_STREAM_ENCRYPTION",
+                    "STOP_STREAM_ENCRYPTION",
+                )
+            },
+        }
+    )
     return ["node", "-r", str(_PRELOAD), str(kl / "main.js")], env
 
 
@@ -121,8 +147,13 @@ def _spawn(name: str, cmd: list[str], env: dict[str, str] | None, run_dir: Path)
     log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            cwd=run_dir, start_new_session=True,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=run_dir,
+            start_new_session=True,
         )
     finally:
         log.close()
@@ -141,7 +172,9 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, timeout: floa
             return  # any HTTP answer means the server is up
         except OSError:
             time.sleep(0.05)
-    raise EmulatorError(f"{name} did not answer on {url} within {timeout:.0f} s (log: {run_dir / (name + '.log')})")
+    raise EmulatorError(
+        f"{name} did not answer on {url} within {timeout:.0f} s (log: {run_dir / (name + '.log')})"
+    )
 
 
 def start_stack(spec: StackSpec, *, timeout: float = 60.0) -> Stack:
@@ -166,8 +199,13 @@ def start_stack(spec: StackSpec, *, timeout: float = 60.0) -> Stack:
         for proc in procs.values():
             _terminate(proc.pid)
         raise
-    stack = Stack(run_dir=str(run_dir), kinesis=spec.kinesis, moto_port=moto_port, kinesis_port=kinesis_port,
-                  pids={name: proc.pid for name, proc in procs.items()})
+    stack = Stack(
+        run_dir=str(run_dir),
+        kinesis=spec.kinesis,
+        moto_port=moto_port,
+        kinesis_port=kinesis_port,
+        pids={name: proc.pid for name, proc in procs.items()},
+    )
     (run_dir / _STATE_FILE).write_bytes(msgspec.json.encode(stack))
     return stack
 

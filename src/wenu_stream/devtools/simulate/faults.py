@@ -107,8 +107,12 @@ def malformed_plaintext(message: Message, codec: int, rng: random.Random) -> tup
     if rng.random() < 0.5:
         whole = encode_payload(message, codec)
         return whole[: rng.randrange(1, len(whole))], Reason.MALFORMED_PAYLOAD
-    broken = {"device": message.device, "seq": message.seq, "sent_at": message.sent_at,
-              "readings": rng.choice(([], "none", [{"ch": "x", "t": 0, "v": 1.0}]))}
+    broken = {
+        "device": message.device,
+        "seq": message.seq,
+        "sent_at": message.sent_at,
+        "readings": rng.choice(([], "none", [{"ch": "x", "t": 0, "v": 1.0}])),
+    }
     encoded = msgspec.json.encode(broken) if codec == JSON else msgspec.msgpack.encode(broken)
     return encoded, Reason.SCHEMA_VIOLATION
 

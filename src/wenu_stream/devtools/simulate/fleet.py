@@ -43,14 +43,22 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
 
 
 COMPANIES: Final = (
-    Company("acme", "ACME S.A.", (
-        Site("acme-hq", "Casa Matriz", "America/Santiago"),
-        Site("acme-plant", "Planta Quilicura", "America/Santiago"),
-    )),
-    Company("iberia", "Iberia Retail S.L.", (
-        Site("iberia-mad", "Tienda Gran Via", "Europe/Madrid"),
-        Site("iberia-bcn", "Tienda Diagonal", "Europe/Madrid"),
-    )),
+    Company(
+        "acme",
+        "ACME S.A.",
+        (
+            Site("acme-hq", "Casa Matriz", "America/Santiago"),
+            Site("acme-plant", "Planta Quilicura", "America/Santiago"),
+        ),
+    ),
+    Company(
+        "iberia",
+        "Iberia Retail S.L.",
+        (
+            Site("iberia-mad", "Tienda Gran Via", "Europe/Madrid"),
+            Site("iberia-bcn", "Tienda Diagonal", "Europe/Madrid"),
+        ),
+    ),
     Company("globex", "Globex Data Ltd", (Site("globex-dc1", "Data Centre 1", "UTC"),)),
 )
 _SITES: Final = tuple((company, site) for company in COMPANIES for site in company.sites)
@@ -77,8 +85,16 @@ def build_fleet(devices: int) -> tuple[Device, ...]:
         kind = _KIND_CYCLE[index % len(_KIND_CYCLE)]
         counts[kind] += 1
         company, site = _SITES[index % len(_SITES)]
-        fleet.append(Device(id=f"{kind}-{counts[kind]:06d}", kind=kind, index=index,
-                            company=company.id, site=site.id, timezone=site.timezone))
+        fleet.append(
+            Device(
+                id=f"{kind}-{counts[kind]:06d}",
+                kind=kind,
+                index=index,
+                company=company.id,
+                site=site.id,
+                timezone=site.timezone,
+            )
+        )
     return tuple(fleet)
 
 
@@ -101,15 +117,29 @@ def fleet_catalog(cfg: SimulationConfig) -> dict[str, Any]:
 
 
 def _site_doc(site: Site, devices: list[Device]) -> dict[str, Any]:
-    return {"id": site.id, "name": site.name, "timezone": site.timezone,
-            "devices": [_device_doc(d) for d in devices]}
+    return {
+        "id": site.id,
+        "name": site.name,
+        "timezone": site.timezone,
+        "devices": [_device_doc(d) for d in devices],
+    }
 
 
 def _device_doc(device: Device) -> dict[str, Any]:
-    return {"id": device.id, "channels": [
-        {"ch": ch, "series": series_id(device, suffix), "kind": kind, "unit": unit, "scale": 1.0, "offset": 0.0}
-        for ch, suffix, kind, unit in CHANNELS[device.kind]
-    ]}
+    return {
+        "id": device.id,
+        "channels": [
+            {
+                "ch": ch,
+                "series": series_id(device, suffix),
+                "kind": kind,
+                "unit": unit,
+                "scale": 1.0,
+                "offset": 0.0,
+            }
+            for ch, suffix, kind, unit in CHANNELS[device.kind]
+        ],
+    }
 
 
 def alarm_rules(fleet: tuple[Device, ...], interval_s: float = 1.0) -> list[dict[str, Any]]:
@@ -130,25 +160,74 @@ def alarm_rules(fleet: tuple[Device, ...], interval_s: float = 1.0) -> list[dict
     rules: list[dict[str, Any]] = []
     if em:
         rules += [
-            {"id": "voltage-high", "series": series_id(em[0], "voltage"), "type": "threshold", "op": ">",
-             "value": 250, "clear": 240, "for_s": 20, "severity": "critical"},
-            {"id": "daily-energy", "series": series_id(em[0], "energy"), "type": "consumption", "window": "1d",
-             "max": 1500, "severity": "major"},
+            {
+                "id": "voltage-high",
+                "series": series_id(em[0], "voltage"),
+                "type": "threshold",
+                "op": ">",
+                "value": 250,
+                "clear": 240,
+                "for_s": 20,
+                "severity": "critical",
+            },
+            {
+                "id": "daily-energy",
+                "series": series_id(em[0], "energy"),
+                "type": "consumption",
+                "window": "1d",
+                "max": 1500,
+                "severity": "major",
+            },
         ]
     if len(em) > 1:
-        rules.append({"id": "voltage-jump", "series": series_id(em[1], "voltage"), "type": "rate_of_change",
-                      "max_abs_delta_per_min": 600, "severity": "major"})
+        rules.append(
+            {
+                "id": "voltage-jump",
+                "series": series_id(em[1], "voltage"),
+                "type": "rate_of_change",
+                "max_abs_delta_per_min": 600,
+                "severity": "major",
+            }
+        )
     if len(em) > 2:
-        rules.append({"id": "power-silent", "series": series_id(em[2], "power"), "type": "no_data",
-                      "after_s": max(30.0, 3 * interval_s), "severity": "warning"})
+        rules.append(
+            {
+                "id": "power-silent",
+                "series": series_id(em[2], "power"),
+                "type": "no_data",
+                "after_s": max(30.0, 3 * interval_s),
+                "severity": "warning",
+            }
+        )
     if tm:
         rules += [
-            {"id": "temperature-stuck", "series": series_id(tm[0], "temperature"), "type": "stuck",
-             "count": 5, "severity": "minor"},
-            {"id": "temperature-hot", "match": {"unit": "degC", "kind": "gauge"}, "type": "threshold",
-             "op": ">", "value": 40, "clear": 38, "for_s": 300, "severity": "warning"},
+            {
+                "id": "temperature-stuck",
+                "series": series_id(tm[0], "temperature"),
+                "type": "stuck",
+                "count": 5,
+                "severity": "minor",
+            },
+            {
+                "id": "temperature-hot",
+                "match": {"unit": "degC", "kind": "gauge"},
+                "type": "threshold",
+                "op": ">",
+                "value": 40,
+                "clear": 38,
+                "for_s": 300,
+                "severity": "warning",
+            },
         ]
     if wm:
-        rules.append({"id": "water-daily", "match": {"unit": "m3", "kind": "counter"}, "type": "consumption",
-                      "window": "1d", "max": 250, "severity": "major"})
+        rules.append(
+            {
+                "id": "water-daily",
+                "match": {"unit": "m3", "kind": "counter"},
+                "type": "consumption",
+                "window": "1d",
+                "max": 250,
+                "severity": "major",
+            }
+        )
     return rules

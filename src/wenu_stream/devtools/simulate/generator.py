@@ -44,7 +44,9 @@ from wenu_stream.records.payload import JSON, MSGPACK, Message
 from wenu_stream.records.rejections import Reason
 
 MAX_AGGREGATE_BYTES: Final = 1_000_000  # under the 1 MiB record limit, with room for the KPL framing
-MAX_BUFFER_MS: Final = 500  # simulated ms a user record may wait for company in an aggregate (KPL default: 100)
+MAX_BUFFER_MS: Final = (
+    500  # simulated ms a user record may wait for company in an aggregate (KPL default: 100)
+)
 _SEND_DELAY_MS: Final = (20, 400)  # gateway and network delay between measuring and sending
 
 
@@ -86,10 +88,26 @@ class ProducedRecord(msgspec.Struct, frozen=True, kw_only=True):
 class _Device:
     """Mutable per-device state of a run."""
 
-    __slots__ = ("codec", "device", "has_counter", "key_id", "meter", "phase_ms", "reset", "seq", "silent_until")
+    __slots__ = (
+        "codec",
+        "device",
+        "has_counter",
+        "key_id",
+        "meter",
+        "phase_ms",
+        "reset",
+        "seq",
+        "silent_until",
+    )
 
     def __init__(self, device: Device, meter: Meter, phase_ms: int, codec: int, key_id: str) -> None:
-        self.device, self.meter, self.phase_ms, self.codec, self.key_id = device, meter, phase_ms, codec, key_id
+        self.device, self.meter, self.phase_ms, self.codec, self.key_id = (
+            device,
+            meter,
+            phase_ms,
+            codec,
+            key_id,
+        )
         self.has_counter = device.kind in HAS_COUNTER
         self.seq = 0
         self.silent_until = 0
@@ -116,15 +134,22 @@ def check_keys(cfg: SimulationConfig, keys: Mapping[str, bytes]) -> tuple[str, .
         raise ConfigError("keyring", "the key ring is empty", "give a key-ring file with at least one key")
     for key_id, key in keys.items():
         if not is_valid_key_id(key_id.encode("ascii", "replace")) or len(key) != KEY_SIZE:
-            raise ConfigError("keyring", f"key {key_id!r} is invalid",
-                              f"use ids of [A-Za-z0-9._:-] (1..64) and {KEY_SIZE}-byte keys")
+            raise ConfigError(
+                "keyring",
+                f"key {key_id!r} is invalid",
+                f"use ids of [A-Za-z0-9._:-] (1..64) and {KEY_SIZE}-byte keys",
+            )
     missing = [k for k in cfg.key_ids if k not in keys]
     if missing:
         raise ConfigError("key_ids", f"{missing} not in the key ring", f"use some of {sorted(keys)}")
-    if cfg.faults.unknown_key > 0 and (cfg.unknown_key_id in keys
-                                       or not is_valid_key_id(cfg.unknown_key_id.encode("ascii", "replace"))):
-        raise ConfigError("unknown_key_id", f"{cfg.unknown_key_id!r} is in the key ring or invalid",
-                          "pick a valid key id that the ring does not hold")
+    if cfg.faults.unknown_key > 0 and (
+        cfg.unknown_key_id in keys or not is_valid_key_id(cfg.unknown_key_id.encode("ascii", "replace"))
+    ):
+        raise ConfigError(
+            "unknown_key_id",
+            f"{cfg.unknown_key_id!r} is in the key ring or invalid",
+            "pick a valid key id that the ring does not hold",
+        )
     return cfg.key_ids or tuple(sorted(keys))
 
 
@@ -145,7 +170,10 @@ def generate(cfg: SimulationConfig, keyring: Mapping[str, bytes]) -> Iterator[Pr
     users = _Run(cfg, key_ids, Sealer(keys, NonceSource(cfg.seed))).user_records()
     if cfg.aggregate:
         return _aggregates(users, cfg.aggregate, cfg.shard_ranges)
-    return (ProducedRecord(partition_key=u.partition_key, data=u.data, emit_ms=u.emit_ms, users=(u,)) for u in users)
+    return (
+        ProducedRecord(partition_key=u.partition_key, data=u.data, emit_ms=u.emit_ms, users=(u,))
+        for u in users
+    )
 
 
 def _rng(seed: int | None, purpose: str) -> random.Random:
@@ -170,7 +198,9 @@ class _Run:
         rng = self.meter_rng
         meter = METERS[device.kind](rng)
         codec = MSGPACK if rng.random() < self.cfg.msgpack_share else JSON
-        return _Device(device, meter, rng.randrange(self.interval_ms), codec, key_ids[device.index % len(key_ids)])
+        return _Device(
+            device, meter, rng.randrange(self.interval_ms), codec, key_ids[device.index % len(key_ids)]
+        )
 
     def user_records(self) -> Iterator[UserRecord]:
         """Yield every user record of the run in emission order."""
@@ -187,16 +217,24 @@ class _Run:
 
     def _measure(self, state: _Device, t: int) -> None:
         rates, rng = self.rates, self.fault_rng
-        clean = self.anomalies is not None and self.anomalies.touches(state.device.id)  # no faults on anomalies
-        reset = not clean and state.has_counter and rates.counter_reset > 0 and rng.random() < rates.counter_reset
+        clean = self.anomalies is not None and self.anomalies.touches(
+            state.device.id
+        )  # no faults on anomalies
+        reset = (
+            not clean and state.has_counter and rates.counter_reset > 0 and rng.random() < rates.counter_reset
+        )
         hour = self.clock.hour(t, state.device.timezone)
         readings = state.meter.read(t, self.interval_ms / 1000, hour, self.meter_rng, reset)
         state.reset |= reset
         if clean:
             assert self.anomalies is not None
-            changed = self.anomalies.apply(state.device.id, (t - self.cfg.start_ms) // self.interval_ms, readings)
+            changed = self.anomalies.apply(
+                state.device.id, (t - self.cfg.start_ms) // self.interval_ms, readings
+            )
             if changed is None:  # an injected silence (not a gap fault: the tally does not count it)
-                self.meter_rng.randint(*_SEND_DELAY_MS)  # drawn all the same: other devices' readings stay put
+                self.meter_rng.randint(
+                    *_SEND_DELAY_MS
+                )  # drawn all the same: other devices' readings stay put
                 return
             readings = changed
         if t < state.silent_until:
@@ -206,7 +244,9 @@ class _Run:
         state.seq += 1
         sent = t + self.meter_rng.randint(*_SEND_DELAY_MS)
         message = Message(device=state.device.id, seq=state.seq, sent_at=sent, readings=readings)
-        pending = _Pending(state, message, fault=None if clean else self._wire_fault(), after_gap=after_gap, reset=reset)
+        pending = _Pending(
+            state, message, fault=None if clean else self._wire_fault(), after_gap=after_gap, reset=reset
+        )
         emit = sent
         if not clean and rates.reorder > 0 and rng.random() < rates.reorder:
             bound = round(rates.reorder_bound_s * 1000)
@@ -215,8 +255,10 @@ class _Run:
         self._push(emit, pending)
         if not clean and pending.fault is None and rates.duplicate > 0 and rng.random() < rates.duplicate:
             again = emit + rng.randint(1, max(1, round(rates.duplicate_delay_s * 1000)))
-            self._push(again, _Pending(state, message, fault=Fault.DUPLICATE, original=pending,
-                                       replay=rng.random() < 0.5))
+            self._push(
+                again,
+                _Pending(state, message, fault=Fault.DUPLICATE, original=pending, replay=rng.random() < 0.5),
+            )
         if not clean and rates.gap > 0 and rng.random() < rates.gap:
             state.silent_until = t + round(rates.gap_s * 1000 * rng.uniform(0.5, 1.5))
 
@@ -225,8 +267,12 @@ class _Run:
         if not (rates.corrupt or rates.unknown_key or rates.tamper or rates.malformed):
             return None
         u = self.fault_rng.random()
-        for fault, rate in ((Fault.CORRUPT, rates.corrupt), (Fault.UNKNOWN_KEY, rates.unknown_key),
-                            (Fault.TAMPER, rates.tamper), (Fault.MALFORMED, rates.malformed)):
+        for fault, rate in (
+            (Fault.CORRUPT, rates.corrupt),
+            (Fault.UNKNOWN_KEY, rates.unknown_key),
+            (Fault.TAMPER, rates.tamper),
+            (Fault.MALFORMED, rates.malformed),
+        ):
             if u < rate:
                 return fault
             u -= rate
@@ -240,7 +286,10 @@ class _Run:
         state, key_id, expect = p.state, p.state.key_id, ACCEPTED
         if p.fault is Fault.DUPLICATE:
             assert p.original is not None
-            data, expect = (p.original.data if p.replay else self.sealer.seal(p.message, state.codec, key_id)), DUPLICATE
+            data, expect = (
+                (p.original.data if p.replay else self.sealer.seal(p.message, state.codec, key_id)),
+                DUPLICATE,
+            )
         elif p.fault is Fault.UNKNOWN_KEY:
             key_id, expect = self.cfg.unknown_key_id, Reason.UNKNOWN_KEY
             data = self.sealer.seal(p.message, state.codec, key_id)
@@ -254,9 +303,19 @@ class _Run:
             elif p.fault is Fault.TAMPER:
                 data, expect = tamper(data, self.fault_rng), Reason.AUTH_FAILED
         p.data = data
-        return UserRecord(partition_key=p.message.device, data=data, message=p.message, key_id=key_id,
-                          codec=state.codec, emit_ms=emit, expect=str(expect), fault=p.fault, late=p.late,
-                          after_gap=p.after_gap, reset=p.reset)
+        return UserRecord(
+            partition_key=p.message.device,
+            data=data,
+            message=p.message,
+            key_id=key_id,
+            codec=state.codec,
+            emit_ms=emit,
+            expect=str(expect),
+            fault=p.fault,
+            late=p.late,
+            after_gap=p.after_gap,
+            reset=p.reset,
+        )
 
 
 def device_phases(cfg: SimulationConfig) -> dict[str, int]:
@@ -289,8 +348,9 @@ def shard_of(partition_key: str, ranges: tuple[tuple[int, int], ...]) -> int | s
     raise ValueError(f"no shard range holds the hash key of {partition_key!r}")
 
 
-def _aggregates(users: Iterable[UserRecord], per_record: int,
-                ranges: tuple[tuple[int, int], ...] = ()) -> Iterator[ProducedRecord]:
+def _aggregates(
+    users: Iterable[UserRecord], per_record: int, ranges: tuple[tuple[int, int], ...] = ()
+) -> Iterator[ProducedRecord]:
     """Pack user records bound for the same shard, up to ``per_record`` and ``MAX_AGGREGATE_BYTES``, into KPL records.
 
     As the KPL does, an aggregate holds only records of one shard, and a record waits at most
@@ -298,7 +358,9 @@ def _aggregates(users: Iterable[UserRecord], per_record: int,
     """
     open_chunks: dict[int | str, tuple[list[UserRecord], int]] = {}
     for user in users:
-        for key in [k for k, (chunk, _) in open_chunks.items() if user.emit_ms - chunk[0].emit_ms > MAX_BUFFER_MS]:
+        for key in [
+            k for k, (chunk, _) in open_chunks.items() if user.emit_ms - chunk[0].emit_ms > MAX_BUFFER_MS
+        ]:
             yield _pack(open_chunks.pop(key)[0])
         key = shard_of(user.partition_key, ranges)
         chunk, size = open_chunks.get(key, ([], 0))
@@ -315,8 +377,14 @@ def _aggregates(users: Iterable[UserRecord], per_record: int,
 def _pack(chunk: list[UserRecord]) -> ProducedRecord:
     first, last = chunk[0], chunk[-1]
     if len(chunk) == 1:
-        return ProducedRecord(partition_key=first.partition_key, data=first.data, emit_ms=first.emit_ms,
-                              users=(first,))
+        return ProducedRecord(
+            partition_key=first.partition_key, data=first.data, emit_ms=first.emit_ms, users=(first,)
+        )
     data = aggregate([(u.partition_key, u.data) for u in chunk])
-    return ProducedRecord(partition_key=first.partition_key, data=data, emit_ms=last.emit_ms,
-                          users=tuple(chunk), aggregated=True)
+    return ProducedRecord(
+        partition_key=first.partition_key,
+        data=data,
+        emit_ms=last.emit_ms,
+        users=tuple(chunk),
+        aggregated=True,
+    )

@@ -67,8 +67,11 @@ class Tally:
 
     def result(self) -> Outcomes:
         """The totals so far."""
-        return Outcomes(**self._counts, rejected=dict(sorted(self._rejected.items())),
-                        faults={k: v for k, v in sorted(self._faults.items()) if v})
+        return Outcomes(
+            **self._counts,
+            rejected=dict(sorted(self._rejected.items())),
+            faults={k: v for k, v in sorted(self._faults.items()) if v},
+        )
 
 
 def expected_outcomes(records: Iterable[ProducedRecord]) -> Outcomes:

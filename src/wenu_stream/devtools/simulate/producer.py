@@ -24,10 +24,16 @@ from wenu_stream.errors import ConfigError, WenuError
 
 MAX_BATCH_RECORDS: Final = 500
 MAX_BATCH_BYTES: Final = 5 * 1024 * 1024  # data + partition keys of one PutRecords request
-_RETRYABLE: Final = frozenset({
-    "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
-    "InternalFailure", "ServiceUnavailable", "KMSThrottlingException",
-})
+_RETRYABLE: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "ThrottlingException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "KMSThrottlingException",
+    }
+)
 
 
 class ProducerError(WenuError):
@@ -52,8 +58,15 @@ class Pacer:
     sent at once and the run then follows real time).
     """
 
-    def __init__(self, mode: str, *, start_ms: int = 0, rate: float = 1.0,
-                 now: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        mode: str,
+        *,
+        start_ms: int = 0,
+        rate: float = 1.0,
+        now: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.mode, self.now = mode, now
         self.rate = rate if mode == "relative" else 1.0
         self._origin = now()
@@ -69,9 +82,17 @@ class Pacer:
 class KinesisProducer:
     """Puts records into one stream through a boto3 Kinesis client."""
 
-    def __init__(self, stream: str, client: Any = None, *, max_attempts: int = 10, base_s: float = 0.05,
-                 cap_s: float = 5.0, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        stream: str,
+        client: Any = None,
+        *,
+        max_attempts: int = 10,
+        base_s: float = 0.05,
+        cap_s: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         if client is None:
             import boto3
 
@@ -106,11 +127,15 @@ class KinesisProducer:
             summary = self.client.describe_stream_summary(StreamName=self.stream)["StreamDescriptionSummary"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            raise ConfigError("--stream", f"stream {self.stream!r}: {code or exc}",
-                              "create it first (`wenu-stream provision`) or name an existing stream") from None
+            raise ConfigError(
+                "--stream",
+                f"stream {self.stream!r}: {code or exc}",
+                "create it first (`wenu-stream provision`) or name an existing stream",
+            ) from None
         if summary["StreamStatus"] not in ("ACTIVE", "UPDATING"):
-            raise ConfigError("--stream", f"stream {self.stream!r} is {summary['StreamStatus']}",
-                              "wait until it is ACTIVE")
+            raise ConfigError(
+                "--stream", f"stream {self.stream!r} is {summary['StreamStatus']}", "wait until it is ACTIVE"
+            )
 
     def put(self, entries: list[dict[str, Any]]) -> None:
         """Put one batch; retry only the failed entries until all are in.
@@ -128,7 +153,9 @@ class KinesisProducer:
                 self.stats.batches += 1
                 self.stats.records_put += len(entries)
                 return
-        raise ProducerError(f"{len(pending)} records not put into {self.stream!r} after {self.max_attempts} attempts")
+        raise ProducerError(
+            f"{len(pending)} records not put into {self.stream!r} after {self.max_attempts} attempts"
+        )
 
     def _call(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from botocore.exceptions import ClientError
@@ -142,7 +169,9 @@ class KinesisProducer:
             raise
         if not response.get("FailedRecordCount"):
             return []
-        return [entry for entry, result in zip(entries, response["Records"], strict=True) if "ErrorCode" in result]
+        return [
+            entry for entry, result in zip(entries, response["Records"], strict=True) if "ErrorCode" in result
+        ]
 
 
 def entry(record: ProducedRecord) -> dict[str, Any]:
@@ -150,8 +179,15 @@ def entry(record: ProducedRecord) -> dict[str, Any]:
     return {"Data": record.data, "PartitionKey": record.partition_key}
 
 
-def put_all(records: Iterable[ProducedRecord], send: Callable[[list[dict[str, Any]]], None], pacer: Pacer, *,
-            tally: Tally | None = None, linger_s: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> None:
+def put_all(
+    records: Iterable[ProducedRecord],
+    send: Callable[[list[dict[str, Any]]], None],
+    pacer: Pacer,
+    *,
+    tally: Tally | None = None,
+    linger_s: float = 0.2,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Group records into PutRecords batches (500 records, 5 MiB) and send them when due.
 
     A batch gathers records due within ``linger_s`` of its first one, waits until
@@ -169,7 +205,9 @@ def put_all(records: Iterable[ProducedRecord], send: Callable[[list[dict[str, An
 
     for record in records:
         due, cost = pacer.due(record.emit_ms), len(record.data) + len(record.partition_key.encode())
-        if batch and (due > first_due + linger_s or len(batch) == MAX_BATCH_RECORDS or size + cost > MAX_BATCH_BYTES):
+        if batch and (
+            due > first_due + linger_s or len(batch) == MAX_BATCH_RECORDS or size + cost > MAX_BATCH_BYTES
+        ):
             flush()
             batch, size = [], 0
         if not batch:
@@ -185,7 +223,14 @@ def put_all(records: Iterable[ProducedRecord], send: Callable[[list[dict[str, An
 def write_lines(records: Iterable[ProducedRecord], out: IO[str], tally: Tally | None = None) -> None:
     """``--dry-run``: write one JSON line ``{"partition_key", "data_b64"}`` per record to ``out``."""
     for record in records:
-        out.write(json.dumps({"partition_key": record.partition_key,
-                              "data_b64": base64.b64encode(record.data).decode("ascii")}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "partition_key": record.partition_key,
+                    "data_b64": base64.b64encode(record.data).decode("ascii"),
+                }
+            )
+            + "\n"
+        )
         if tally is not None:
             tally.add(record)

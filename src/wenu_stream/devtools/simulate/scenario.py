@@ -101,14 +101,20 @@ def parse_faults(text: str) -> FaultRates:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or name not in names:
-            raise ConfigError("--faults", f"unknown or incomplete item {item!r}",
-                              f"write NAME=VALUE pairs with NAME one of {', '.join(names)}")
+            raise ConfigError(
+                "--faults",
+                f"unknown or incomplete item {item!r}",
+                f"write NAME=VALUE pairs with NAME one of {', '.join(names)}",
+            )
         try:
             raw[name] = float(value)
         except ValueError:
-            raise ConfigError("--faults", f"{name}={value!r} is not a number", "give a number such as 0.01") from None
+            raise ConfigError(
+                "--faults", f"{name}={value!r} is not a number", "give a number such as 0.01"
+            ) from None
     try:
         return msgspec.convert(raw, FaultRates)
     except (msgspec.ValidationError, ValueError) as exc:
-        raise ConfigError("--faults", str(exc), "give probabilities between 0 and 1 (wire faults summing to <= 1)"
-                          ) from None
+        raise ConfigError(
+            "--faults", str(exc), "give probabilities between 0 and 1 (wire faults summing to <= 1)"
+        ) from None

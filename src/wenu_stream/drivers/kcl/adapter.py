@@ -175,11 +175,15 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         """Build the shard processor and load its state at the daemon's checkpoint (or its parents' final state)."""
         shard_id = initialize_input.shard_id
         self._log = self._log.bind(shard_id=shard_id)
-        checkpoint = _checkpoint_string(initialize_input.sequence_number, initialize_input.sub_sequence_number)
+        checkpoint = _checkpoint_string(
+            initialize_input.sequence_number, initialize_input.sub_sequence_number
+        )
         self._call("initialize_failed", lambda: self._initialize(shard_id, checkpoint))
         self._shard_id = shard_id
         if self._metrics is not None:
-            self._metrics.leases_held.labels(self._app).set(1)  # one shard per process: the exporter sums them
+            self._metrics.leases_held.labels(self._app).set(
+                1
+            )  # one shard per process: the exporter sums them
             self._observe_age()
             threading.Thread(target=self._refresh_age, name="checkpoint-age", daemon=True).start()
 
@@ -243,8 +247,11 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             self._die(event)
 
     def _die(self, event: str) -> NoReturn:
-        self._log.exception(event, action="exit without checkpoint; the daemon stops and the batch replays",
-                            exit_code=EXIT_PROCESSING_FAILED)
+        self._log.exception(
+            event,
+            action="exit without checkpoint; the daemon stops and the batch replays",
+            exit_code=EXIT_PROCESSING_FAILED,
+        )
         self._exit(EXIT_PROCESSING_FAILED)
         raise SystemExit(EXIT_PROCESSING_FAILED)  # only reached when an injected exit() returns
 
@@ -281,7 +288,9 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
 
     def _retire_metrics(self) -> None:
         self._ticking.set()
-        if self._metrics is not None and self._shard_id:  # per-process files: leave zeros, not the last values
+        if (
+            self._metrics is not None and self._shard_id
+        ):  # per-process files: leave zeros, not the last values
             self._metrics.leases_held.labels(self._app).set(0)
             self._metrics.checkpoint_age.labels(self._app, self._shard_id).set(0)
 
@@ -307,7 +316,9 @@ def run_process(
     app: str = "",
 ) -> None:
     """Serve the daemon's protocol until it closes stdin, then close the event loop."""
-    processor = WenuRecordProcessor(factory, exit_process=exit_process, parents=parents, metrics=metrics, app=app)
+    processor = WenuRecordProcessor(
+        factory, exit_process=exit_process, parents=parents, metrics=metrics, app=app
+    )
     try:
         kcl.KCLProcess(
             processor,
@@ -319,8 +330,12 @@ def run_process(
         processor.runner.close()
 
 
-def main(app: str, factory: Factory | None = None, environ: Any = None,
-         build: Callable[[Any], tuple[Factory, Metrics]] | None = None) -> None:
+def main(
+    app: str,
+    factory: Factory | None = None,
+    environ: Any = None,
+    build: Callable[[Any], tuple[Factory, Metrics]] | None = None,
+) -> None:
     """Serve the protocol for ``app``: configure logging, load the config, then run the processors.
 
     ``consumers/<app>.py`` reach this through ``bootstrap.kcl_main``, which
@@ -347,4 +362,6 @@ def main(app: str, factory: Factory | None = None, environ: Any = None,
         if build is None:
             raise TypeError("main() needs a processor factory or a build function")
         factory, metrics = build(config)
-    run_process(factory, parents=kinesis_parent_lookup(config.kinesis.stream), metrics=metrics, app=config.app)
+    run_process(
+        factory, parents=kinesis_parent_lookup(config.kinesis.stream), metrics=metrics, app=config.app
+    )

@@ -21,39 +21,98 @@ from pathlib import Path
 _DAEMON_KEYS = {"executableName", "processingLanguage", "maxActiveThreads"}
 # Bean properties of KCL 3.1.3's MultiLangDaemonConfiguration (fields and setters).
 _CONFIG_KEYS = {
-    "applicationName", "streamName", "streamArn", "tableName", "workerId", "workerIdentifier", "regionName",
-    "kinesisEndpoint", "dynamoDBEndpoint", "awsCredentialsProvider", "awsCredentialsProviderDynamoDB",
-    "awsCredentialsProviderCloudWatch", "failoverTimeMillis", "leaseAssignmentIntervalMillis",
-    "enablePriorityLeaseAssignment", "leaseTableDeletionProtectionEnabled", "leaseTablePitrEnabled",
-    "shardSyncIntervalMillis", "cleanupLeasesUponShardCompletion", "ignoreUnexpectedChildShards",
-    "maxLeasesForWorker", "maxLeasesToStealAtOneTime", "initialLeaseTableReadCapacity",
-    "initialLeaseTableWriteCapacity", "initialPositionInStream", "initialPositionInStreamExtended",
-    "maxLeaseRenewalThreads", "listShardsBackoffTimeInMillis", "maxListShardsRetryAttempts",
-    "callProcessRecordsEvenForEmptyRecordList", "parentShardPollIntervalMillis", "shardPrioritization",
-    "skipShardSyncAtWorkerInitializationIfLeasesExist", "schedulerInitializationBackoffTimeMillis",
-    "clientVersionConfig", "taskBackoffTimeMillis", "metricsBufferTimeMillis", "metricsMaxQueueSize",
-    "metricsLevel", "logWarningForTaskAfterMillis", "metricsEnabledDimensions", "retrievalMode",
-    "validateSequenceNumberBeforeCheckpointing", "shutdownGraceMillis", "timeoutInSeconds",
+    "applicationName",
+    "streamName",
+    "streamArn",
+    "tableName",
+    "workerId",
+    "workerIdentifier",
+    "regionName",
+    "kinesisEndpoint",
+    "dynamoDBEndpoint",
+    "awsCredentialsProvider",
+    "awsCredentialsProviderDynamoDB",
+    "awsCredentialsProviderCloudWatch",
+    "failoverTimeMillis",
+    "leaseAssignmentIntervalMillis",
+    "enablePriorityLeaseAssignment",
+    "leaseTableDeletionProtectionEnabled",
+    "leaseTablePitrEnabled",
+    "shardSyncIntervalMillis",
+    "cleanupLeasesUponShardCompletion",
+    "ignoreUnexpectedChildShards",
+    "maxLeasesForWorker",
+    "maxLeasesToStealAtOneTime",
+    "initialLeaseTableReadCapacity",
+    "initialLeaseTableWriteCapacity",
+    "initialPositionInStream",
+    "initialPositionInStreamExtended",
+    "maxLeaseRenewalThreads",
+    "listShardsBackoffTimeInMillis",
+    "maxListShardsRetryAttempts",
+    "callProcessRecordsEvenForEmptyRecordList",
+    "parentShardPollIntervalMillis",
+    "shardPrioritization",
+    "skipShardSyncAtWorkerInitializationIfLeasesExist",
+    "schedulerInitializationBackoffTimeMillis",
+    "clientVersionConfig",
+    "taskBackoffTimeMillis",
+    "metricsBufferTimeMillis",
+    "metricsMaxQueueSize",
+    "metricsLevel",
+    "logWarningForTaskAfterMillis",
+    "metricsEnabledDimensions",
+    "retrievalMode",
+    "validateSequenceNumberBeforeCheckpointing",
+    "shutdownGraceMillis",
+    "timeoutInSeconds",
 }
 # Delegated beans: PollingConfigBean, GracefulLeaseHandoffConfigBean, WorkerUtilizationAwareAssignmentConfigBean,
 # WorkerMetricStatsTableConfigBean and CoordinatorStateTableConfigBean (KCL 3.1.3).
 _DELEGATED_KEYS = {
-    "retryGetRecordsInSeconds", "maxGetRecordsThreadPool", "idleTimeBetweenReadsInMillis",
-    "millisBehindLatestThresholdForReducedTps", "maxRecords",
-    "gracefulLeaseHandoffTimeoutMillis", "isGracefulLeaseHandoffEnabled",
-    "inMemoryWorkerMetricsCaptureFrequencyMillis", "workerMetricsReporterFreqInMillis",
-    "noOfPersistedMetricsPerWorkerMetrics", "disableWorkerMetrics", "maxThroughputPerHostKBps",
-    "dampeningPercentage", "reBalanceThresholdPercentage", "allowThroughputOvershoot", "varianceBalancingFrequency",
-    "workerMetricsEMAAlpha", "staleWorkerMetricsEntryCleanupDuration",
-    "workerMetricsTableName", "workerMetricsBillingMode", "workerMetricsReadCapacity", "workerMetricsWriteCapacity",
-    "workerMetricsPointInTimeRecoveryEnabled", "workerMetricsDeletionProtectionEnabled", "workerMetricsTags",
-    "coordinatorStateTableName", "coordinatorStateBillingMode", "coordinatorStateReadCapacity",
-    "coordinatorStateWriteCapacity", "coordinatorStatePointInTimeRecoveryEnabled",
-    "coordinatorStateDeletionProtectionEnabled", "coordinatorStateTags",
+    "retryGetRecordsInSeconds",
+    "maxGetRecordsThreadPool",
+    "idleTimeBetweenReadsInMillis",
+    "millisBehindLatestThresholdForReducedTps",
+    "maxRecords",
+    "gracefulLeaseHandoffTimeoutMillis",
+    "isGracefulLeaseHandoffEnabled",
+    "inMemoryWorkerMetricsCaptureFrequencyMillis",
+    "workerMetricsReporterFreqInMillis",
+    "noOfPersistedMetricsPerWorkerMetrics",
+    "disableWorkerMetrics",
+    "maxThroughputPerHostKBps",
+    "dampeningPercentage",
+    "reBalanceThresholdPercentage",
+    "allowThroughputOvershoot",
+    "varianceBalancingFrequency",
+    "workerMetricsEMAAlpha",
+    "staleWorkerMetricsEntryCleanupDuration",
+    "workerMetricsTableName",
+    "workerMetricsBillingMode",
+    "workerMetricsReadCapacity",
+    "workerMetricsWriteCapacity",
+    "workerMetricsPointInTimeRecoveryEnabled",
+    "workerMetricsDeletionProtectionEnabled",
+    "workerMetricsTags",
+    "coordinatorStateTableName",
+    "coordinatorStateBillingMode",
+    "coordinatorStateReadCapacity",
+    "coordinatorStateWriteCapacity",
+    "coordinatorStatePointInTimeRecoveryEnabled",
+    "coordinatorStateDeletionProtectionEnabled",
+    "coordinatorStateTags",
 }
 KNOWN_KEYS = frozenset(_DAEMON_KEYS | _CONFIG_KEYS | _DELEGATED_KEYS)
-REQUIRED = ("executableName", "applicationName", "streamName", "regionName", "awsCredentialsProvider",
-            "retrievalMode", "timeoutInSeconds")
+REQUIRED = (
+    "executableName",
+    "applicationName",
+    "streamName",
+    "regionName",
+    "awsCredentialsProvider",
+    "retrievalMode",
+    "timeoutInSeconds",
+)
 _INTEGERS = {  # key: (minimum, maximum)
     "failoverTimeMillis": (1_000, 600_000),
     "idleTimeBetweenReadsInMillis": (200, 60_000),  # KCL 3.x raises anything lower to 200
@@ -92,7 +151,7 @@ def _normal_key(key: str) -> str:
     # The daemon matches AwsCredentialsProvider* keys case-insensitively (KinesisClientLibConfigurator.processKey).
     lowered = key.lower()
     if lowered.startswith("awscredentialsprovider"):
-        return "awsCredentialsProvider" + key[len("awscredentialsprovider"):]
+        return "awsCredentialsProvider" + key[len("awscredentialsprovider") :]
     return key
 
 
@@ -107,12 +166,17 @@ def check_properties(path: str | os.PathLike[str], cwd: str | os.PathLike[str] |
     if not file.is_file():
         return [f"{file}: no such properties file (fix: pass the path of properties/<app>.properties)"]
     props = parse_properties(file.read_text(encoding="utf-8"))
-    problems = [f"{file}: {key}: unknown setting, the daemon would silently ignore it (fix: remove or rename it)"
-                for key in props if key not in KNOWN_KEYS]
+    problems = [
+        f"{file}: {key}: unknown setting, the daemon would silently ignore it (fix: remove or rename it)"
+        for key in props
+        if key not in KNOWN_KEYS
+    ]
     problems += [f"{file}: {key}: missing (fix: add `{key} = ...`)" for key in REQUIRED if not props.get(key)]
     problems += [f"{file}: {p}" for p in _value_problems(props)]
     if props.get("executableName"):
-        problems += [f"{file}: executableName: {p}" for p in _executable_problems(props["executableName"], cwd)]
+        problems += [
+            f"{file}: executableName: {p}" for p in _executable_problems(props["executableName"], cwd)
+        ]
     return problems
 
 
@@ -140,11 +204,15 @@ def _executable_problems(command: str, cwd: str | os.PathLike[str] | None) -> li
     problems = []
     located = (base / program) if "/" in program else shutil.which(program)
     if located is None or not Path(located).is_file() or not os.access(located, os.X_OK):
-        problems.append(f"{program!r} is not an executable file (fix: a path relative to the daemon's "
-                        "working directory, or a program on PATH; scripts need chmod +x)")
+        problems.append(
+            f"{program!r} is not an executable file (fix: a path relative to the daemon's "
+            "working directory, or a program on PATH; scripts need chmod +x)"
+        )
     for arg in args:
         if arg.endswith(".py") and not (base / arg).is_file():
-            problems.append(f"script {arg!r} not found from {base} (fix: run the daemon from the repository root)")
+            problems.append(
+                f"script {arg!r} not found from {base} (fix: run the daemon from the repository root)"
+            )
     return problems
 
 
@@ -155,7 +223,9 @@ def render_properties(app: str, overrides: Mapping[str, str], root: str | os.Pat
     the region and an ``executableName`` with this virtualenv's interpreter
     (see ``local_overrides``). Write the result to a file and pass it to the daemon.
     """
-    return apply_overrides(Path(root, "properties", f"{app}.properties").read_text(encoding="utf-8"), overrides)
+    return apply_overrides(
+        Path(root, "properties", f"{app}.properties").read_text(encoding="utf-8"), overrides
+    )
 
 
 def apply_overrides(template: str, overrides: Mapping[str, str]) -> str:
@@ -169,13 +239,16 @@ def apply_overrides(template: str, overrides: Mapping[str, str]) -> str:
             line = f"{key} = {remaining.pop(key)}"
         lines.append(line)
     if remaining:
-        lines.append("# Overrides for this environment (wenu_stream.drivers.kcl.properties.render_properties)")
+        lines.append(
+            "# Overrides for this environment (wenu_stream.drivers.kcl.properties.render_properties)"
+        )
         lines.extend(f"{key} = {value}" for key, value in remaining.items())
     return "\n".join(lines) + "\n"
 
 
-def local_overrides(app: str, *, kinesis_url: str, dynamodb_url: str, region: str, root: str | os.PathLike[str],
-                    python: str) -> dict[str, str]:
+def local_overrides(
+    app: str, *, kinesis_url: str, dynamodb_url: str, region: str, root: str | os.PathLike[str], python: str
+) -> dict[str, str]:
     """Overrides for running ``app`` against the local emulators from ``root`` with interpreter ``python``."""
     script = str(Path(root, "consumers", f"{app}.py").resolve())
     if any(c.isspace() for c in python + script):

@@ -74,8 +74,11 @@ def plan_takes(
     need = target - len(held)
     if need <= 0:
         return []
-    free = [lease for lease in leases
-            if lease.lease_key not in held and (lease.lease_owner is None or lease.lease_key in expired)]
+    free = [
+        lease
+        for lease in leases
+        if lease.lease_key not in held and (lease.lease_owner is None or lease.lease_key in expired)
+    ]
     if free:
         rng.shuffle(free)
         return free[:need]

@@ -111,8 +111,17 @@ class HeldLease:
 class WorkerState:
     """What the consumers of one worker share: clients, settings, counters, the stop signal."""
 
-    def __init__(self, config: Config, *, table: LeaseTable, fast: FastGetRecords, kinesis_client: Any,
-                 metrics: Metrics, stop: asyncio.Event, log: Any) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        table: LeaseTable,
+        fast: FastGetRecords,
+        kinesis_client: Any,
+        metrics: Metrics,
+        stop: asyncio.Event,
+        log: Any,
+    ) -> None:
         self.config = config
         self.table = table
         self.fast = fast
@@ -131,7 +140,10 @@ class WorkerState:
 
 def start_position(checkpoint: str, sub: int) -> tuple[str, str | None]:
     """The GetShardIterator type and sequence number that resume after a lease checkpoint."""
-    if checkpoint in (TRIM_HORIZON, AT_TIMESTAMP):  # AT_TIMESTAMP carries no timestamp in the row: read it all
+    if checkpoint in (
+        TRIM_HORIZON,
+        AT_TIMESTAMP,
+    ):  # AT_TIMESTAMP carries no timestamp in the row: read it all
         return TRIM_HORIZON, None
     if checkpoint == LATEST:
         return LATEST, None
@@ -215,7 +227,8 @@ class ShardConsumer:
             try:
                 if self.iterator is None:
                     self.iterator = await kinesis.get_shard_iterator(
-                        state.kinesis, state.config.kinesis.stream, self.shard_id, *self.resume)
+                        state.kinesis, state.config.kinesis.stream, self.shard_id, *self.resume
+                    )
                 out = await state.fast.get_records(self.iterator, limit)
             except ExpiredIteratorError:
                 self.log.info("iterator_expired", resume=self.resume[0])

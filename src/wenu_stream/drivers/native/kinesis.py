@@ -26,10 +26,25 @@ from wenu_stream.model import KinesisRecord
 
 _TARGET = "Kinesis_20131202."
 _CONTENT_TYPE = "application/x-amz-json-1.1"
-_THROTTLED = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
-                        "KMSThrottlingException", "RequestLimitExceeded"})
-_TRANSIENT = frozenset({"InternalFailure", "InternalFailureException", "ServiceUnavailable",
-                        "ServiceUnavailableException", "InternalServerError", "RequestTimeout"})
+_THROTTLED = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        "ThrottlingException",
+        "KMSThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+_TRANSIENT = frozenset(
+    {
+        "InternalFailure",
+        "InternalFailureException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalServerError",
+        "RequestTimeout",
+    }
+)
 
 
 class KinesisError(WenuError):
@@ -136,10 +151,16 @@ class FastGetRecords:
         credentials = await session.get_credentials()
         if credentials is None:
             raise KinesisError("NoCredentials", "no AWS credentials found by the SDK")
-        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                                     timeout=aiohttp.ClientTimeout(total=60, connect=10))
-        return cls(endpoint=client.meta.endpoint_url, region=client.meta.region_name, credentials=credentials,
-                   http=http)
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=60, connect=10),
+        )
+        return cls(
+            endpoint=client.meta.endpoint_url,
+            region=client.meta.region_name,
+            credentials=credentials,
+            http=http,
+        )
 
     async def close(self) -> None:
         await self._http.close()
@@ -166,8 +187,12 @@ class FastGetRecords:
 
     async def _sign(self, operation: str, body: bytes) -> dict[str, str]:
         frozen = await self._credentials.get_frozen_credentials()
-        request = AWSRequest(method="POST", url=self.endpoint, data=body,
-                             headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET + operation})
+        request = AWSRequest(
+            method="POST",
+            url=self.endpoint,
+            data=body,
+            headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET + operation},
+        )
         SigV4Auth(frozen, "kinesis", self.region).add_auth(request)
         return dict(request.headers.items())
 
@@ -191,14 +216,18 @@ async def list_shards(client: Any, stream: str) -> list[Shard]:
 def _shard(raw: dict[str, Any]) -> Shard:
     hashes = raw.get("HashKeyRange", {})
     return Shard(
-        shard_id=raw["ShardId"], parent_shard_id=raw.get("ParentShardId"),
+        shard_id=raw["ShardId"],
+        parent_shard_id=raw.get("ParentShardId"),
         adjacent_parent_shard_id=raw.get("AdjacentParentShardId"),
-        starting_hash_key=hashes.get("StartingHashKey", ""), ending_hash_key=hashes.get("EndingHashKey", ""),
+        starting_hash_key=hashes.get("StartingHashKey", ""),
+        ending_hash_key=hashes.get("EndingHashKey", ""),
         ending_sequence_number=raw.get("SequenceNumberRange", {}).get("EndingSequenceNumber"),
     )
 
 
-async def get_shard_iterator(client: Any, stream: str, shard_id: str, kind: str, sequence: str | None = None) -> str:
+async def get_shard_iterator(
+    client: Any, stream: str, shard_id: str, kind: str, sequence: str | None = None
+) -> str:
     """A shard iterator of ``kind`` (TRIM_HORIZON, LATEST, AT_/AFTER_SEQUENCE_NUMBER)."""
     kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": kind}
     if sequence is not None:

@@ -30,11 +30,20 @@ from wenu_stream.model import SENTINELS, SHARD_END, TRIM_HORIZON
 
 OWNER_INDEX = "LeaseOwnerToLeaseKeyIndex"
 
-_S = {"leaseKey": "lease_key", "leaseOwner": "lease_owner", "checkpoint": "checkpoint",
-      "startingHashKey": "starting_hash_key", "endingHashKey": "ending_hash_key",
-      "checkpointOwner": "checkpoint_owner", "pendingCheckpoint": "pending_checkpoint"}
-_N = {"leaseCounter": "lease_counter", "checkpointSubSequenceNumber": "checkpoint_sub_sequence_number",
-      "ownerSwitchesSinceCheckpoint": "owner_switches_since_checkpoint"}
+_S = {
+    "leaseKey": "lease_key",
+    "leaseOwner": "lease_owner",
+    "checkpoint": "checkpoint",
+    "startingHashKey": "starting_hash_key",
+    "endingHashKey": "ending_hash_key",
+    "checkpointOwner": "checkpoint_owner",
+    "pendingCheckpoint": "pending_checkpoint",
+}
+_N = {
+    "leaseCounter": "lease_counter",
+    "checkpointSubSequenceNumber": "checkpoint_sub_sequence_number",
+    "ownerSwitchesSinceCheckpoint": "owner_switches_since_checkpoint",
+}
 _SS = {"parentShardId": "parent_shard_ids", "childShardIds": "child_shard_ids"}
 
 
@@ -110,15 +119,23 @@ class LeaseTable:
         """Create the table (PAY_PER_REQUEST + the KCL 3.x GSI) unless it exists; wait until ACTIVE."""
         try:
             await self.client.create_table(
-                TableName=self.name, BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"},
-                                      {"AttributeName": "leaseOwner", "AttributeType": "S"}],
+                TableName=self.name,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[
+                    {"AttributeName": "leaseKey", "AttributeType": "S"},
+                    {"AttributeName": "leaseOwner", "AttributeType": "S"},
+                ],
                 KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
-                GlobalSecondaryIndexes=[{
-                    "IndexName": OWNER_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
-                    "KeySchema": [{"AttributeName": "leaseOwner", "KeyType": "HASH"},
-                                  {"AttributeName": "leaseKey", "KeyType": "RANGE"}],
-                }],
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": OWNER_INDEX,
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                        "KeySchema": [
+                            {"AttributeName": "leaseOwner", "KeyType": "HASH"},
+                            {"AttributeName": "leaseKey", "KeyType": "RANGE"},
+                        ],
+                    }
+                ],
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
@@ -147,8 +164,9 @@ class LeaseTable:
     async def create(self, lease: Lease) -> bool:
         """Put a new lease row unless one exists; True if this call created it."""
         try:
-            await self.client.put_item(TableName=self.name, Item=to_item(lease),
-                                       ConditionExpression="attribute_not_exists(leaseKey)")
+            await self.client.put_item(
+                TableName=self.name, Item=to_item(lease), ConditionExpression="attribute_not_exists(leaseKey)"
+            )
         except ClientError as exc:
             if _conflict(exc):
                 return False
@@ -161,8 +179,10 @@ class LeaseTable:
         expression = "SET leaseOwner = :me, leaseCounter = :next REMOVE checkpointOwner"
         values: dict[str, Any] = {":me": {"S": owner}}
         if switch:
-            expression = "SET leaseOwner = :me, leaseCounter = :next, ownerSwitchesSinceCheckpoint = " \
-                         "ownerSwitchesSinceCheckpoint + :one REMOVE checkpointOwner"
+            expression = (
+                "SET leaseOwner = :me, leaseCounter = :next, ownerSwitchesSinceCheckpoint = "
+                "ownerSwitchesSinceCheckpoint + :one REMOVE checkpointOwner"
+            )
             values[":one"] = {"N": "1"}
         try:
             return await self._update(lease, expression, values, owner_check=False)
@@ -173,15 +193,18 @@ class LeaseTable:
         """Bump the counter of a lease we hold. Raises ``LeaseLostError`` if someone else moved it."""
         return await self._update(lease, "SET leaseCounter = :next", {})
 
-    async def checkpoint(self, lease: Lease, sequence: str, sub: int = 0,
-                         child_shard_ids: tuple[str, ...] = ()) -> Lease:
+    async def checkpoint(
+        self, lease: Lease, sequence: str, sub: int = 0, child_shard_ids: tuple[str, ...] = ()
+    ) -> Lease:
         """Record a checkpoint on a lease we hold (clears pending checkpoints and owner switches, as the KCL does).
 
         Raises:
             LeaseLostError: the lease moved on (stolen or expired and taken): do not go on processing the shard.
         """
-        expression = ("SET checkpoint = :cp, checkpointSubSequenceNumber = :sub, ownerSwitchesSinceCheckpoint = :zero,"
-                      " leaseCounter = :next")
+        expression = (
+            "SET checkpoint = :cp, checkpointSubSequenceNumber = :sub, ownerSwitchesSinceCheckpoint = :zero,"
+            " leaseCounter = :next"
+        )
         values: dict[str, Any] = {":cp": {"S": sequence}, ":sub": {"N": str(sub)}, ":zero": {"N": "0"}}
         if child_shard_ids:
             expression += ", childShardIds = :children"
@@ -193,20 +216,31 @@ class LeaseTable:
         """Give up a lease we hold (``leaseOwner`` removed) so another worker takes it at once."""
         return await self._update(lease, "SET leaseCounter = :next REMOVE leaseOwner, checkpointOwner", {})
 
-    async def _update(self, lease: Lease, expression: str, values: dict[str, Any], *, owner_check: bool = True) -> Lease:
+    async def _update(
+        self, lease: Lease, expression: str, values: dict[str, Any], *, owner_check: bool = True
+    ) -> Lease:
         condition = "leaseCounter = :counter"
-        values = values | {":counter": {"N": str(lease.lease_counter)}, ":next": {"N": str(lease.lease_counter + 1)}}
+        values = values | {
+            ":counter": {"N": str(lease.lease_counter)},
+            ":next": {"N": str(lease.lease_counter + 1)},
+        }
         if owner_check:
             condition += " AND leaseOwner = :owner"
             values[":owner"] = {"S": lease.lease_owner or ""}
         try:
             out = await self.client.update_item(
-                TableName=self.name, Key={"leaseKey": {"S": lease.lease_key}}, UpdateExpression=expression,
-                ConditionExpression=condition, ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
+                TableName=self.name,
+                Key={"leaseKey": {"S": lease.lease_key}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if _conflict(exc):
-                raise LeaseLostError(f"lease {lease.lease_key} moved on from counter {lease.lease_counter}") from exc
+                raise LeaseLostError(
+                    f"lease {lease.lease_key} moved on from counter {lease.lease_counter}"
+                ) from exc
             raise
         return from_item(out["Attributes"])
 
@@ -225,4 +259,3 @@ def read_leases(table: str, client: Any = None) -> list[Lease]:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     return sorted((from_item(i) for i in items), key=lambda lease: lease.lease_key)
-

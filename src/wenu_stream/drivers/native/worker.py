@@ -72,8 +72,15 @@ class WorkerResult(msgspec.Struct, frozen=True, kw_only=True):
 class Worker:
     """Holds leases of one stream and runs a ``ShardProcessor`` per held shard (see the module docstring)."""
 
-    def __init__(self, config: Config, factory: ShardProcessorFactory, *, metrics: Metrics,
-                 stop: asyncio.Event | None = None, session: AioSession | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        factory: ShardProcessorFactory,
+        *,
+        metrics: Metrics,
+        stop: asyncio.Event | None = None,
+        session: AioSession | None = None,
+    ) -> None:
         self.config = config
         self.factory = factory
         self.metrics = metrics
@@ -102,8 +109,15 @@ class Worker:
             gc.collect()
             gc.freeze()
             stack.callback(gc.unfreeze)
-            self.state = WorkerState(self.config, table=table, fast=fast, kinesis_client=kin, metrics=self.metrics,
-                                     stop=self.stop, log=self.log)
+            self.state = WorkerState(
+                self.config,
+                table=table,
+                fast=fast,
+                kinesis_client=kin,
+                metrics=self.metrics,
+                stop=self.stop,
+                log=self.log,
+            )
             self.log.info("worker_started", stream=self.config.kinesis.stream, table=table.name)
             renewer = asyncio.create_task(self._renew_loop())
             try:
@@ -115,8 +129,9 @@ class Worker:
                     task.cancel()
                 await asyncio.gather(renewer, *self.tasks.values(), return_exceptions=True)
         s = self.state
-        result = WorkerResult(records=s.records, checkpoints=s.checkpoints, shards_ended=s.shards_ended,
-                              failed=self.failed)
+        result = WorkerResult(
+            records=s.records, checkpoints=s.checkpoints, shards_ended=s.shards_ended, failed=self.failed
+        )
         self.log.info("worker_finished", **msgspec.to_builtins(result))
         return result
 
@@ -170,15 +185,22 @@ class Worker:
         for shard in parents_first(self._shards):
             if shard.shard_id in tracked:
                 continue
-            if any(p in tracked for p in shard.parents) or self.config.kinesis.initial_position == TRIM_HORIZON:
+            if (
+                any(p in tracked for p in shard.parents)
+                or self.config.kinesis.initial_position == TRIM_HORIZON
+            ):
                 checkpoint = TRIM_HORIZON
             elif shard.ending_sequence_number is not None:
                 continue  # LATEST: a closed shard holds nothing newer than now
             else:
                 checkpoint = LATEST
-            lease = Lease(lease_key=shard.shard_id, checkpoint=checkpoint, parent_shard_ids=tuple(shard.parents),
-                          starting_hash_key=shard.starting_hash_key or None,
-                          ending_hash_key=shard.ending_hash_key or None)
+            lease = Lease(
+                lease_key=shard.shard_id,
+                checkpoint=checkpoint,
+                parent_shard_ids=tuple(shard.parents),
+                starting_hash_key=shard.starting_hash_key or None,
+                ending_hash_key=shard.ending_hash_key or None,
+            )
             created |= await self.state.table.create(lease)
             tracked.add(shard.shard_id)
         return created
@@ -187,20 +209,33 @@ class Worker:
         expired = self._expiry.expired(leases, time.monotonic() * 1000)
         shard_ids = {s.shard_id for s in self._shards}
         by_key = {lease.lease_key: lease for lease in leases}
-        candidates = [lease for lease in leases if lease.lease_key in shard_ids and not lease.ended
-                      and is_ready(lease, by_key, shard_ids)]
+        candidates = [
+            lease
+            for lease in leases
+            if lease.lease_key in shard_ids and not lease.ended and is_ready(lease, by_key, shard_ids)
+        ]
         if self._idle(candidates, expired):
             self.log.info("idle_exit", idle_s=self.config.kinesis.idle_exit_s)
             self.stop.set()
             return
-        wanted = plan_takes(candidates, me=self.worker_id, held=self.held.keys(), expired=expired,
-                            max_leases=self.config.lease.max_leases, rng=self._rng)
+        wanted = plan_takes(
+            candidates,
+            me=self.worker_id,
+            held=self.held.keys(),
+            expired=expired,
+            max_leases=self.config.lease.max_leases,
+            rng=self._rng,
+        )
         for lease in wanted:
             taken = await self.state.table.take(lease, self.worker_id)
             if taken is None:
                 continue
-            self.log.info("lease_taken", shard_id=lease.lease_key, from_owner=lease.lease_owner,
-                          checkpoint=taken.position)
+            self.log.info(
+                "lease_taken",
+                shard_id=lease.lease_key,
+                from_owner=lease.lease_owner,
+                checkpoint=taken.position,
+            )
             self._start(taken)
 
     def _idle(self, candidates: Sequence[Lease], expired: set[str]) -> bool:
@@ -210,9 +245,15 @@ class Worker:
             return False
         if not all(consumer.caught_up for consumer in self.consumers.values()):
             return False
-        return all(lease.lease_key in self.held or (lease.lease_owner is not None and lease.lease_key not in expired
-                                                    and lease.lease_owner != self.worker_id)
-                   for lease in candidates)
+        return all(
+            lease.lease_key in self.held
+            or (
+                lease.lease_owner is not None
+                and lease.lease_key not in expired
+                and lease.lease_owner != self.worker_id
+            )
+            for lease in candidates
+        )
 
     def _start(self, lease: Lease) -> None:
         held = HeldLease(lease, self.state.table)
@@ -233,7 +274,11 @@ class Worker:
             consumer.forget_metrics()
         self.state.shards_held = len(self.held)
         self.metrics.leases_held.labels(self.config.app).set(len(self.held))
-        outcome = "cancelled" if task.cancelled() else (repr(task.exception()) if task.exception() else task.result())
+        outcome = (
+            "cancelled"
+            if task.cancelled()
+            else (repr(task.exception()) if task.exception() else task.result())
+        )
         if outcome == FAILED or (not task.cancelled() and task.exception() is not None):
             self.failed = True
             self.stop.set()  # one failed shard stops the worker: exit non-zero, the batch replays
@@ -243,9 +288,12 @@ class Worker:
         interval = self.config.lease.failover_ms / 3000
         while True:
             await asyncio.sleep(interval)
-            outcomes = await asyncio.gather(*(self._renew(held) for held in list(self.held.values())),
-                                            return_exceptions=True)
-            for consumer in list(self.consumers.values()):  # between polls too: a hung shard's age keeps growing
+            outcomes = await asyncio.gather(
+                *(self._renew(held) for held in list(self.held.values())), return_exceptions=True
+            )
+            for consumer in list(
+                self.consumers.values()
+            ):  # between polls too: a hung shard's age keeps growing
                 consumer.observe_checkpoint_age()
             for outcome in outcomes:  # a bug in a renewal must not silently end the renewer
                 if isinstance(outcome, Exception):
@@ -256,7 +304,9 @@ class Worker:
             await held.renew()
             return
         except LeaseLostError:
-            self.log.warning("lease_lost", shard_id=held.shard_id, effect="consumer stopped without checkpointing")
+            self.log.warning(
+                "lease_lost", shard_id=held.shard_id, effect="consumer stopped without checkpointing"
+            )
         except (ClientError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
             if time.monotonic() - held.renewed_at < self.config.lease.failover_ms / 1000:
                 self.log.warning("lease_renew_failed", shard_id=held.shard_id, error=repr(exc))
@@ -289,8 +339,14 @@ def parents_first(shards: Sequence[Shard]) -> list[Shard]:
     return ordered
 
 
-async def run_worker(config: Config, factory: ShardProcessorFactory, *, metrics: Metrics,
-                     stop: asyncio.Event | None = None, session: Any = None) -> WorkerResult:
+async def run_worker(
+    config: Config,
+    factory: ShardProcessorFactory,
+    *,
+    metrics: Metrics,
+    stop: asyncio.Event | None = None,
+    session: Any = None,
+) -> WorkerResult:
     """Consume ``config.kinesis.stream`` with the native driver until ``stop`` is set (or idle exit).
 
     Args:

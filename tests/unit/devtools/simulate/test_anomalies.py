@@ -19,14 +19,28 @@ from wenu_stream.errors import ConfigError
 from wenu_stream.model import SeriesReading
 
 FOUR_SHARDS = tuple((i * (2**128 // 4), (i + 1) * (2**128 // 4) - 1) for i in range(4))
-FAULTS = FaultRates(corrupt=0.02, unknown_key=0.01, tamper=0.01, malformed=0.01, duplicate=0.05, reorder=0.1,
-                    gap=0.002, counter_reset=0.002, reorder_bound_s=10, gap_s=20)
+FAULTS = FaultRates(
+    corrupt=0.02,
+    unknown_key=0.01,
+    tamper=0.01,
+    malformed=0.01,
+    duplicate=0.05,
+    reorder=0.1,
+    gap=0.002,
+    counter_reset=0.002,
+    reorder_bound_s=10,
+    gap_s=20,
+)
 
 
 def channels(catalog: dict) -> dict[tuple[str, str], dict]:
-    return {(d["id"], c["ch"]): {**c, "company": company["id"], "site": site["id"], "timezone": site["timezone"]}
-            for company in catalog["companies"] for site in company["sites"]
-            for d in site["devices"] for c in d["channels"]}
+    return {
+        (d["id"], c["ch"]): {**c, "company": company["id"], "site": site["id"], "timezone": site["timezone"]}
+        for company in catalog["companies"]
+        for site in company["sites"]
+        for d in site["devices"]
+        for c in d["channels"]
+    }
 
 
 def readings(users: Iterable[UserRecord], catalog: dict) -> list[SeriesReading]:
@@ -38,9 +52,23 @@ def readings(users: Iterable[UserRecord], catalog: dict) -> list[SeriesReading]:
             continue  # dead-lettered, or a repeat the consumer drops
         for i, r in enumerate(u.message.readings):
             c = mapped[(u.message.device, r.ch)]
-            out.append(SeriesReading(series=c["series"], company=c["company"], site=c["site"],
-                                     timezone=c["timezone"], kind=c["kind"], unit=c["unit"], device=u.message.device,
-                                     ch=r.ch, seq=u.message.seq, index=i, t=r.t, value=r.v, raw_value=r.v))
+            out.append(
+                SeriesReading(
+                    series=c["series"],
+                    company=c["company"],
+                    site=c["site"],
+                    timezone=c["timezone"],
+                    kind=c["kind"],
+                    unit=c["unit"],
+                    device=u.message.device,
+                    ch=r.ch,
+                    seq=u.message.seq,
+                    index=i,
+                    t=r.t,
+                    value=r.v,
+                    raw_value=r.v,
+                )
+            )
     return out
 
 
@@ -63,9 +91,19 @@ def moves(found: Iterable[Transition]) -> Counter[tuple[str, str, str, int, str]
 
 
 @pytest.mark.parametrize(("interval_s", "duration_s", "seed"), [(5, 60, 7), (1, 45, 3), (10, 90, 11)])
-def test_the_rules_make_exactly_the_expected_notifications(interval_s: float, duration_s: float, seed: int) -> None:
-    cfg = SimulationConfig(devices=60, interval_s=interval_s, duration_s=duration_s, seed=seed, aggregate=10,
-                           shard_ranges=FOUR_SHARDS, faults=FAULTS, anomalies=True)
+def test_the_rules_make_exactly_the_expected_notifications(
+    interval_s: float, duration_s: float, seed: int
+) -> None:
+    cfg = SimulationConfig(
+        devices=60,
+        interval_s=interval_s,
+        duration_s=duration_s,
+        seed=seed,
+        aggregate=10,
+        shard_ranges=FOUR_SHARDS,
+        faults=FAULTS,
+        anomalies=True,
+    )
     want = expected_alarms(cfg)
     assert moves(evaluate(cfg)) == Counter((e.rule, e.series, e.state, e.at, e.transition_id) for e in want)
     firing = {e.rule for e in want if e.state == "firing"}
@@ -76,25 +114,34 @@ def test_the_rules_make_exactly_the_expected_notifications(interval_s: float, du
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_rules_never_fire_on_normal_readings(seed: int) -> None:
     # Three hours from 13:00 at the Chilean sites (17:00 in Madrid), every 15 s, late and repeated messages included.
-    cfg = SimulationConfig(devices=40, interval_s=15, duration_s=3 * 3600, seed=seed, start_ms=1_764_345_600_000,
-                           faults=FaultRates(duplicate=0.05, reorder=0.1, reorder_bound_s=10))
+    cfg = SimulationConfig(
+        devices=40,
+        interval_s=15,
+        duration_s=3 * 3600,
+        seed=seed,
+        start_ms=1_764_345_600_000,
+        faults=FaultRates(duplicate=0.05, reorder=0.1, reorder_bound_s=10),
+    )
     assert evaluate(cfg) == []
 
 
 def test_a_consumption_window_that_ends_in_the_run_resolves_at_its_end() -> None:
     # 2025-11-28T22:59:00Z: the Madrid day (UTC+1) ends a minute in.
-    cfg = SimulationConfig(devices=8, interval_s=5, duration_s=120, seed=5, start_ms=1_764_370_740_000,
-                           anomalies=True)
+    cfg = SimulationConfig(
+        devices=8, interval_s=5, duration_s=120, seed=5, start_ms=1_764_370_740_000, anomalies=True
+    )
     water = [e for e in expected_alarms(cfg) if e.rule == "water-daily"]
     assert [(e.state, e.at) for e in water][1] == ("ok", 1_764_370_800_000)
     assert moves(t for t in evaluate(cfg) if t.rule == "water-daily") == Counter(
-        (e.rule, e.series, e.state, e.at, e.transition_id) for e in water)
+        (e.rule, e.series, e.state, e.at, e.transition_id) for e in water
+    )
 
 
 def test_a_window_the_idle_clock_would_decide_is_left_out() -> None:
     # The Madrid day ends within a minute of the last reading: the consumer's idle clock, not the data, would close it.
-    cfg = SimulationConfig(devices=8, interval_s=5, duration_s=60, seed=5, start_ms=1_764_370_690_000,
-                           anomalies=True)
+    cfg = SimulationConfig(
+        devices=8, interval_s=5, duration_s=60, seed=5, start_ms=1_764_370_690_000, anomalies=True
+    )
     assert "water-daily" not in {e.rule for e in expected_alarms(cfg)}
     assert "water-daily" not in {t.rule for t in evaluate(cfg)}
 
@@ -105,7 +152,8 @@ def test_anomalies_leave_other_devices_and_the_tally_alone() -> None:
     broken = [u for r in generate(msgspec.structs.replace(base, anomalies=True), KEYS) for u in r.users]
     touched = {"EM-000001", "EM-000002", "EM-000003", "TM-000001", "WM-000001"}
     assert [u.message.readings for u in plain if u.message.device not in touched] == [
-        u.message.readings for u in broken if u.message.device not in touched]
+        u.message.readings for u in broken if u.message.device not in touched
+    ]
     silent = [u for u in broken if u.message.device == "EM-000003"]
     assert len(silent) == len([u for u in plain if u.message.device == "EM-000003"]) - 6  # 30 s at 5 s
 

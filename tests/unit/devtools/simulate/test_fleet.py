@@ -13,14 +13,21 @@ ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
 
 
 def channels(catalog: dict) -> dict[tuple[str, str], dict]:
-    return {(d["id"], c["ch"]): c for company in catalog["companies"] for site in company["sites"]
-            for d in site["devices"] for c in d["channels"]}
+    return {
+        (d["id"], c["ch"]): c
+        for company in catalog["companies"]
+        for site in company["sites"]
+        for d in site["devices"]
+        for c in d["channels"]
+    }
 
 
 def test_every_simulated_channel_is_mapped_once() -> None:
     cfg = SimulationConfig(devices=23, duration_s=2)
     mapped = channels(fleet_catalog(cfg))
-    sent = {(u.message.device, r.ch) for rec in generate(cfg, KEYS) for u in rec.users for r in u.message.readings}
+    sent = {
+        (u.message.device, r.ch) for rec in generate(cfg, KEYS) for u in rec.users for r in u.message.readings
+    }
     assert sent == set(mapped)
     series = Counter(c["series"] for c in mapped.values())
     assert max(series.values()) == 1
@@ -53,4 +60,6 @@ def test_alarm_rules_of_every_type_watch_known_series() -> None:
 
 
 def test_catalog_does_not_depend_on_the_seed() -> None:
-    assert fleet_catalog(SimulationConfig(devices=9, seed=1)) == fleet_catalog(SimulationConfig(devices=9, seed=2))
+    assert fleet_catalog(SimulationConfig(devices=9, seed=1)) == fleet_catalog(
+        SimulationConfig(devices=9, seed=2)
+    )

@@ -27,8 +27,18 @@ from wenu_stream.errors import ConfigError
 from wenu_stream.records.decoding import Accepted, decode_record
 from wenu_stream.records.envelope import parse_envelope
 
-ALL_FAULTS = FaultRates(corrupt=0.05, unknown_key=0.03, tamper=0.04, malformed=0.03, duplicate=0.05,
-                        reorder=0.1, gap=0.005, counter_reset=0.002, reorder_bound_s=20, gap_s=10)
+ALL_FAULTS = FaultRates(
+    corrupt=0.05,
+    unknown_key=0.03,
+    tamper=0.04,
+    malformed=0.03,
+    duplicate=0.05,
+    reorder=0.1,
+    gap=0.005,
+    counter_reset=0.002,
+    reorder_bound_s=20,
+    gap_s=10,
+)
 
 
 def users(cfg: SimulationConfig) -> list[UserRecord]:
@@ -51,7 +61,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
     cfg = SimulationConfig(devices=8, duration_s=20, faults=ALL_FAULTS, aggregate=5)
     first = [(r.partition_key, r.data) for r in generate(cfg, KEYS)]
     again = [(r.partition_key, r.data) for r in generate(cfg, KEYS)]
-    other = [(r.partition_key, r.data) for r in generate(SimulationConfig(devices=8, duration_s=20, seed=1), KEYS)]
+    other = [
+        (r.partition_key, r.data) for r in generate(SimulationConfig(devices=8, duration_s=20, seed=1), KEYS)
+    ]
     assert first == again
     assert len(first) > 20
     assert {d for _, d in first}.isdisjoint({d for _, d in other})
@@ -96,7 +108,9 @@ def test_every_record_decodes_to_its_expected_outcome_plain_and_aggregated() -> 
 
 def test_aggregates_hold_at_most_n_user_records() -> None:
     one_shard = ((0, 2**128 - 1),)
-    produced = list(generate(SimulationConfig(devices=30, duration_s=10, aggregate=7, shard_ranges=one_shard), KEYS))
+    produced = list(
+        generate(SimulationConfig(devices=30, duration_s=10, aggregate=7, shard_ranges=one_shard), KEYS)
+    )
     assert max(len(r.users) for r in produced) == 7
     assert sum(len(r.users) for r in produced) == 300
     assert all(r.data.startswith(b"\xf3\x89\x9a\xc2") == r.aggregated for r in produced)
@@ -107,8 +121,12 @@ def test_faults_come_at_the_requested_rates() -> None:
     faults = Counter(u.fault for u in records)
     messages = sum(u.fault is not Fault.DUPLICATE for u in records)
     assert messages > 11_000
-    for fault, rate in ((Fault.CORRUPT, 0.05), (Fault.UNKNOWN_KEY, 0.03), (Fault.TAMPER, 0.04),
-                        (Fault.MALFORMED, 0.03)):
+    for fault, rate in (
+        (Fault.CORRUPT, 0.05),
+        (Fault.UNKNOWN_KEY, 0.03),
+        (Fault.TAMPER, 0.04),
+        (Fault.MALFORMED, 0.03),
+    ):
         expected = messages * rate
         assert abs(faults[fault] - expected) < 5 * math.sqrt(expected), fault
     clean = sum(u.fault is None for u in records)
@@ -118,7 +136,9 @@ def test_faults_come_at_the_requested_rates() -> None:
 
 
 def test_late_messages_stay_within_the_reorder_bound() -> None:
-    records = users(SimulationConfig(devices=30, duration_s=120, faults=FaultRates(reorder=0.2, reorder_bound_s=15)))
+    records = users(
+        SimulationConfig(devices=30, duration_s=120, faults=FaultRates(reorder=0.2, reorder_bound_s=15))
+    )
     overtaken = 0
     for mine in by_device(records).values():
         newest = 0
@@ -148,8 +168,12 @@ def test_duplicates_repeat_an_earlier_clean_message() -> None:
 
 
 def test_nonces_are_never_reused_under_a_key() -> None:
-    records = users(SimulationConfig(devices=50, duration_s=30, faults=FaultRates(duplicate=0.2, unknown_key=0.1)))
-    sealed = {u.data for u in records if u.fault in (None, Fault.DUPLICATE, Fault.UNKNOWN_KEY)}  # replays once
+    records = users(
+        SimulationConfig(devices=50, duration_s=30, faults=FaultRates(duplicate=0.2, unknown_key=0.1))
+    )
+    sealed = {
+        u.data for u in records if u.fault in (None, Fault.DUPLICATE, Fault.UNKNOWN_KEY)
+    }  # replays once
     nonces = Counter((env.key_id, env.nonce) for env in map(parse_envelope, sealed))
     assert len(nonces) == len(sealed) and max(nonces.values()) == 1
 
@@ -160,7 +184,9 @@ def test_without_a_seed_runs_differ() -> None:
 
 
 def test_counters_only_grow_except_at_a_reset() -> None:
-    records = users(SimulationConfig(devices=20, interval_s=2, duration_s=600, faults=FaultRates(counter_reset=0.01)))
+    records = users(
+        SimulationConfig(devices=20, interval_s=2, duration_s=600, faults=FaultRates(counter_reset=0.01))
+    )
     resets = 0
     for device, mine in by_device(records).items():
         if device.startswith("TM"):
@@ -210,14 +236,17 @@ def test_power_and_temperature_follow_the_local_day() -> None:
 
 
 def test_expected_outcomes_add_up() -> None:
-    produced: list[ProducedRecord] = list(generate(SimulationConfig(devices=50, faults=ALL_FAULTS, aggregate=10), KEYS))
+    produced: list[ProducedRecord] = list(
+        generate(SimulationConfig(devices=50, faults=ALL_FAULTS, aggregate=10), KEYS)
+    )
     out = expected_outcomes(produced)
     assert out.records == len(produced) and out.aggregated > 0
     assert out.user_records == out.accepted + out.duplicates + sum(out.rejected.values())
     assert out.messages == out.user_records - out.faults["duplicate"]
     assert out.duplicates == out.faults["duplicate"]
-    assert sum(out.rejected.values()) == sum(out.faults.get(f, 0) for f in ("corrupt", "unknown_key", "tamper",
-                                                                            "malformed"))
+    assert sum(out.rejected.values()) == sum(
+        out.faults.get(f, 0) for f in ("corrupt", "unknown_key", "tamper", "malformed")
+    )
 
 
 def test_bad_keys_fail_at_the_call_not_at_the_first_record() -> None:
@@ -238,7 +267,9 @@ def test_aggregates_never_mix_shards() -> None:
 
     half = 2**127
     ranges = ((0, half - 1), (half, 2**128 - 1))
-    cfg = SimulationConfig(devices=40, interval_s=1.0, duration_s=20.0, seed=3, aggregate=10, shard_ranges=ranges)
+    cfg = SimulationConfig(
+        devices=40, interval_s=1.0, duration_s=20.0, seed=3, aggregate=10, shard_ranges=ranges
+    )
     records = list(generate(cfg, {"k": bytes(32)}))
     aggregated = [r for r in records if r.aggregated]
     assert aggregated, "the scenario should aggregate"

@@ -35,8 +35,13 @@ class FakeClock:
 
 @pytest.fixture
 def kinesis() -> object:
-    return boto3.client("kinesis", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y",
-                        endpoint_url="http://127.0.0.1:9")
+    return boto3.client(
+        "kinesis",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        endpoint_url="http://127.0.0.1:9",
+    )
 
 
 def entries(n: int) -> list[dict]:
@@ -48,14 +53,28 @@ def test_only_failed_entries_are_retried(kinesis: object) -> None:
     producer = KinesisProducer("s", kinesis, sleep=clock.sleep, rng=random.Random(1))
     batch = entries(3)
     with Stubber(kinesis) as stub:
-        stub.add_response("put_records", {"FailedRecordCount": 1, "Records": [
-            {"SequenceNumber": "1", "ShardId": "shardId-0"},
-            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"},
-            {"SequenceNumber": "2", "ShardId": "shardId-0"}]}, {"StreamName": "s", "Records": batch})
-        stub.add_client_error("put_records", "ProvisionedThroughputExceededException",
-                              expected_params={"StreamName": "s", "Records": [batch[1]]})
-        stub.add_response("put_records", {"Records": [
-            {"SequenceNumber": "3", "ShardId": "shardId-0"}]}, {"StreamName": "s", "Records": [batch[1]]})
+        stub.add_response(
+            "put_records",
+            {
+                "FailedRecordCount": 1,
+                "Records": [
+                    {"SequenceNumber": "1", "ShardId": "shardId-0"},
+                    {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"},
+                    {"SequenceNumber": "2", "ShardId": "shardId-0"},
+                ],
+            },
+            {"StreamName": "s", "Records": batch},
+        )
+        stub.add_client_error(
+            "put_records",
+            "ProvisionedThroughputExceededException",
+            expected_params={"StreamName": "s", "Records": [batch[1]]},
+        )
+        stub.add_response(
+            "put_records",
+            {"Records": [{"SequenceNumber": "3", "ShardId": "shardId-0"}]},
+            {"StreamName": "s", "Records": [batch[1]]},
+        )
         producer.put(batch)
         stub.assert_no_pending_responses()
     assert (producer.stats.records_put, producer.stats.calls, producer.stats.retried) == (3, 3, 2)
@@ -66,8 +85,13 @@ def test_gives_up_after_the_last_attempt(kinesis: object) -> None:
     producer = KinesisProducer("s", kinesis, max_attempts=3, sleep=lambda s: None)
     with Stubber(kinesis) as stub:
         for _ in range(3):
-            stub.add_response("put_records", {"FailedRecordCount": 1, "Records": [
-                {"ErrorCode": "InternalFailure", "ErrorMessage": "boom"}]})
+            stub.add_response(
+                "put_records",
+                {
+                    "FailedRecordCount": 1,
+                    "Records": [{"ErrorCode": "InternalFailure", "ErrorMessage": "boom"}],
+                },
+            )
         with pytest.raises(ProducerError, match="1 records not put"):
             producer.put(entries(1))
     assert producer.stats.records_put == 0
@@ -96,8 +120,12 @@ def test_records_leave_when_due_never_early() -> None:
     pacer = Pacer("relative", start_ms=0, rate=10, now=clock)
     sent: list[tuple[float, list[str]]] = []
     emits = [0, 1000, 1500, 5000, 5100]  # at 10x: due 0, 0.1, 0.15, 0.5, 0.51 s after the start
-    put_all([record(ms, key=str(ms)) for ms in emits],
-            lambda batch: sent.append((clock.now, [e["PartitionKey"] for e in batch])), pacer, sleep=clock.sleep)
+    put_all(
+        [record(ms, key=str(ms)) for ms in emits],
+        lambda batch: sent.append((clock.now, [e["PartitionKey"] for e in batch])),
+        pacer,
+        sleep=clock.sleep,
+    )
     assert [keys for _, keys in sent] == [["0", "1000", "1500"], ["5000", "5100"]]
     assert [round(at - 100.0, 3) for at, _ in sent] == [0.15, 0.51]
 
@@ -106,6 +134,10 @@ def test_absolute_pacing_sends_the_past_at_once() -> None:
     clock = FakeClock()
     pacer = Pacer("absolute", now=clock, wall=lambda: 1_000_000.0)
     sent: list[float] = []
-    put_all([record(900_000_000), record(999_999_000), record(1_000_002_000)], lambda b: sent.append(clock.now),
-            pacer, sleep=clock.sleep)
+    put_all(
+        [record(900_000_000), record(999_999_000), record(1_000_002_000)],
+        lambda b: sent.append(clock.now),
+        pacer,
+        sleep=clock.sleep,
+    )
     assert [round(t - 100.0, 3) for t in sent] == [0.0, 2.0]

@@ -18,15 +18,28 @@ def lease(key: str, owner: str | None = None, counter: int = 1, **kw: object) ->
 
 
 def test_item_uses_the_kcl_attribute_names_and_types() -> None:
-    row = Lease(lease_key="shardId-000000000002", lease_owner="w1", lease_counter=7, checkpoint="4960",
-                checkpoint_sub_sequence_number=3, owner_switches_since_checkpoint=1,
-                parent_shard_ids=("shardId-000000000000",), child_shard_ids=("c2", "c1"),
-                starting_hash_key="0", ending_hash_key="170141183460469231731687303715884105727")
+    row = Lease(
+        lease_key="shardId-000000000002",
+        lease_owner="w1",
+        lease_counter=7,
+        checkpoint="4960",
+        checkpoint_sub_sequence_number=3,
+        owner_switches_since_checkpoint=1,
+        parent_shard_ids=("shardId-000000000000",),
+        child_shard_ids=("c2", "c1"),
+        starting_hash_key="0",
+        ending_hash_key="170141183460469231731687303715884105727",
+    )
     assert to_item(row) == {
-        "leaseKey": {"S": "shardId-000000000002"}, "leaseOwner": {"S": "w1"}, "leaseCounter": {"N": "7"},
-        "checkpoint": {"S": "4960"}, "checkpointSubSequenceNumber": {"N": "3"},
-        "ownerSwitchesSinceCheckpoint": {"N": "1"}, "parentShardId": {"SS": ["shardId-000000000000"]},
-        "childShardIds": {"SS": ["c1", "c2"]}, "startingHashKey": {"S": "0"},
+        "leaseKey": {"S": "shardId-000000000002"},
+        "leaseOwner": {"S": "w1"},
+        "leaseCounter": {"N": "7"},
+        "checkpoint": {"S": "4960"},
+        "checkpointSubSequenceNumber": {"N": "3"},
+        "ownerSwitchesSinceCheckpoint": {"N": "1"},
+        "parentShardId": {"SS": ["shardId-000000000000"]},
+        "childShardIds": {"SS": ["c1", "c2"]},
+        "startingHashKey": {"S": "0"},
         "endingHashKey": {"S": "170141183460469231731687303715884105727"},
     }
     assert from_item(to_item(row)) == msgspec.structs.replace(row, child_shard_ids=("c1", "c2"))
@@ -34,18 +47,35 @@ def test_item_uses_the_kcl_attribute_names_and_types() -> None:
 
 def test_a_new_unowned_lease_leaves_out_owner_and_empty_sets() -> None:
     item = to_item(Lease(lease_key="s-1"))
-    assert set(item) == {"leaseKey", "leaseCounter", "checkpoint", "checkpointSubSequenceNumber",
-                         "ownerSwitchesSinceCheckpoint"}
+    assert set(item) == {
+        "leaseKey",
+        "leaseCounter",
+        "checkpoint",
+        "checkpointSubSequenceNumber",
+        "ownerSwitchesSinceCheckpoint",
+    }
     assert item["checkpoint"] == {"S": "TRIM_HORIZON"}
 
 
 def test_a_kcl_written_row_with_handoff_fields_is_read() -> None:
-    item = {"leaseKey": {"S": "s-1"}, "leaseOwner": {"S": "kcl-w"}, "leaseCounter": {"N": "41"},
-            "checkpoint": {"S": "123"}, "checkpointSubSequenceNumber": {"N": "2"},
-            "ownerSwitchesSinceCheckpoint": {"N": "0"}, "checkpointOwner": {"S": "kcl-w"},
-            "throughputKBps": {"N": "1.5"}, "pendingCheckpoint": {"S": "125"}}
+    item = {
+        "leaseKey": {"S": "s-1"},
+        "leaseOwner": {"S": "kcl-w"},
+        "leaseCounter": {"N": "41"},
+        "checkpoint": {"S": "123"},
+        "checkpointSubSequenceNumber": {"N": "2"},
+        "ownerSwitchesSinceCheckpoint": {"N": "0"},
+        "checkpointOwner": {"S": "kcl-w"},
+        "throughputKBps": {"N": "1.5"},
+        "pendingCheckpoint": {"S": "125"},
+    }
     row = from_item(item)
-    assert (row.lease_owner, row.lease_counter, row.checkpoint_owner, row.pending_checkpoint) == ("kcl-w", 41, "kcl-w", "125")
+    assert (row.lease_owner, row.lease_counter, row.checkpoint_owner, row.pending_checkpoint) == (
+        "kcl-w",
+        41,
+        "kcl-w",
+        "125",
+    )
     assert row.position == "123:2"
 
 
@@ -111,8 +141,12 @@ def test_three_workers_on_four_leases_settle_without_flapping() -> None:
 
 
 def test_parents_are_listed_before_children() -> None:
-    shards = [Shard(shard_id="c1", parent_shard_id="p", adjacent_parent_shard_id="q"), Shard(shard_id="q"),
-              Shard(shard_id="g", parent_shard_id="c1"), Shard(shard_id="p")]
+    shards = [
+        Shard(shard_id="c1", parent_shard_id="p", adjacent_parent_shard_id="q"),
+        Shard(shard_id="q"),
+        Shard(shard_id="g", parent_shard_id="c1"),
+        Shard(shard_id="p"),
+    ]
     order = [s.shard_id for s in parents_first(shards)]
     assert order.index("p") < order.index("c1") < order.index("g")
     assert order.index("q") < order.index("c1")
