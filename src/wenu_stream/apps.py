@@ -3,6 +3,7 @@
 - processing: enrich once -> Company Stats (DynamoDB) and warehouse staging (S3);
   unmapped readings -> quarantine (S3).
 - alarms: enrich once -> alarm engine -> alarm state (DynamoDB) -> notifications (SNS).
+- api: the web service's catalog gateway, authenticator and AWS clients (``api_services``).
 Dead letters and the shard state are common to both and wired by ``runtime``.
 """
 
@@ -11,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from wenu_stream.config import Config
 from wenu_stream.ports import BatchSink
 
 if TYPE_CHECKING:
     from wenu_stream.catalog.directory import CatalogDirectory
     from wenu_stream.runtime import Runtime
+    from wenu_stream.web.app import ApiServices
 
 
 def epoch_ms() -> int:
@@ -88,3 +91,26 @@ APP_SINKS: dict[str, Callable[[Runtime], Awaitable[Sequence[BatchSink]]]] = {
     "processing": processing_sinks,
     "alarms": alarms_sinks,
 }
+
+
+def api_services(config: Config, *, registry: Any = None) -> ApiServices:
+    """The API's services: catalog gateway, authenticator, AWS clients (the web layer gets them built)."""
+    import boto3
+
+    from wenu_stream.catalog.store import CatalogStore, parse_url
+    from wenu_stream.catalog.workspace import verify_api_key
+    from wenu_stream.web.app import ApiServices
+    from wenu_stream.web.auth import Authenticator, DevTokens, OidcTokens
+    from wenu_stream.web.catalog_access import CatalogGateway
+
+    api = config.api
+    parse_url(config.catalog.url)  # a bad URL is a configuration error (exit 2) before anything starts
+    gateway = CatalogGateway(lambda: CatalogStore(config.catalog.url), refresh_ms=int(api.catalog_refresh_s * 1000),
+                             now_ms=epoch_ms)
+    tokens = OidcTokens(api.oidc_issuer, api.oidc_audience, api.jwks_url) if api.oidc_issuer else \
+        DevTokens.from_file(api.dev_secret_file)
+    authenticator = Authenticator(tokens, verify_key=lambda text: gateway.run(lambda s: verify_api_key(s, text)),
+                                  roles_claim=api.roles_claim, company_claim=api.company_claim)
+    return ApiServices(config=config, catalog=gateway, authenticator=authenticator,
+                       dynamodb=boto3.client("dynamodb"), s3=boto3.client("s3"), kinesis=boto3.client("kinesis"),
+                       registry=registry, now_ms=epoch_ms)

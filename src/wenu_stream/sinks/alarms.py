@@ -254,7 +254,7 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory | None = None) ->
     topic = await resolve_topic_arn(sns, cfg.alarms.topic_arn, cfg.alarms.topic_name)
     state = DynamoAlarmStateStore(ddb, table=cfg.alarms.state_table, stream=cfg.kinesis.stream)
     notifier = SnsNotifier(sns, ddb, topic_arn=topic, table=cfg.alarms.transitions_table,
-                           stream=cfg.kinesis.stream, metrics=rt.metrics)
+                           stream=cfg.kinesis.stream, metrics=rt.metrics, state_table=cfg.alarms.state_table)
     rules = await asyncio.to_thread(lambda: directory.snapshot().rules)
     return AlarmsSink(state, notifier, rules=rules, rules_source=_catalog_rules(directory),
                       idle_tick_s=cfg.alarms.idle_tick_s)
