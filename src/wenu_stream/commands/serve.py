@@ -12,6 +12,8 @@ Exit code 2 on bad configuration, before anything is served.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 from typing import Any
 
 from wenu_stream.commands.common import add_config_flags, config_from
@@ -59,6 +61,11 @@ def serve_api(args: argparse.Namespace) -> int:
                     lambda st: st.version()))
 
     server.startup = startup  # type: ignore[method-assign]
+    # uvicorn re-raises a captured SIGTERM after its graceful shutdown (the process would die by the signal):
+    # a stop on SIGTERM/SIGINT is the normal end of this service, so it finishes and exits 0.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
     try:
         server.run()
     finally:

@@ -16,6 +16,7 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from wenu_stream.catalog.workspace import audit_entries
+from wenu_stream.errors import ConfigError
 from wenu_stream.ops import checkpoints as ops_checkpoints
 from wenu_stream.ops import readers
 from wenu_stream.ops.redrive import letter_prefix
@@ -229,8 +230,11 @@ def app_checkpoints(request: Request[Any, Any, Any], app: FromPath[str], lag: Fr
         raise NotFoundException(f"no application {app!r}")
     cfg = services.config
     table = cfg.lease.table if cfg.lease.table and cfg.app == app else f"wenu-{app}"
-    rows = ops_checkpoints.list_status(services.dynamodb, services.kinesis, table, cfg.kinesis.stream,
-                                       now_ms=services.now_ms(), lag=lag)
+    try:
+        rows = ops_checkpoints.list_status(services.dynamodb, services.kinesis, table, cfg.kinesis.stream,
+                                           now_ms=services.now_ms(), lag=lag)
+    except ConfigError:
+        raise NotFoundException(f"no lease table {table!r}: has the {app} application run?") from None
     return Page(items=[msgspec.to_builtins(r) for r in rows])
 
 
