@@ -3,20 +3,32 @@
 
 Synthesis is offline: no context lookups, an environment-agnostic stack (the account
 and region are CloudFormation pseudo parameters). Settings come from cdk.json's
-context (``-c wenu:shards=8`` overrides one); see wenu_cdk.stack.StackSettings.
+context (``-c stage=prod`` picks the stage, ``-c wenu:shards=8`` overrides one);
+see wenu_cdk.stack.StackSettings. The stack is ``WenuStream-<stage>``.
+
+Exit codes: 0 synthesised, 2 a bad setting (the message names it and the fix).
 """
 
 from __future__ import annotations
 
+import sys
+
 import aws_cdk as cdk
+from wenu_cdk.naming import SettingError
 from wenu_cdk.stack import StackSettings, WenuStack
 
 
-def main() -> None:
+def main() -> int:
     app = cdk.App()
-    WenuStack(app, "WenuStream", settings=StackSettings.from_context(app.node))
+    try:
+        settings = StackSettings.from_context(app.node)
+    except SettingError as exc:
+        print(f"wenu-cdk: {exc}", file=sys.stderr)
+        return 2
+    WenuStack(app, settings.names.stack, settings=settings)
     app.synth()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

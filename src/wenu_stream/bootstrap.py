@@ -11,6 +11,7 @@ The two applications:
 - processing: enrich once -> warehouse staging (S3) and Company Stats (DynamoDB),
   in that flush order; unmapped readings -> quarantine (S3).
 - alarms: enrich once -> alarm engine -> alarm state (DynamoDB) -> notifications (SNS).
+- api: the web service's catalog gateway, authenticator and AWS clients (``api_services``).
 
 Dead letters and the shard state are common to both.
 """
@@ -21,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiobotocore.session import AioSession, get_session
 from prometheus_client import CollectorRegistry
@@ -47,6 +48,9 @@ from wenu_stream.ports import BatchSink, DeadLetterStore, ReadingSink, ShardProc
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.stats.sink import StatsSink
 from wenu_stream.warehouse.staging import S3StagingSink
+
+if TYPE_CHECKING:
+    from wenu_stream.web.app import ApiServices
 
 SinkFactory = Callable[["Runtime"], Awaitable[Sequence[BatchSink]]]
 
@@ -277,6 +281,49 @@ async def alarms_sinks(rt: Runtime) -> Sequence[BatchSink]:
 
 
 APP_SINKS: dict[str, SinkFactory] = {"processing": processing_sinks, "alarms": alarms_sinks}
+
+
+# ---- the API service ---------------------------------------------------------------------------
+
+
+def api_services(config: Config, *, registry: Any = None) -> ApiServices:
+    """The API's services: catalog gateway, authenticator, AWS clients (the web layer gets them built)."""
+    import boto3
+
+    from wenu_stream.catalog.store import CatalogStore, parse_url
+    from wenu_stream.catalog.workspace import verify_api_key
+    from wenu_stream.web.app import ApiServices
+    from wenu_stream.web.auth import Authenticator, DevTokens, OidcTokens
+    from wenu_stream.web.catalog_access import CatalogGateway
+
+    api = config.api
+    parse_url(config.catalog.url)  # a bad URL is a configuration error (exit 2) before anything starts
+    gateway = CatalogGateway(
+        lambda: CatalogStore(config.catalog.url),
+        refresh_ms=int(api.catalog_refresh_s * 1000),
+        now_ms=epoch_ms,
+    )
+    tokens = (
+        OidcTokens(api.oidc_issuer, api.oidc_audience, api.jwks_url)
+        if api.oidc_issuer
+        else DevTokens.from_file(api.dev_secret_file)
+    )
+    authenticator = Authenticator(
+        tokens,
+        verify_key=lambda text: gateway.run(lambda s: verify_api_key(s, text)),
+        roles_claim=api.roles_claim,
+        company_claim=api.company_claim,
+    )
+    return ApiServices(
+        config=config,
+        catalog=gateway,
+        authenticator=authenticator,
+        dynamodb=boto3.client("dynamodb"),
+        s3=boto3.client("s3"),
+        kinesis=boto3.client("kinesis"),
+        registry=registry,
+        now_ms=epoch_ms,
+    )
 
 
 # ---- drivers -----------------------------------------------------------------------------------

@@ -129,6 +129,28 @@ class StatsConfig(Base):
     )
 
 
+class ApiConfig(Base):
+    """The API service (``wenu-stream serve api``) and how it authenticates.
+
+    Staff and customers present a bearer JWT. With ``oidc_issuer`` set
+    (Cognito in production) tokens are RS256, verified against the issuer's
+    JWKS; otherwise (the embedded default) they are development tokens signed
+    with the secret in ``dev_secret_file`` (created on first use, mode 0600)
+    and minted by ``wenu-stream api token``. Machines present an API key
+    (``wenu-stream api key create``), kept hashed in the catalog store.
+    """
+
+    host: str = "127.0.0.1"  # the ECS task definition sets 0.0.0.0 behind the load balancer
+    port: Annotated[int, Meta(ge=0, le=65_535)] = 8080  # 0: a free port (tests)
+    oidc_issuer: str = ""  # e.g. https://cognito-idp.<region>.amazonaws.com/<pool id>
+    oidc_audience: str = ""  # the app client id (checked against "aud", or "client_id" of access tokens)
+    jwks_url: str = ""  # default: <oidc_issuer>/.well-known/jwks.json
+    roles_claim: str = "cognito:groups"  # groups named viewer, operator, admin
+    company_claim: str = "custom:company"  # set: the token sees only that company
+    dev_secret_file: str = ".run/api-dev-secret"
+    catalog_refresh_s: Annotated[float, Meta(gt=0, le=3_600)] = 2.0  # tenancy lookups: catalog cache interval
+
+
 class Config(Base):
     """Everything a worker needs, resolved once at start-up."""
 
@@ -144,6 +166,7 @@ class Config(Base):
     warehouse: WarehouseConfig = WarehouseConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     stats: StatsConfig = StatsConfig()
+    api: ApiConfig = ApiConfig()
 
     @property
     def lease_table(self) -> str:

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -25,24 +25,46 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+STAGES = ("dev", "prod")  # synthesised side by side in one app, as two stacks in one account would be
+
+
+class Synthesised(NamedTuple):
+    template: Any  # aws_cdk.assertions.Template
+    json: dict[str, Any]
+    stack: Any  # wenu_cdk.stack.WenuStack
+    assembly: Any  # aws_cdk.cx_api.CloudAssembly
+
+
 @pytest.fixture(scope="session")
-def synth() -> Iterator[Any]:
-    """The synthesised stack: ``(template, template_json, stack)``; one synthesis per test session (~30 s)."""
+def stages() -> Iterator[dict[str, Synthesised]]:
+    """Both stages of ``STAGES`` in one app and one synthesis per test session (~10 s)."""
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
     sys.path.insert(0, str(CDK_DIR))
     try:
         import aws_cdk as cdk
         from aws_cdk.assertions import Template
-        from wenu_cdk.stack import WenuStack
+        from wenu_cdk.stack import StackSettings, WenuStack
 
         app = cdk.App(context={"aws:cdk:enable-path-metadata": False})
-        stack = WenuStack(app, "WenuStream")
-        assembly = app.synth()  # once; the assertions Template reads the synthesised stack
-        template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
-        yield template, template.to_json(), stack, assembly
+        stacks = {}
+        for stage in STAGES:
+            settings = StackSettings(stage=stage)
+            stacks[stage] = WenuStack(app, settings.names.stack, settings=settings)
+        assembly = app.synth()  # once; the assertions Template reads the synthesised stacks
+        result = {}
+        for stage, stack in stacks.items():
+            template = Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
+            result[stage] = Synthesised(template, template.to_json(), stack, assembly)
+        yield result
     finally:
         sys.path.remove(str(CDK_DIR))
+
+
+@pytest.fixture(scope="session")
+def synth(stages: dict[str, Synthesised]) -> Synthesised:
+    """The ``dev`` stage's synthesised stack: ``(template, json, stack, assembly)``."""
+    return stages["dev"]
 
 
 def task_definition_json(app: str) -> dict[str, Any]:

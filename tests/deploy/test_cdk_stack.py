@@ -86,19 +86,19 @@ def test_synthesis_needs_no_lookup_and_no_environment(synth: Any) -> None:
 
 
 def test_iot_rule_puts_binary_envelopes_into_the_stream_keyed_by_device(t: dict[str, Any]) -> None:
-    stream_id, stream = only(t, "AWS::Kinesis::Stream", Name="readings")
+    stream_id, stream = only(t, "AWS::Kinesis::Stream", Name="wenu-dev-readings")
     _id, rule = only(t, "AWS::IoT::TopicRule")
     payload = rule["Properties"]["TopicRulePayload"]
-    assert payload["Sql"] == "SELECT * FROM 'wenu/readings/+'"
+    assert payload["Sql"] == "SELECT * FROM 'wenu/dev/readings/+'"
     kinesis_action = payload["Actions"][0]["Kinesis"]
     assert kinesis_action["StreamName"] == {"Ref": stream_id}
-    assert kinesis_action["PartitionKey"] == "${topic(3)}"
+    assert kinesis_action["PartitionKey"] == "${topic(4)}"
     assert "iot-errors/" in payload["ErrorAction"]["S3"]["Key"]
     assert stream["Properties"]["StreamEncryption"]["KeyId"] == "alias/aws/kinesis"
 
 
 def test_firehose_archives_the_stream_to_s3_raw_gzip_date_partitioned_and_buffered(t: dict[str, Any]) -> None:
-    stream_id, _stream = only(t, "AWS::Kinesis::Stream", Name="readings")
+    stream_id, _stream = only(t, "AWS::Kinesis::Stream", Name="wenu-dev-readings")
     _id, delivery = only(t, "AWS::KinesisFirehose::DeliveryStream")
     props = delivery["Properties"]
     assert props["DeliveryStreamType"] == "KinesisStreamAsSource"
@@ -116,13 +116,15 @@ def test_firehose_archives_the_stream_to_s3_raw_gzip_date_partitioned_and_buffer
 
 
 def test_stats_table_expires_items_by_ttl_and_sorts_windows_numerically(t: dict[str, Any]) -> None:
-    _id, stats = only(t, "AWS::DynamoDB::GlobalTable", TableName="wenu-stats")
+    _id, stats = only(t, "AWS::DynamoDB::GlobalTable", TableName="wenu-dev-stats")
     props = stats["Properties"]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert {"AttributeName": "sk", "AttributeType": "N"} in props["AttributeDefinitions"]
 
 
-@pytest.mark.parametrize("name", ["wenu-state", "wenu-stats", "wenu-alarm-state", "wenu-alarm-transitions"])
+@pytest.mark.parametrize(
+    "name", ["wenu-dev-state", "wenu-dev-stats", "wenu-dev-alarm-state", "wenu-dev-alarm-transitions"]
+)
 def test_every_table_has_point_in_time_recovery_and_deletion_protection(t: dict[str, Any], name: str) -> None:
     _id, table = only(t, "AWS::DynamoDB::GlobalTable", TableName=name)
     replica = table["Properties"]["Replicas"][0]
@@ -132,8 +134,8 @@ def test_every_table_has_point_in_time_recovery_and_deletion_protection(t: dict[
 
 
 def test_alarm_tables_have_the_indexes_the_application_queries(t: dict[str, Any]) -> None:
-    _id, state = only(t, "AWS::DynamoDB::GlobalTable", TableName="wenu-alarm-state")
-    _id, transitions = only(t, "AWS::DynamoDB::GlobalTable", TableName="wenu-alarm-transitions")
+    _id, state = only(t, "AWS::DynamoDB::GlobalTable", TableName="wenu-dev-alarm-state")
+    _id, transitions = only(t, "AWS::DynamoDB::GlobalTable", TableName="wenu-dev-alarm-transitions")
     assert [i["IndexName"] for i in state["Properties"]["GlobalSecondaryIndexes"]] == ["by-shard"]
     assert [i["IndexName"] for i in transitions["Properties"]["GlobalSecondaryIndexes"]] == ["pending"]
 
@@ -166,7 +168,7 @@ def test_buckets_have_lifecycle_rules_per_prefix_and_block_public_access(t: dict
 def test_key_ring_key_rotates_and_topic_is_named_for_the_app(t: dict[str, Any]) -> None:
     _id, key = only(t, "AWS::KMS::Key")
     assert key["Properties"]["EnableKeyRotation"] is True
-    only(t, "AWS::SNS::Topic", TopicName="wenu-alarms")
+    only(t, "AWS::SNS::Topic", TopicName="wenu-dev-alarms")
 
 
 # --- services ------------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def test_fargate_service_runs_the_task_definition_of_deploy_ecs(t: dict[str, Any
     """Sizes, command, environment, health check and logs are those of deploy/ecs/task-definition-<app>.json."""
     doc = task_definition_json(app)
     spec = doc["containerDefinitions"][0]
-    _id, service = only(t, "AWS::ECS::Service", ServiceName=f"wenu-{app}")
+    _id, service = only(t, "AWS::ECS::Service", ServiceName=f"wenu-dev-{app}")
     assert service["Properties"]["LaunchType"] == "FARGATE"
     assert service["Properties"]["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
         "Enable": True,
@@ -185,7 +187,8 @@ def test_fargate_service_runs_the_task_definition_of_deploy_ecs(t: dict[str, Any
     }
     task_id = service["Properties"]["TaskDefinition"]["Ref"]
     task = t["Resources"][task_id]["Properties"]
-    assert (task["Cpu"], task["Memory"], task["Family"]) == (doc["cpu"], doc["memory"], doc["family"])
+    family = doc["family"].replace("${STAGE}", "dev")
+    assert (task["Cpu"], task["Memory"], task["Family"]) == (doc["cpu"], doc["memory"], family)
     container = task["ContainerDefinitions"][0]
     assert container["Command"] == [app]
     assert container["User"] == "10001" and container["ReadonlyRootFilesystem"] is True
@@ -255,8 +258,8 @@ WRITES = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dyn
 def test_both_roles_read_the_stream_use_their_kcl_tables_write_state_and_their_dead_letters(
     t: dict[str, Any], app: str
 ) -> None:
-    role = role_statements(t, f"wenu-{app}-task")
-    stream_id, _ = only(t, "AWS::Kinesis::Stream", Name="readings")
+    role = role_statements(t, f"wenu-dev-{app}-task")
+    stream_id, _ = only(t, "AWS::Kinesis::Stream", Name="wenu-dev-readings")
     for action in (
         "kinesis:GetRecords",
         "kinesis:GetShardIterator",
@@ -264,20 +267,20 @@ def test_both_roles_read_the_stream_use_their_kcl_tables_write_state_and_their_d
         "kinesis:DescribeStreamSummary",
     ):
         assert allows(role, action, stream_id), action
-    for table in (f"wenu-{app}", f"wenu-{app}-WorkerMetricStats", f"wenu-{app}-CoordinatorState"):
+    for table in (f"wenu-dev-{app}", f"wenu-dev-{app}-WorkerMetricStats", f"wenu-dev-{app}-CoordinatorState"):
         for action in ("dynamodb:CreateTable", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"):
             assert allows(role, action, f'table/{table}"'), (action, table)
-    assert allows(role, "dynamodb:PutItem", table_id(t, "wenu-state"))
+    assert allows(role, "dynamodb:PutItem", table_id(t, "wenu-dev-state"))
     assert allows(role, "s3:PutObject", f"/dead-letter/{app}/*")
     other = "processing" if app == "alarms" else "alarms"
-    assert not allows(role, "dynamodb:PutItem", f'table/wenu-{other}"')
+    assert not allows(role, "dynamodb:PutItem", f'table/wenu-dev-{other}"')
     assert not allows(role, "s3:PutObject", f"/dead-letter/{other}/*")
 
 
 @pytest.mark.parametrize("app", ["alarms", "processing"])
 def test_roles_may_only_decrypt_with_the_key_ring_key_and_its_context(t: dict[str, Any], app: str) -> None:
     key_id, _ = only(t, "AWS::KMS::Key")
-    role = role_statements(t, f"wenu-{app}-task")
+    role = role_statements(t, f"wenu-dev-{app}-task")
     kms = [s for s in role if any(str(a).startswith("kms:") for a in _listed(s["Action"]))]
     assert [s["Action"] for s in kms] == ["kms:Decrypt"]
     assert key_id in json.dumps(kms[0]["Resource"])
@@ -286,26 +289,26 @@ def test_roles_may_only_decrypt_with_the_key_ring_key_and_its_context(t: dict[st
 
 
 def test_alarms_role_cannot_write_stats_or_staging_and_publishes_alarms(t: dict[str, Any]) -> None:
-    role = role_statements(t, "wenu-alarms-task")
-    stats = table_id(t, "wenu-stats")
+    role = role_statements(t, "wenu-dev-alarms-task")
+    stats = table_id(t, "wenu-dev-stats")
     assert not any(allows(role, action, stats) for action in WRITES)
     assert not allows(role, "s3:PutObject", "/staging/")
     assert not allows(role, "s3:PutObject", "/quarantine/")
     topic_id, _ = only(t, "AWS::SNS::Topic")
     assert allows(role, "sns:Publish", topic_id)
-    assert allows(role, "dynamodb:UpdateItem", table_id(t, "wenu-alarm-state"))
-    assert allows(role, "dynamodb:Query", table_id(t, "wenu-alarm-transitions"))
+    assert allows(role, "dynamodb:UpdateItem", table_id(t, "wenu-dev-alarm-state"))
+    assert allows(role, "dynamodb:Query", table_id(t, "wenu-dev-alarm-transitions"))
 
 
 def test_processing_role_cannot_publish_or_touch_alarm_tables_and_writes_stats_and_staging(
     t: dict[str, Any],
 ) -> None:
-    role = role_statements(t, "wenu-processing-task")
+    role = role_statements(t, "wenu-dev-processing-task")
     topic_id, _ = only(t, "AWS::SNS::Topic")
     assert not allows(role, "sns:Publish", topic_id)
-    for name in ("wenu-alarm-state", "wenu-alarm-transitions"):
+    for name in ("wenu-dev-alarm-state", "wenu-dev-alarm-transitions"):
         assert not any(allows(role, action, table_id(t, name)) for action in WRITES)
-    assert allows(role, "dynamodb:UpdateItem", table_id(t, "wenu-stats"))
+    assert allows(role, "dynamodb:UpdateItem", table_id(t, "wenu-dev-stats"))
     assert allows(role, "s3:PutObject", "/staging/processing/*")
     assert allows(role, "s3:PutObject", "/quarantine/processing/*")
 
@@ -313,5 +316,5 @@ def test_processing_role_cannot_publish_or_touch_alarm_tables_and_writes_stats_a
 @pytest.mark.parametrize("app", ["alarms", "processing"])
 def test_roles_have_no_wildcard_resources(t: dict[str, Any], app: str) -> None:
     """Every statement names its resources (the stream read grant included)."""
-    role = role_statements(t, f"wenu-{app}-task")
+    role = role_statements(t, f"wenu-dev-{app}-task")
     assert all("*" != r for s in role for r in _listed(s["Resource"]))

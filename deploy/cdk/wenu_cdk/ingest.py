@@ -1,6 +1,6 @@
 """Ingest: the readings stream, the IoT topic rule that feeds it, and Firehose archiving it to S3 raw/.
 
-Meters publish binary envelopes (spec/wire-format.md) on ``wenu/readings/<device>``.
+Meters publish binary envelopes (spec/wire-format.md) on ``wenu/<stage>/readings/<device>``.
 The rule passes the bytes through unchanged (``SELECT *`` keeps a binary payload
 as is) with the device as partition key, so a device's messages stay in order on
 one shard. A record the rule cannot put goes to the archive bucket's ``iot-errors/``.
@@ -16,11 +16,9 @@ from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from wenu_stream.config import Config
-
+from .naming import Names
 from .storage import RAW
 
-TOPIC_FILTER = "wenu/readings/+"
 # Hive-style date partitions (UTC arrival time at Firehose), so Athena/Glue prune by day and hour.
 RAW_PREFIX = RAW + "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
 RAW_ERROR_PREFIX = (
@@ -32,12 +30,13 @@ RAW_ERROR_PREFIX = (
 class Ingest(Construct):
     """Stream, IoT rule into it, Firehose out of it."""
 
-    def __init__(self, scope: Construct, id: str, *, archive: s3.IBucket, shards: int) -> None:
+    def __init__(self, scope: Construct, id: str, *, names: Names, archive: s3.IBucket, shards: int) -> None:
         super().__init__(scope, id)
+        self.names = names
         self.stream = kinesis.Stream(
             self,
             "Readings",
-            stream_name=Config().kinesis.stream,
+            stream_name=names.stream,
             shard_count=shards,
             stream_mode=kinesis.StreamMode.PROVISIONED,
             retention_period=Duration.days(7),
@@ -48,7 +47,7 @@ class Ingest(Construct):
         self.firehose = firehose.DeliveryStream(
             self,
             "RawArchive",
-            delivery_stream_name="wenu-raw-archive",
+            delivery_stream_name=names.firehose,
             source=firehose.KinesisStreamSource(self.stream),
             destination=firehose.S3Bucket(
                 archive,
@@ -77,9 +76,9 @@ class Ingest(Construct):
         return iot.CfnTopicRule(
             self,
             "ReadingsRule",
-            rule_name="wenu_readings_to_kinesis",
+            rule_name=self.names.iot_rule,
             topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
-                sql=f"SELECT * FROM '{TOPIC_FILTER}'",
+                sql=f"SELECT * FROM '{self.names.iot_topic_filter}'",
                 aws_iot_sql_version="2016-03-23",
                 rule_disabled=False,
                 description="Meter envelopes (binary, passed through) into Kinesis, keyed by device",
@@ -87,7 +86,7 @@ class Ingest(Construct):
                     iot.CfnTopicRule.ActionProperty(
                         kinesis=iot.CfnTopicRule.KinesisActionProperty(
                             stream_name=self.stream.stream_name,
-                            partition_key="${topic(3)}",
+                            partition_key=self.names.iot_device_key,
                             role_arn=role.role_arn,
                         )
                     )
@@ -95,7 +94,7 @@ class Ingest(Construct):
                 error_action=iot.CfnTopicRule.ActionProperty(
                     s3=iot.CfnTopicRule.S3ActionProperty(
                         bucket_name=archive.bucket_name,
-                        key="iot-errors/${topic(3)}/${timestamp()}-${newuuid()}",
+                        key=f"iot-errors/{self.names.iot_device_key}/${{timestamp()}}-${{newuuid()}}",
                         role_arn=role.role_arn,
                     )
                 ),

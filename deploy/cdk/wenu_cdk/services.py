@@ -2,7 +2,8 @@
 
 Container settings (sizes, environment, health check, logs, stop timeout) come from
 ``deploy/ecs/task-definition-<app>.json``, the same files an operator can register
-with the ECS CLI, so the two never drift; ``${PLACEHOLDERS}`` there are filled here.
+with the ECS CLI, so the two never drift; ``${PLACEHOLDERS}`` there are filled here
+(``${STAGE}`` with the stage, the others with this stage's resources).
 
 Each service has its own task role, granted only what its application calls:
 both read the stream, use their own KCL tables, write the state table and their own
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from .ingest import Ingest
+from .naming import Names
 from .storage import DEAD_LETTER, KEYRING_CONTEXT, QUARANTINE, STAGING, Storage
 
 ECS_DIR = Path(__file__).resolve().parents[2] / "ecs"
@@ -93,6 +96,7 @@ class Services(Construct):
         scope: Construct,
         id: str,
         *,
+        names: Names,
         storage: Storage,
         ingest: Ingest,
         image: ecs.ContainerImage,
@@ -100,6 +104,7 @@ class Services(Construct):
         max_shards: int,
     ) -> None:
         super().__init__(scope, id)
+        self.names = names
         self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=1)
         # DynamoDB and S3 traffic stays off the NAT gateway (cheaper, and no internet path for the data).
         self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
@@ -110,13 +115,13 @@ class Services(Construct):
         self.catalog_url = secretsmanager.Secret(
             self,
             "CatalogUrl",
-            secret_name="wenu/catalog-url",
+            secret_name=names.secret("catalog-url"),
             description="postgresql://user:password@host:5432/db of the catalog (RDS); set after deploy",
         )
         self.keyring_secret = secretsmanager.Secret(
             self,
             "KeyRing",
-            secret_name="wenu/keyring-kms",
+            secret_name=names.secret("keyring-kms"),
             description="The KMS-wrapped key-ring document (wenu-keyring-kms-v1); set after deploy",
         )
         self.storage, self.ingest, self.image = storage, ingest, image
@@ -133,7 +138,7 @@ class Services(Construct):
         role = iam.Role(
             self,
             f"{app.title()}TaskRole",
-            role_name=f"wenu-{app}-task",
+            role_name=self.names.task_role(app),
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"wenu-{app} consumer: least privilege for what the application calls",
         )
@@ -143,7 +148,9 @@ class Services(Construct):
                 sid="KclTables",
                 actions=KCL_TABLE_ACTIONS,
                 resources=[
-                    arn for suffix in KCL_TABLE_SUFFIXES for arn in _table_arns(self, f"wenu-{app}{suffix}")
+                    arn
+                    for suffix in KCL_TABLE_SUFFIXES
+                    for arn in _table_arns(self, self.names.lease_table(app) + suffix)
                 ],
             )
         )
@@ -202,7 +209,7 @@ class Services(Construct):
         task = ecs.FargateTaskDefinition(
             self,
             f"{app.title()}Task",
-            family=doc["family"],
+            family=self._fill(doc["family"]),
             cpu=int(doc["cpu"]),
             memory_limit_mib=int(doc["memory"]),
             task_role=self.roles[app],
@@ -215,7 +222,7 @@ class Services(Construct):
         log_group = logs.LogGroup(
             self,
             f"{app.title()}Logs",
-            log_group_name=spec["logConfiguration"]["options"]["awslogs-group"],
+            log_group_name=self._fill(spec["logConfiguration"]["options"]["awslogs-group"]),
             retention=logs.RetentionDays.ONE_MONTH,
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -265,7 +272,7 @@ class Services(Construct):
         service = ecs.FargateService(
             self,
             f"{app.title()}Service",
-            service_name=f"wenu-{app}",
+            service_name=self.names.service(app),
             cluster=self.cluster,
             task_definition=task,
             desired_count=1,
@@ -289,14 +296,21 @@ class Services(Construct):
         return service
 
     def _fill(self, value: str) -> str:
+        """``value`` with each ``${NAME}`` replaced; an unknown placeholder is a bug of the JSON file."""
         s = self.storage
         values = {
-            "${STREAM_NAME}": self.ingest.stream.stream_name,
-            "${DATA_BUCKET}": s.data.bucket_name,
-            "${REGION}": Stack.of(self).region,
-            "${ALARMS_TOPIC_ARN}": s.alarms_topic.topic_arn,
+            "STAGE": self.names.stage,
+            "STREAM_NAME": self.ingest.stream.stream_name,
+            "DATA_BUCKET": s.data.bucket_name,
+            "REGION": Stack.of(self).region,
+            "ALARMS_TOPIC_ARN": s.alarms_topic.topic_arn,
+            "ALARMS_TOPIC_NAME": s.alarms_topic.topic_name,
+            "STATE_TABLE": s.state_table.table_name,
+            "STATS_TABLE": s.stats_table.table_name,
+            "ALARM_STATE_TABLE": s.alarm_state_table.table_name,
+            "TRANSITIONS_TABLE": s.transitions_table.table_name,
         }
-        return values.get(value, value)
+        return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], value)
 
 
 def _table_arns(scope: Construct, name: str) -> list[str]:

@@ -1,8 +1,8 @@
 """Durable state: the key-ring KMS key, the S3 buckets, the DynamoDB tables and the alarms topic.
 
-Names of tables, the topic and the S3 prefixes are the application's defaults
-(``wenu_stream.config``), so the consumers need no override to find them; bucket
-names are left to CloudFormation (they are global) and passed to the tasks.
+Tables, the topic and the key alias carry the stage's names (``naming.Names``), which reach the
+tasks as ``WENU_*`` variables; the S3 prefixes are the application's defaults (``wenu_stream.config``).
+Bucket names are left to CloudFormation (they are global) and passed to the tasks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from wenu_stream.config import Config
+
+from .naming import Names
 
 DEFAULTS = Config()
 # The S3 prefixes of the data bucket (the consumers' defaults; quarantine's is fixed in the app).
@@ -30,12 +32,12 @@ KEYRING_CONTEXT = {"purpose": "wenu-keyring"}
 class Storage(Construct):
     """Key, buckets, tables and topic, retained when the stack is deleted (they hold the data)."""
 
-    def __init__(self, scope: Construct, id: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, names: Names) -> None:
         super().__init__(scope, id)
         self.keyring_key = kms.Key(
             self,
             "KeyRingKey",
-            alias="alias/wenu-keyring",
+            alias=names.keyring_alias,
             enable_key_rotation=True,
             description="Wraps the data keys of the wenu-stream key ring (AES-GCM keys of the meters)",
             removal_policy=RemovalPolicy.RETAIN,
@@ -74,20 +76,23 @@ class Storage(Construct):
                 s3.LifecycleRule(id="manifests-expire", prefix=MANIFESTS, expiration=Duration.days(30)),
             ],
         )
+        # Construct ids stay the same in every stage (the logical ids of the template do not move).
         self.state_table = self._table(
-            DEFAULTS.sinks.state_table, "pk", sort=("pos", dynamodb.AttributeType.STRING)
+            "WenuState", names.state_table, "pk", sort=("pos", dynamodb.AttributeType.STRING)
         )
         self.stats_table = self._table(
-            DEFAULTS.stats.table,
+            "WenuStats",
+            names.stats_table,
             "pk",
             sort=("sk", dynamodb.AttributeType.NUMBER),
             ttl="expires_at",
         )
         self.alarm_state_table = self._table(
-            DEFAULTS.alarms.state_table, "pk", indexes=[("by-shard", "shard_key", None)]
+            "WenuAlarmState", names.alarm_state_table, "pk", indexes=[("by-shard", "shard_key", None)]
         )
         self.transitions_table = self._table(
-            DEFAULTS.alarms.transitions_table,
+            "WenuAlarmTransitions",
+            names.transitions_table,
             "series",
             sort=("sk", dynamodb.AttributeType.STRING),
             indexes=[("pending", "pending_shard", "sk")],
@@ -95,7 +100,7 @@ class Storage(Construct):
         self.alarms_topic = sns.Topic(
             self,
             "AlarmsTopic",
-            topic_name=DEFAULTS.alarms.topic_name,
+            topic_name=names.topic,
             display_name="wenu-stream alarms",
             enforce_ssl=True,
         )
@@ -117,6 +122,7 @@ class Storage(Construct):
 
     def _table(
         self,
+        id: str,
         name: str,
         partition: str,
         *,
@@ -136,7 +142,7 @@ class Storage(Construct):
         ]
         return dynamodb.TableV2(
             self,
-            name.replace("-", " ").title().replace(" ", ""),
+            id,
             table_name=name,
             partition_key=dynamodb.Attribute(name=partition, type=string),
             sort_key=dynamodb.Attribute(name=sort[0], type=sort[1]) if sort else None,

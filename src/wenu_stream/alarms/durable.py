@@ -37,6 +37,12 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     attributes: dict[str, str]
     status: str
+    rule: str = ""
+
+    @property
+    def at(self) -> int:
+        """The transition's reading time (the range key starts with it)."""
+        return int(self.sk[:15])
 
 
 def sort_key(tr: Transition) -> str:

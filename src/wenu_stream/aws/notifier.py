@@ -12,7 +12,12 @@ range key ``sk = "<at, 15 digits>#<transition_id>"``. A transition goes through:
 2. :meth:`SnsNotifier.publish`: SNS Publish (JSON body; ``severity``,
    ``company`` and ``state`` as String message attributes for filter
    policies), retried with backoff until it succeeds or ``give_up_s`` passes;
-   then ``status = published`` and ``pending_shard`` is removed.
+   then ``status = published`` and ``pending_shard`` is removed. Before
+   that, the instance's shelf (set by an operator through the API, kept on
+   its state item) is read consistently; a transition it covers
+   (``alarms.shelving.covers``, by reading time) is not published but marked
+   ``status = shelved``, which ends it exactly like a publication: the ledger
+   keeps it (the history shows it) and a replay or recovery never sends it.
 3. :meth:`SnsNotifier.recover`, when a shard starts: every entry still pending
    for the shard (sparse GSI ``pending`` on ``pending_shard``) is published.
 
@@ -32,12 +37,15 @@ import functools
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wenu_stream.alarms.durable import LedgerEntry, sort_key
 from wenu_stream.alarms.engine import Transition, notification
+from wenu_stream.alarms.shelving import Shelf, covers
+from wenu_stream.aws.alarm_state import instance_pk
 from wenu_stream.aws.common import error_code
 from wenu_stream.aws.tables import PENDING_INDEX
 from wenu_stream.errors import SinkError
@@ -45,11 +53,10 @@ from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 from wenu_stream.tasks import bounded
 
-if TYPE_CHECKING:
-    pass
-
 PENDING = "pending"
 PUBLISHED = "published"
+SHELVED = "shelved"
+_SHELF = msgspec.json.Decoder(Shelf)
 
 
 class SnsNotifier:
@@ -64,6 +71,7 @@ class SnsNotifier:
         table: str,
         stream: str,
         metrics: Metrics | None = None,
+        state_table: str | None = None,
         give_up_s: float = 300.0,
         backoff_cap_s: float = 10.0,
         wall: Callable[[], float] = time.time,
@@ -73,6 +81,7 @@ class SnsNotifier:
         self._topic = topic_arn
         self._fifo = topic_arn.endswith(".fifo")
         self._table = table
+        self._state_table = state_table  # where operators' shelves are kept (None: nothing is ever shelved)
         self._stream = stream
         self._metrics = metrics
         self._give_up_s = give_up_s
@@ -103,6 +112,10 @@ class SnsNotifier:
 
     async def _publish_in_order(self, entries: Sequence[LedgerEntry]) -> None:
         for entry in entries:
+            shelf = await self._shelf(entry)
+            if shelf is not None and covers(shelf, entry.at):
+                await self._mark_shelved(entry, shelf)
+                continue
             message_id = await self._publish_with_backoff(entry)
             await self._ddb.update_item(
                 TableName=self._table, Key={"series": {"S": entry.series}, "sk": {"S": entry.sk}},
@@ -115,6 +128,32 @@ class SnsNotifier:
                 self._metrics.notifications.labels(
                     entry.attributes["severity"], entry.attributes["state"]
                 ).inc()
+
+    async def _shelf(self, entry: LedgerEntry) -> Shelf | None:
+        """The instance's shelf, read consistently just before publishing (None: not shelved)."""
+        if self._state_table is None or not entry.rule:
+            return None
+        out = await self._ddb.get_item(
+            TableName=self._state_table,
+            Key={"pk": {"S": instance_pk(entry.rule, entry.series)}},
+            ConsistentRead=True,
+            ProjectionExpression="shelf",
+        )
+        raw = out.get("Item", {}).get("shelf", {}).get("S")
+        return None if raw is None else _SHELF.decode(raw)
+
+    async def _mark_shelved(self, entry: LedgerEntry, shelf: Shelf) -> None:
+        """Record that the transition was held back (not published): it leaves the pending index like a published one."""
+        await self._ddb.update_item(
+            TableName=self._table, Key={"series": {"S": entry.series}, "sk": {"S": entry.sk}},
+            UpdateExpression="SET #st = :s, shelved_at = :now, shelved_by = :by REMOVE pending_shard",
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={":s": {"S": SHELVED}, ":now": {"N": str(int(self._wall() * 1000))},
+                                       ":by": {"S": shelf.by}},
+        )  # fmt: skip
+        self._log.info(
+            "notification_shelved", transition_id=entry.transition_id, rule=entry.rule, series=entry.series
+        )
 
     async def recover(self, shard_id: str) -> int:
         """Publish every entry a previous owner of the shard left pending; return how many."""
@@ -148,6 +187,7 @@ class SnsNotifier:
             body=body,
             attributes=attributes,
             status=PENDING,
+            rule=tr.rule,
         )
         item = _ledger_item(tr, entry, self._shard_key(shard_id), int(self._wall() * 1000))
         try:
@@ -172,6 +212,7 @@ class SnsNotifier:
         return LedgerEntry(
             series=series, sk=sk, transition_id=item["transition_id"]["S"], body=bytes(item["body"]["B"]),
             attributes={k: v["S"] for k, v in item["attributes"]["M"].items()}, status=item["status"]["S"],
+            rule=item.get("rule", {}).get("S", ""),
         )  # fmt: skip
 
     async def _publish_with_backoff(self, entry: LedgerEntry) -> str:

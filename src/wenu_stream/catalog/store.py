@@ -50,6 +50,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX channels_series ON channels (series)",
         f"CREATE TABLE alarm_rules (id TEXT PRIMARY KEY, body TEXT NOT NULL, {', '.join(_COMMON)})",
     ),
+    (  # 2: versions with who, when and why; draft change sets; the audit log; machine API keys
+        "CREATE TABLE catalog_versions (version BIGINT PRIMARY KEY, document TEXT NOT NULL, author TEXT NOT NULL,"
+        " reason TEXT NOT NULL, created_at BIGINT NOT NULL, change_set TEXT NOT NULL, summary TEXT NOT NULL)",
+        "CREATE TABLE change_sets (id TEXT PRIMARY KEY, status TEXT NOT NULL, base_version BIGINT NOT NULL,"
+        " author TEXT NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL, created_at BIGINT NOT NULL,"
+        " updated_at BIGINT NOT NULL, applied_version BIGINT)",
+        "CREATE INDEX change_sets_updated ON change_sets (updated_at)",
+        "CREATE TABLE audit_log (id TEXT PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+        " target TEXT NOT NULL, company TEXT NOT NULL, detail TEXT NOT NULL)",
+        "CREATE INDEX audit_log_at ON audit_log (at, id)",
+        "CREATE TABLE api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,"
+        " company TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT)",
+    ),
 )
 
 
@@ -89,6 +102,27 @@ class CatalogUnavailable(WenuError):
     """The catalog store cannot be reached or opened."""
 
 
+class StaleVersion(WenuError):
+    """A change was written against a version that is no longer the current one."""
+
+    def __init__(self, base: int, current: int) -> None:
+        self.base, self.current = base, current
+        super().__init__(
+            f"the catalog is at version {current}, the change was written against {base}: "
+            "review it against the current version and apply again"
+        )
+
+
+class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Who made a catalog version, when and why, and what it changed."""
+
+    version: int
+    author: str
+    reason: str
+    created_at: int  # epoch ms
+    summary: dict[str, dict[str, int]]  # table -> {"added": n, "updated": n, "retired": n}
+
+
 class Dialect(msgspec.Struct, frozen=True):
     """The statements that differ between SQLite and PostgreSQL."""
 
@@ -108,6 +142,8 @@ POSTGRESQL = Dialect(
 )
 
 _RULE_DECODER = msgspec.json.Decoder(AlarmRule)
+_DOCUMENT_DECODER = msgspec.json.Decoder(CatalogDocument)
+_SUMMARY_DECODER = msgspec.json.Decoder(dict[str, dict[str, int]])
 
 
 def parse_url(url: str) -> tuple[Dialect, str]:
@@ -217,32 +253,114 @@ class CatalogStore:
                 for statement in statements:
                     self._execute(statement)
                 self._execute("INSERT INTO catalog_schema (version) VALUES (?)", (number,))
+            self._record_unversioned()
         return len(MIGRATIONS)
+
+    def _record_unversioned(self) -> None:
+        """Keep the current catalog as a version when it predates versions (a store made before migration 2)."""
+        current = self.version()
+        if (
+            current == 0
+            or self._execute("SELECT 1 FROM catalog_versions WHERE version = ?", (current,)).fetchone()
+        ):
+            return
+        updated_at = self._execute("SELECT updated_at FROM catalog_meta WHERE id = 1").fetchone()[0]
+        self._execute(
+            "INSERT INTO catalog_versions (version, document, author, reason, created_at, change_set, summary)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                current,
+                msgspec.json.encode(self._read_document()).decode(),
+                "(before versions)",
+                "the catalog as it was when versions started",
+                int(updated_at),
+                "{}",
+                "{}",
+            ),
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (``?`` placeholders) on the store's connection: for the modules next to the store."""
+        return self._execute(sql, params)
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[None]:
+        """A write transaction (serialised with imports) or a consistent read one."""
+        with self._transaction(self.dialect.begin_write if write else self.dialect.begin_read):
+            yield
+
+    def now(self) -> int:
+        """The store's clock, epoch ms."""
+        return self._now()
 
     def version(self) -> int:
         """The catalog version: it grows by one on every effective change."""
         return int(self._execute("SELECT version FROM catalog_meta WHERE id = 1").fetchone()[0])
 
-    def import_document(self, document: CatalogDocument) -> ImportSummary:
-        """Make the active catalog equal to ``document``, in one transaction.
+    def import_document(
+        self, document: CatalogDocument, *, author: str = "system", reason: str = "catalog import"
+    ) -> ImportSummary:
+        """Make the active catalog equal to ``document``, whatever its version (see :meth:`apply`)."""
+        return self.apply(document, base_version=None, author=author, reason=reason)
 
-        Steps, per table: insert new rows; update changed rows (a retired row
-        that comes back counts as added); retire active rows the document no
-        longer holds. Then, if anything changed, bump the version.
+    def apply(
+        self,
+        document: CatalogDocument,
+        *,
+        base_version: int | None,
+        author: str,
+        reason: str,
+        change_set: bytes = b"{}",
+        within: Callable[[int], None] | None = None,
+    ) -> ImportSummary:
+        """Make the active catalog equal to ``document`` in one transaction, as a new version.
+
+        Steps: 1. lock (write transaction); 2. refuse a stale ``base_version``;
+        3. per table: insert new rows, update changed rows (a retired row that
+        comes back counts as added), retire active rows the document no longer
+        holds; 4. if anything changed, bump the version and keep the new
+        version's document with its author, reason and change set.
 
         Args:
             document: a validated document (see ``document.validate``).
+            base_version: the version the change was written against; None applies whatever the version.
+            author: who asked for it (a user, an API key, ``cli:<user>``).
+            reason: why; kept in the version history.
+            change_set: the change set's JSON, kept with the version.
+            within: called with the new version inside the transaction when something changed
+                (e.g. mark the draft applied: both commit or neither does).
+
+        Raises:
+            StaleVersion: the catalog moved past ``base_version``; nothing was written.
         """
         desired = _rows(document)
         now = self._now()
         with self._transaction(self.dialect.begin_write):
-            version = self.version() + 1
+            current = self.version()
+            if base_version is not None and base_version != current:
+                raise StaleVersion(base_version, current)
+            version = current + 1
             tables = {t.name: self._sync(t, desired[t.name], version, now) for t in TABLES}
             counts = {n: c for n, c in tables.items() if any(c.values())}
             if counts:
                 self._execute(
                     "UPDATE catalog_meta SET version = ?, updated_at = ? WHERE id = 1", (version, now)
                 )
+                self._execute(
+                    "INSERT INTO catalog_versions (version, document, author, reason, created_at, change_set,"
+                    " summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        version,
+                        msgspec.json.encode(self._read_document()).decode(),
+                        author,
+                        reason,
+                        now,
+                        change_set.decode(),
+                        msgspec.json.encode(counts).decode(),
+                    ),
+                )
+                if within is not None:
+                    within(version)
             else:
                 version -= 1
         return ImportSummary(
@@ -253,6 +371,32 @@ class CatalogStore:
             version=version,
             tables=counts,
         )
+
+    def versions(self, *, before: int | None = None, limit: int = 50) -> list[VersionInfo]:
+        """Version history, newest first: versions below ``before`` (all when None), at most ``limit``."""
+        rows = self._execute(
+            "SELECT version, author, reason, created_at, summary FROM catalog_versions WHERE version < ?"
+            " ORDER BY version DESC LIMIT ?",
+            (before if before is not None else 1 << 62, limit),
+        ).fetchall()
+        return [
+            VersionInfo(
+                version=int(v), author=a, reason=r, created_at=int(c), summary=_SUMMARY_DECODER.decode(s)
+            )
+            for v, a, r, c, s in rows
+        ]
+
+    def version_info(self, version: int) -> VersionInfo | None:
+        """One version's history entry, or None."""
+        found = self.versions(before=version + 1, limit=1)
+        return found[0] if found and found[0].version == version else None
+
+    def document_at(self, version: int) -> CatalogDocument | None:
+        """The catalog as it was at ``version`` (0: empty), or None for a version that never existed."""
+        if version == 0:
+            return CatalogDocument([], [])
+        row = self._execute("SELECT document FROM catalog_versions WHERE version = ?", (version,)).fetchone()
+        return None if row is None else _DOCUMENT_DECODER.decode(row[0])
 
     def _sync(self, table: Table, desired: dict[Row, Row], version: int, now: int) -> dict[str, int]:
         columns = table.key + table.values
@@ -292,6 +436,11 @@ class CatalogStore:
         """The active catalog as a document (ids sorted); importing it back changes nothing."""
         with self._transaction(self.dialect.begin_read):
             return self._read_document()
+
+    def current(self) -> tuple[int, CatalogDocument]:
+        """The version and the active catalog, read in one consistent transaction."""
+        with self._transaction(self.dialect.begin_read):
+            return self.version(), self._read_document()
 
     def snapshot(self) -> CatalogSnapshot:
         """The active catalog and its version, read in one consistent transaction, indexed for lookups."""

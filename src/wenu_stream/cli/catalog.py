@@ -1,22 +1,35 @@
 """``wenu-stream catalog import FILE`` and ``wenu-stream catalog export``.
 
 ``import`` validates the whole document first (every problem on stderr, one
-per line, exit 2, nothing written), then makes the stored catalog equal to it
-in one transaction and prints a JSON summary on stdout. ``export`` writes the
-active catalog to stdout as a document that re-imports to no change.
+per line, exit 2, nothing written), then submits it as a change set (one
+``replace`` operation against the current version, the same path as the API's
+apply) and prints a JSON summary on stdout; the new version records the
+author (``cli:<user>``) and ``--reason``. ``export`` writes the active catalog
+to stdout as a document that re-imports to no change.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 
-from wenu_stream.catalog.document import decode, encode
-from wenu_stream.catalog.store import URL_FIELD, URL_FIX, CatalogStore, CatalogUnavailable, parse_url
+from wenu_stream.catalog.changes import ChangeSet, Replace
+from wenu_stream.catalog.document import CatalogDocument, decode, encode
+from wenu_stream.catalog.store import (
+    URL_FIELD,
+    URL_FIX,
+    CatalogStore,
+    CatalogUnavailable,
+    ImportSummary,
+    StaleVersion,
+    parse_url,
+)
+from wenu_stream.catalog.workspace import submit
 from wenu_stream.config import load_config
 from wenu_stream.errors import ConfigError
 
@@ -31,6 +44,9 @@ def register(subparsers: Any) -> None:
         "import", help="load a catalog JSON document (idempotent; retires what it omits)"
     )
     load.add_argument("file", metavar="FILE", help="the catalog document, or - for stdin")
+    load.add_argument(
+        "--reason", default=None, help="why (kept in the version history; default: the file name)"
+    )
     export = actions.add_parser("export", help="write the active catalog as a JSON document to stdout")
     for parser in (load, export):
         parser.add_argument(
@@ -57,9 +73,40 @@ def run_import(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: 
         print(f"catalog import: {len(validated.problems)} problems; nothing was imported", file=stderr)
         return 2
     with _open(url) as store:
-        summary = store.import_document(validated.document)
+        summary = import_as_change_set(
+            store,
+            validated.document,
+            author=f"cli:{_user()}",
+            reason=getattr(args, "reason", None) or f"catalog import {args.file}",
+        )
     stdout.write(msgspec.json.encode(summary).decode() + "\n")
     return 0
+
+
+def import_as_change_set(
+    store: CatalogStore, document: CatalogDocument, *, author: str, reason: str
+) -> ImportSummary:
+    """Make the catalog equal to ``document`` through a change set against the current version.
+
+    Another writer may apply between reading the version and applying: the
+    import is "make it equal to this", so it is planned again on the new version.
+    """
+    for _ in range(5):
+        change = ChangeSet(
+            base_version=store.version(), reason=reason, operations=[Replace(msgspec.to_builtins(document))]
+        )
+        try:
+            return submit(store, change, author=author)
+        except StaleVersion:
+            continue
+    raise StaleVersion(change.base_version, store.version())
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def run_export(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:

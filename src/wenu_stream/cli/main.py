@@ -33,6 +33,8 @@ COMMANDS = (
     "warehouse",
     "check-config",
     "serve-metrics",
+    "serve",
+    "api",
 )
 
 

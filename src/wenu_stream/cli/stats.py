@@ -10,11 +10,10 @@ import sys
 import time
 from typing import Any
 
+from wenu_stream.aws.readers import query_windows, window_row
 from wenu_stream.cli.common import add_config_flags, config_from
 from wenu_stream.config import env_name
 from wenu_stream.errors import ConfigError
-from wenu_stream.stats.aggregates import COUNTER_FIELDS, GAUGE_FIELDS
-from wenu_stream.stats.items import window_pk
 from wenu_stream.timewindows import WIDTHS, to_ms
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # the catalog's id pattern
@@ -90,23 +89,11 @@ def fetch(
     """Window items of ``series`` starting in ``[start_ms, end_ms)``, oldest first, never an expired one."""
     import boto3
 
-    pages = boto3.client("dynamodb").get_paginator("query").paginate(
-        TableName=table, KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-        FilterExpression="expires_at > :now",  # TTL deletion lags (by days on AWS, forever on emulators)
-        ExpressionAttributeValues={":pk": {"S": window_pk(series, width)}, ":a": {"N": str(start_ms)},
-                                   ":b": {"N": str(end_ms - 1)}, ":now": {"N": str(now_s)}},
-    )  # fmt: skip
-    return [item for page in pages for item in page.get("Items", [])]
+    items, _ = query_windows(boto3.client("dynamodb"), table, series, width, start_ms, end_ms, now_s)
+    return items
 
 
-def row(item: dict[str, Any]) -> dict[str, Any]:
-    """One window as shown: series, window, start, end and the aggregates of the series' kind."""
-    fields = COUNTER_FIELDS if item["kind"]["S"] == "counter" else GAUGE_FIELDS
-    out: dict[str, Any] = {name: item[name]["S"] for name in ("series", "window", "start", "end")}
-    for name in fields:
-        value = item.get(name, {"NULL": True})
-        out[name] = None if "NULL" in value else (int(value["N"]) if name == "count" else float(value["N"]))
-    return out
+row = window_row  # one window as shown (the API shows the same rows)
 
 
 def write(rows: list[dict[str, Any]], fmt: str) -> None:

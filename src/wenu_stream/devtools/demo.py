@@ -212,12 +212,13 @@ def _import_catalog(config: Config, devices: int, interval_s: float) -> str:
     """Import the simulated fleet's catalog (companies, sites, devices, series, alarm rules)."""
     from wenu_stream.catalog.document import validate
     from wenu_stream.catalog.store import CatalogStore
+    from wenu_stream.cli.catalog import import_as_change_set
     from wenu_stream.devtools.simulate import SimulationConfig, fleet_catalog
 
     checked = validate(fleet_catalog(SimulationConfig(devices=devices, interval_s=interval_s)))
     assert checked.document is not None, checked.problems
     with CatalogStore(config.catalog.url) as store:
-        summary = store.import_document(checked.document)
+        summary = import_as_change_set(store, checked.document, author="demo", reason="demo fleet catalog")
     doc = checked.document
     return (
         f"{len(doc.companies)} companies, {sum(len(c.sites) for c in doc.companies)} sites, "

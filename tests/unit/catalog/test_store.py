@@ -171,7 +171,7 @@ def test_reopening_keeps_the_catalog_and_migrations_run_once(catalog_url: str) -
         first.import_document(doc(spec_document()))
     with CatalogStore(catalog_url) as second:
         assert second.version() == 1
-        assert rows(second, "SELECT version FROM catalog_schema") == [(1,)]
+        assert rows(second, "SELECT version FROM catalog_schema") == [(1,), (2,)]
         assert second.export_document() == doc(spec_document())
 
 

@@ -1,0 +1,255 @@
+"""Reads of what the workers wrote, shared by the CLI and the API (sync boto3 clients passed in; edge).
+
+- stats windows of a series: one DynamoDB Query on ``<series>#<window>`` (pages
+  by ``LastEvaluatedKey``), never an expired item;
+- the newest window of many series (their latest values);
+- alarm instances (a Scan of the state table, filtered) and one instance;
+- a series' transitions (a Query of the ledger), with their publication status;
+- ack and shelve written on the instance item (the worker's conditional
+  ``UpdateItem`` sets only its own attributes, so they survive its writes).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+from botocore.exceptions import ClientError
+
+from wenu_stream.aws.alarm_state import instance_pk
+from wenu_stream.stats.aggregates import COUNTER_FIELDS, GAUGE_FIELDS
+from wenu_stream.stats.items import window_pk
+
+Item = dict[str, Any]
+Page = tuple[list[Item], str | None]  # items and the cursor of the next page (None: last page)
+
+
+def encode_cursor(key: Item | None) -> str | None:
+    """An opaque cursor for a DynamoDB ``LastEvaluatedKey``."""
+    return None if not key else base64.urlsafe_b64encode(msgspec.json.encode(key)).decode()
+
+
+def decode_cursor(cursor: str | None) -> Item | None:
+    """The ``ExclusiveStartKey`` of a cursor (ValueError when it is not one of ours)."""
+    if not cursor:
+        return None
+    try:
+        key = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()))
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise ValueError("not a cursor of this API") from exc
+    if not isinstance(key, dict):
+        raise ValueError("not a cursor of this API")
+    return key
+
+
+def query_windows(
+    ddb: Any,
+    table: str,
+    series: str,
+    width: str,
+    start_ms: int,
+    end_ms: int,
+    now_s: int,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    newest_first: bool = False,
+) -> Page:
+    """One page of window items of ``series`` starting in ``[start_ms, end_ms)``, never an expired one.
+
+    With ``limit`` None every page is read (the CLI); otherwise one Query of at most ``limit`` items.
+    """
+    args: Item = {
+        "TableName": table, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
+        "FilterExpression": "expires_at > :now",  # TTL deletion lags (by days on AWS, forever on emulators)
+        "ExpressionAttributeValues": {":pk": {"S": window_pk(series, width)}, ":a": {"N": str(start_ms)},
+                                      ":b": {"N": str(end_ms - 1)}, ":now": {"N": str(now_s)}},
+        "ScanIndexForward": not newest_first,
+    }  # fmt: skip
+    if limit is not None:
+        args["Limit"] = limit
+    start = decode_cursor(cursor)
+    items: list[Item] = []
+    while True:
+        if start:
+            args["ExclusiveStartKey"] = start
+        page = ddb.query(**args)
+        items.extend(page.get("Items", []))
+        start = page.get("LastEvaluatedKey")
+        if limit is not None or not start:
+            return items, encode_cursor(start)
+
+
+def window_row(item: Item, *, times: bool = False) -> dict[str, Any]:
+    """One window as shown: series, window, start, end and the aggregates of the series' kind (``times``:
+    and the times of its first and last readings)."""
+    fields = COUNTER_FIELDS if item["kind"]["S"] == "counter" else GAUGE_FIELDS
+    out: dict[str, Any] = {name: item[name]["S"] for name in ("series", "window", "start", "end")}
+    for name in fields:
+        value = item.get(name, {"NULL": True})
+        out[name] = None if "NULL" in value else (int(value["N"]) if name == "count" else float(value["N"]))
+    for name in ("first_at", "last_at") if times else ():
+        if name in item:
+            out[name] = item[name]["S"]
+    return out
+
+
+def latest_windows(
+    ddb: Any, table: str, series: Sequence[str], width: str, now_s: int, workers: int = 8
+) -> dict[str, Item]:
+    """The newest unexpired ``width`` window of each series that has one (one Query per series, in parallel)."""
+
+    def newest(name: str) -> tuple[str, Item | None]:
+        pages = ddb.get_paginator("query").paginate(
+            TableName=table, KeyConditionExpression="pk = :pk", ScanIndexForward=False,
+            FilterExpression="expires_at > :now", PaginationConfig={"PageSize": 4},
+            ExpressionAttributeValues={":pk": {"S": window_pk(name, width)}, ":now": {"N": str(now_s)}},
+        )  # fmt: skip
+        for page in pages:
+            for item in page.get("Items", []):
+                return name, item
+        return name, None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(series)))) as pool:
+        return {name: item for name, item in pool.map(newest, series) if item is not None}
+
+
+def scan_instances(ddb: Any, table: str, **equal: str | None) -> Iterator[Item]:
+    """Alarm instance items whose attributes equal the given values (None: any)."""
+    conditions = ["attribute_exists(#rule)"]  # instance items only, not the shards' clock items
+    names, values = {"#rule": "rule"}, {}
+    for field, value in equal.items():
+        if value is not None:
+            conditions.append(f"#{field} = :{field}")
+            names[f"#{field}"] = field
+            values[f":{field}"] = {"S": value}
+    args: Item = {
+        "TableName": table,
+        "FilterExpression": " AND ".join(conditions),
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        args["ExpressionAttributeValues"] = values
+    for page in ddb.get_paginator("scan").paginate(**args):
+        yield from page.get("Items", [])
+
+
+def get_instance(ddb: Any, table: str, rule: str, series: str) -> Item | None:
+    """The item of one alarm instance, read consistently, or None."""
+    return ddb.get_item(
+        TableName=table, Key={"pk": {"S": instance_pk(rule, series)}}, ConsistentRead=True
+    ).get("Item")
+
+
+def query_transitions(
+    ddb: Any,
+    table: str,
+    series: str,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    newest_first: bool = False,
+) -> Page:
+    """Transitions of ``series`` (the ledger), oldest first, optionally with reading time in ``[start, end)``."""
+    condition = "series = :s"
+    values: Item = {":s": {"S": series}}
+    if start_ms is not None or end_ms is not None:
+        condition += " AND sk BETWEEN :a AND :b"
+        values[":a"] = {"S": f"{start_ms or 0:015d}"}
+        values[":b"] = {"S": f"{(end_ms if end_ms is not None else 10**15) - 1:015d}~"}
+    args: Item = {
+        "TableName": table,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": values,
+        "ConsistentRead": True,
+        "ScanIndexForward": not newest_first,
+    }
+    if limit is not None:
+        args["Limit"] = limit
+    start = decode_cursor(cursor)
+    items: list[Item] = []
+    while True:
+        if start:
+            args["ExclusiveStartKey"] = start
+        page = ddb.query(**args)
+        items.extend(page.get("Items", []))
+        start = page.get("LastEvaluatedKey")
+        if limit is not None or not start:
+            return items, encode_cursor(start)
+
+
+def set_instance_attribute(
+    ddb: Any, table: str, rule: str, series: str, name: str, value: Item | None
+) -> bool:
+    """Set (or remove, with None) an operator attribute (``ack``, ``shelf``) of an existing instance.
+
+    Returns False when the instance does not exist (nothing is written).
+    """
+    update = f"REMOVE #{name}" if value is None else f"SET #{name} = :v"
+    args: Item = {
+        "TableName": table,
+        "Key": {"pk": {"S": instance_pk(rule, series)}},
+        "UpdateExpression": update,
+        "ConditionExpression": "attribute_exists(pk)",
+        "ExpressionAttributeNames": {f"#{name}": name},
+    }
+    if value is not None:
+        args["ExpressionAttributeValues"] = {":v": value}
+    try:
+        ddb.update_item(**args)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def dead_letters(
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Dead-letter documents under ``prefix`` in key order (arrived in ``[since, until)``), one page; the
+    cursor is the last key read (S3 ``StartAfter``)."""
+    import datetime as dt
+
+    out: list[dict[str, Any]] = []
+    args: Item = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(1000, max(limit, 50))}
+    last = cursor
+    while True:
+        if last:
+            args["StartAfter"] = last
+        page = s3.list_objects_v2(**args)
+        for obj in page.get("Contents", []):
+            last = obj["Key"]
+            doc = msgspec.json.decode(s3.get_object(Bucket=bucket, Key=last)["Body"].read())
+            arrived = int(dt.datetime.fromisoformat(doc["arrival_time"]).timestamp() * 1000)
+            if (since_ms is None or arrived >= since_ms) and (until_ms is None or arrived < until_ms):
+                doc.pop("data_b64", None)
+                out.append(doc | {"key": last})
+                if len(out) == limit:
+                    return out, last
+        if not page.get("IsTruncated"):
+            return out, None
+
+
+def quarantine_counts(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Quarantined readings counted by (device, channel, reason)."""
+    from collections import Counter
+
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            doc = msgspec.json.decode(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            counts.update((r["device"], r["ch"], str(r["reason"])) for r in doc.get("readings", []))
+    return [{"device": d, "ch": c, "reason": r, "readings": n} for (d, c, r), n in sorted(counts.items())]
