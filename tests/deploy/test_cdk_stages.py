@@ -35,6 +35,7 @@ PHYSICAL = {
     ("AWS::IAM::Role", "RoleName"),
     ("AWS::Logs::LogGroup", "LogGroupName"),
     ("AWS::SecretsManager::Secret", "Name"),
+    ("AWS::RDS::DBInstance", "DBInstanceIdentifier"),
 }
 # Name-like properties that are not account-wide names, and why.
 NOT_PHYSICAL = {
@@ -42,6 +43,9 @@ NOT_PHYSICAL = {
     ("AWS::IAM::Policy", "PolicyName"): "an inline policy's name, unique within its role only",
     ("AWS::ApplicationAutoScaling::ScalingPolicy", "PolicyName"): "unique within its scalable target only",
     ("AWS::CloudWatch::Alarm", "MetricName"): "the metric read (the stage is in its StreamName dimension)",
+    ("AWS::RDS::DBInstance", "DBName"): "a database inside the instance",
+    ("AWS::RDS::DBParameterGroup", "Family"): "the engine family (postgres16)",
+    ("Custom::WenuCatalogMigration", "Name"): "the custom resource's physical id, within the stack",
 }
 # Settings whose value is a physical name: every task must set each of them (else it would use the
 # application's default, shared by every stage).

@@ -120,4 +120,3 @@ class Names:
             "WENU_ALARMS_TRANSITIONS_TABLE": self.transitions_table,
             "WENU_ALARMS_TOPIC_NAME": self.topic,
         }
-

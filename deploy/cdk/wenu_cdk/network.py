@@ -1,0 +1,27 @@
+"""The network and the cluster every task of a stage runs in.
+
+A VPC over two AZs (one NAT gateway; S3 and DynamoDB gateway endpoints keep that traffic off it)
+and one ECS cluster with Container Insights. Tasks run in the private subnets; only the API's load
+balancer (when public) sits in the public ones.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from constructs import Construct
+
+
+class Network(Construct):
+    """``vpc`` and ``cluster``."""
+
+    def __init__(self, scope: Construct, id: str) -> None:
+        super().__init__(scope, id)
+        self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=1)
+        # DynamoDB and S3 traffic stays off the NAT gateway (cheaper, and no internet path for the data).
+        self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
+        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        self.private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
