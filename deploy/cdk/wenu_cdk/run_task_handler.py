@@ -11,16 +11,21 @@ the task again and a deploy that changes nothing else does not.
 Standard library + boto3 (in the Lambda runtime) only, so it ships inline.
 """
 
+import functools
+
 import boto3
 
-ecs = boto3.client("ecs")
+
+@functools.cache
+def _ecs():
+    return boto3.client("ecs")  # once per Lambda container, on first use
 
 
 def on_event(event, context):  # Lambda's signature
     if event["RequestType"] == "Delete":
         return {"PhysicalResourceId": event["PhysicalResourceId"]}
     props = event["ResourceProperties"]
-    started = ecs.run_task(
+    started = _ecs().run_task(
         cluster=props["Cluster"],
         taskDefinition=props["TaskDefinition"],
         launchType="FARGATE",
@@ -46,7 +51,7 @@ def is_complete(event, context):  # Lambda's signature
         return {"IsComplete": True}
     props = event["ResourceProperties"]
     task_arn = event["Data"]["TaskArn"]
-    tasks = ecs.describe_tasks(cluster=props["Cluster"], tasks=[task_arn])["tasks"]
+    tasks = _ecs().describe_tasks(cluster=props["Cluster"], tasks=[task_arn])["tasks"]
     return {"IsComplete": outcome(tasks[0] if tasks else None, task_arn)}
 
 
