@@ -101,7 +101,8 @@ def test_runner_may_only_start_the_migration_task_in_the_stage_cluster(dev: dict
     task_id, _ = only(dev, "AWS::ECS::TaskDefinition", Family="wenu-dev-catalog-migrate")
     statements = [
         s
-        for p in resources(dev, "AWS::IAM::Policy").values()
+        for k, p in resources(dev, "AWS::IAM::Policy").items()
+        if k.startswith(("CatalogRunTask", "CatalogWaitTask"))
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if "ecs:RunTask" in json.dumps(s["Action"]) or "ecs:DescribeTasks" in json.dumps(s["Action"])
     ]

@@ -146,7 +146,10 @@ def test_a_command_after_double_dash_runs_with_the_catalog_url_composed_from_the
     checked = run(env, "--", "wenu-stream", "check-config")
     assert checked.returncode == 0, checked.stderr
     catalog = json.loads(checked.stdout)["catalog"]["url"]
-    assert catalog.startswith("postgresql://wenu_app:***@catalog.example.internal:5432/") and "p%40ss" not in catalog
+    assert (
+        catalog.startswith("postgresql://wenu_app:***@catalog.example.internal:5432/")
+        and "p%40ss" not in catalog
+    )
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,9 @@ def test_create_starts_the_task_and_completes_when_it_has_stopped_with_0(
         cpu="256",
         memory="512",
         # container memory: moto sums it to place the task (ECS does not need it with a task size)
-        containerDefinitions=[{"name": "migrate", "image": "wenu-stream:test", "essential": True, "memory": 512}],
+        containerDefinitions=[
+            {"name": "migrate", "image": "wenu-stream:test", "essential": True, "memory": 512}
+        ],
     )["taskDefinition"]["taskDefinitionArn"]
     props = {
         "Name": "wenu-test-catalog-migration",

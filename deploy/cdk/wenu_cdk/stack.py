@@ -18,6 +18,7 @@ from .network import Network
 from .scaling import ShardCountMetric
 from .services import Services
 from .storage import Storage
+from .warehouse import Warehouse
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,8 +41,24 @@ class StackSettings:
     api_certificate_arn: str = ""  # set: a public HTTPS load balancer; empty: internal HTTP
     api_oidc_issuer: str = ""
     api_oidc_audience: str = ""
+    warehouse_load_minutes: int = 15
+    redshift_node_type: str = "ra3.large"
+    redshift_workgroup: str = ""  # set (or redshift_cluster): use this warehouse, create none
+    redshift_cluster: str = ""
+    redshift_secret_arn: str = ""
+    pushgateway_image: str = "prom/pushgateway:v1.9.0"
 
     def __post_init__(self) -> None:
+        if (self.redshift_workgroup or self.redshift_cluster) and not self.redshift_secret_arn:
+            raise SettingError(
+                "wenu:redshiftWorkgroup/wenu:redshiftCluster is set without wenu:redshiftSecretArn; fix: pass "
+                "-c wenu:redshiftSecretArn=<ARN of the secret of a database user that may create the schema>"
+            )
+        if not 5 <= self.warehouse_load_minutes <= 1440:
+            raise SettingError(
+                f"wenu:warehouseLoadMinutes={self.warehouse_load_minutes} is out of range; "
+                "fix: pass -c wenu:warehouseLoadMinutes=<5..1440>"
+            )
         if not 1 <= self.shards <= self.max_shards:
             raise SettingError(
                 f"wenu:shards={self.shards} must be between 1 and wenu:maxShards={self.max_shards}; "
@@ -111,7 +128,7 @@ class WenuStack(cdk.Stack):
         # A reference by name, not a lookup: the repository is created and pushed to by the image build.
         repository = ecr.Repository.from_repository_name(self, "Repository", settings.image_repository)
         image = ecs.ContainerImage.from_ecr_repository(repository, settings.image_tag)
-        self.network = Network(self, "Network")
+        self.network = Network(self, "Network", names=names)
         self.catalog = Catalog(
             self,
             "Catalog",
@@ -147,6 +164,20 @@ class WenuStack(cdk.Stack):
             oidc_issuer=settings.api_oidc_issuer,
             oidc_audience=settings.api_oidc_audience,
         )
+        self.warehouse = Warehouse(
+            self,
+            "Warehouse",
+            names=names,
+            network=self.network,
+            storage=self.storage,
+            image=image,
+            pushgateway_image=settings.pushgateway_image,
+            every_minutes=settings.warehouse_load_minutes,
+            node_type=settings.redshift_node_type,
+            workgroup=settings.redshift_workgroup,
+            cluster=settings.redshift_cluster,
+            secret_arn=settings.redshift_secret_arn,
+        )
         for name, value in (
             ("StreamName", self.ingest.stream.stream_name),
             ("DataBucket", self.storage.data.bucket_name),
@@ -157,5 +188,8 @@ class WenuStack(cdk.Stack):
             ("CatalogEndpoint", self.catalog.instance.db_instance_endpoint_address),
             ("CatalogMigrateTask", self.catalog.migrate_task.family),
             ("Cluster", self.network.cluster.cluster_name),
+            ("WarehouseLoadTask", self.warehouse.load_task.family),
+            ("RedshiftCopyRoleArn", self.warehouse.copy_role.role_arn),
+            ("RedshiftSecretArn", self.warehouse.secret_arn),
         ):
             cdk.CfnOutput(self, name, value=value)
