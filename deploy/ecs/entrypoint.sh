@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Container entrypoint: one image, two applications, two engines.
+# Container entrypoint: one image, two applications, two engines, and one-off commands.
 #
 #   entrypoint.sh [alarms|processing] [--native]
+#   entrypoint.sh -- COMMAND [ARGS...]        e.g. -- wenu-stream serve api, -- wenu-stream warehouse load
 #
 # The application is the first argument, else $WENU_APP. The engine is the KCL MultiLangDaemon (the
-# production default) or, with --native, the in-process asyncio driver (`wenu-stream run`).
+# production default) or, with --native, the in-process asyncio driver (`wenu-stream run`). After `--`,
+# the command runs (exec) with the task's secrets in place, as below, and nothing else.
 #
 # KCL engine, in this order (everything that can fail on configuration fails before step 3):
 #   1. check: the app name, the configuration (`wenu-stream check-config`), java, the KCL classpath;
@@ -28,6 +30,9 @@
 #   JAVA_OPTS                JVM flags (default: a fixed heap, see deploy/ecs/README.md)
 #   KEYRING_KMS_JSON         the KMS-wrapped key-ring document itself (an ECS secret); written to a
 #                            0600 file under /tmp that WENU_KEYRING_KMS_FILE then names
+#   CATALOG_DB_SECRET_JSON   the catalog database's RDS secret (an ECS secret, JSON); WENU_CATALOG_URL is
+#                            composed from it (deploy/ecs/catalog_db.py url; CATALOG_DB_SSLMODE, default
+#                            require), so a rotated password reaches every new task
 # Exit codes: 2 bad arguments or configuration (nothing started), else the engine's own code.
 set -euo pipefail
 
@@ -40,6 +45,31 @@ DAEMON_CLASS=software.amazon.kinesis.multilang.MultiLangDaemon
 
 say() { echo "entrypoint: $*" >&2; }
 fail() { say "$1"; say "fix: $2"; exit 2; }
+
+# Secrets arrive as values of ECS secrets; the application reads files and URLs.
+secrets() {
+  # The wrapped key ring: useless without kms:Decrypt, but the file is still private to this user.
+  if [[ -n "${KEYRING_KMS_JSON:-}" ]]; then
+    keyring_dir="$(mktemp -d /tmp/wenu-keyring.XXXXXX)"
+    (umask 077 && printf '%s' "$KEYRING_KMS_JSON" > "$keyring_dir/keyring.kms.json")
+    export WENU_KEYRING_KMS_FILE="$keyring_dir/keyring.kms.json"
+    unset KEYRING_KMS_JSON
+  fi
+  if [[ -n "${CATALOG_DB_SECRET_JSON:-}" ]]; then
+    [[ -z "${WENU_CATALOG_URL:-}" ]] \
+      || fail "both WENU_CATALOG_URL and CATALOG_DB_SECRET_JSON are set" "give the task one of them"
+    WENU_CATALOG_URL="$(python3 "$HERE/catalog_db.py" url)" || exit 2
+    export WENU_CATALOG_URL
+    unset CATALOG_DB_SECRET_JSON
+  fi
+}
+
+if [[ "${1:-}" == "--" ]]; then
+  shift
+  [[ $# -gt 0 ]] || fail "no command after --" "pass a command, e.g. -- wenu-stream serve api"
+  secrets
+  exec "$@"
+fi
 
 app="${WENU_APP:-}"
 engine=kcl
@@ -54,14 +84,7 @@ done
 [[ -n "$app" ]] || fail "no application given" "pass alarms or processing as the first argument, or set WENU_APP"
 export WENU_APP="$app"
 
-# The wrapped key ring arrives as a secret's value; the application reads a file. Wrapped keys are
-# useless without kms:Decrypt, but the file is still private to this user.
-if [[ -n "${KEYRING_KMS_JSON:-}" ]]; then
-  keyring_dir="$(mktemp -d /tmp/wenu-keyring.XXXXXX)"
-  (umask 077 && printf '%s' "$KEYRING_KMS_JSON" > "$keyring_dir/keyring.kms.json")
-  export WENU_KEYRING_KMS_FILE="$keyring_dir/keyring.kms.json"
-  unset KEYRING_KMS_JSON
-fi
+secrets
 
 # 1. Configuration first: a typo in a WENU_* variable stops the task here, with the message in the log.
 wenu-stream check-config >/dev/null || exit 2

@@ -26,6 +26,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 STAGES = ("dev", "prod")  # synthesised side by side in one app, as two stacks in one account would be
+# dev: the defaults (environment-agnostic, internal API); prod: the production settings of deploy/README.md.
+CERTIFICATE = "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"
+ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_example"
+SETTINGS: dict[str, dict[str, Any]] = {
+    "dev": {},
+    "prod": {
+        "region": "eu-west-1",
+        "catalog_multi_az": True,
+        "api_certificate_arn": CERTIFICATE,
+        "api_oidc_issuer": ISSUER,
+        "api_oidc_audience": "example-client",
+    },
+}
 
 
 class Synthesised(NamedTuple):
@@ -49,7 +62,7 @@ def stages() -> Iterator[dict[str, Synthesised]]:
         app = cdk.App(context={"aws:cdk:enable-path-metadata": False})
         stacks = {}
         for stage in STAGES:
-            settings = StackSettings(stage=stage)
+            settings = StackSettings(stage=stage, **SETTINGS[stage])
             stacks[stage] = WenuStack(app, settings.names.stack, settings=settings)
         assembly = app.synth()  # once; the assertions Template reads the synthesised stacks
         result = {}

@@ -203,7 +203,8 @@ def test_fargate_service_runs_the_task_definition_of_deploy_ecs(t: dict[str, Any
 
 
 def test_services_scale_on_the_open_shard_count_published_by_a_scheduled_function(t: dict[str, Any]) -> None:
-    _id, function = only(t, "AWS::Lambda::Function")
+    functions = resources(t, "AWS::Lambda::Function")
+    function = next(f for k, f in functions.items() if k.startswith("ShardCountFunction"))
     assert function["Properties"]["Environment"]["Variables"]["NAMESPACE"] == "Wenu"
     assert "describe_stream_summary" in function["Properties"]["Code"]["ZipFile"]
     _id, rule = only(t, "AWS::Events::Rule")
@@ -211,14 +212,14 @@ def test_services_scale_on_the_open_shard_count_published_by_a_scheduled_functio
     targets = resources(t, "AWS::ApplicationAutoScaling::ScalableTarget")
     assert sorted(
         (x["Properties"]["MinCapacity"], x["Properties"]["MaxCapacity"]) for x in targets.values()
-    ) == [(1, 16), (1, 16)]  # 64 shards at most, 4 per task (deploy/ecs/README.md)
+    ) == [(1, 16), (1, 16), (2, 6)]  # 64 shards at most, 4 per task (deploy/ecs/README.md); the API on CPU
     alarms = resources(t, "AWS::CloudWatch::Alarm")
     assert len(alarms) == 4 and all(
         (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) == ("Wenu", "OpenShardCount")
         for a in alarms.values()
     )
-    policies = resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy")
-    assert {
+    policies = resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy", PolicyType="StepScaling")
+    assert len(policies) == 4 and {
         p["Properties"]["StepScalingPolicyConfiguration"]["AdjustmentType"] for p in policies.values()
     } == {"ExactCapacity"}
 

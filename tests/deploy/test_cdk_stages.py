@@ -35,6 +35,10 @@ PHYSICAL = {
     ("AWS::IAM::Role", "RoleName"),
     ("AWS::Logs::LogGroup", "LogGroupName"),
     ("AWS::SecretsManager::Secret", "Name"),
+    ("AWS::RDS::DBInstance", "DBInstanceIdentifier"),
+    ("AWS::Redshift::Cluster", "ClusterIdentifier"),
+    ("AWS::Scheduler::Schedule", "Name"),
+    ("AWS::ServiceDiscovery::PrivateDnsNamespace", "Name"),
 }
 # Name-like properties that are not account-wide names, and why.
 NOT_PHYSICAL = {
@@ -42,6 +46,11 @@ NOT_PHYSICAL = {
     ("AWS::IAM::Policy", "PolicyName"): "an inline policy's name, unique within its role only",
     ("AWS::ApplicationAutoScaling::ScalingPolicy", "PolicyName"): "unique within its scalable target only",
     ("AWS::CloudWatch::Alarm", "MetricName"): "the metric read (the stage is in its StreamName dimension)",
+    ("AWS::RDS::DBInstance", "DBName"): "a database inside the instance",
+    ("AWS::RDS::DBParameterGroup", "Family"): "the engine family (postgres16)",
+    ("Custom::WenuCatalogMigration", "Name"): "the custom resource's physical id, within the stack",
+    ("AWS::Redshift::Cluster", "DBName"): "a database inside the cluster",
+    ("AWS::ServiceDiscovery::Service", "Name"): "a name inside the stage's DNS namespace",
 }
 # Settings whose value is a physical name: every task must set each of them (else it would use the
 # application's default, shared by every stage).
@@ -116,7 +125,7 @@ def test_two_stages_share_no_physical_name(stages: dict[str, Synthesised]) -> No
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_physical_name_carries_its_stage(stages: dict[str, Synthesised], stage: str) -> None:
-    marks = (f"wenu-{stage}-", f"wenu_{stage}_", f"wenu/{stage}/", f"alias/wenu-{stage}-")
+    marks = (f"wenu-{stage}-", f"wenu_{stage}_", f"wenu/{stage}/", f"alias/wenu-{stage}-", f"wenu-{stage}.")
     for name, where in physical_names(stages[stage]):
         assert any(mark in name for mark in marks), (name, where)
     assert stages[stage].stack.stack_name == f"WenuStream-{stage}"
@@ -184,3 +193,16 @@ def test_a_bad_setting_exits_2_naming_it_and_the_fix(context: dict[str, str], na
     assert run.returncode == 2, run.stderr
     message = run.stderr.strip().splitlines()[-1]
     assert message.startswith("wenu-cdk: ") and named in message and "fix: " in message
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_wenu_variable_of_every_task_is_a_setting_of_the_application(
+    stages: dict[str, Synthesised], stage: str
+) -> None:
+    """A typo in a WENU_* name would stop the task at start-up (unknown setting): caught at synthesis instead."""
+    known = {env_name(p) for p in LEAVES}
+    for container in _containers(stages[stage].json):
+        unknown = {
+            e["Name"] for e in container.get("Environment", []) if e["Name"].startswith("WENU_")
+        } - known
+        assert not unknown, (container["Name"], unknown)

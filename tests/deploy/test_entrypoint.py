@@ -122,3 +122,58 @@ def test_kcl_engine_wipes_metrics_serves_health_and_stops_the_daemon_on_sigterm(
         if process.poll() is None:  # the test failed midway: stop the entrypoint, the daemon and the exporter
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+SECRET = {
+    "engine": "postgres",
+    "host": "catalog.example.internal",
+    "port": 5432,
+    "username": "wenu_app",
+    "password": "p@ss:w/rd%",
+    "dbname": "wenu_catalog",
+}
+
+
+def test_a_command_after_double_dash_runs_with_the_catalog_url_composed_from_the_rds_secret(
+    tmp_path: Path,
+) -> None:
+    """The API and one-off tasks: the RDS secret (JSON) becomes WENU_CATALOG_URL; the JSON is not passed on."""
+    import json
+
+    env = environment(tmp_path, CATALOG_DB_SECRET_JSON=json.dumps(SECRET))
+    script = 'echo "$WENU_CATALOG_URL"; echo "${CATALOG_DB_SECRET_JSON:-gone}"'
+    done = run(env, "--", "bash", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "postgresql://wenu_app:p%40ss%3Aw%2Frd%25@catalog.example.internal:5432/wenu_catalog?sslmode=require",
+        "gone",
+    ]
+    checked = run(env, "--", "wenu-stream", "check-config")
+    assert checked.returncode == 0, checked.stderr
+    catalog = json.loads(checked.stdout)["catalog"]["url"]
+    assert (
+        catalog.startswith("postgresql://wenu_app:***@catalog.example.internal:5432/")
+        and "p%40ss" not in catalog
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "message"),
+    [
+        (["--"], {}, "no command after --"),
+        (["--", "true"], {"CATALOG_DB_SECRET_JSON": "{not json"}, "CATALOG_DB_SECRET_JSON is not JSON"),
+        (["--", "true"], {"CATALOG_DB_SECRET_JSON": '{"host": "h"}'}, "CATALOG_DB_SECRET_JSON lacks port"),
+        (
+            ["alarms"],
+            {"CATALOG_DB_SECRET_JSON": '{"host": "h"}', "WENU_CATALOG_URL": "sqlite:///x.db"},
+            "both WENU_CATALOG_URL and CATALOG_DB_SECRET_JSON are set",
+        ),
+    ],
+)
+def test_a_bad_catalog_secret_or_command_exits_2_naming_it(
+    tmp_path: Path, args: list[str], extra: dict[str, str], message: str
+) -> None:
+    done = run(environment(tmp_path, **extra), *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert not (tmp_path / "kcl").exists()

@@ -90,6 +90,11 @@ class Names:
         """The rule's partition key: the device, the 4th level of the topic."""
         return "${topic(4)}"
 
+    @property
+    def dns_namespace(self) -> str:
+        """The Cloud Map private DNS namespace of the stage's tasks."""
+        return f"wenu-{self.stage}.internal"
+
     def lease_table(self, app: str) -> str:
         """The KCL application name = its lease table (KCL 3 adds -WorkerMetricStats, -CoordinatorState)."""
         return self(app)

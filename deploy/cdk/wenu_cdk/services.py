@@ -5,6 +5,9 @@ Container settings (sizes, environment, health check, logs, stop timeout) come f
 with the ECS CLI, so the two never drift; ``${PLACEHOLDERS}`` there are filled here
 (``${STAGE}`` with the stage, the others with this stage's resources).
 
+Both read the catalog database with the services' user (``CATALOG_DB_SECRET_JSON``, rotated) and
+start only after the deploy's catalog migration (``catalog.Catalog``) succeeded.
+
 Each service has its own task role, granted only what its application calls:
 both read the stream, use their own KCL tables, write the state table and their own
 dead-letter prefix, and may ``kms:Decrypt`` the key-ring key with its encryption
@@ -30,8 +33,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from .catalog import Catalog
 from .ingest import Ingest
 from .naming import Names
+from .network import Network
 from .storage import DEAD_LETTER, KEYRING_CONTEXT, QUARANTINE, STAGING, Storage
 
 ECS_DIR = Path(__file__).resolve().parents[2] / "ecs"
@@ -97,6 +102,8 @@ class Services(Construct):
         id: str,
         *,
         names: Names,
+        network: Network,
+        catalog: Catalog,
         storage: Storage,
         ingest: Ingest,
         image: ecs.ContainerImage,
@@ -104,20 +111,8 @@ class Services(Construct):
         max_shards: int,
     ) -> None:
         super().__init__(scope, id)
-        self.names = names
-        self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=1)
-        # DynamoDB and S3 traffic stays off the NAT gateway (cheaper, and no internet path for the data).
-        self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
-        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
-        self.cluster = ecs.Cluster(
-            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
-        )
-        self.catalog_url = secretsmanager.Secret(
-            self,
-            "CatalogUrl",
-            secret_name=names.secret("catalog-url"),
-            description="postgresql://user:password@host:5432/db of the catalog (RDS); set after deploy",
-        )
+        self.names, self.network, self.catalog = names, network, catalog
+        self.vpc, self.cluster = network.vpc, network.cluster
         self.keyring_secret = secretsmanager.Secret(
             self,
             "KeyRing",
@@ -235,10 +230,7 @@ class Services(Construct):
             essential=True,
             readonly_root_filesystem=spec["readonlyRootFilesystem"],
             environment={e["name"]: self._fill(e["value"]) for e in spec["environment"]},
-            secrets={
-                "WENU_CATALOG_URL": ecs.Secret.from_secrets_manager(self.catalog_url),
-                "KEYRING_KMS_JSON": ecs.Secret.from_secrets_manager(self.keyring_secret),
-            },
+            secrets={s["name"]: self._secret(s["valueFrom"]) for s in spec["secrets"]},
             port_mappings=[ecs.PortMapping(name="metrics", container_port=METRICS_PORT)],
             health_check=ecs.HealthCheck(
                 command=health["command"],
@@ -280,8 +272,10 @@ class Services(Construct):
             max_healthy_percent=200,
             security_groups=[metrics_sg],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            vpc_subnets=self.network.private,
         )
+        self.catalog.allow_from(metrics_sg, f"wenu-{app} catalog reads")
+        service.node.add_dependency(self.catalog.migration)  # a new image's migrations first
         per_task = SHARDS_PER_TASK[app]
         max_tasks = max(2, math.ceil(max_shards / per_task))
         scaling = service.auto_scale_task_count(min_capacity=1, max_capacity=max_tasks)
@@ -294,6 +288,13 @@ class Services(Construct):
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
         return service
+
+    def _secret(self, placeholder: str) -> ecs.Secret:
+        secrets = {
+            "${CATALOG_SECRET_ARN}": self.catalog.app_secret,
+            "${KEYRING_SECRET_ARN}": self.keyring_secret,
+        }
+        return ecs.Secret.from_secrets_manager(secrets[placeholder])
 
     def _fill(self, value: str) -> str:
         """``value`` with each ``${NAME}`` replaced; an unknown placeholder is a bug of the JSON file."""

@@ -42,6 +42,17 @@ class Storage(Construct):
             description="Wraps the data keys of the wenu-stream key ring (AES-GCM keys of the meters)",
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # Access logs of the buckets and the load balancer (SSE-S3: the only encryption ALB logs support).
+        self.logs = s3.Bucket(
+            self,
+            "Logs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="logs-expire", expiration=Duration.days(365))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
         self.archive = self._bucket(
             "Archive",
             [

@@ -130,15 +130,23 @@ class Dialect(msgspec.Struct, frozen=True):
     placeholder: str
     begin_write: tuple[str, ...]  # a write transaction that serialises imports and migrations
     begin_read: tuple[str, ...]  # a read transaction that sees one consistent version
+    schema_exists: str  # one row when the catalog_schema table exists, no row otherwise (reads, no DDL)
 
 
-SQLITE = Dialect("sqlite", "?", ("BEGIN IMMEDIATE",), ("BEGIN",))
+SQLITE = Dialect(
+    "sqlite",
+    "?",
+    ("BEGIN IMMEDIATE",),
+    ("BEGIN",),
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'catalog_schema'",
+)
 # The advisory lock also serialises the first CREATE TABLEs of two processes migrating at once.
 POSTGRESQL = Dialect(
     "postgresql",
     "%s",
     ("BEGIN", "SELECT pg_advisory_xact_lock(7157001)"),
     ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",),
+    "SELECT 1 WHERE to_regclass('catalog_schema') IS NOT NULL",
 )
 
 _RULE_DECODER = msgspec.json.Decoder(AlarmRule)
@@ -245,7 +253,13 @@ class CatalogStore:
         self._execute("COMMIT")
 
     def migrate(self) -> int:
-        """Apply pending migrations in one transaction; return the schema version."""
+        """Apply pending migrations in one transaction; return the schema version.
+
+        A store whose schema is current is only read, so a role without DDL rights (the services'
+        role in production, where a deploy-time task migrates as the owner) can open it.
+        """
+        if self._schema_version() == len(MIGRATIONS):
+            return len(MIGRATIONS)
         with self._transaction(self.dialect.begin_write):
             self._execute("CREATE TABLE IF NOT EXISTS catalog_schema (version INTEGER NOT NULL)")
             current = self._execute("SELECT MAX(version) FROM catalog_schema").fetchone()[0] or 0
@@ -255,6 +269,11 @@ class CatalogStore:
                 self._execute("INSERT INTO catalog_schema (version) VALUES (?)", (number,))
             self._record_unversioned()
         return len(MIGRATIONS)
+
+    def _schema_version(self) -> int:
+        if not self._execute(self.dialect.schema_exists).fetchone():
+            return 0
+        return int(self._execute("SELECT MAX(version) FROM catalog_schema").fetchone()[0] or 0)
 
     def _record_unversioned(self) -> None:
         """Keep the current catalog as a version when it predates versions (a store made before migration 2)."""
