@@ -110,7 +110,9 @@ def test_the_directory_sees_an_import_on_its_next_refresh(postgres_database: str
         assert directory.snapshot().version == 2
 
 
-def test_concurrent_change_sets_on_one_base_apply_once_and_the_others_are_stale(postgres_database: str) -> None:
+def test_concurrent_change_sets_on_one_base_apply_once_and_the_others_are_stale(
+    postgres_database: str,
+) -> None:
     from wenu_stream.catalog.changes import ChangeSet, decode_operations
     from wenu_stream.catalog.store import StaleVersion
     from wenu_stream.catalog.workspace import submit
@@ -120,12 +122,18 @@ def test_concurrent_change_sets_on_one_base_apply_once_and_the_others_are_stale(
     stores = [CatalogStore(postgres_database) for _ in range(3)]
 
     def change(n: int) -> ChangeSet:
-        ops, _ = decode_operations([{"op": "update", "kind": "rule", "id": "hq-power-high", "set": {"value": n}}])
+        ops, _ = decode_operations(
+            [{"op": "update", "kind": "rule", "id": "hq-power-high", "set": {"value": n}}]
+        )
         return ChangeSet(base_version=1, reason=f"edit {n}", operations=ops)
 
     try:
-        results = run_in_threads(*[(lambda s=s, n=n: submit(s, change(60000 + n), author=f"user{n}"))
-                                   for n, s in enumerate(stores)])
+        results = run_in_threads(
+            *[
+                (lambda s=s, n=n: submit(s, change(60000 + n), author=f"user{n}"))
+                for n, s in enumerate(stores)
+            ]
+        )
         applied = [r for r in results if not isinstance(r, Exception)]
         assert len(applied) == 1 and applied[0].version == 2
         assert all(isinstance(r, StaleVersion) for r in results if r not in applied)

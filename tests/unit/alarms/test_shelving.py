@@ -32,14 +32,20 @@ def test_quiet_hours_across_midnight_in_the_sites_zone(local: str, held: bool) -
 
 def test_quiet_hours_within_a_day_and_until_together() -> None:
     shelf = Shelf(since=0, until=ms("2026-03-02T00:00:00+00:00"), quiet_start="12:00", quiet_end="14:00")
-    assert covers(shelf, ms("2026-03-01T13:00:00+00:00")) and not covers(shelf, ms("2026-03-01T15:00:00+00:00"))
+    assert covers(shelf, ms("2026-03-01T13:00:00+00:00")) and not covers(
+        shelf, ms("2026-03-01T15:00:00+00:00")
+    )
     assert not covers(shelf, ms("2026-03-02T13:00:00+00:00"))  # past until
 
 
 def test_shelf_problems_name_the_field() -> None:
-    assert shelf_problems(Shelf(since=5)) == ["until: give an end time, or quiet hours (quiet_start and quiet_end)"]
+    assert shelf_problems(Shelf(since=5)) == [
+        "until: give an end time, or quiet hours (quiet_start and quiet_end)"
+    ]
     assert shelf_problems(Shelf(since=5, until=5)) == ["until: must be later than now"]
     assert shelf_problems(Shelf(since=5, quiet_start="25:00", quiet_end="06:00")) == [
-        "quiet_start: '25:00' is not a local time HH:MM"]
+        "quiet_start: '25:00' is not a local time HH:MM"
+    ]
     assert shelf_problems(Shelf(since=5, quiet_start="22:00")) == [
-        "quiet_end: quiet hours need both quiet_start and quiet_end"]
+        "quiet_end: quiet hours need both quiet_start and quiet_end"
+    ]
