@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: setup demo test test-fast bench kcl clean
+.PHONY: setup demo test test-fast lint bench kcl clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -30,7 +30,12 @@ kcl: setup
 demo: setup
 	$(BIN)/wenu-stream demo
 
-test: setup kcl
+lint: setup
+	$(BIN)/ruff check src tests bench consumers deploy tools
+	$(BIN)/ruff format --check src tests bench consumers deploy tools
+	$(BIN)/mypy
+
+test: setup kcl lint
 	$(BIN)/python -m pytest
 
 test-fast: setup kcl

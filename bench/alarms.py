@@ -177,7 +177,10 @@ def latency(count: int, checkpoint_interval: float | None) -> None:
         config, queue = _latency_setup(run_dir, checkpoint_interval)
         took = asyncio.run(_latency_run(config, queue, count + 2))[2:]  # the first two warm the worker up
         took.sort()
-        p = lambda q: took[min(len(took) - 1, round(q * (len(took) - 1)))]
+
+        def p(q):
+            return took[min(len(took) - 1, round(q * (len(took) - 1)))]
+
         print(
             f"alarm latency put -> SQS over {len(took)} notifications (poll {config.kinesis.poll_interval_ms} ms, "
             f"commit interval {config.kinesis.checkpoint_interval_s:g} s): p50 {p(0.5):.3f} s, "

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def row(name: str, samples: list[float], floor: list[float]) -> None:
@@ -92,8 +92,8 @@ def main() -> int:
     import boto3
     import httpx
     import uvicorn
-    from wenu_stream.bootstrap import api_services
 
+    from wenu_stream.bootstrap import api_services
     from wenu_stream.catalog.changes import ChangeSet, decode_operations
     from wenu_stream.catalog.document import validate
     from wenu_stream.catalog.store import CatalogStore

@@ -110,7 +110,8 @@ class Runtime:
     async def client(self, service: str) -> Any:
         """An aiobotocore client for ``service``, created once (endpoints from AWS_ENDPOINT_URL*)."""
         if service not in self.clients:
-            self.clients[service] = await self.stack.enter_async_context(self.session.create_client(service))
+            client = self.session.create_client(service)  # type: ignore[call-overload]  # any service by name
+            self.clients[service] = await self.stack.enter_async_context(client)
         return self.clients[service]
 
     async def start(self) -> Runtime:

@@ -31,7 +31,7 @@ class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Strict: a typo in a key is an error, not a silently ignored setting."""
 
 
-class KinesisConfig(Base):
+class KinesisConfig(Base, frozen=True):
     """The readings stream and how it is polled."""
 
     stream: Name = "readings"
@@ -48,7 +48,7 @@ class KinesisConfig(Base):
     )
 
 
-class LeaseConfig(Base):
+class LeaseConfig(Base, frozen=True):
     """Leases in the KCL lease-table schema."""
 
     table: str = ""  # default: "wenu-<app>", the KCL application name
@@ -58,7 +58,7 @@ class LeaseConfig(Base):
     discovery_interval_ms: Millis = 10_000
 
 
-class SinksConfig(Base):
+class SinksConfig(Base, frozen=True):
     """Where durable effects go."""
 
     bucket: Name = "wenu-data"
@@ -67,21 +67,21 @@ class SinksConfig(Base):
     dedup_window: Annotated[int, Meta(ge=1, le=1_000_000)] = 4096
 
 
-class KeyRingConfig(Base):
+class KeyRingConfig(Base, frozen=True):
     """The key ring: a local JSON file of base64 keys, or a KMS-wrapped file."""
 
     file: str = ""
     kms_file: str = ""
 
 
-class CatalogConfig(Base):
+class CatalogConfig(Base, frozen=True):
     """The catalog store (``sqlite:///PATH`` or ``postgresql://...``) and how often consumers re-read it."""
 
     url: Annotated[str, Meta(min_length=1)] = "sqlite:///.run/catalog.db"
     refresh_s: Annotated[float, Meta(gt=0, le=86_400)] = 30.0
 
 
-class WarehouseConfig(Base):
+class WarehouseConfig(Base, frozen=True):
     """Warehouse staging (S3 files + manifests) and the loader (PostgreSQL locally, Redshift in production)."""
 
     target: Literal["postgres", "redshift"] = "postgres"
@@ -103,7 +103,7 @@ class WarehouseConfig(Base):
     pushgateway: Annotated[str, Meta(pattern=r"^(https?://[^\s/]+.*)?$")] = ""  # push load-run metrics here
 
 
-class AlarmsConfig(Base):
+class AlarmsConfig(Base, frozen=True):
     """Alarm state and transition history (DynamoDB) and the alarms topic (SNS)."""
 
     state_table: Name = (
@@ -117,7 +117,7 @@ class AlarmsConfig(Base):
     )
 
 
-class StatsConfig(Base):
+class StatsConfig(Base, frozen=True):
     """Company Stats windows in DynamoDB (one item per series and window, plus one state item per series)."""
 
     table: Name = "wenu-stats"
@@ -129,7 +129,7 @@ class StatsConfig(Base):
     )
 
 
-class ApiConfig(Base):
+class ApiConfig(Base, frozen=True):
     """The API service (``wenu-stream serve api``) and how it authenticates.
 
     Staff and customers present a bearer JWT. With ``oidc_issuer`` set
@@ -147,11 +147,11 @@ class ApiConfig(Base):
     jwks_url: str = ""  # default: <oidc_issuer>/.well-known/jwks.json
     roles_claim: str = "cognito:groups"  # groups named viewer, operator, admin
     company_claim: str = "custom:company"  # set: the token sees only that company
-    dev_secret_file: str = ".run/api-dev-secret"
+    dev_secret_file: str = ".run/api-dev-secret"  # noqa: S105 - a path, not a secret
     catalog_refresh_s: Annotated[float, Meta(gt=0, le=3_600)] = 2.0  # tenancy lookups: catalog cache interval
 
 
-class Config(Base):
+class Config(Base, frozen=True):
     """Everything a worker needs, resolved once at start-up."""
 
     app: App = "processing"
@@ -247,7 +247,7 @@ def _explain(exc: msgspec.ValidationError) -> ConfigError:
     message = str(exc)
     match = re.search(r"at `\$\.([\w.]+)`", message)
     path = match.group(1) if match else "configuration"
-    problem = message.split(" - at ")[0]
+    problem = message.split(" - at ", maxsplit=1)[0]
     field = f"{path} (env {env_name(path)} or its command-line flag)" if match else path
     fix = _FIXES.get(path, "set a value within the documented range (see `wenu-stream check-config`)")
     return ConfigError(field, problem, fix)

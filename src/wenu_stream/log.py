@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import structlog
 
@@ -27,7 +27,7 @@ def configure_logging(level: str = "info", *, stream: Any = None) -> None:
             structlog.processors.JSONRenderer(serializer=_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.BytesLoggerFactory(file=out),
+        logger_factory=structlog.BytesLoggerFactory(file=cast(BinaryIO, out)),
         cache_logger_on_first_use=False,
     )
 

@@ -46,7 +46,7 @@ class InMemoryStateStore:
 class InMemoryBatchSink(SinkBase):
     """Records every batch it is given; can be told to fail (``has_pending`` is settable)."""
 
-    has_pending: bool = False  # type: ignore[assignment]  # a plain attribute here, a property in SinkBase
+    has_pending: bool = False  # a plain attribute here (settable by tests), a property in SinkBase
 
     def __init__(self, name: str = "memory") -> None:
         self.name = name

@@ -145,7 +145,7 @@ def _rules(bucket: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_buckets_have_lifecycle_rules_per_prefix_and_block_public_access(t: dict[str, Any]) -> None:
-    buckets = {k: b for k, b in resources(t, "AWS::S3::Bucket").items()}
+    buckets = dict(resources(t, "AWS::S3::Bucket").items())
     archive = next(b for k, b in buckets.items() if k.startswith("StorageArchive"))
     data = next(b for k, b in buckets.items() if k.startswith("StorageData"))
     raw = _rules(archive)["raw-tiering"]
@@ -318,4 +318,4 @@ def test_processing_role_cannot_publish_or_touch_alarm_tables_and_writes_stats_a
 def test_roles_have_no_wildcard_resources(t: dict[str, Any], app: str) -> None:
     """Every statement names its resources (the stream read grant included)."""
     role = role_statements(t, f"wenu-dev-{app}-task")
-    assert all("*" != r for s in role for r in _listed(s["Resource"]))
+    assert all(r != "*" for s in role for r in _listed(s["Resource"]))

@@ -89,10 +89,7 @@ def _resolve(t: dict[str, Any], value: Any) -> str:
     """The literal name behind an environment value: a string, a Ref or GetAtt of a named resource."""
     if isinstance(value, str):
         return value
-    if "Ref" in value:
-        resource = t["Resources"][value["Ref"]]
-    else:
-        resource = t["Resources"][value["Fn::GetAtt"][0]]
+    resource = t["Resources"][value["Ref"]] if "Ref" in value else t["Resources"][value["Fn::GetAtt"][0]]
     names = [_get(resource["Properties"], path) for kind, path in PHYSICAL if kind == resource["Type"]]
     assert names and isinstance(names[0], str), (value, resource["Type"])
     return names[0]

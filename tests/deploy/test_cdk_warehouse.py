@@ -82,7 +82,7 @@ def test_load_role_uses_the_data_api_on_its_cluster_and_writes_only_manifests(t:
 
 
 def test_pushgateway_runs_as_a_service_named_in_the_stage_namespace(t: dict[str, Any]) -> None:
-    _id, namespace = only(t, "AWS::ServiceDiscovery::PrivateDnsNamespace", Name="wenu-dev.internal")
+    _id, _namespace = only(t, "AWS::ServiceDiscovery::PrivateDnsNamespace", Name="wenu-dev.internal")
     _id, service = only(t, "AWS::ECS::Service", ServiceName="wenu-dev-pushgateway")
     registry = service["Properties"]["ServiceRegistries"][0]["RegistryArn"]["Fn::GetAtt"][0]
     assert t["Resources"][registry]["Properties"]["Name"] == "pushgateway"

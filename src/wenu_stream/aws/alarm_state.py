@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from wenu_stream.alarms.durable import LastTransition, ShardClock
 from wenu_stream.alarms.engine import InstanceState
 from wenu_stream.alarms.shard import InstanceKey
-from wenu_stream.aws.common import error_code
+from wenu_stream.aws.common import error_code, returned_item
 from wenu_stream.aws.tables import BY_SHARD
 from wenu_stream.errors import SinkError, StaleAlarmState
 from wenu_stream.tasks import bounded
@@ -154,7 +154,7 @@ class DynamoAlarmStateStore:
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            stored = int(exc.response.get("Item", {}).get("version", {}).get("N", "-1"))
+            stored = int(returned_item(exc).get("version", {}).get("N", "-1"))
         ours = int(item["version"]["N"])
         if stored == ours:
             return 1  # written by an earlier attempt of this flush, or before a crash

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
 
 
@@ -18,3 +20,9 @@ THROTTLED = frozenset(
         "InternalServerError",
     }
 )
+
+
+def returned_item(exc: ClientError) -> dict[str, Any]:
+    """The stored item a failed conditional write returned (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), or {}."""
+    item = exc.response.get("Item")  # present only with ALL_OLD
+    return item if isinstance(item, dict) else {}

@@ -38,7 +38,7 @@ def load_keyring_file(path: str | Path) -> KeyRing:
     """
     document = _read_json(path)
     keys = document.get("keyring", document)
-    if not isinstance(keys, dict) or "format" in keys and keys.get("format") == KMS_FORMAT:
+    if not isinstance(keys, dict) or ("format" in keys and keys.get("format") == KMS_FORMAT):
         raise KeyRingError(
             f"{path}: not a plain key ring. Fix: give a JSON object of key id -> base64 key"
             " (a KMS-wrapped file goes to --kms-keyring)"

@@ -138,7 +138,9 @@ def ensure_bucket(config: Config, opts: dict[str, Any]) -> dict[str, str]:
         if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
             raise
     region = s3.meta.region_name
-    extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    extra: dict[str, Any] = (
+        {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
     s3.create_bucket(Bucket=name, **extra)
     return {f"s3 bucket {name}": "created"}
 
@@ -151,9 +153,8 @@ def ensure_alarm_topic(config: Config, opts: dict[str, Any]) -> dict[str, str]:
         return {f"sns topic {config.alarms.topic_arn}": "exists"}
     name = config.alarms.topic_name
     known = {t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]}
-    arn = sns.create_topic(
-        Name=name, **({"Attributes": {"FifoTopic": "true"}} if name.endswith(".fifo") else {})
-    )
+    fifo: dict[str, Any] = {"Attributes": {"FifoTopic": "true"}} if name.endswith(".fifo") else {}
+    arn = sns.create_topic(Name=name, **fifo)
     return {f"sns topic {arn['TopicArn']}": "exists" if arn["TopicArn"] in known else "created"}
 
 

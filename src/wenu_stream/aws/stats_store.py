@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from wenu_stream.aws.common import THROTTLED, error_code
+from wenu_stream.aws.common import THROTTLED, error_code, returned_item
 from wenu_stream.errors import SinkError
 from wenu_stream.stats import items
 from wenu_stream.stats.items import Item
@@ -67,7 +67,7 @@ class DynamoStatsStore:
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            return str(exc.response.get("Item", {}).get("fence", {}).get("S", ""))
+            return str(returned_item(exc).get("fence", {}).get("S", ""))
 
     async def _batch_get(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
         chunks = [keys[i : i + _BATCH_GET] for i in range(0, len(keys), _BATCH_GET)]

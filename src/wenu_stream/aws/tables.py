@@ -8,10 +8,14 @@ differ by name only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from wenu_stream.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef, KeySchemaElementTypeDef
 
 
 class Key(msgspec.Struct, frozen=True):
@@ -63,17 +67,17 @@ TRANSITIONS = TableSpec(
 TABLES: tuple[TableSpec, ...] = (STATE, STATS, ALARM_STATE, TRANSITIONS)
 
 
-def key_schema(hash_key: Key, range_key: Key | None) -> list[dict[str, str]]:
-    keys = [{"AttributeName": hash_key.name, "KeyType": "HASH"}]
+def key_schema(hash_key: Key, range_key: Key | None) -> list[KeySchemaElementTypeDef]:
+    keys: list[KeySchemaElementTypeDef] = [{"AttributeName": hash_key.name, "KeyType": "HASH"}]
     if range_key is not None:
         keys.append({"AttributeName": range_key.name, "KeyType": "RANGE"})
     return keys
 
 
-def attribute_definitions(*keys: Key | None) -> list[dict[str, str]]:
+def attribute_definitions(*keys: Key | None) -> list[AttributeDefinitionTypeDef]:
     """Definitions of the given key attributes, once each (a request may define only the keys it uses)."""
     seen: dict[str, str] = {}
     for key in keys:
         if key is not None:
             seen.setdefault(key.name, key.type)
-    return [{"AttributeName": n, "AttributeType": t} for n, t in seen.items()]
+    return [{"AttributeName": n, "AttributeType": t} for n, t in seen.items()]  # type: ignore[typeddict-item]  # t is "S" or "N"

@@ -139,10 +139,12 @@ def impact(old: CatalogDocument, new: CatalogDocument, firing: Iterable[tuple[st
         alarms.append(AlarmImpact(rule=rule, series=series, state=state, outcome=outcome, note=note))  # type: ignore[arg-type]
     stats = []
     for series in sorted(s_old.series.keys() & s_new.series.keys()):
-        a, b = s_old.series[series], s_new.series[series]
-        fields = {f: [getattr(a, f), getattr(b, f)] for f in STATS_FIELDS if getattr(a, f) != getattr(b, f)}
-        if a.timezone != b.timezone:
-            fields["timezone"] = [a.timezone, b.timezone]
+        was, now = s_old.series[series], s_new.series[series]
+        fields = {
+            f: [getattr(was, f), getattr(now, f)] for f in STATS_FIELDS if getattr(was, f) != getattr(now, f)
+        }
+        if was.timezone != now.timezone:
+            fields["timezone"] = [was.timezone, now.timezone]
         if fields:
             stats.append(StatsImpact(series=series, fields=fields))
     return Impact(

@@ -423,15 +423,15 @@ class CatalogStore:
         existing = {tuple(r[: len(table.key)]): (tuple(r[len(table.key) : -1]), r[-1]) for r in rows}
         inserts = [k + v + (version, now) for k, v in desired.items() if k not in existing]
         revived = [
-            v + (version, now) + k for k, v in desired.items() if k in existing and existing[k][1] is not None
+            (*v, version, now, *k) for k, v in desired.items() if k in existing and existing[k][1] is not None
         ]
         updated = [
-            v + (version, now) + k
+            (*v, version, now, *k)
             for k, v in desired.items()
             if k in existing and existing[k][1] is None and existing[k][0] != v
         ]
         retired = [
-            (now, version, now) + k for k, (_, gone) in existing.items() if gone is None and k not in desired
+            (now, version, now, *k) for k, (_, gone) in existing.items() if gone is None and k not in desired
         ]
         where = " AND ".join(f"{c} = ?" for c in table.key)
         self._executemany(

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from wenu_stream import __version__
 from wenu_stream.errors import ConfigError, WenuError
@@ -39,7 +40,7 @@ COMMANDS = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 as well; keep its message and add a hint
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 as well; keep its message and add a hint
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\nFix: see '{self.prog} --help'.\n")
 

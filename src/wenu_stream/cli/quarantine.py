@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.records.crypto import KeyRing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,9 +57,7 @@ def redrive_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_keys():  # type: ignore[no-untyped-def]
-    from wenu_stream.records.crypto import KeyRing
-
+def _no_keys() -> KeyRing:
     return KeyRing.from_keys({})
 
 

@@ -91,7 +91,7 @@ def serve_api(args: argparse.Namespace) -> int:
     server.startup = startup  # type: ignore[method-assign]
     # uvicorn re-raises a captured SIGTERM after its graceful shutdown (the process would die by the signal):
     # a stop on SIGTERM/SIGINT is the normal end of this service, so it finishes and exits 0.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
     try:

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument(
         "--host",
-        default="0.0.0.0",  # Prometheus scrapes the task's address
+        default="0.0.0.0",  # noqa: S104 - Prometheus scrapes the task's address
         help="address to bind (default all interfaces: Prometheus scrapes the task)",
     )
     p.add_argument(
@@ -104,7 +104,7 @@ def exporter_app(directory: str | None = None) -> Callable[[dict[str, Any], Star
             f"--multiproc-dir or {MULTIPROC_ENV}",
             str(exc),
             "point it at the directory the shard processes share (deploy/ecs/entrypoint.sh sets it)",
-        )
+        ) from exc
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Start) -> Iterable[bytes]:

@@ -187,7 +187,7 @@ def caught_up(config: Config) -> bool:
         checkpoint = checkpoints.get(shard["ShardId"], "TRIM_HORIZON")
         if checkpoint == "SHARD_END":
             continue
-        kind = (
+        kind: dict[str, Any] = (
             {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint}
             if checkpoint.isdigit()
             else {"ShardIteratorType": "TRIM_HORIZON"}

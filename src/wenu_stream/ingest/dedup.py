@@ -36,7 +36,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
 class Dedup:
     """Remembers which ``(device, seq)`` a shard accepted."""
 
-    __slots__ = ("window", "_devices", "_full")
+    __slots__ = ("_devices", "_full", "window")
 
     def __init__(self, window: int = 4096, devices: dict[str, tuple[int, int]] | None = None) -> None:
         self.window = window

@@ -18,6 +18,7 @@ checkpoint, so nothing is lost and nothing is counted twice.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -120,7 +121,7 @@ class PipelineProcessor:
             self._resume_after = Position(int(seq), sub) if sub else None
         elif parent_shard_ids:
             parents = [
-                await self._durable("state", lambda p=p: self._state.load(p, SHARD_END))
+                await self._durable("state", functools.partial(self._state.load, p, SHARD_END))
                 for p in parent_shard_ids
             ]
             dedups = [

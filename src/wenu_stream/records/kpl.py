@@ -87,7 +87,7 @@ def _parse_aggregate(body: bytes) -> list[tuple[str, bytes]]:
     pos, end = 0, len(body)
     while pos < end:
         tag = body[pos]
-        if tag == _RECORD_TAG or tag == _KEY_TAG:  # two compares: cheaper than a set probe
+        if tag in (_RECORD_TAG, _KEY_TAG):  # two compares: cheaper than a set probe
             pos += 1
         else:
             known, pos = _other_field(body, pos)

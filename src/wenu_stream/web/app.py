@@ -27,6 +27,7 @@ import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -60,7 +61,7 @@ class _Auth(AbstractAuthenticationMiddleware):
 
 def _metrics_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -76,8 +77,9 @@ def _metrics_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             services: ApiServices = scope["app"].state.services
             route = scope.get("path_template") or "unmatched"
-            services.requests.labels(route, scope["method"], str(status[0])).inc()
-            services.latency.labels(route, scope["method"]).observe(time.perf_counter() - started)
+            method = scope["method"]  # an HTTP scope (websockets returned above)
+            services.requests.labels(route, method, str(status[0])).inc()
+            services.latency.labels(route, method).observe(time.perf_counter() - started)
 
     return middleware
 

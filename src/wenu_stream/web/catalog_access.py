@@ -106,7 +106,7 @@ class CatalogGateway:
         if store is not None:
             try:
                 store.close()
-            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone either way
+            except Exception:  # noqa: BLE001, S110 - a broken connection may fail to close; it is gone either way
                 pass
 
     def view(self) -> CatalogView:

@@ -206,7 +206,12 @@ def edit_change_set(
 @threaded
 def discard_change_set(request: Request[Any, Any, Any], draft_id: FromPath[str]) -> None:
     services, _ = _caller(request, "admin")
-    services.catalog.run(lambda s: (_draft_or_404(s, draft_id), discard_draft(s, draft_id)))
+
+    def discard(store: Any) -> None:
+        _draft_or_404(store, draft_id)
+        discard_draft(store, draft_id)
+
+    services.catalog.run(discard)
 
 
 @post("/api/v1/changesets/{draft_id:str}/validate", tags=["change sets"], status_code=200)
@@ -219,7 +224,7 @@ def validate_change_set(request: Request[Any, Any, Any], draft_id: FromPath[str]
 
 def _firing(services: ApiServices) -> list[tuple[str, str, str]]:
     table = services.config.alarms.state_table
-    out = []
+    out: list[tuple[str, str, str]] = []
     for state in ("firing", "pending"):
         out.extend(
             (i["rule"]["S"], i["series"]["S"], state)

@@ -103,7 +103,7 @@ async def test_a_failing_sink_blocks_the_checkpoint_and_poisons_the_processor() 
 
 
 async def test_child_shard_inherits_parents_duplicate_memory() -> None:
-    proc, _, state, _, clock = make()
+    proc, _, state, _, _clock = make()
     await proc.initialize("parent", None, [])
     await proc.process(BATCH[:1], None)
     await proc.shard_ended()
@@ -123,7 +123,7 @@ async def test_flush_commits_pending_and_returns_the_sequence() -> None:
 
 
 @pytest.mark.parametrize(
-    "text,expected",
+    ("text", "expected"),
     [
         (None, (None, 0)),
         ("TRIM_HORIZON", (None, 0)),
@@ -138,7 +138,7 @@ def test_parse_checkpoint(text: str | None, expected: tuple[str | None, int]) ->
 
 async def test_an_urgent_sink_commits_before_the_interval() -> None:
     """An alarm notification waiting in a sink makes the processor commit at once (latency), others coalesce."""
-    proc, _, state, sink, clock = make()
+    proc, _, state, sink, _clock = make()
     sink.has_pending = True  # type: ignore[attr-defined]
     await proc.initialize("shard-0", None, [])
     assert await proc.process(BATCH[:1], None) is True

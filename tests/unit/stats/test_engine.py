@@ -41,7 +41,7 @@ def feed(readings: list[SeriesReading], lateness_ms: int = HOUR) -> tuple[Series
     engine = SeriesEngine(new_state(readings[0]), lateness_ms)
     outcomes = []
     for r in readings:
-        engine.provide({k: None for k in engine.needs(SHARD, [r])})
+        engine.provide(dict.fromkeys(engine.needs(SHARD, [r])))
         outcomes.append(engine.apply(SHARD, r))
     return engine, outcomes
 

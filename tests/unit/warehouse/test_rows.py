@@ -102,4 +102,4 @@ def test_non_finite_values_use_the_sql_spelling() -> None:
 
 
 def test_columns_follow_the_row_struct() -> None:
-    assert COLUMN_NAMES == WarehouseRow.__struct_fields__
+    assert WarehouseRow.__struct_fields__ == COLUMN_NAMES

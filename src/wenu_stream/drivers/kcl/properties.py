@@ -235,9 +235,7 @@ def apply_overrides(template: str, overrides: Mapping[str, str]) -> str:
     for line in template.splitlines():
         match = _LINE.match(line)
         key = _normal_key(match.group(1)) if match and line.lstrip()[:1] not in ("#", "!") else None
-        if key in remaining:
-            line = f"{key} = {remaining.pop(key)}"
-        lines.append(line)
+        lines.append(f"{key} = {remaining.pop(key)}" if key in remaining else line)
     if remaining:
         lines.append(
             "# Overrides for this environment (wenu_stream.drivers.kcl.properties.render_properties)"
