@@ -34,7 +34,7 @@ from tests.support.scenario import (
     start_worker,
     write_keyring,
 )
-from wenu_stream.emulator.stack import free_port
+from wenu_stream.devtools.emulator.stack import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
