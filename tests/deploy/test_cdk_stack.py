@@ -295,7 +295,7 @@ def test_alarms_role_cannot_write_stats_or_staging_and_publishes_alarms(t: dict[
     assert not any(allows(role, action, stats) for action in WRITES)
     assert not allows(role, "s3:PutObject", "/staging/")
     assert not allows(role, "s3:PutObject", "/quarantine/")
-    topic_id, _ = only(t, "AWS::SNS::Topic")
+    topic_id, _ = only(t, "AWS::SNS::Topic", TopicName="wenu-dev-alarms")
     assert allows(role, "sns:Publish", topic_id)
     assert allows(role, "dynamodb:UpdateItem", table_id(t, "wenu-dev-alarm-state"))
     assert allows(role, "dynamodb:Query", table_id(t, "wenu-dev-alarm-transitions"))
@@ -305,7 +305,7 @@ def test_processing_role_cannot_publish_or_touch_alarm_tables_and_writes_stats_a
     t: dict[str, Any],
 ) -> None:
     role = role_statements(t, "wenu-dev-processing-task")
-    topic_id, _ = only(t, "AWS::SNS::Topic")
+    topic_id, _ = only(t, "AWS::SNS::Topic", TopicName="wenu-dev-alarms")
     assert not allows(role, "sns:Publish", topic_id)
     for name in ("wenu-dev-alarm-state", "wenu-dev-alarm-transitions"):
         assert not any(allows(role, action, table_id(t, name)) for action in WRITES)

@@ -39,6 +39,7 @@ PHYSICAL = {
     ("AWS::Redshift::Cluster", "ClusterIdentifier"),
     ("AWS::Scheduler::Schedule", "Name"),
     ("AWS::ServiceDiscovery::PrivateDnsNamespace", "Name"),
+    ("AWS::APS::Workspace", "Alias"),
 }
 # Name-like properties that are not account-wide names, and why.
 NOT_PHYSICAL = {
@@ -51,6 +52,7 @@ NOT_PHYSICAL = {
     ("Custom::WenuCatalogMigration", "Name"): "the custom resource's physical id, within the stack",
     ("AWS::Redshift::Cluster", "DBName"): "a database inside the cluster",
     ("AWS::ServiceDiscovery::Service", "Name"): "a name inside the stage's DNS namespace",
+    ("AWS::APS::RuleGroupsNamespace", "Name"): "a name inside the stage's Prometheus workspace",
 }
 # Settings whose value is a physical name: every task must set each of them (else it would use the
 # application's default, shared by every stage).

@@ -159,6 +159,7 @@ class Api(Construct):
             security_groups=[self.security_group],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             vpc_subnets=network.private,
+            cloud_map_options=network.discovery("api"),  # the metrics collector scrapes /metrics
         )
         self.service.node.add_dependency(catalog.migration)
         catalog.allow_from(self.security_group, "API catalog access")

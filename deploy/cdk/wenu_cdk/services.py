@@ -273,6 +273,7 @@ class Services(Construct):
             security_groups=[metrics_sg],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             vpc_subnets=self.network.private,
+            cloud_map_options=self.network.discovery(app),  # the metrics collector finds the tasks here
         )
         self.catalog.allow_from(metrics_sg, f"wenu-{app} catalog reads")
         service.node.add_dependency(self.catalog.migration)  # a new image's migrations first

@@ -13,6 +13,7 @@ from constructs import Construct, Node
 from .api import Api
 from .catalog import Catalog
 from .ingest import Ingest
+from .monitoring import Monitoring
 from .naming import Names, SettingError
 from .network import Network
 from .scaling import ShardCountMetric
@@ -47,6 +48,8 @@ class StackSettings:
     redshift_cluster: str = ""
     redshift_secret_arn: str = ""
     pushgateway_image: str = "prom/pushgateway:v1.9.0"
+    collector_image: str = "prom/prometheus:v2.53.0"
+    alert_email: str = ""  # set: subscribed to the stage's ops-alerts topic (confirm the e-mail)
 
     def __post_init__(self) -> None:
         if (self.redshift_workgroup or self.redshift_cluster) and not self.redshift_secret_arn:
@@ -178,6 +181,14 @@ class WenuStack(cdk.Stack):
             cluster=settings.redshift_cluster,
             secret_arn=settings.redshift_secret_arn,
         )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            names=names,
+            network=self.network,
+            collector_image=settings.collector_image,
+            alert_email=settings.alert_email,
+        )
         for name, value in (
             ("StreamName", self.ingest.stream.stream_name),
             ("DataBucket", self.storage.data.bucket_name),
@@ -191,5 +202,7 @@ class WenuStack(cdk.Stack):
             ("WarehouseLoadTask", self.warehouse.load_task.family),
             ("RedshiftCopyRoleArn", self.warehouse.copy_role.role_arn),
             ("RedshiftSecretArn", self.warehouse.secret_arn),
+            ("PrometheusQueryUrl", self.monitoring.query_url),
+            ("OpsAlertsTopicArn", self.monitoring.alerts_topic.topic_arn),
         ):
             cdk.CfnOutput(self, name, value=value)
