@@ -67,13 +67,13 @@ def test_every_scraped_service_registers_where_the_collector_looks(
 def test_collector_remote_writes_to_the_stage_workspace_with_sigv4_and_may_do_nothing_else(
     t: dict[str, Any],
 ) -> None:
-    workspace_id, workspace = only(t, "AWS::APS::Workspace", Alias="wenu-dev-metrics")
+    workspace_id, _workspace = only(t, "AWS::APS::Workspace", Alias="wenu-dev-metrics")
     config, parts = collector_config(t)
     assert config["global"]["external_labels"] == {"stage": "dev"}
     (write,) = config["remote_write"]
     assert "sigv4" in write and write["url"].endswith("api/v1/remote_write")
     assert {"Fn::GetAtt": [workspace_id, "PrometheusEndpoint"]} in parts
-    _id, role = only(t, "AWS::IAM::Role", RoleName="wenu-dev-collector-task")
+    _id, _role = only(t, "AWS::IAM::Role", RoleName="wenu-dev-collector-task")
     policies = [
         p for p in resources(t, "AWS::IAM::Policy").values() if {"Ref": _id} in p["Properties"]["Roles"]
     ]
