@@ -10,35 +10,26 @@
 # (tests/deploy/test_build_image.py), so the steps here are tested even where no Docker engine runs.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# 1. The KCL MultiLangDaemon classpath from Maven (kcl/pom.xml), checked jar by jar.
-FROM maven:3.9-eclipse-temurin-17 AS jars
-WORKDIR /src
-COPY kcl/pom.xml kcl/pom.xml
-COPY tools/build-image.sh tools/build-image.sh
-RUN bash tools/build-image.sh jars /src/.kcl/jars
-
-# 2. Python dependencies: a virtualenv with wenu-stream and amazon-kclpy (pinned, sha256-checked).
+# 1. Python dependencies: a virtualenv with wenu-stream and its kcl extra (amazon-kclpy, whose package carries
+#    the MultiLangDaemon jars), every version pinned by constraints.txt.
 FROM ${PYTHON_IMAGE} AS python
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY src/ src/
-COPY kcl/ kcl/
-COPY tools/ tools/
-COPY --from=jars /src/.kcl/jars .kcl/jars
+COPY tools/build-image.sh tools/build-image.sh
 RUN bash tools/build-image.sh venv /opt/venv
 
-# 3. The /app tree: consumers, properties, the entrypoint and its files, the jars.
+# 2. The /app tree: consumers, properties, the entrypoint and its files, the jars (from amazon-kclpy).
 FROM ${PYTHON_IMAGE} AS layout
 WORKDIR /src
 COPY consumers/ consumers/
 COPY properties/ properties/
 COPY deploy/ecs/ deploy/ecs/
-COPY kcl/pom.xml kcl/pom.xml
 COPY tools/build-image.sh tools/build-image.sh
-COPY --from=jars /src/.kcl/jars .kcl/jars
-RUN bash tools/build-image.sh layout /out/app
+COPY --from=python /opt/venv/lib/python3.11/site-packages/amazon_kclpy/jars /src/kclpy-jars
+RUN bash tools/build-image.sh layout /out/app /src/kclpy-jars
 
-# 4. Runtime: slim Python + a headless JRE, non-root, read-only friendly (writes only under /tmp).
+# 3. Runtime: slim Python + a headless JRE, non-root, read-only friendly (writes only under /tmp).
 FROM ${PYTHON_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless \

@@ -6,17 +6,17 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
 
-.PHONY: setup demo test test-fast lint bench kcl clean
+.PHONY: setup demo test test-fast lint bench kcl clean constraints
 
 setup: $(STAMP) node_modules/.installed
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required" or 0)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,deploy]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,deploy,kcl]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -46,3 +46,9 @@ bench: setup kcl
 
 clean:
 	rm -rf .run .pytest_cache .hypothesis
+
+constraints:  # re-pin every dependency (after editing pyproject.toml): a throwaway venv with all extras, then pip freeze
+	rm -rf .run/constraints-venv && $(PYTHON) -m venv .run/constraints-venv
+	.run/constraints-venv/bin/pip install -q '.[dev,deploy,kcl]'
+	{ sed -n '1,2p' constraints.txt; .run/constraints-venv/bin/pip freeze --exclude-editable | grep -v '^wenu-stream' | sort -f; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .run/constraints-venv

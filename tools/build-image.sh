@@ -1,65 +1,47 @@
 #!/usr/bin/env bash
 # The build steps of the container image (Dockerfile), runnable without Docker.
 #
-#   tools/build-image.sh jars   DIR   the MultiLangDaemon classpath of kcl/pom.xml into DIR (mvn), checked
-#   tools/build-image.sh venv   DIR   a virtualenv at DIR with wenu-stream and amazon-kclpy (needs the jars
-#                                     in .kcl/jars already, as the Dockerfile's python stage has them)
-#   tools/build-image.sh layout DIR   the /app tree into DIR: consumers/, properties/, deploy/ecs/ runtime
-#                                     files, .kcl/jars (checked)
-#   tools/build-image.sh local  DIR   what `make test` runs: check .kcl/jars (from `make kcl`), build the
-#                                     wheel into DIR/wheels, lay out DIR/app, check the result
+#   tools/build-image.sh venv   DIR          a virtualenv at DIR with wenu-stream and its kcl extra (amazon-kclpy,
+#                                            whose package carries the MultiLangDaemon jars), pinned by constraints.txt
+#   tools/build-image.sh layout DIR [JARS]   the /app tree into DIR: consumers/, properties/, deploy/ecs/ runtime
+#                                            files and the classpath JARS (default .kcl/jars), checked
+#   tools/build-image.sh check  JARS         check that JARS is a complete MultiLangDaemon classpath
+#   tools/build-image.sh local  DIR          what `make test` runs: check .kcl/jars (from `make kcl`), build the
+#                                            wheel into DIR/wheels, lay out DIR/app, check the result
 #
 # Each Dockerfile stage calls one mode, so the image and this script cannot drift. Exit codes: 0 done,
 # 1 a step failed (the message says which and how to fix it), 2 bad usage.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-POM="$ROOT/kcl/pom.xml"
 DAEMON_CLASS="software/amazon/kinesis/multilang/MultiLangDaemon.class"
 PYTHON="${PYTHON:-python3}"
+# Artifacts without which the daemon cannot start or reach Kinesis, DynamoDB and CloudWatch.
+REQUIRED="amazon-kinesis-client amazon-kinesis-client-multilang kinesis dynamodb cloudwatch netty-nio-client logback-classic"
 
 say() { echo "build-image: $*" >&2; }
 fail() { say "$*"; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-# The stamp tools/kcl-setup.sh writes after a complete fetch; with it, kcl-setup skips mvn.
-stamp_name() { echo ".complete-$(md5sum "$POM" | cut -c1-8)"; }
-
-# A classpath is complete when it has one jar per <dependency> of the pom and the daemon's class.
+# A classpath is complete when it has every required artifact and the daemon's class.
 check_jars() {
-  local dir="$1" want have multilang
-  [[ -d "$dir" ]] || fail "no KCL classpath at $dir (fix: make kcl, or tools/build-image.sh jars $dir)"
-  want="$(grep -c '<dependency>' "$POM")"
-  have="$(find "$dir" -maxdepth 1 -name '*.jar' | wc -l)"
-  [[ "$have" -eq "$want" ]] || fail "$dir has $have jars, kcl/pom.xml lists $want (fix: make kcl)"
+  local dir="$1" artifact missing="" multilang
+  [[ -d "$dir" ]] || fail "no KCL classpath at $dir (fix: make kcl)"
+  for artifact in $REQUIRED; do
+    compgen -G "$dir/$artifact-[0-9]*.jar" >/dev/null || missing="$missing $artifact"
+  done
+  [[ -z "$missing" ]] || fail "$dir has $(find "$dir" -maxdepth 1 -name '*.jar' | wc -l) jars but lacks:$missing (fix: make kcl)"
   multilang="$(find "$dir" -maxdepth 1 -name 'amazon-kinesis-client-multilang-*.jar' | head -1)"
-  [[ -n "$multilang" ]] || fail "no amazon-kinesis-client-multilang jar in $dir (fix: make kcl)"
-  unzip -l "$multilang" 2>/dev/null | grep -q "$DAEMON_CLASS" \
-    || "$PYTHON" -c 'import sys, zipfile; sys.exit(sys.argv[2] not in zipfile.ZipFile(sys.argv[1]).namelist())' \
-         "$multilang" "$DAEMON_CLASS" \
-    || fail "$multilang has no $DAEMON_CLASS"
-}
-
-do_jars() {
-  local out="$1"
-  command -v mvn >/dev/null || fail "mvn not found (the Dockerfile's jars stage is a Maven image)"
-  rm -rf "$out" && mkdir -p "$out"
-  # Same flags as tools/kcl-setup.sh: the pom lists the whole classpath, transitive jars excluded.
-  mvn -q -B -f "$POM" dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory="$out" >&2
-  check_jars "$out"
-  touch "$out/$(stamp_name)"
-  say "$(find "$out" -name '*.jar' | wc -l) jars in $out"
+  "$PYTHON" -c 'import sys, zipfile; sys.exit(sys.argv[2] not in zipfile.ZipFile(sys.argv[1]).namelist())' \
+    "$multilang" "$DAEMON_CLASS" || fail "$multilang has no $DAEMON_CLASS"
 }
 
 do_venv() {
   local venv="$1"
-  check_jars "$ROOT/.kcl/jars"
-  [[ -f "$ROOT/.kcl/jars/$(stamp_name)" ]] || touch "$ROOT/.kcl/jars/$(stamp_name)"
   "$PYTHON" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --no-cache-dir --upgrade pip
-  "$venv/bin/python" -m pip install -q --no-cache-dir "$ROOT"
-  # amazon-kclpy without its jar download, exactly as for development (kcl-setup.sh pins and checks it).
-  VENV="$venv" bash "$ROOT/tools/kcl-setup.sh"
+  "$venv/bin/python" -m pip install -q --no-cache-dir -c "$ROOT/constraints.txt" "$ROOT[kcl]"
+  check_jars "$("$venv/bin/python" -c 'import amazon_kclpy, pathlib; print(pathlib.Path(amazon_kclpy.__file__).parent / "jars")')"
   "$venv/bin/wenu-stream" --version >&2
 }
 
@@ -101,7 +83,7 @@ PY
 
 [[ $# -eq 2 || ( $# -eq 3 && "$1" == layout ) ]] || usage
 case "$1" in
-  jars) do_jars "$2" ;;
+  check) check_jars "$2" ;;
   venv) do_venv "$2" ;;
   layout) do_layout "$2" "${3:-}" ;;
   local) do_local "$2" ;;
