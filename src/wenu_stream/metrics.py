@@ -32,6 +32,7 @@ class Metrics(NamedTuple):
     notifications: Counter  # severity, state
     catalog_age: Gauge  # app: seconds since the catalog cache was refreshed
     quarantined: Counter  # app
+    kinesis_read_errors: Counter  # app, kind: throttled | transient | expired_iterator (native driver)
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -100,6 +101,12 @@ class Metrics(NamedTuple):
             ),
             quarantined=Counter(
                 "wenu_quarantined_readings", "Readings the catalog does not map", ["app"], registry=r
+            ),
+            kinesis_read_errors=Counter(
+                "wenu_kinesis_read_errors",
+                "Kinesis reads (GetShardIterator, GetRecords) that failed and were retried, by kind",
+                ["app", "kind"],
+                registry=r,
             ),
         )
 

@@ -114,3 +114,13 @@ def test_the_agent_configuration_file_is_the_one_the_stack_renders() -> None:
 
     text = (Path(ROOT) / "deploy" / "prometheus" / "agent.yml").read_text()
     assert set(re.findall(r"\$\{(\w+)\}", text)) == {"STAGE", "NAMESPACE", "REGION", "REMOTE_WRITE_URL"}
+
+
+def test_stream_read_throttling_alarms_the_ops_topic(t: dict[str, Any]) -> None:
+    """The KCL daemon's reads have no Prometheus counter: the stream's CloudWatch metric covers them."""
+    topic_id, _ = only(t, "AWS::SNS::Topic", TopicName="wenu-dev-ops-alerts")
+    alarm = next(
+        a for k, a in resources(t, "AWS::CloudWatch::Alarm").items() if k.startswith("StreamReadsThrottled")
+    )
+    assert alarm["Properties"]["MetricName"] == "ReadProvisionedThroughputExceeded"
+    assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]

@@ -230,3 +230,67 @@ async def test_rule_preview_runs_the_engine_over_stored_windows_next_to_what_was
     assert customer.post("/api/v1/rules/preview", json={"rule": draft_rule}).status_code == 404
     assert msgspec.json.decode(msgspec.json.encode(got))  # plain JSON throughout
     worker.store.close()
+
+
+async def test_a_preview_over_the_warehouse_is_exact_the_unchanged_rule_gives_the_notified_ids(
+    aws_stack: object, postgres_database: str, unique_name: str, tmp_path: Path, clients: tuple[Any, Any]
+) -> None:
+    import psycopg
+
+    from wenu_stream.warehouse.rows import COLUMN_NAMES, to_row
+    from wenu_stream.warehouse.sql import pg_schema
+
+    config = api_config(unique_name, postgres_database, tmp_path, **{"warehouse.dsn": postgres_database})
+    with running_api(config) as api:
+        seed(api)
+        worker = Worker(api, *clients)
+        t0 = int(time.time() * 1000) - 3_600_000
+        values = [20000, 52000, 53000, 54000, 30000, 20000, 20000, 57000, 58000, 59000, 60000, 40000]
+        points = [(t0 + i * MIN, float(v)) for i, v in enumerate(values)]
+        sent = await worker.feed(*points)
+        rows = [
+            msgspec.structs.astuple(to_row("shardId-0", power(t, v, n)))
+            for n, (t, v) in enumerate(points, start=1)
+        ]
+        with psycopg.connect(postgres_database, autocommit=True) as conn:  # what the warehouse loader leaves
+            for statement in pg_schema("wenu"):
+                conn.execute(statement)
+            conn.cursor().executemany(
+                f"INSERT INTO wenu.readings ({', '.join(COLUMN_NAMES)}, measured_at) VALUES "
+                f"({', '.join(['%s'] * len(COLUMN_NAMES))}, to_timestamp(%s / 1000.0))",
+                [(*r, r[COLUMN_NAMES.index("t_ms")]) for r in rows],
+            )
+        rule = {
+            "id": "hq-power-high",
+            "series": SERIES,
+            "type": "threshold",
+            "op": ">",
+            "value": 50000,
+            "clear": 45000,
+            "for_s": 120,
+            "severity": "critical",
+        }
+        start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 / 1000 - 60))
+        same = (
+            api.client("viewer")
+            .post("/api/v1/rules/preview", json={"rule": rule, "from": start, "source": "warehouse"})
+            .json()
+        )
+        assert same["exact"] is True and same["readings"] == len(points)
+        assert [t["transition_id"] for t in same["would_have"]] == [
+            t["transition_id"] for t in same["notified"]
+        ]
+        assert [t["transition_id"] for t in same["notified"]] == [b["transition_id"] for b in sent]
+        stricter = (
+            api.client("viewer")
+            .post(
+                "/api/v1/rules/preview",
+                json={"rule": {**rule, "for_s": 180}, "from": start, "source": "warehouse"},
+            )
+            .json()
+        )
+        assert [t["to_state"] for t in stricter["would_have"]] == [
+            "firing",
+            "ok",
+        ]  # the first episode is too short
+        worker.store.close()

@@ -63,7 +63,7 @@ async def test_throttling_and_expired_iterators_are_retried_without_losing_a_rec
             table=table,
             fast=reader,
             kinesis_client=kin,  # type: ignore[arg-type]
-            metrics=Metrics.create(CollectorRegistry()),
+            metrics=Metrics.create(registry := CollectorRegistry()),
             stop=stop,
             log=get_logger("test"),
         )
@@ -83,3 +83,8 @@ async def test_throttling_and_expired_iterators_are_retried_without_losing_a_rec
     events = [e["event"] for e in logs]
     assert events.count("kinesis_retry") == 2 and events.count("iterator_expired") == 2
     assert len(set(reader.iterators)) > 3  # a fresh iterator after each expiry
+    errors = {
+        kind: registry.get_sample_value("wenu_kinesis_read_errors_total", {"app": config.app, "kind": kind})
+        for kind in ("throttled", "transient", "expired_iterator")
+    }
+    assert errors == {"throttled": 1, "transient": 1, "expired_iterator": 2}

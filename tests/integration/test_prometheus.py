@@ -40,7 +40,7 @@ def test_alert_rules_check_and_pass_their_unit_tests(prometheus_tools: None) -> 
         text=True,
         check=False,
     )
-    assert check.returncode == 0 and "SUCCESS: 12 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 14 rules found" in check.stdout, check.stdout + check.stderr
     tested = subprocess.run(
         ["promtool", "test", "rules", "wenu-alerts.test.yml"],
         cwd=RULES,
@@ -142,7 +142,7 @@ def test_prometheus_scrapes_a_running_worker(
         leases = api(base, "/api/v1/query", query='sum(wenu_leases_held{app="processing"})')["result"]
         assert float(leases[0]["value"][1]) == 1
         rules = api(base, "/api/v1/rules")["groups"][0]["rules"]
-        assert len(rules) == 12 and all(rule["health"] == "ok" for rule in rules)
+        assert len(rules) == 14 and all(rule["health"] == "ok" for rule in rules)
         for expr in dashboard_queries():  # every dashboard query is valid PromQL on a real server
             api(base, "/api/v1/query", query=expr)
     finally:

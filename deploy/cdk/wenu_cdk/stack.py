@@ -6,6 +6,8 @@ import dataclasses
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct, Node
@@ -189,6 +191,19 @@ class WenuStack(cdk.Stack):
             collector_image=settings.collector_image,
             alert_email=settings.alert_email,
         )
+        # The KCL daemon reads in Java (no Prometheus counter of its throttling): the stream's own metric.
+        cloudwatch.Alarm(
+            self,
+            "StreamReadsThrottled",
+            alarm_description=f"wenu-{names.stage}: GetRecords on the readings stream keeps being throttled",
+            metric=self.ingest.stream.metric_read_provisioned_throughput_exceeded(
+                period=cdk.Duration.minutes(5), statistic="Sum"
+            ),
+            threshold=60,
+            evaluation_periods=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        ).add_alarm_action(cloudwatch_actions.SnsAction(self.monitoring.alerts_topic))
         for name, value in (
             ("StreamName", self.ingest.stream.stream_name),
             ("DataBucket", self.storage.data.bucket_name),

@@ -1,4 +1,8 @@
-"""Rule preview: run the live alarm engine over a series' stored stats windows (pure).
+"""Rule preview: run the live alarm engine over a series' stored stats windows, or its exact readings (pure).
+
+From the warehouse (``preview_readings``), the readings are the ones the live
+run evaluated, in the same order: the preview is exact, and an unchanged rule
+reproduces the transitions that were notified, with the same ids.
 
 Stats windows keep, per 15-minute window, the first and last readings (value
 and time) and, for gauges, the minimum and the maximum (values only). The
@@ -95,10 +99,21 @@ def readings_of(windows: Iterable[dict[str, Any]], facts: SeriesFacts) -> list[S
 def preview(rule: AlarmRule, facts: SeriesFacts, windows: Sequence[dict[str, Any]], end_ms: int) -> Preview:
     """The transitions ``rule`` would have produced on the series over the windows, up to ``end_ms``."""
     readings = readings_of(windows, facts)
-    engine = AlarmEngine([rule])
-    found = engine.apply(readings)
-    found.extend(engine.tick(end_ms))
     exact = isinstance(rule, ConsumptionRule | NoDataRule) or (
         isinstance(rule, ThresholdRule) and rule.for_s == 0
     )
-    return Preview(transitions=found, readings=len(readings), windows=len(windows), exact=exact)
+    return Preview(
+        transitions=_run(rule, readings, end_ms), readings=len(readings), windows=len(windows), exact=exact
+    )
+
+
+def preview_readings(rule: AlarmRule, readings: Sequence[SeriesReading], end_ms: int) -> Preview:
+    """The transitions ``rule`` would have produced over exact readings (in shard order: time, device, seq)."""
+    return Preview(transitions=_run(rule, readings, end_ms), readings=len(readings), windows=0, exact=True)
+
+
+def _run(rule: AlarmRule, readings: Sequence[SeriesReading], end_ms: int) -> list[Transition]:
+    engine = AlarmEngine([rule])
+    found = engine.apply(readings)
+    found.extend(engine.tick(end_ms))
+    return found

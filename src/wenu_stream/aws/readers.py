@@ -254,3 +254,36 @@ def quarantine_counts(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]
             doc = msgspec.json.decode(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
             counts.update((r["device"], r["ch"], str(r["reason"])) for r in doc.get("readings", []))
     return [{"device": d, "ch": c, "reason": r, "readings": n} for (d, c, r), n in sorted(counts.items())]
+
+
+def warehouse_readings(
+    dsn: str, schema: str, series: str, start_ms: int, end_ms: int, limit: int = 500_000
+) -> list[Any]:
+    """A series' readings in ``[start, end)`` from the PostgreSQL warehouse, in time order (ties as the shard
+    ordered them: device, seq, position), as ``SeriesReading``."""
+    import psycopg
+
+    from wenu_stream.model import SeriesReading
+    from wenu_stream.warehouse.sql import series_readings
+
+    sql = series_readings(schema)
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        rows = conn.execute(sql, (series, start_ms, end_ms, limit)).fetchall()
+    return [
+        SeriesReading(
+            series=r[0],
+            company=r[1],
+            site=r[2],
+            timezone=r[3],
+            kind=r[4],
+            unit=r[5],
+            device=r[6],
+            ch=r[7],
+            seq=int(r[8]),
+            index=int(r[9]),
+            t=int(r[10]),
+            value=float(r[11]),
+            raw_value=float(r[12]),
+        )
+        for r in rows
+    ]

@@ -1,4 +1,5 @@
-"""`wenu-stream alarms list|history`: the alarm instances and their transitions, from DynamoDB."""
+"""`wenu-stream alarms list|history`: the alarm instances and their transitions, from DynamoDB (the readers
+the API uses too, ``ops.readers``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from wenu_stream.aws.readers import query_transitions, scan_instances
 from wenu_stream.cli.common import add_config_flags, config_from
 from wenu_stream.errors import ConfigError
 
@@ -60,11 +62,8 @@ def alarm_history(args: argparse.Namespace) -> int:
     config = config_from(args)
     import boto3
 
-    pages = boto3.client("dynamodb").get_paginator("query").paginate(
-        TableName=config.alarms.transitions_table, KeyConditionExpression="series = :s",
-        ExpressionAttributeValues={":s": {"S": args.series}}, ConsistentRead=True,
-    )  # fmt: skip
-    rows = [_transition_row(item) for page in pages for item in page.get("Items", [])]
+    items, _ = query_transitions(boto3.client("dynamodb"), config.alarms.transitions_table, args.series)
+    rows = [_transition_row(item) for item in items]
     _write(rows, _HISTORY_COLUMNS, args.format)
     return 0
 
@@ -72,22 +71,7 @@ def alarm_history(args: argparse.Namespace) -> int:
 def _scan(table: str, state: str | None, company: str | None) -> Iterator[dict[str, Any]]:
     import boto3
 
-    conditions = ["attribute_exists(#rule)"]  # instance items only, not the shards' clock items
-    names, values = {"#rule": "rule"}, {}
-    for field, value in (("state", state), ("company", company)):
-        if value is not None:
-            conditions.append(f"#{field} = :{field}")
-            names[f"#{field}"] = field
-            values[f":{field}"] = {"S": value}
-    args: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": " AND ".join(conditions),
-        "ExpressionAttributeNames": names,
-    }
-    if values:
-        args["ExpressionAttributeValues"] = values
-    for page in boto3.client("dynamodb").get_paginator("scan").paginate(**args):
-        yield from page.get("Items", [])
+    return scan_instances(boto3.client("dynamodb"), table, state=state, company=company)
 
 
 def _iso(ms: str | None) -> str | None:

@@ -6,13 +6,16 @@
 3. simulate ~200 meters for a minute, paced in real time, with a few faults
    (corrupt bytes, unknown keys, tampering, duplicates, late readings) and
    anomalies that break each alarm rule type once,
-4. run both applications (native driver, one event loop, each with its own
-   lease table and checkpoints) until the stream has been idle a while,
+4. start the API (``wenu-stream serve api``) next to them and print its URL
+   and an admin token, then run both applications (native driver, one event
+   loop, each with its own lease table and checkpoints) until the stream has
+   been idle a while,
 5. print a summary: records read, accepted, dead-lettered by reason,
    duplicates, checkpoints, throughput, and the simulator's expected outcome
    beside it; the alarm notifications that reached the queue beside the ones
    the anomalies must raise, and the alarms still firing; then where to look next,
-6. stop the stack and remove the scratch folder (unless --keep).
+6. stop the API and the stack and remove the scratch folder (unless --keep:
+   then the API keeps serving the demo's data until its process is stopped).
 """
 
 from __future__ import annotations
@@ -131,18 +134,97 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     say("      catalog: " + _import_catalog(config, args.devices, args.interval))
     say(f"[3/6] simulating {args.devices} meters for {args.duration:.0f} s, faults: {FAULTS}, with anomalies")
     sim = _start_simulator(args, config, run_dir)
-    say("[4/6] consuming with both applications (processing, alarms) until the stream is idle ...")
-    started = time.monotonic()
-    code = asyncio.run(_consume_until_idle(config, sim, args.idle_exit, alarms))
-    elapsed = time.monotonic() - started
-    expected = _simulator_summary(sim)
-    say("[5/6] summary")
-    _summary(config, expected, elapsed)
-    _stats(config)
-    _warehouse(config)
-    _alarms_summary(queue, expected.get("expected_alarms", []))
-    say("[6/6] cleaning up" if not args.keep else "[6/6] done")
+    api, url, token = _start_api(config, run_dir)
+    say(f"[4/6] the API serves at {url} (OpenAPI: {url}/schema/openapi.json); an admin token for it:")
+    say(f"      export WENU_TOKEN={token}")
+    say(f'      curl -H "Authorization: Bearer $WENU_TOKEN" {url}/api/v1/alarms?state=firing')
+    say("      consuming with both applications (processing, alarms) until the stream is idle ...")
+    try:
+        started = time.monotonic()
+        code = asyncio.run(_consume_until_idle(config, sim, args.idle_exit, alarms))
+        elapsed = time.monotonic() - started
+        expected = _simulator_summary(sim)
+        say("[5/6] summary")
+        _summary(config, expected, elapsed)
+        _stats(config)
+        _warehouse(config)
+        _alarms_summary(queue, expected.get("expected_alarms", []))
+        _api_summary(url, token)
+    finally:
+        if not args.keep:
+            api.terminate()
+            api.wait(timeout=30)
+    if args.keep:
+        say(f"[6/6] done; the API keeps serving at {url} (process {api.pid}: `kill {api.pid}` stops it)")
+    else:
+        say("[6/6] cleaning up")
     return code
+
+
+def _start_api(config: Config, run_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Start `wenu-stream serve api` on a free loopback port over the demo's catalog and stack; URL and token."""
+    import socket
+
+    import httpx
+
+    from wenu_stream.web.auth import DevTokens
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = str(run_dir / "api-dev-secret")
+    env = {
+        **os.environ,
+        "WENU_CATALOG_URL": config.catalog.url,
+        "WENU_API_PORT": str(port),
+        "WENU_API_DEV_SECRET_FILE": secret,
+        "WENU_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wenu_stream", "serve", "api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(run_dir / "api.log", "wb"),  # noqa: SIM115 - the child keeps writing it
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise ConfigError(
+                "wenu-stream serve api",
+                f"the API did not start (see {run_dir / 'api.log'})",
+                "run `wenu-stream serve api` by hand to see why",
+            )
+        time.sleep(0.1)
+    api = config.api
+    token = DevTokens.from_file(secret).mint(
+        subject="demo-admin",
+        role="admin",
+        company=None,
+        now_s=int(time.time()),
+        ttl_s=12 * 3600,
+        roles_claim=api.roles_claim,
+        company_claim=api.company_claim,
+    )
+    return proc, url, token
+
+
+def _api_summary(url: str, token: str) -> None:
+    """What the API says about the same run: versions of the catalog and firing alarms."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    versions = httpx.get(f"{url}/api/v1/catalog/versions", headers=headers, timeout=30).json()["items"]
+    firing = httpx.get(f"{url}/api/v1/alarms", params={"state": "firing"}, headers=headers, timeout=30).json()
+    say(
+        f"    API {url}: catalog version {versions[0]['version']} by {versions[0]['author']} "
+        f"({versions[0]['reason']}); {len(firing['items'])} firing alarm instance(s) at /api/v1/alarms?state=firing"
+    )
 
 
 async def _consume_until_idle(

@@ -116,6 +116,15 @@ def pg_record_file(schema: str) -> str:
     )
 
 
+def series_readings(schema: str) -> str:
+    """A series' readings in ``[start, end)`` in shard order (rule preview). Parameters: series, start, end, limit."""
+    return (
+        "SELECT series, company, site, timezone, kind, unit, device, ch, seq, idx, t_ms, value, raw_value"
+        f" FROM {_schema(schema)}.readings WHERE series = %s AND t_ms >= %s AND t_ms < %s"
+        " ORDER BY t_ms, device, seq, idx LIMIT %s"
+    )
+
+
 def loaded_files(schema: str) -> str:
     """The keys of every loaded file (both targets)."""
     return f"SELECT file_key FROM {_schema(schema)}.loaded_files"

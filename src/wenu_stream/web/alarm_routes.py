@@ -8,7 +8,7 @@ the audit log. An ack belongs to the firing episode it was given in (its
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Request, delete, post, put
@@ -16,7 +16,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.params import FromPath, JSONBody
 
 from wenu_stream.alarms.engine import Transition
-from wenu_stream.alarms.preview import SeriesFacts, preview
+from wenu_stream.alarms.preview import SeriesFacts, preview, preview_readings
 from wenu_stream.alarms.rules import AlarmRule, matches, parse_rules, rule_problems
 from wenu_stream.alarms.shelving import Shelf, shelf_problems
 from wenu_stream.aws import readers
@@ -49,6 +49,7 @@ class PreviewBody(msgspec.Struct, kw_only=True):
     series: str | None = None  # default: the rule's own series
     start: str | None = msgspec.field(default=None, name="from")  # default: 7 days before ``to``
     end: str | None = msgspec.field(default=None, name="to")  # default: now
+    source: Literal["stats", "warehouse"] = "stats"  # warehouse: the exact readings (PostgreSQL warehouse)
 
 
 def _operator(
@@ -167,8 +168,9 @@ def _transition_view(tr: Transition, timezone: str) -> dict[str, Any]:
 @post("/api/v1/rules/preview", tags=["alarms"], status_code=200)
 @threaded
 def preview_rule(request: Request[Any, Any, Any], data: JSONBody[PreviewBody]) -> dict[str, Any]:
-    """Run a draft rule with the live engine over the series' stored 15-minute windows; return what it would
-    have notified next to what was notified (by the rule of the same id)."""
+    """Run a draft rule with the live engine over the series' stored 15-minute windows (``source=stats``), or
+    its exact readings in the warehouse (``source=warehouse``); return what it would have notified next to what
+    was notified (by the rule of the same id)."""
     services, p = services_of(request), principal_of(request)
     view = services.catalog.view()
     try:
@@ -192,26 +194,43 @@ def preview_rule(request: Request[Any, Any, Any], data: JSONBody[PreviewBody]) -
     start = parse_time("from", data.start) or end - 7 * 86_400_000
     if not 0 < end - start <= MAX_PREVIEW_MS:
         raise ValidationException("from/to: give a range of at most 31 days, from before to")
-    items, _ = readers.query_windows(
-        services.dynamodb, services.config.stats.table, series, "15m", start, end, services.now_ms() // 1000
-    )
-    facts = SeriesFacts(
-        series=series,
-        company=info.company,
-        site=info.site,
-        timezone=info.timezone,
-        kind=info.kind,
-        unit=info.unit,
-    )
-    result = preview(
-        rule, facts, [readers.window_row(i, times=True) for i in items], min(end, services.now_ms())
-    )
+    until = min(end, services.now_ms())
+    if data.source == "warehouse":
+        wh = services.config.warehouse
+        if wh.target != "postgres" or not wh.dsn:
+            raise ValidationException(
+                "source: the warehouse preview reads the PostgreSQL warehouse "
+                "(WENU_WAREHOUSE_DSN); use source=stats"
+            )
+        result = preview_readings(
+            rule, readers.warehouse_readings(wh.dsn, wh.schema, series, start, end), until
+        )
+    else:
+        items, _ = readers.query_windows(
+            services.dynamodb,
+            services.config.stats.table,
+            series,
+            "15m",
+            start,
+            end,
+            services.now_ms() // 1000,
+        )
+        facts = SeriesFacts(
+            series=series,
+            company=info.company,
+            site=info.site,
+            timezone=info.timezone,
+            kind=info.kind,
+            unit=info.unit,
+        )
+        result = preview(rule, facts, [readers.window_row(i, times=True) for i in items], until)
     notified, _ = readers.query_transitions(
         services.dynamodb, services.config.alarms.transitions_table, series, start_ms=start, end_ms=end
     )
     return {
         "rule": rule.id, "series": series, "timezone": info.timezone, "from": iso(start, info.timezone),
-        "to": iso(end, info.timezone), "windows": result.windows, "readings": result.readings, "exact": result.exact,
+        "to": iso(end, info.timezone), "source": data.source, "windows": result.windows,
+        "readings": result.readings, "exact": result.exact,
         "would_have": [_transition_view(t, info.timezone) for t in result.transitions],
         "notified": [transition_row(i, info.timezone) for i in notified if i["rule"]["S"] == rule.id],
     }  # fmt: skip

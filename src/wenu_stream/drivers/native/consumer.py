@@ -231,10 +231,12 @@ class ShardConsumer:
                     )
                 out = await state.fast.get_records(self.iterator, limit)
             except ExpiredIteratorError:
+                state.metrics.kinesis_read_errors.labels(state.config.app, "expired_iterator").inc()
                 self.log.info("iterator_expired", resume=self.resume[0])
                 self.iterator = None
                 continue
             except RetryableError as exc:
+                state.metrics.kinesis_read_errors.labels(state.config.app, exc.kind).inc()
                 self.log.warning("kinesis_retry", error=str(exc), attempt=self.backoff.failures + 1)
                 await self.backoff.wait(state.stop)
                 continue

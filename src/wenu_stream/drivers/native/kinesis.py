@@ -62,6 +62,11 @@ class ExpiredIteratorError(KinesisError):
 class RetryableError(KinesisError):
     """Throttling, a 5xx or a broken connection: back off with full jitter and try again."""
 
+    @property
+    def kind(self) -> str:
+        """``throttled`` (the shard's or the account's read limits) or ``transient`` (5xx, connection)."""
+        return "throttled" if self.code in _THROTTLED else "transient"
+
 
 class HashKeyRange(msgspec.Struct, rename="pascal", frozen=True):
     starting_hash_key: str
