@@ -71,8 +71,8 @@ def test_panels_for_the_warehouse_backlog_last_success_read_errors_and_targets()
         'up{job=~"wenu-.*"}': "scrape targets",
         "wenu_leases_held": "leases",
     }
-    for fragment in needed:
-        assert any(fragment in e for e in exprs.values()), needed[fragment]
+    for fragment, panel in needed.items():
+        assert any(fragment in e for e in exprs.values()), panel
     ids = [p["id"] for p in DASHBOARD["panels"]]
     assert len(ids) == len(set(ids))
 
