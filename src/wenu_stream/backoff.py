@@ -1,6 +1,26 @@
-"""Exponential backoff with full jitter: ``retry`` for durable writes, ``Backoff`` for loops that a stop ends early.
+"""The one backoff of the project: exponential delays with full jitter, and ``retry`` built on it.
 
-Many shards retrying together spread out instead of stampeding the service."""
+Many shards retrying together spread out instead of stampeding the service:
+the n-th consecutive failure waits ``uniform(0, min(cap, base * 2**n))``.
+Every loop that waits between attempts takes its delays from :class:`Backoff`
+(sync loops pass its delay to their own ``sleep``; async ones await it).
+
+Retry layers on the stream path, outermost first (each layer retries what the
+one below gave up on; nothing else retries):
+
+1. ``ingest.processor`` ``_durable``: a whole sink call (dead letters, stats,
+   staging, alarm state, shard state) through :func:`retry`, 6 attempts; then
+   the batch fails, nothing is checkpointed and the records replay.
+2. The adapter's own loops, only for answers that are not errors: BatchGetItem's
+   unprocessed keys (``aws.common.batch_get``), PutRecords' failed entries
+   (``ops.redrive``, ``devtools.simulate.producer``), an SNS publish retried until
+   ``give_up_s`` (``aws.notifier``), a KCL checkpoint refused with a retryable
+   error (``drivers.kcl.adapter``).
+3. botocore's own retries inside every SDK call: ``aws.common.client_config``
+   (standard mode: throttling, 5xx and connection errors, with deadlines on
+   connect and read). The native reader's GetRecords is hand-signed and its
+   consumer loop backs off with :class:`Backoff` instead.
+"""
 
 from __future__ import annotations
 
@@ -13,48 +33,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def retry(
-    call: Callable[[], Awaitable[T]],
-    *,
-    attempts: int = 6,
-    base: float = 0.1,
-    cap: float = 5.0,
-    on_error: Callable[[BaseException, int], None] | None = None,
-) -> T:
-    """Await ``call()`` until it succeeds or ``attempts`` are spent; re-raise the last error.
-
-    Sleeps ``uniform(0, min(cap, base * 2**n))`` between attempts (full jitter),
-    so many shards retrying together do not stampede the service.
-    """
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if attempt == attempts - 1:
-                raise
-            if on_error is not None:
-                on_error(exc, attempt)
-            await asyncio.sleep(random.uniform(0, min(cap, base * 2**attempt)))
-    raise AssertionError("unreachable")
-
-
-async def sleep_unless(event: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds`` or until ``event`` is set; return True if the event is set."""
-    if event.is_set():
-        return True
-    if seconds <= 0:
-        return False
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-    return event.is_set()
-
-
 class Backoff:
     """Delays ``uniform(0, min(cap, base * 2**n))`` for the n-th consecutive failure (full jitter).
 
-    Many shards retrying at once spread out instead of stampeding the service.
     ``reset()`` after a success.
     """
 
@@ -73,6 +54,48 @@ class Backoff:
     def reset(self) -> None:
         self.failures = 0
 
+    async def sleep(self) -> None:
+        """Sleep the next delay."""
+        await asyncio.sleep(self.next_delay())
+
     async def wait(self, stop: asyncio.Event) -> bool:
         """Sleep the next delay unless ``stop`` is set first; return True if stopping."""
         return await sleep_unless(stop, self.next_delay())
+
+
+async def retry(
+    call: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = 6,
+    base: float = 0.1,
+    cap: float = 5.0,
+    on_error: Callable[[BaseException, int], None] | None = None,
+) -> T:
+    """Await ``call()`` until it succeeds or ``attempts`` are spent; re-raise the last error.
+
+    Between attempts sleeps a :class:`Backoff` delay.
+    """
+    backoff = Backoff(base, cap)
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if attempt == attempts - 1:
+                raise
+            if on_error is not None:
+                on_error(exc, attempt)
+            await backoff.sleep()
+    raise AssertionError("unreachable")
+
+
+async def sleep_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` or until ``event`` is set; return True if the event is set."""
+    if event.is_set():
+        return True
+    if seconds <= 0:
+        return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()

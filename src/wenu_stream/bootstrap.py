@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from wenu_stream.alarms.sink import AlarmsSink
 from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
+from wenu_stream.aws.common import client_config
 from wenu_stream.aws.dead_letters import S3DeadLetterStore
 from wenu_stream.aws.notifier import SnsNotifier, resolve_topic_arn
 from wenu_stream.aws.quarantine import S3Quarantine
@@ -108,10 +109,12 @@ class Runtime:
         self._lock = asyncio.Lock()
 
     async def client(self, service: str) -> Any:
-        """An aiobotocore client for ``service``, created once (endpoints from AWS_ENDPOINT_URL*)."""
+        """An aiobotocore client for ``service``, created once (endpoints from AWS_ENDPOINT_URL*, settings from
+        ``aws.common.client_config``)."""
         if service not in self.clients:
-            client = self.session.create_client(service)  # type: ignore[call-overload]  # any service by name
-            self.clients[service] = await self.stack.enter_async_context(client)
+            config = client_config()
+            made = self.session.create_client(service, config=config)  # type: ignore[call-overload]  # any service by name
+            self.clients[service] = await self.stack.enter_async_context(made)
         return self.clients[service]
 
     async def start(self) -> Runtime:

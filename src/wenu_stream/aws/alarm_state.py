@@ -21,29 +21,21 @@ done; a higher one means another worker owns the instance now, and raises
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import msgspec
-from botocore.exceptions import ClientError
 
 from wenu_stream.alarms.durable import LastTransition, ShardClock
 from wenu_stream.alarms.engine import InstanceState
 from wenu_stream.alarms.shard import InstanceKey
-from wenu_stream.aws.common import error_code, returned_item
+from wenu_stream.aws.common import ConditionFailed, batch_get, paginate, write_if
 from wenu_stream.aws.tables import BY_SHARD
-from wenu_stream.errors import SinkError, StaleAlarmState
+from wenu_stream.errors import StaleAlarmState
 from wenu_stream.tasks import bounded
 
-if TYPE_CHECKING:
-    pass
-
-_BATCH_GET = 100  # DynamoDB's BatchGetItem limit
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(InstanceState)
-T = TypeVar("T")
 
 
 def instance_pk(rule: str, series: str) -> str:
@@ -71,17 +63,12 @@ class DynamoAlarmStateStore:
         instance too fresh to be in the index yet is found by
         :meth:`load_instances` at its series' next reading.
         """
-        keys: list[str] = []
-        args: dict[str, Any] = {
-            "TableName": self._table, "IndexName": BY_SHARD, "KeyConditionExpression": "shard_key = :s",
-            "ExpressionAttributeValues": {":s": {"S": self.shard_key(shard_id)}},
-        }  # fmt: skip
-        while True:
-            page = await self._client.query(**args)
-            keys.extend(item["pk"]["S"] for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        index = paginate(
+            self._client.query, TableName=self._table, IndexName=BY_SHARD,
+            KeyConditionExpression="shard_key = :s",
+            ExpressionAttributeValues={":s": {"S": self.shard_key(shard_id)}},
+        )  # fmt: skip
+        keys = [item["pk"]["S"] async for item in index]
         items = await self._batch_get(keys)
         clock = await self._client.get_item(
             TableName=self._table, Key={"pk": {"S": self._clock_pk(shard_id)}}, ConsistentRead=True
@@ -141,20 +128,18 @@ class DynamoAlarmStateStore:
         fields = {k: v for k, v in item.items() if k != "pk"}
         names = {f"#a{i}": k for i, k in enumerate(fields)}
         values = {f":a{i}": v for i, v in enumerate(fields.values())}
-        try:
-            await self._client.update_item(
-                TableName=self._table, Key={"pk": item["pk"]},
-                UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(fields))),
-                ConditionExpression="attribute_not_exists(pk) OR #v < :v",
-                ExpressionAttributeNames=names | {"#v": "version"},
-                ExpressionAttributeValues=values | {":v": item["version"]},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )  # fmt: skip
+        out = await write_if(
+            self._client.update_item,
+            TableName=self._table, Key={"pk": item["pk"]},
+            UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(fields))),
+            ConditionExpression="attribute_not_exists(pk) OR #v < :v",
+            ExpressionAttributeNames=names | {"#v": "version"},
+            ExpressionAttributeValues=values | {":v": item["version"]},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )  # fmt: skip
+        if not isinstance(out, ConditionFailed):
             return 0
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            stored = int(returned_item(exc).get("version", {}).get("N", "-1"))
+        stored = int(out.item.get("version", {}).get("N", "-1"))
         ours = int(item["version"]["N"])
         if stored == ours:
             return 1  # written by an earlier attempt of this flush, or before a crash
@@ -164,23 +149,8 @@ class DynamoAlarmStateStore:
         )
 
     async def _batch_get(self, pks: Sequence[str]) -> list[dict[str, Any]]:
-        chunks = [list(dict.fromkeys(pks[i : i + _BATCH_GET])) for i in range(0, len(pks), _BATCH_GET)]
-        pages = await bounded([functools.partial(self._batch_get_chunk, c) for c in chunks], self._limit)
-        return [item for page in pages for item in page]
-
-    async def _batch_get_chunk(self, pks: list[str]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {
-            self._table: {"Keys": [{"pk": {"S": pk}} for pk in pks], "ConsistentRead": True}
-        }
-        for attempt in range(12):
-            out = await self._client.batch_get_item(RequestItems=request)
-            found.extend(out.get("Responses", {}).get(self._table, []))
-            request = out.get("UnprocessedKeys") or {}
-            if not request:
-                return found
-            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
-        raise SinkError(f"BatchGetItem on {self._table} kept returning unprocessed keys")
+        keys = [{"pk": {"S": pk}} for pk in pks]
+        return await batch_get(self._client.batch_get_item, self._table, keys, concurrency=self._limit)
 
     def _clock_pk(self, shard_id: str) -> str:
         return f"@shard#{self.shard_key(shard_id)}"

@@ -1,16 +1,30 @@
-"""AWS plumbing shared by the adapters: error codes of SDK exceptions and which of them mean "try again"."""
+"""AWS plumbing shared by the adapters: client settings, error codes, pagination, batched reads, conditional writes.
+
+Every SDK client of the stream path is made with :func:`client_config`: botocore's
+standard retry mode (throttling, 5xx and connection errors, with its own jittered
+backoff) and deadlines on connect and read, so a black-holed endpoint fails a call
+instead of hanging a shard. What sits above botocore's retries is written down once
+in ``wenu_stream.backoff``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+import msgspec
 
+from wenu_stream.backoff import Backoff
+from wenu_stream.errors import SinkError
+from wenu_stream.tasks import bounded
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+if TYPE_CHECKING:
+    from aiobotocore.config import AioConfig
 
+Item = dict[str, Any]  # a DynamoDB item in the low-level format ({"name": {"S": "..."}})
 
+CONDITION_FAILED = "ConditionalCheckFailedException"
 # DynamoDB answers that mean "slow down", not "this request is wrong".
 THROTTLED = frozenset(
     {
@@ -20,9 +34,135 @@ THROTTLED = frozenset(
         "InternalServerError",
     }
 )
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
+RETRY_ATTEMPTS = 5  # botocore's attempts per call (the first one included)
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
 
 
-def returned_item(exc: ClientError) -> dict[str, Any]:
-    """The stored item a failed conditional write returned (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), or {}."""
-    item = exc.response.get("Item")  # present only with ALL_OLD
-    return item if isinstance(item, dict) else {}
+def client_config() -> AioConfig:
+    """Settings of every aiobotocore client on the stream path (retry mode and deadlines)."""
+    from aiobotocore.config import AioConfig  # here: only those who make clients pay for the import
+
+    return AioConfig(**_CLIENT_SETTINGS)
+
+
+_CLIENT_SETTINGS: dict[str, Any] = {
+    "retries": {"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "read_timeout": READ_TIMEOUT_S,
+}
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of an SDK exception (``""`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: BaseException) -> str:
+    """The AWS error message of an SDK exception (``""`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Message", ""))
+
+
+def is_conditional_failure(exc: BaseException) -> bool:
+    """True if a conditional write was refused because its condition was false."""
+    return error_code(exc) == CONDITION_FAILED
+
+
+class ConditionFailed(msgspec.Struct, frozen=True):
+    """A conditional write that was not applied; ``item`` is what the condition saw.
+
+    ``item`` holds the stored attributes when the request asked for
+    ``ReturnValuesOnConditionCheckFailure="ALL_OLD"`` and an item existed, else ``{}``.
+    """
+
+    item: Item
+
+
+async def write_if(call: Callable[..., Awaitable[Any]], /, **args: Any) -> Any:
+    """Run a conditional write (PutItem, UpdateItem, DeleteItem); a false condition is a value.
+
+    Returns:
+        The response if the write was applied, else :class:`ConditionFailed`.
+    """
+    try:
+        return await call(**args)
+    except Exception as exc:
+        if not is_conditional_failure(exc):
+            raise
+        item = getattr(exc, "response", {}).get("Item")  # present only with ALL_OLD
+        return ConditionFailed(item if isinstance(item, dict) else {})
+
+
+async def paginate(call: Callable[..., Awaitable[Any]], /, **args: Any) -> AsyncIterator[Item]:
+    """Every item of a Query or Scan, page after page (``LastEvaluatedKey`` -> ``ExclusiveStartKey``)."""
+    while True:
+        page = await call(**args)
+        for item in page.get("Items", []):
+            yield item
+        if "LastEvaluatedKey" not in page:
+            return
+        args = args | {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def paginate_sync(call: Callable[..., Any], /, **args: Any) -> Iterator[Item]:
+    """:func:`paginate` for a boto3 client."""
+    while True:
+        page = call(**args)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        args = args | {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+async def batch_get(
+    call: Callable[..., Awaitable[Any]],
+    table: str,
+    keys: Sequence[Item],
+    *,
+    concurrency: int = 16,
+    attempts: int = 12,
+) -> list[Item]:
+    """Read the items of ``keys`` (consistent reads; missing ones are absent from the result, in no order).
+
+    Keys go in requests of 100 (repeats dropped: DynamoDB refuses a request that
+    names a key twice), ``concurrency`` requests at a time. Unprocessed keys are
+    asked again after a :class:`~wenu_stream.backoff.Backoff` delay.
+
+    Args:
+        call: the client's ``batch_get_item`` (or a wrapper with its signature).
+
+    Raises:
+        SinkError: keys still unprocessed after ``attempts`` requests.
+    """
+    unique = list({_hashable(k): k for k in keys}.values())
+    chunks = [unique[i : i + BATCH_GET_LIMIT] for i in range(0, len(unique), BATCH_GET_LIMIT)]
+    get = functools.partial(_batch_get_chunk, call, table, attempts=attempts)
+    pages = await bounded([functools.partial(get, chunk) for chunk in chunks], concurrency)
+    return [item for page in pages for item in page]
+
+
+async def _batch_get_chunk(
+    call: Callable[..., Awaitable[Any]], table: str, keys: list[Item], *, attempts: int
+) -> list[Item]:
+    found: list[Item] = []
+    request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
+    backoff = Backoff(base=0.05, cap=2.0)
+    for _ in range(attempts):
+        out = await call(RequestItems=request)
+        found.extend(out.get("Responses", {}).get(table, []))
+        request = out.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+        await backoff.sleep()  # throttled: back off, then ask for the rest
+    raise SinkError(f"BatchGetItem on {table} kept returning unprocessed keys after {attempts} requests")
+
+
+def _hashable(key: Item) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    return tuple(sorted((name, tuple(value.items())) for name, value in key.items()))

@@ -24,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from wenu_stream.aws.common import error_code
 from wenu_stream.errors import KeyRingError
 from wenu_stream.records.crypto import KEY_SIZE, KeyRing
 
@@ -119,7 +120,7 @@ def _unwrap(
     try:
         return bytes(kms_client.decrypt(**request)["Plaintext"])
     except (BotoCoreError, ClientError) as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        code = error_code(exc) or type(exc).__name__
         raise KeyRingError(
             f"{path}: KMS refused to unwrap key {key_id!r} ({code}). Fix: check kms_key_id, the encryption"
             " context and the caller's kms:Decrypt permission"

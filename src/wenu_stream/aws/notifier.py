@@ -32,9 +32,7 @@ e-mail, SMS or HTTPS endpoints).
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,8 +44,9 @@ from wenu_stream.alarms.durable import LedgerEntry, sort_key
 from wenu_stream.alarms.engine import Transition, notification
 from wenu_stream.alarms.shelving import Shelf, covers
 from wenu_stream.aws.alarm_state import instance_pk
-from wenu_stream.aws.common import error_code
+from wenu_stream.aws.common import ConditionFailed, paginate, write_if
 from wenu_stream.aws.tables import PENDING_INDEX
+from wenu_stream.backoff import Backoff
 from wenu_stream.errors import SinkError
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
@@ -158,20 +157,15 @@ class SnsNotifier:
     async def recover(self, shard_id: str) -> int:
         """Publish every entry a previous owner of the shard left pending; return how many."""
         entries: list[LedgerEntry] = []
-        args: dict[str, Any] = {
-            "TableName": self._table, "IndexName": PENDING_INDEX,
-            "KeyConditionExpression": "pending_shard = :s",
-            "ExpressionAttributeValues": {":s": {"S": self._shard_key(shard_id)}},
-        }  # fmt: skip
-        while True:
-            page = await self._ddb.query(**args)
-            for item in page.get("Items", []):
-                entry = await self._get(item["series"]["S"], item["sk"]["S"])
-                if entry is not None and entry.status == PENDING:  # the index lags: check the table
-                    entries.append(entry)
-            if "LastEvaluatedKey" not in page:
-                break
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pending = paginate(
+            self._ddb.query, TableName=self._table, IndexName=PENDING_INDEX,
+            KeyConditionExpression="pending_shard = :s",
+            ExpressionAttributeValues={":s": {"S": self._shard_key(shard_id)}},
+        )  # fmt: skip
+        async for item in pending:
+            entry = await self._get(item["series"]["S"], item["sk"]["S"])
+            if entry is not None and entry.status == PENDING:  # the index lags: check the table
+                entries.append(entry)
         entries.sort(key=lambda e: e.sk)
         await self.publish(entries)
         if entries:
@@ -190,14 +184,12 @@ class SnsNotifier:
             rule=tr.rule,
         )
         item = _ledger_item(tr, entry, self._shard_key(shard_id), int(self._wall() * 1000))
-        try:
-            await self._ddb.put_item(
-                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(series)"
-            )
+        out = await write_if(
+            self._ddb.put_item,
+            TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(series)",
+        )  # fmt: skip
+        if not isinstance(out, ConditionFailed):
             return entry
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
         stored = await self._get(entry.series, entry.sk)  # recorded before: a replay, or a retried flush
         assert stored is not None, "conditional put failed on an item that does not exist"
         return stored
@@ -217,7 +209,7 @@ class SnsNotifier:
 
     async def _publish_with_backoff(self, entry: LedgerEntry) -> str:
         started = time.monotonic()
-        attempt = 0
+        backoff = Backoff(base=0.1, cap=self._cap)
         while True:
             try:
                 out = await self.sns.publish(**self._request(entry))
@@ -231,11 +223,10 @@ class SnsNotifier:
                 self._log.warning(
                     "notification_retry",
                     transition_id=entry.transition_id,
-                    attempt=attempt + 1,
+                    attempt=backoff.failures + 1,
                     error=repr(exc),
                 )
-                await asyncio.sleep(random.uniform(0, min(self._cap, 0.1 * 2**attempt)))
-                attempt += 1
+                await backoff.sleep()
 
     def _request(self, entry: LedgerEntry) -> dict[str, Any]:
         request: dict[str, Any] = {

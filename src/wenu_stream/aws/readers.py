@@ -20,6 +20,7 @@ import msgspec
 from botocore.exceptions import ClientError
 
 from wenu_stream.aws.alarm_state import instance_pk
+from wenu_stream.aws.common import is_conditional_failure
 from wenu_stream.stats.aggregates import COUNTER_FIELDS, GAUGE_FIELDS
 from wenu_stream.stats.items import window_pk
 
@@ -204,7 +205,7 @@ def set_instance_attribute(
     try:
         ddb.update_item(**args)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if is_conditional_failure(exc):
             return False
         raise
     return True

@@ -1,34 +1,27 @@
 """Company Stats items in DynamoDB: the ``ports.StatsStore`` adapter (layout in ``stats.items``).
 
-Conditional puts carry the fences; throttled calls and unprocessed keys are
-retried with backoff.
+Conditional puts carry the fences. Throttled calls are retried by botocore
+(``aws.common.client_config``), unprocessed keys by ``aws.common.batch_get``.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from wenu_stream.aws.common import THROTTLED, error_code, returned_item
-from wenu_stream.errors import SinkError
+from wenu_stream.aws.common import ConditionFailed, batch_get, write_if
 from wenu_stream.stats import items
 from wenu_stream.stats.items import Item
-from wenu_stream.tasks import all_or_first_error
-
-_BATCH_GET = 100  # BatchGetItem's limit
 
 
 class DynamoStatsStore:
-    """``StatsStore`` on an open aiobotocore DynamoDB client; throttled calls are retried with backoff."""
+    """``StatsStore`` on an open aiobotocore DynamoDB client."""
 
-    def __init__(self, client: Any, table: str, *, attempts: int = 8) -> None:
+    def __init__(self, client: Any, table: str) -> None:
         self._client = client
         self._table = table
-        self._attempts = attempts
         self.calls: Counter[str] = Counter()  # operation -> calls made (for benchmarks)
 
     async def get_states(self, series: Sequence[str]) -> dict[str, Item]:
@@ -61,43 +54,15 @@ class DynamoStatsStore:
         }
         if values:
             args["ExpressionAttributeValues"] = values
-        try:
-            await self._call("put_item", args)
-            return None
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            return str(returned_item(exc).get("fence", {}).get("S", ""))
+        out = await write_if(functools.partial(self._call, "put_item"), **args)
+        if isinstance(out, ConditionFailed):
+            return str(out.item.get("fence", {}).get("S", ""))
+        return None
 
     async def _batch_get(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
-        chunks = [keys[i : i + _BATCH_GET] for i in range(0, len(keys), _BATCH_GET)]
-        pages = await all_or_first_error(self._batch_get_chunk(c) for c in chunks)
-        return [item for page in pages for item in page]
+        wanted = [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys]
+        return await batch_get(functools.partial(self._call, "batch_get_item"), self._table, wanted)
 
-    async def _batch_get_chunk(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
-        found: list[Item] = []
-        request: dict[str, Any] = {
-            self._table: {
-                "Keys": [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys],
-                "ConsistentRead": True,
-            }
-        }
-        for attempt in range(self._attempts):
-            out = await self._call("batch_get_item", {"RequestItems": request})
-            found.extend(out.get("Responses", {}).get(self._table, []))
-            request = out.get("UnprocessedKeys") or {}
-            if not request:
-                return found
-            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
-        raise SinkError(f"BatchGetItem on {self._table} kept returning unprocessed keys")
-
-    async def _call(self, operation: str, args: dict[str, Any]) -> Any:
-        for attempt in range(self._attempts):
-            self.calls[operation] += 1
-            try:
-                return await getattr(self._client, operation)(**args)
-            except ClientError as exc:
-                if error_code(exc) not in THROTTLED or attempt == self._attempts - 1:
-                    raise
-            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
-        raise AssertionError("unreachable")
+    async def _call(self, operation: str, /, **args: Any) -> Any:
+        self.calls[operation] += 1
+        return await getattr(self._client, operation)(**args)

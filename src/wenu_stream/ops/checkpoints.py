@@ -30,7 +30,8 @@ from typing import Any, Literal
 import msgspec
 from botocore.exceptions import ClientError
 
-from wenu_stream.drivers.native.leases import Lease, from_item
+from wenu_stream.aws.common import error_code, is_conditional_failure
+from wenu_stream.drivers.native.leases import Lease, read_leases
 from wenu_stream.errors import ConfigError
 from wenu_stream.model import LATEST, TRIM_HORIZON
 from wenu_stream.ops import positions
@@ -127,24 +128,16 @@ def parse_time(value: str, field: str) -> dt.datetime:
 
 def read_rows(ddb: Any, table: str) -> list[Lease]:
     """Every lease row, sorted by shard id; an unknown table is a ``ConfigError``."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     try:
-        while True:
-            page = ddb.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return read_leases(table, ddb)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+        if error_code(exc) == "ResourceNotFoundException":
             raise ConfigError(
                 "--app / WENU_LEASE_TABLE",
                 f"lease table {table!r} does not exist",
                 "check the application name (the KCL table is the application name)",
             ) from None
         raise
-    return sorted((from_item(i) for i in items), key=lambda lease: lease.lease_key)
 
 
 def list_status(
@@ -300,7 +293,7 @@ def apply_reset(ddb: Any, plan: ResetPlan) -> ResetResult:
                 },
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not is_conditional_failure(exc):
                 raise
             conflicts.append(step.shard_id)
             continue

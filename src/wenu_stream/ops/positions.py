@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 from botocore.exceptions import ClientError
 
+from wenu_stream.aws.common import error_code, error_message
 from wenu_stream.model import LATEST, SHARD_END, TRIM_HORIZON
 
 _WINDOWS_S = (10, 300, 3600, 86_400)
@@ -127,8 +128,7 @@ def check_sequence(kinesis: Any, stream: str, shard_id: str, sequence: str) -> s
             StartingSequenceNumber=sequence,
         )
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
+        return f"{error_code(exc) or 'error'}: {error_message(exc)}".strip()
     return None
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import msgspec
 
+from wenu_stream.backoff import Backoff
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record
 
@@ -144,7 +145,8 @@ def _move(s3: Any, bucket: str, letter: Letter, reason: str, detail: str) -> Non
 def _put(kinesis: Any, stream: str, batch: list[Letter], sleep: Callable[[float], None]) -> list[Letter]:
     """Put ``batch`` in order; retry the records PutRecords did not acknowledge. Returns the acknowledged ones."""
     pending, done = list(batch), list[Letter]()
-    for attempt in range(_PUT_ATTEMPTS):
+    backoff = Backoff(base=0.1, cap=2.0)
+    for _ in range(_PUT_ATTEMPTS):
         out = kinesis.put_records(
             StreamName=stream, Records=[{"Data": lt.raw, "PartitionKey": lt.partition_key} for lt in pending]
         )
@@ -154,5 +156,5 @@ def _put(kinesis: Any, stream: str, batch: list[Letter], sleep: Callable[[float]
         if not retry:
             break
         pending = retry
-        sleep(min(2.0, 0.1 * 2**attempt))
+        sleep(backoff.next_delay())
     return done

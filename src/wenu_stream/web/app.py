@@ -36,6 +36,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import generate_latest
 
 from wenu_stream import __version__
+from wenu_stream.aws.common import error_code
 from wenu_stream.log import get_logger
 from wenu_stream.web import alarm_routes, catalog_routes, read_routes
 from wenu_stream.web.auth import Unauthenticated
@@ -107,10 +108,7 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 
 def _aws_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if (
-        isinstance(exc, ClientError)
-        and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
-    ):
+    if error_code(exc) == "ResourceNotFoundException":
         return Response(
             {"status_code": 404, "detail": "no such table or stream (provisioned?)", "extra": {}},
             status_code=404,

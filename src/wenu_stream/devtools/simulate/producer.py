@@ -18,6 +18,8 @@ from typing import IO, Any, Final
 
 import msgspec
 
+from wenu_stream.aws.common import error_code
+from wenu_stream.backoff import Backoff
 from wenu_stream.devtools.simulate.generator import ProducedRecord
 from wenu_stream.devtools.simulate.outcomes import Tally
 from wenu_stream.errors import ConfigError, WenuError
@@ -126,7 +128,7 @@ class KinesisProducer:
         try:
             summary = self.client.describe_stream_summary(StreamName=self.stream)["StreamDescriptionSummary"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             raise ConfigError(
                 "--stream",
                 f"stream {self.stream!r}: {code or exc}",
@@ -144,9 +146,10 @@ class KinesisProducer:
             ProducerError: entries still failing after ``max_attempts`` calls.
         """
         pending = entries
+        backoff = Backoff(self.base_s, self.cap_s, self.rng)
         for attempt in range(self.max_attempts):
             if attempt:
-                self.sleep(self.rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt)))
+                self.sleep(backoff.next_delay())
                 self.stats.retried += len(pending)
             pending = self._call(pending)
             if not pending:
@@ -164,7 +167,7 @@ class KinesisProducer:
         try:
             response = self.client.put_records(StreamName=self.stream, Records=entries)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _RETRYABLE:
+            if error_code(exc) in _RETRYABLE:
                 return entries
             raise
         if not response.get("FailedRecordCount"):

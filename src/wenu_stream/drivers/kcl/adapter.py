@@ -46,6 +46,7 @@ from amazon_kclpy.messages import (  # type: ignore[import-untyped]
 )
 from amazon_kclpy.v3.processor import RecordProcessorBase  # type: ignore[import-untyped]
 
+from wenu_stream.backoff import Backoff
 from wenu_stream.drivers.kcl.properties import check_properties, render_properties
 from wenu_stream.log import configure_logging, get_logger
 from wenu_stream.metrics import CheckpointClock, Metrics
@@ -257,6 +258,7 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
 
     def _checkpoint(self, checkpointer: Any, sequence: str | None, sub: int | None) -> bool:
         """Checkpoint at ``(sequence, sub)`` (None: the daemon's end of shard), retrying throttling."""
+        backoff = Backoff(base=0.2, cap=5.0)
         for attempt in range(1, self._attempts + 1):
             try:
                 checkpointer.checkpoint(sequence, sub)
@@ -269,7 +271,7 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
                     self._die("checkpoint_failed")
                 self._log.warning("checkpoint_retry", error=error.value, attempt=attempt, sequence=sequence)
                 if attempt < self._attempts:
-                    self._sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
+                    self._sleep(backoff.next_delay())
                 continue
             self._log.debug("checkpointed", sequence=sequence, sub=sub)
             if sequence is None or (sequence, sub) == self._last:

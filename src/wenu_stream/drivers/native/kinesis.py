@@ -21,6 +21,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 
+from wenu_stream.aws.common import error_code, error_message
 from wenu_stream.errors import WenuError
 from wenu_stream.model import KinesisRecord
 
@@ -136,9 +137,8 @@ def classify(code: str, message: str = "", status: int = 400) -> KinesisError:
 
 def from_client_error(exc: ClientError) -> KinesisError:
     """Map a botocore ``ClientError`` (control-plane calls) to the same exceptions."""
-    err = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
-    return classify(str(err.get("Code", "")), str(err.get("Message", "")), int(status or 400))
+    return classify(error_code(exc), error_message(exc), int(status or 400))
 
 
 class FastGetRecords:

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from botocore.exceptions import ClientError
 
+from wenu_stream.aws.common import ConditionFailed, error_code, paginate, paginate_sync, write_if
 from wenu_stream.errors import LeaseLostError
 from wenu_stream.model import SENTINELS, SHARD_END, TRIM_HORIZON
 
@@ -104,10 +105,6 @@ def from_item(item: dict[str, dict[str, Any]]) -> Lease:
     return Lease(**values)
 
 
-def _conflict(exc: ClientError) -> bool:
-    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
-
-
 class LeaseTable:
     """Conditional reads and writes of lease rows through an open aiobotocore DynamoDB client."""
 
@@ -138,7 +135,7 @@ class LeaseTable:
                 ],
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            if error_code(exc) != "ResourceInUseException":
                 raise
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -152,26 +149,18 @@ class LeaseTable:
 
     async def scan(self) -> list[Lease]:
         """Every lease row (strongly consistent, all pages)."""
-        leases: list[Lease] = []
-        kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
-        while True:
-            page = await self.client.scan(**kwargs)
-            leases.extend(from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return leases
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        rows = paginate(self.client.scan, TableName=self.name, ConsistentRead=True)
+        return [from_item(item) async for item in rows]
 
     async def create(self, lease: Lease) -> bool:
         """Put a new lease row unless one exists; True if this call created it."""
-        try:
-            await self.client.put_item(
-                TableName=self.name, Item=to_item(lease), ConditionExpression="attribute_not_exists(leaseKey)"
-            )
-        except ClientError as exc:
-            if _conflict(exc):
-                return False
-            raise
-        return True
+        out = await write_if(
+            self.client.put_item,
+            TableName=self.name,
+            Item=to_item(lease),
+            ConditionExpression="attribute_not_exists(leaseKey)",
+        )
+        return not isinstance(out, ConditionFailed)
 
     async def take(self, lease: Lease, owner: str) -> Lease | None:
         """Take ``lease`` (unowned, expired or stolen) if its counter is still the one we saw; None if we lost the race."""
@@ -227,21 +216,17 @@ class LeaseTable:
         if owner_check:
             condition += " AND leaseOwner = :owner"
             values[":owner"] = {"S": lease.lease_owner or ""}
-        try:
-            out = await self.client.update_item(
-                TableName=self.name,
-                Key={"leaseKey": {"S": lease.lease_key}},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _conflict(exc):
-                raise LeaseLostError(
-                    f"lease {lease.lease_key} moved on from counter {lease.lease_counter}"
-                ) from exc
-            raise
+        out = await write_if(
+            self.client.update_item,
+            TableName=self.name,
+            Key={"leaseKey": {"S": lease.lease_key}},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        if isinstance(out, ConditionFailed):
+            raise LeaseLostError(f"lease {lease.lease_key} moved on from counter {lease.lease_counter}")
         return from_item(out["Attributes"])
 
 
@@ -250,12 +235,5 @@ def read_leases(table: str, client: Any = None) -> list[Lease]:
     import boto3
 
     ddb = client or boto3.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = ddb.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted((from_item(i) for i in items), key=lambda lease: lease.lease_key)
+    rows = paginate_sync(ddb.scan, TableName=table, ConsistentRead=True)
+    return sorted((from_item(i) for i in rows), key=lambda lease: lease.lease_key)

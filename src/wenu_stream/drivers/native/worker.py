@@ -47,6 +47,7 @@ import msgspec
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from wenu_stream.aws.common import client_config
 from wenu_stream.config import Config
 from wenu_stream.drivers.native import kinesis
 from wenu_stream.drivers.native.balance import ExpiryTracker, is_ready, plan_takes
@@ -100,8 +101,12 @@ class Worker:
     async def run(self) -> WorkerResult:
         """Run until stopped; return the counts. See the module docstring for the stop and failure policy."""
         async with contextlib.AsyncExitStack() as stack:
-            ddb = await stack.enter_async_context(self.session.create_client("dynamodb"))
-            kin = await stack.enter_async_context(self.session.create_client("kinesis"))
+            ddb = await stack.enter_async_context(
+                self.session.create_client("dynamodb", config=client_config())
+            )
+            kin = await stack.enter_async_context(
+                self.session.create_client("kinesis", config=client_config())
+            )
             fast = await FastGetRecords.open(self.session, kin)
             stack.push_async_callback(fast.close)
             table = LeaseTable(ddb, self.config.lease_table)
