@@ -79,7 +79,7 @@ async def test_batch_get_reads_many_keys_once_each_and_skips_missing_ones(
 ) -> None:
     make_table(unique_name)
     put(unique_name, 230)
-    wanted = [{"pk": {"S": f"k{i:03d}"}} for i in range(0, 260)]  # 30 of them do not exist
+    wanted = [{"pk": {"S": f"k{i:03d}"}} for i in range(260)]  # 30 of them do not exist
     async with get_session().create_client("dynamodb") as ddb:
         items = await batch_get(ddb.batch_get_item, unique_name, wanted + wanted[:150])  # repeats too
     assert sorted(i["pk"]["S"] for i in items) == [f"k{i:03d}" for i in range(230)]
