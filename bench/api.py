@@ -52,11 +52,12 @@ def row(name: str, samples: list[float], floor: list[float]) -> None:
 async def store_windows(config: Any, series: str, info: Any, now_ms: int) -> None:
     from aiobotocore.session import get_session
 
+    from wenu_stream.aws.stats_store import DynamoStatsStore
     from wenu_stream.model import Position, SeriesReading
-    from wenu_stream.stats.sink import DynamoStatsSink
+    from wenu_stream.stats.sink import StatsSink
 
     async with get_session().create_client("dynamodb") as ddb:
-        sink = DynamoStatsSink(ddb, table=config.stats.table, clock=lambda: now_ms)
+        sink = StatsSink(DynamoStatsStore(ddb, config.stats.table), clock=lambda: now_ms)
         start = now_ms - 86_400_000
         readings = [
             SeriesReading(
@@ -93,6 +94,7 @@ def main() -> int:
     import httpx
     import uvicorn
 
+    from wenu_stream.aws.provision import ensure_stats_table
     from wenu_stream.bootstrap import api_services
     from wenu_stream.catalog.changes import ChangeSet, decode_operations
     from wenu_stream.catalog.document import validate
@@ -105,7 +107,6 @@ def main() -> int:
     from wenu_stream.devtools.simulate import SimulationConfig, fleet_catalog
     from wenu_stream.log import configure_logging
     from wenu_stream.stats.items import window_pk
-    from wenu_stream.stats.sink import ensure_stats_table
     from wenu_stream.web.app import create_app
     from wenu_stream.web.auth import DevTokens
 
