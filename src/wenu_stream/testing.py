@@ -1,9 +1,23 @@
-"""In-memory fakes of the ports, shipped for tests and for wiring checks (like quix's ListSink)."""
+"""In-memory fakes of the ports, shipped for tests and for wiring checks (like quix's ListSink), and a settable clock.
+
+The fakes keep the adapters' semantics (conditions, fences, the ledger), so a
+use case tested on them behaves the same on DynamoDB, S3 and SNS. Faults are
+injected per operation (``fail_next["<operation>"] = n``: the next ``n`` calls
+raise ``ConnectionError``), and a shared ``journal`` records the operations in
+the order they ran.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
+import msgspec
+
+from wenu_stream.alarms.durable import PENDING, PUBLISHED, LastTransition, LedgerEntry, ShardClock, sort_key
+from wenu_stream.alarms.engine import InstanceState, Transition, notification
+from wenu_stream.alarms.shard import InstanceKey
+from wenu_stream.errors import StaleAlarmState
 from wenu_stream.ingest.batch import BatchOutcome, DeadLetter
 from wenu_stream.ingest.rebuild import RebuildMarker
 from wenu_stream.ports import SinkBase
@@ -106,3 +120,162 @@ class InMemoryStatsStore:
 
 def _key(item: Item) -> tuple[str, int]:
     return item["pk"]["S"], int(item["sk"]["N"])
+
+
+class SettableClock:
+    """A clock tests move by hand (like bytewax's ``TimeTestingGetter``).
+
+    Call it for epoch milliseconds (``ports.Clock``); pass ``clock.seconds`` where
+    float seconds are wanted (a monotonic clock, a wall clock in seconds) and
+    ``clock.sleep`` where a sleep is injected: it records the delay and moves the
+    time on by it.
+    """
+
+    def __init__(self, ms: int = 1_700_000_000_000) -> None:
+        self.now = ms / 1000  # seconds
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> int:
+        return round(self.now * 1000)
+
+    @property
+    def ms(self) -> int:
+        return self()
+
+    @ms.setter
+    def ms(self, value: int) -> None:
+        self.now = value / 1000
+
+    def seconds(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.advance(seconds)
+
+
+class _Faults:
+    """Per-operation fault injection and the shared journal of the alarm fakes."""
+
+    def __init__(self, journal: list[str] | None) -> None:
+        self.journal = journal if journal is not None else []
+        self.fail_next: Counter[str] = Counter()
+
+    def _enter(self, operation: str) -> None:
+        if self.fail_next[operation] > 0:
+            self.fail_next[operation] -= 1
+            raise ConnectionError(f"injected outage at {operation}")
+        self.journal.append(operation)
+
+
+class InMemoryAlarmStateStore(_Faults):
+    """``AlarmStateStore`` in dicts, fenced by version like ``aws.alarm_state``.
+
+    A state is stored only over a lower version; an equal stored version counts as
+    already stored; a higher one raises :class:`StaleAlarmState`. Operations:
+    ``load_shard``, ``load_instances``, ``remove``, ``save``, ``save_clock``.
+    """
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        super().__init__(journal)
+        self.instances: dict[InstanceKey, InstanceState] = {}
+        self.owner: dict[InstanceKey, str] = {}  # the shard that saved it last
+        self.last: dict[InstanceKey, LastTransition] = {}
+        self.clocks: dict[str, ShardClock] = {}
+
+    async def load_shard(self, shard_id: str) -> tuple[list[InstanceState], ShardClock | None]:
+        self._enter("load_shard")
+        states = [s for key, s in sorted(self.instances.items()) if self.owner[key] == shard_id]
+        return states, self.clocks.get(shard_id)
+
+    async def load_instances(self, keys: Sequence[InstanceKey]) -> list[InstanceState]:
+        self._enter("load_instances")
+        return [self.instances[k] for k in dict.fromkeys(keys) if k in self.instances]
+
+    async def remove(self, keys: Iterable[InstanceKey]) -> None:
+        self._enter("remove")
+        for key in keys:
+            self.instances.pop(key, None)
+            self.owner.pop(key, None)
+
+    async def save(
+        self,
+        shard_id: str,
+        states: Iterable[InstanceState],
+        *,
+        severity: Callable[[str], str],  # kept readable on the DynamoDB item only
+        last: Callable[[InstanceKey], LastTransition | None],
+        now_ms: int,
+    ) -> int:
+        self._enter("save")
+        already = 0
+        for s in states:
+            key = (s.rule, s.series)
+            stored = self.instances.get(key)
+            if stored is not None and stored.version == s.version:
+                already += 1
+                continue
+            if stored is not None and stored.version > s.version:
+                raise StaleAlarmState(
+                    f"alarm instance {key} is at version {stored.version}, ours is {s.version}"
+                )
+            self.instances[key], self.owner[key] = s, shard_id
+            if (newest := last(key)) is not None:
+                self.last[key] = newest
+        return already
+
+    async def save_clock(self, shard_id: str, clock: ShardClock) -> None:
+        self._enter("save_clock")
+        self.clocks[shard_id] = clock
+
+
+class InMemoryNotifier(_Faults):
+    """``Notifier`` with the ledger of ``aws.notifier``: a transition is recorded pending, published, then marked.
+
+    ``published`` is what subscribers received, in order, repeats included.
+    Operations: ``record``; per entry ``publish`` (a fault: the topic refused,
+    nothing was sent) then ``mark`` (a fault: the process died after the topic
+    took the message and before the ledger said so); ``recover``.
+    """
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        super().__init__(journal)
+        self.ledger: dict[tuple[str, str], LedgerEntry] = {}
+        self.pending_shard: dict[tuple[str, str], str] = {}
+        self.published: list[LedgerEntry] = []
+
+    async def record(self, shard_id: str, transitions: Sequence[Transition]) -> list[LedgerEntry]:
+        self._enter("record")
+        entries = []
+        for tr in transitions:
+            key = (tr.series, sort_key(tr))
+            if key not in self.ledger:
+                body, attributes = notification(tr)
+                self.ledger[key] = LedgerEntry(
+                    series=tr.series, sk=key[1], transition_id=tr.transition_id, body=body,
+                    attributes=attributes, status=PENDING, rule=tr.rule,
+                )  # fmt: skip
+                self.pending_shard[key] = shard_id
+            entries.append(self.ledger[key])
+        return [e for e in entries if e.status == PENDING]
+
+    async def publish(self, entries: Sequence[LedgerEntry]) -> None:
+        for entry in entries:
+            self._enter("publish")
+            self.published.append(entry)
+            self._enter("mark")
+            key = (entry.series, entry.sk)
+            self.ledger[key] = msgspec.structs.replace(entry, status=PUBLISHED)
+            self.pending_shard.pop(key, None)
+
+    async def recover(self, shard_id: str) -> int:
+        self._enter("recover")
+        keys = sorted((k for k, owner in self.pending_shard.items() if owner == shard_id), key=lambda k: k[1])
+        await self.publish([self.ledger[k] for k in keys])
+        return len(keys)
+
+    def published_ids(self) -> list[str]:
+        return [e.transition_id for e in self.published]

@@ -11,20 +11,13 @@ from prometheus_client import CollectorRegistry
 
 from wenu_stream.health import Health, serve
 from wenu_stream.metrics import Metrics
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from wenu_stream.testing import SettableClock
 
 
 @pytest.fixture
-def endpoint() -> Iterator[tuple[str, Health, Metrics, Clock]]:
-    registry, clock = CollectorRegistry(), Clock()
-    health, metrics = Health(clock), Metrics.create(registry)
+def endpoint() -> Iterator[tuple[str, Health, Metrics, SettableClock]]:
+    registry, clock = CollectorRegistry(), SettableClock(100_000)
+    health, metrics = Health(clock.seconds), Metrics.create(registry)
     server = serve(0, registry, health, host="127.0.0.1")
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", health, metrics, clock
@@ -42,7 +35,7 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_readiness_follows_the_last_durable_write_of_each_sink(
-    endpoint: tuple[str, Health, Metrics, Clock],
+    endpoint: tuple[str, Health, Metrics, SettableClock],
 ) -> None:
     url, health, _, clock = endpoint
     assert get(url + "/healthz") == (200, "ok\n")
@@ -60,7 +53,7 @@ def test_readiness_follows_the_last_durable_write_of_each_sink(
     assert get(url + "/readyz") == (503, "stopping\n")
 
 
-def test_metrics_are_served_next_to_the_probes(endpoint: tuple[str, Health, Metrics, Clock]) -> None:
+def test_metrics_are_served_next_to_the_probes(endpoint: tuple[str, Health, Metrics, SettableClock]) -> None:
     url, _, metrics, _ = endpoint
     metrics.records.labels("processing", "accepted").inc(3)
     status, body = get(url + "/metrics")

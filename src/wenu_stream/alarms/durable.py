@@ -10,6 +10,11 @@ import msgspec
 
 from wenu_stream.alarms.engine import Transition
 
+# Statuses of a ledger entry: recorded, then published or (an operator's shelf covered it) shelved.
+PENDING = "pending"
+PUBLISHED = "published"
+SHELVED = "shelved"
+
 
 class ShardClock(msgspec.Struct, frozen=True, kw_only=True):
     """Where a shard's time stood: its watermark and the last reading seen (reading time, wall time)."""

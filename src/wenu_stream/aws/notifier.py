@@ -40,7 +40,7 @@ from typing import Any
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from wenu_stream.alarms.durable import LedgerEntry, sort_key
+from wenu_stream.alarms.durable import PENDING, PUBLISHED, SHELVED, LedgerEntry, sort_key
 from wenu_stream.alarms.engine import Transition, notification
 from wenu_stream.alarms.shelving import Shelf, covers
 from wenu_stream.aws.alarm_state import instance_pk
@@ -52,9 +52,6 @@ from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 from wenu_stream.tasks import bounded
 
-PENDING = "pending"
-PUBLISHED = "published"
-SHELVED = "shelved"
 _SHELF = msgspec.json.Decoder(Shelf)
 
 

@@ -9,19 +9,7 @@ import pytest
 from tests.unit.catalog.test_document import spec_document
 from wenu_stream.catalog.directory import CatalogDirectory, CatalogSnapshot, ChannelInfo, build_snapshot
 from wenu_stream.catalog.document import validate
-
-
-class FakeClock:
-    """Epoch ms that tests move by hand."""
-
-    def __init__(self) -> None:
-        self.ms = 1_000_000
-
-    def __call__(self) -> int:
-        return self.ms
-
-    def advance(self, seconds: float) -> None:
-        self.ms += int(seconds * 1000)
+from wenu_stream.testing import SettableClock
 
 
 class FakeStore:
@@ -60,8 +48,8 @@ def renamed_power_series() -> dict[str, Any]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> SettableClock:
+    return SettableClock(1_000_000)
 
 
 @pytest.fixture
@@ -70,7 +58,7 @@ def store() -> FakeStore:
 
 
 @pytest.fixture
-def directory(store: FakeStore, clock: FakeClock) -> CatalogDirectory:
+def directory(store: FakeStore, clock: SettableClock) -> CatalogDirectory:
     return CatalogDirectory(store.load, clock, refresh_s=30, version=store.version)
 
 
@@ -89,7 +77,7 @@ def test_lookup_gives_everything_enrichment_needs(directory: CatalogDirectory) -
     assert directory.lookup("EM-999999", "energy_kwh") is None
 
 
-def test_rules_for_a_series_include_match_rules_in_id_order(store: FakeStore, clock: FakeClock) -> None:
+def test_rules_for_a_series_include_match_rules_in_id_order(store: FakeStore, clock: SettableClock) -> None:
     raw = spec_document()
     raw["alarm_rules"].append(
         {
@@ -115,7 +103,7 @@ def test_rules_for_a_series_include_match_rules_in_id_order(store: FakeStore, cl
 
 
 def test_nothing_is_asked_before_the_interval_passes(
-    directory: CatalogDirectory, store: FakeStore, clock: FakeClock
+    directory: CatalogDirectory, store: FakeStore, clock: SettableClock
 ) -> None:
     store.change(renamed_power_series())
     clock.advance(29.999)
@@ -125,7 +113,7 @@ def test_nothing_is_asked_before_the_interval_passes(
 
 
 def test_a_change_takes_effect_on_the_next_refresh(
-    directory: CatalogDirectory, store: FakeStore, clock: FakeClock
+    directory: CatalogDirectory, store: FakeStore, clock: SettableClock
 ) -> None:
     store.change(renamed_power_series())
     clock.advance(30)
@@ -137,7 +125,7 @@ def test_a_change_takes_effect_on_the_next_refresh(
 
 
 def test_an_unchanged_version_does_not_reload(
-    directory: CatalogDirectory, store: FakeStore, clock: FakeClock
+    directory: CatalogDirectory, store: FakeStore, clock: SettableClock
 ) -> None:
     before = directory.snapshot()
     for _ in range(3):
@@ -146,7 +134,7 @@ def test_an_unchanged_version_does_not_reload(
     assert (store.loads, store.version_checks, directory.age_s) == (1, 3, 0)
 
 
-def test_without_a_version_probe_every_refresh_reloads(store: FakeStore, clock: FakeClock) -> None:
+def test_without_a_version_probe_every_refresh_reloads(store: FakeStore, clock: SettableClock) -> None:
     directory = CatalogDirectory(store.load, clock, refresh_s=10)
     clock.advance(10)
     directory.snapshot()
@@ -156,7 +144,7 @@ def test_without_a_version_probe_every_refresh_reloads(store: FakeStore, clock: 
 
 
 def test_a_failed_refresh_keeps_the_last_snapshot_and_waits_an_interval(
-    directory: CatalogDirectory, store: FakeStore, clock: FakeClock
+    directory: CatalogDirectory, store: FakeStore, clock: SettableClock
 ) -> None:
     before = directory.snapshot()
     store.down = True
@@ -174,7 +162,7 @@ def test_a_failed_refresh_keeps_the_last_snapshot_and_waits_an_interval(
     assert directory.last_error is None and directory.age_s == 0
 
 
-def test_the_first_load_failing_is_an_error(store: FakeStore, clock: FakeClock) -> None:
+def test_the_first_load_failing_is_an_error(store: FakeStore, clock: SettableClock) -> None:
     store.down = True
     with pytest.raises(ConnectionError):
         CatalogDirectory(store.load, clock, refresh_s=30)

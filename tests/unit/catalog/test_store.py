@@ -12,16 +12,7 @@ from tests.unit.catalog.test_document import spec_document
 from wenu_stream.catalog.document import CatalogDocument, decode, encode, validate
 from wenu_stream.catalog.store import CatalogStore, parse_url
 from wenu_stream.errors import ConfigError
-
-
-class FakeClock:
-    """Epoch ms that tests move by hand."""
-
-    def __init__(self, start: int = 1_700_000_000_000) -> None:
-        self.ms = start
-
-    def __call__(self) -> int:
-        return self.ms
+from wenu_stream.testing import SettableClock
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -33,12 +24,12 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> SettableClock:
+    return SettableClock()
 
 
 @pytest.fixture
-def store(catalog_url: str, clock: FakeClock) -> Iterator[CatalogStore]:
+def store(catalog_url: str, clock: SettableClock) -> Iterator[CatalogStore]:
     with CatalogStore(catalog_url, now=clock) as opened:
         yield opened
 
@@ -74,7 +65,7 @@ def test_importing_the_same_document_twice_changes_nothing(store: CatalogStore) 
     assert store.version() == 1
 
 
-def test_a_changed_document_updates_adds_and_retires(store: CatalogStore, clock: FakeClock) -> None:
+def test_a_changed_document_updates_adds_and_retires(store: CatalogStore, clock: SettableClock) -> None:
     store.import_document(doc(spec_document()))
     raw = spec_document()
     channels = raw["companies"][0]["sites"][0]["devices"][0]["channels"]
@@ -96,7 +87,9 @@ def test_a_changed_document_updates_adds_and_retires(store: CatalogStore, clock:
     assert store.export_document() == doc(raw)
 
 
-def test_retired_rows_are_kept_with_when_and_at_which_version(store: CatalogStore, clock: FakeClock) -> None:
+def test_retired_rows_are_kept_with_when_and_at_which_version(
+    store: CatalogStore, clock: SettableClock
+) -> None:
     store.import_document(doc(spec_document()))
     raw = spec_document()
     raw["companies"][0]["sites"][0]["devices"][0]["channels"].pop()

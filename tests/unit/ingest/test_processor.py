@@ -9,25 +9,17 @@ from tests.support.records import RING, aggregated, envelope, message, record
 from wenu_stream.ingest.processor import PipelineProcessor
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import parse_checkpoint
-from wenu_stream.testing import InMemoryBatchSink, InMemoryDeadLetterStore, InMemoryStateStore
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from wenu_stream.testing import InMemoryBatchSink, InMemoryDeadLetterStore, InMemoryStateStore, SettableClock
 
 
 def make(
     state: InMemoryStateStore | None = None, **kw: object
-) -> tuple[PipelineProcessor, InMemoryDeadLetterStore, InMemoryStateStore, InMemoryBatchSink, FakeClock]:
+) -> tuple[PipelineProcessor, InMemoryDeadLetterStore, InMemoryStateStore, InMemoryBatchSink, SettableClock]:
     dlq, state, sink, clock = (
         InMemoryDeadLetterStore(),
         state or InMemoryStateStore(),
         InMemoryBatchSink(),
-        FakeClock(),
+        SettableClock(0),
     )
     proc = PipelineProcessor(
         app="processing",
@@ -37,7 +29,7 @@ def make(
         sinks=[sink],
         metrics=Metrics.create(CollectorRegistry()),
         checkpoint_interval=5.0,
-        monotonic=clock,
+        monotonic=clock.seconds,
         **kw,
     )  # type: ignore[arg-type]
     return proc, dlq, state, sink, clock

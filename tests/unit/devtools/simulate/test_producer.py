@@ -14,23 +14,11 @@ from botocore.stub import Stubber
 
 from wenu_stream.devtools.simulate.generator import ProducedRecord
 from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, ProducerError, put_all
+from wenu_stream.testing import SettableClock
 
 
 def record(emit_ms: int, data: bytes = b"x", key: str = "EM-000001") -> ProducedRecord:
     return ProducedRecord(partition_key=key, data=data, emit_ms=emit_ms, users=())
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -49,7 +37,7 @@ def entries(n: int) -> list[dict]:
 
 
 def test_only_failed_entries_are_retried(kinesis: object) -> None:
-    clock = FakeClock()
+    clock = SettableClock(100_000)
     producer = KinesisProducer("s", kinesis, sleep=clock.sleep, rng=random.Random(1))
     batch = entries(3)
     with Stubber(kinesis) as stub:
@@ -116,8 +104,8 @@ def test_batches_hold_at_most_500_records_and_5_mib() -> None:
 
 
 def test_records_leave_when_due_never_early() -> None:
-    clock = FakeClock()
-    pacer = Pacer("relative", start_ms=0, rate=10, now=clock)
+    clock = SettableClock(100_000)
+    pacer = Pacer("relative", start_ms=0, rate=10, now=clock.seconds)
     sent: list[tuple[float, list[str]]] = []
     emits = [0, 1000, 1500, 5000, 5100]  # at 10x: due 0, 0.1, 0.15, 0.5, 0.51 s after the start
     put_all(
@@ -131,8 +119,8 @@ def test_records_leave_when_due_never_early() -> None:
 
 
 def test_absolute_pacing_sends_the_past_at_once() -> None:
-    clock = FakeClock()
-    pacer = Pacer("absolute", now=clock, wall=lambda: 1_000_000.0)
+    clock = SettableClock(100_000)
+    pacer = Pacer("absolute", now=clock.seconds, wall=lambda: 1_000_000.0)
     sent: list[float] = []
     put_all(
         [record(900_000_000), record(999_999_000), record(1_000_002_000)],
