@@ -10,10 +10,11 @@ AWS endpoints and credentials are not ours: the SDK reads ``AWS_ENDPOINT_URL*``,
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -212,9 +213,7 @@ def load_config(
         if not key.startswith(ENV_PREFIX) or key in _IGNORED_ENV:
             continue
         if key not in by_env:
-            close = [k for k in by_env if k.split("_")[-1] == key.split("_")[-1]]
-            hint = f"did you mean {close[0]}?" if close else f"known variables: {', '.join(sorted(by_env))}"
-            raise ConfigError(key, "unknown setting", f"remove it or rename it ({hint})")
+            raise ConfigError(key, "unknown setting", f"remove it or rename it ({did_you_mean(key, by_env)})")
         _put(raw, by_env[key], value)
     for path, value in (overrides or {}).items():
         if value is not None:
@@ -223,6 +222,31 @@ def load_config(
         return msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise _explain(exc) from None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``did you mean X?`` for the known name closest to ``name`` as a whole, else the list of names."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else f"known names: {', '.join(names)}"
+
+
+def setting_path(name: str) -> str:
+    """The dotted path of a setting named by its path (``kinesis.stream``) or its variable (``WENU_KINESIS_STREAM``).
+
+    Raises:
+        ConfigError: no such setting (with the closest whole name).
+    """
+    if name in LEAVES:
+        return name
+    by_env = {env_name(p): p for p in LEAVES}
+    if name.upper() in by_env:
+        return by_env[name.upper()]
+    raise ConfigError(
+        f"--set {name}",
+        "unknown setting",
+        f"use a name of `wenu-stream check-config` ({did_you_mean(name, LEAVES)})",
+    )
 
 
 # Variables read by other parts (tests, the demo), not configuration of a worker.

@@ -36,3 +36,12 @@ class LeaseLostError(WenuError):
 
 class StaleAlarmState(SinkError):
     """A stored instance is newer than ours: another worker evaluates this shard now."""
+
+
+class NotFoundError(WenuError):
+    """What a command names (a series, a dead letter, a stream) does not exist. Exit code 4."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        self.what = what
+        self.fix = fix
+        super().__init__(f"{what}. Fix: {fix}")

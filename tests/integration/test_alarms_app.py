@@ -127,7 +127,7 @@ def test_the_queue_receives_exactly_the_expected_notifications(
         )
     assert all(lease.checkpoint.isdigit() for lease in read_leases(config.lease_table))
     firing = subprocess.run(
-        [sys.executable, "-m", "wenu_stream", "alarms", "list", "--state", "firing", "--format", "json"],
+        [sys.executable, "-m", "wenu_stream", "alarms", "list", "--state", "firing", "-o", "jsonl"],
         env={k: v for k, v in os.environ.items() if not k.startswith("WENU_")} | env,
         capture_output=True,
         text=True,

@@ -197,7 +197,7 @@ def test_dry_run_and_refusals_change_nothing(
     refusals = [
         (["--to", "timestamp", too_old], "retention"),
         (["--to", "timestamp", "2999-01-01T00:00:00Z"], "future"),
-        (["--to", "timestamp", "yesterday"], "ISO 8601"),
+        (["--to", "timestamp", "yesterday"], "is not a time"),
         (["--to", "latest", "--shard", "shardId-999999999999"], "no lease for"),
         (["--to", "sequence", "12345", "--shard", shard], "not a position"),
         (["--to", "sequence", seqs[0]], "exactly one shard")

@@ -158,7 +158,7 @@ def test_show_decodes_with_the_current_key_ring(
         and shown["decoded"]["message"]["seq"] == 42
         and shown["reason"] == "unknown_key"
     )
-    assert main(["dlq", "show", key + ".nope"]) == 2
+    assert main(["dlq", "show", key + ".nope"]) == 4  # not found
     assert main(["dlq", "redrive", "--reason", "no_such_reason"]) == 2
 
 

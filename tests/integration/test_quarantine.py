@@ -52,7 +52,7 @@ def test_unmapped_readings_wait_in_quarantine_until_the_catalog_maps_them(
     assert asyncio.run(consume(load_config(env))) == 0
 
     assert objects(config.sinks.bucket, "quarantine/")
-    assert main(["quarantine", "list"]) == 0
+    assert main(["quarantine", "list", "-o", "jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["device"] for r in rows} == {missing} and all(r["reason"] == "unknown_device" for r in rows)
     quarantined = sum(r["readings"] for r in rows)

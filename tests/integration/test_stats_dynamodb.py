@@ -108,8 +108,9 @@ async def test_query_command_prints_windows_with_offsets_and_hides_expired_ones(
                                "expires_at": {"N": "1000"}, "count": {"N": "999"}}  # fmt: skip
     boto3.client("dynamodb").put_item(TableName=name, Item=expired)
     monkeypatch.setenv("WENU_STATS_TABLE", name)
+    monkeypatch.setenv("WENU_CATALOG_URL", f"sqlite:///{unique_name}-no-catalog.db")  # no units: the raw rows
     args = ["stats", "query", "--series", counter, "--window", "1d", "--from", "2026-09-30T00:00:00+02:00",
-            "--to", "2026-11-01T00:00:00+01:00", "--format", "json"]  # fmt: skip
+            "--to", "2026-11-01T00:00:00+01:00", "-o", "json"]  # fmt: skip
     assert main(args) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["start"] for r in rows][:3] == ["2026-10-23T00:00:00+02:00", "2026-10-24T00:00:00+02:00",

@@ -171,14 +171,26 @@ def parse_url(url: str) -> tuple[Dialect, str]:
     raise ConfigError(URL_FIELD, f"unsupported catalog URL {scheme!r}", URL_FIX)
 
 
-def connect(url: str) -> tuple[Any, Dialect]:
+def connect(url: str, *, create: bool = True) -> tuple[Any, Dialect]:
     """Open an autocommit DB-API connection for a catalog URL.
 
+    Args:
+        url: ``sqlite:///PATH`` or ``postgresql://...``.
+        create: a SQLite file that does not exist is created (``catalog import``); False refuses it
+            (readers: a wrong path must not become an empty catalog).
+
     Raises:
-        ConfigError: the URL is not one of the supported forms.
+        ConfigError: the URL is not one of the supported forms, or (``create=False``) no SQLite file there.
         CatalogUnavailable: the database cannot be opened or reached.
     """
     dialect, target = parse_url(url)
+    if dialect is SQLITE and not create and target != ":memory:" and not Path(target).is_file():
+        raise ConfigError(
+            URL_FIELD,
+            f"no SQLite catalog at {str(Path(target).resolve())!r}",
+            "point it at the catalog file (the demo prints its URL), or create one with "
+            "`wenu-stream catalog import FILE`",
+        )
     conn = _connect_sqlite(target) if dialect is SQLITE else _connect_postgresql(target)
     return conn, dialect
 
@@ -213,10 +225,11 @@ class CatalogStore:
     Args:
         url: ``sqlite:///PATH`` or ``postgresql://...``.
         now: epoch-ms clock for ``retired_at`` and ``changed_at`` (the wall clock by default).
+        create: False: a SQLite file that does not exist is a ``ConfigError``, not a new empty catalog.
     """
 
-    def __init__(self, url: str, now: Callable[[], int] | None = None) -> None:
-        self._conn, self.dialect = connect(url)
+    def __init__(self, url: str, now: Callable[[], int] | None = None, *, create: bool = True) -> None:
+        self._conn, self.dialect = connect(url, create=create)
         self._now = now or (lambda: time.time_ns() // 1_000_000)
         try:
             self.migrate()

@@ -30,6 +30,7 @@ from wenu_stream.catalog.store import (
     parse_url,
 )
 from wenu_stream.catalog.workspace import submit
+from wenu_stream.cli.output import emit_one
 from wenu_stream.config import load_config
 from wenu_stream.errors import ConfigError
 
@@ -55,8 +56,8 @@ def register(subparsers: Any) -> None:
             default=None,
             help="sqlite:///PATH or postgresql://... [env: WENU_CATALOG_URL]",
         )
-    load.set_defaults(handler=run_import)
-    export.set_defaults(handler=run_export)
+    load.set_defaults(handler=run_import, default_output="json")
+    export.set_defaults(handler=run_export, default_output="json")
 
 
 def run_import(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
@@ -79,7 +80,7 @@ def run_import(args: argparse.Namespace, stdout: IO[str] | None = None, stderr: 
             author=f"cli:{_user()}",
             reason=getattr(args, "reason", None) or f"catalog import {args.file}",
         )
-    stdout.write(msgspec.json.encode(summary).decode() + "\n")
+    emit_one(msgspec.to_builtins(summary), getattr(args, "output", "json"), out=stdout)
     return 0
 
 
@@ -113,7 +114,10 @@ def run_export(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
     """Write the active catalog to stdout."""
     with _open(_url(args)) as store:
         document = store.export_document()
-    (stdout or sys.stdout).write(encode(document).decode())
+    if getattr(args, "output", "json") == "jsonl":
+        (stdout or sys.stdout).write(msgspec.json.encode(document).decode() + "\n")
+    else:  # a document: JSON whatever -o says (table has no sense for it), ready to import again
+        (stdout or sys.stdout).write(encode(document).decode())
     return 0
 
 

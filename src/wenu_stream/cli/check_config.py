@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.cli.output import emit_one
 from wenu_stream.config import redacted
 
 
@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "check-config", help="print the resolved configuration; exit 2 if it is invalid", description=__doc__
     )
     add_config_flags(p, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring", "--log-level")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, default_output="json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,5 +24,5 @@ def run(args: argparse.Namespace) -> int:
         from wenu_stream.bootstrap import load_keyring
 
         out["keyring"]["key_ids"] = list(load_keyring(config).key_ids)  # ids only, never key material
-    print(json.dumps(out, indent=1))
+    emit_one(out, args.output)
     return 0

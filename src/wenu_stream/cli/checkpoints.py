@@ -1,10 +1,11 @@
 """`wenu-stream checkpoints list|reset`: inspect and move an application's checkpoints (KCL or native lease table).
 
-reset --to trim-horizon | latest | timestamp ISO | sequence N
+reset --to trim-horizon | latest | timestamp TIME | sequence N
   trim-horizon  replay everything the stream still holds;
   latest        skip to the tip (records not yet processed are never processed);
   timestamp T   resume, per shard, at the first record that arrived at or after T
-                (T within the stream's retention, not in the future);
+                (T within the stream's retention, not in the future; ISO 8601, without
+                an offset taken as UTC, or relative: 2h, -90m; see wenu_stream.timeparse);
   sequence N    set the checkpoint of one shard (--shard) to N verbatim, as the KCL
                 does: N counts as processed and processing resumes after it.
 
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 
@@ -46,6 +46,7 @@ import msgspec
 
 from wenu_stream.aws.state import next_generation, write_marker
 from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.cli.output import emit
 from wenu_stream.drivers.native.leases import read_leases
 from wenu_stream.errors import ConfigError
 from wenu_stream.ops import checkpoints as ops
@@ -70,7 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="also count the records behind the tip (reads them: competes with the consumers)",
     )
     ls.add_argument("--no-lag", action="store_true", help="do not read the stream")
-    ls.add_argument("--json", action="store_true", help="one JSON object per shard")
     ls.set_defaults(handler=list_checkpoints)
     rs = sub.add_parser(
         "reset",
@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         nargs="+",
         required=True,
         metavar="TARGET",
-        help="trim-horizon | latest | timestamp ISO | sequence N",
+        help="trim-horizon | latest | timestamp TIME | sequence N (TIME: ISO 8601, UTC without offset, or 2h ago)",
     )
     rs.add_argument("--shard", action="append", default=[], help="only this shard (repeatable; default: all)")
     rs.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
@@ -114,19 +114,24 @@ def list_checkpoints(args: argparse.Namespace) -> int:
         lag=not args.no_lag,
         count=args.count,
     )
-    if args.json:
-        for row in rows:
-            sys.stdout.write(json.dumps(msgspec.to_builtins(row)) + "\n")
+    if args.output != "table":
+        emit((msgspec.to_builtins(row) for row in rows), args.output)
         return 0
-    sys.stdout.write(
-        f"{'shard':<24} {'owner':<28} {'counter':>8} {'checkpoint':<58} {'behind':<24} parents\n"
+    emit(
+        [
+            {
+                "shard_id": row.shard_id,
+                "owner": row.lease_owner or "-",
+                "counter": row.lease_counter,
+                "checkpoint": row.checkpoint
+                + (f":{row.sub_sequence_number}" if row.sub_sequence_number else ""),
+                "behind": describe_lag(row.lag),
+                "parents": ",".join(row.parent_shard_ids) or "-",
+            }
+            for row in rows
+        ],
+        "table",
     )
-    for row in rows:
-        checkpoint = row.checkpoint + (f":{row.sub_sequence_number}" if row.sub_sequence_number else "")
-        sys.stdout.write(
-            f"{row.shard_id:<24} {row.lease_owner or '-':<28} {row.lease_counter:>8} "
-            f"{checkpoint:<58} {describe_lag(row.lag):<24} {','.join(row.parent_shard_ids) or '-'}\n"
-        )
     return 0
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
+import itertools
 import json
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +23,9 @@ import boto3
 import msgspec
 
 from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.cli.output import Column, emit, emit_one
 from wenu_stream.config import Config
-from wenu_stream.errors import ConfigError
+from wenu_stream.errors import ConfigError, NotFoundError
 from wenu_stream.records.rejections import Reason
 
 
@@ -39,13 +41,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     show = sub.add_parser("show", help="one dead letter, decoded with the current key ring where possible")
     add_config_flags(show, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
     show.add_argument("key", help="object key, as printed by `dlq list`")
-    show.set_defaults(handler=show_letter)
+    show.set_defaults(handler=show_letter, default_output="json")
     rd = sub.add_parser("redrive", help="put letters that now decode back to the stream")
     add_config_flags(rd, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
     rd.add_argument("--reason", help="only this reason code (e.g. unknown_key after adding a key)")
-    rd.add_argument("--since", help="only letters that arrived at or after this ISO 8601 time")
+    rd.add_argument("--since", help="only letters that arrived at or after this time (ISO 8601, UTC without offset, or 24h ago)")
     rd.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
-    rd.set_defaults(handler=redrive_letters)
+    rd.set_defaults(handler=redrive_letters, default_output="json")
+
+
+LIST_COLUMNS = [
+    Column("reason"), Column("arrival_time", "arrived"), Column("shard_id"), Column("sequence_number", "sequence"),
+    Column("partition_key", "partition key"), Column("detail"), Column("key"),
+]  # fmt: skip
 
 
 def letter_prefix(config: Config, reason: str | None = None) -> str:
@@ -76,12 +84,9 @@ def list_letters(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ConfigError("--limit", "negative", "give 0 (all) or a positive count")
     config = config_from(args)
-    for n, doc in enumerate(iter_letters(config, args.reason), 1):
-        if not args.with_data:
-            doc.pop("data_b64", None)
-        sys.stdout.write(json.dumps(doc) + "\n")
-        if args.limit and n >= args.limit:
-            break
+    letters = itertools.islice(iter_letters(config, args.reason), args.limit or None)
+    rows = (doc if args.with_data else {k: v for k, v in doc.items() if k != "data_b64"} for doc in letters)
+    emit(rows, args.output, LIST_COLUMNS)
     return 0
 
 
@@ -106,8 +111,7 @@ def show_letter(args: argparse.Namespace) -> int:
     try:
         body = s3.get_object(Bucket=config.sinks.bucket, Key=args.key)["Body"].read()
     except s3.exceptions.NoSuchKey:
-        raise ConfigError(
-            "KEY",
+        raise NotFoundError(
             f"no dead letter {args.key!r} in bucket {config.sinks.bucket}",
             "copy a key from `wenu-stream dlq list`",
         ) from None
@@ -124,7 +128,7 @@ def show_letter(args: argparse.Namespace) -> int:
             if isinstance(first, Accepted)
             else {"accepted": False, "reason": str(first.reason), "detail": first.detail}
         )
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    emit_one(doc, args.output)
     return 0
 
 
@@ -132,10 +136,12 @@ def redrive_letters(args: argparse.Namespace) -> int:
     """Re-drive (``wenu_stream.ops.redrive``); print a JSON summary."""
     from wenu_stream.bootstrap import load_keyring
     from wenu_stream.ops import redrive
-    from wenu_stream.ops.checkpoints import parse_time
+    from wenu_stream.cli.common import now_ms
+    from wenu_stream.timeparse import parse_moment
 
     _check_reason(args.reason)
-    since = parse_time(args.since, "--since") if args.since else None
+    now = dt.datetime.fromtimestamp(now_ms() / 1000, dt.UTC)
+    since = parse_moment(args.since, now=now, field="--since") if args.since else None
     config = config_from(args)
     keyring = load_keyring(config)
     s3 = boto3.client("s3")
@@ -152,5 +158,5 @@ def redrive_letters(args: argparse.Namespace) -> int:
         stream=config.kinesis.stream,
         dry_run=args.dry_run,
     )
-    sys.stdout.write(json.dumps({"dry_run": args.dry_run, **msgspec.to_builtins(result)}) + "\n")
+    emit_one({"dry_run": args.dry_run, **msgspec.to_builtins(result)}, args.output)
     return 1 if result.put_failed else 0

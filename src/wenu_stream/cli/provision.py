@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.cli.output import emit_one
 from wenu_stream.errors import ConfigError
 
 
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_config_flags(p, "--stream", "--bucket")
     p.add_argument("--shards", type=int, default=4, help="shard count of a newly created stream (default 4)")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, default_output="json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,5 +24,5 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     from wenu_stream.aws.provision import provision
 
-    print(json.dumps(provision(config, shards=args.shards), indent=1))
+    emit_one(provision(config, shards=args.shards), args.output)
     return 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 
 from wenu_stream.cli.common import add_config_flags, config_from
 from wenu_stream.records.crypto import KeyRing
+from wenu_stream.cli.output import Column, emit, emit_one, note
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rd = sub.add_parser("redrive", help="process the readings the catalog now maps (stats + warehouse)")
     add_config_flags(rd, "--stream", "--bucket", "--catalog")
     rd.add_argument("--dry-run", action="store_true", help="only count what would be re-driven")
-    rd.set_defaults(handler=redrive_quarantine)
+    rd.set_defaults(handler=redrive_quarantine, default_output="json")
 
 
 def list_quarantine(args: argparse.Namespace) -> int:
@@ -34,8 +34,10 @@ def list_quarantine(args: argparse.Namespace) -> int:
         async with Runtime(config, keyring=_no_keys()) as rt:
             return await summarize(await rt.client("s3"), config)
 
-    for row in asyncio.run(go()):
-        print(json.dumps(row))
+    rows = asyncio.run(go())
+    emit(rows, args.output, [Column("device"), Column("ch", "channel"), Column("reason"), Column("readings")])
+    if not rows and args.output == "table":
+        note("nothing in quarantine: every reading maps to a series of the catalog")
     return 0
 
 
@@ -53,7 +55,7 @@ def redrive_quarantine(args: argparse.Namespace) -> int:
             sinks = await reading_sinks(rt, "processing")
             return await redrive(await rt.client("s3"), config, snapshot, sinks, dry_run=args.dry_run)
 
-    print(json.dumps(asyncio.run(go())))
+    emit_one(asyncio.run(go()), args.output)
     return 0
 
 

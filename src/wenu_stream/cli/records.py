@@ -1,20 +1,25 @@
 """``wenu-stream records decode``: decode Kinesis records from stdin, exactly as the consumers do.
 
-Input: JSON lines ``{"data_b64": ..., "partition_key": ...}``. Output: one JSON
-line per user record, ``{"ok": true, "key_id": ..., "message": {...}}`` or
-``{"ok": false, "error": CODE, "detail": ...}``. A bad input line is reported
-on stderr with its line number; the exit code is then 1.
+Input: JSON lines ``{"data_b64": ..., "partition_key": ...}``. Output (a filter:
+JSON lines unless ``-o`` says otherwise): one object per user record,
+``{"accepted": true, "key_id": ..., "message": {...}}`` or
+``{"accepted": false, "reason": CODE, "detail": ...}`` (the fields of ``dlq show``'s
+``decoded``). A bad input line is reported on stderr with its line number; the exit
+code is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import binascii
+import io
+import json
 import sys
 from typing import IO, Any
 
 import msgspec
 
+from wenu_stream.cli.output import emit
 from wenu_stream.config import load_config
 from wenu_stream.errors import ConfigError, KeyRingError
 from wenu_stream.records.crypto import KeyRing
@@ -41,13 +46,23 @@ def register(subparsers: Any) -> None:
     decode.add_argument(
         "--kms-keyring", metavar="FILE", help="KMS-wrapped key-ring file [env: WENU_KEYRING_KMS_FILE]"
     )
-    decode.set_defaults(handler=run_decode)
+    decode.set_defaults(handler=run_decode, default_output="jsonl")
 
 
 def run_decode(args: argparse.Namespace, stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> int:
     """Load the key ring (exit 2 if it cannot be), then decode every input line."""
     keyring = load_ring(args.keyring, args.kms_keyring)
-    return decode_lines(stdin or sys.stdin, stdout or sys.stdout, keyring, sys.stderr)
+    fmt = getattr(args, "output", "jsonl")
+    if fmt == "jsonl":
+        return decode_lines(stdin or sys.stdin, stdout or sys.stdout, keyring, sys.stderr)
+    buffer = io.StringIO()
+    status = decode_lines(stdin or sys.stdin, buffer, keyring, sys.stderr)
+    rows = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    if fmt == "json":
+        emit(rows, "json", out=stdout)
+    else:
+        emit([_table_row(r) for r in rows], "table", out=stdout)
+    return status
 
 
 def load_ring(keyring_file: str | None, kms_file: str | None) -> KeyRing:
@@ -104,5 +119,17 @@ def decode_lines(lines: IO[str], out: IO[str], keyring: KeyRing, err: IO[str]) -
 
 def _as_output(result: Accepted | Rejected) -> dict[str, Any]:
     if isinstance(result, Accepted):
-        return {"ok": True, "key_id": result.key_id, "message": result.message}
-    return {"ok": False, "error": str(result.reason), "detail": result.detail}
+        return {"accepted": True, "key_id": result.key_id, "message": result.message}
+    return {"accepted": False, "reason": str(result.reason), "detail": result.detail}
+
+
+def _table_row(row: dict[str, Any]) -> dict[str, Any]:
+    message = row.get("message") or {}
+    return {
+        "accepted": "yes" if row["accepted"] else "no",
+        "key_id / reason": row.get("key_id") or row.get("reason"),
+        "device": message.get("device", ""),
+        "seq": message.get("seq", ""),
+        "readings": len(message.get("readings", [])) if message else "",
+        "detail": row.get("detail") or "",
+    }

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.cli.output import emit_one
 from wenu_stream.errors import ConfigError
 
 # SimulationConfig fields named in generate()'s errors -> the flag that sets them
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
         summary["expected_alarms"] = msgspec.to_builtins(expected_alarms(sim))
     log.info("simulation_finished", **{k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
-    sys.stdout.write(json.dumps(summary) + "\n")
+    emit_one(summary, "jsonl" if args.output == "table" else args.output)  # the last line: the summary
     return 0
 
 

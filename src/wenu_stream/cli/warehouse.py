@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from typing import Any
 import msgspec
 
 from wenu_stream.cli.common import add_config_flags, config_from
+from wenu_stream.cli.output import emit_one
 from wenu_stream.config import Config, env_name
 from wenu_stream.errors import ConfigError, WenuError
 
@@ -49,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="push the run's metrics to this Prometheus Pushgateway, e.g. http://pushgateway:9091 "
         f"[env: {env_name('warehouse.pushgateway')}]",
     )
-    load.set_defaults(handler=run_load)
-    status.set_defaults(handler=run_status)
+    load.set_defaults(handler=run_load, default_output="json")
+    status.set_defaults(handler=run_status, default_output="json")
 
 
 def check(config: Config) -> None:
@@ -140,7 +140,7 @@ def run_load(args: argparse.Namespace) -> int:
     except WenuError:
         _push(config, None)
         raise
-    print(json.dumps(msgspec.to_builtins(summary)))
+    emit_one(msgspec.to_builtins(summary), args.output)
     _push(config, summary)
     return 0
 
@@ -165,12 +165,10 @@ def run_status(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     check(config)
-    print(
-        json.dumps(
-            _run(
-                config,
-                lambda s3, target: status(s3, target, bucket=config.sinks.bucket, config=config.warehouse),
-            )
-        )
+    emit_one(
+        _run(
+            config, lambda s3, target: status(s3, target, bucket=config.sinks.bucket, config=config.warehouse)
+        ),
+        args.output,
     )
     return 0

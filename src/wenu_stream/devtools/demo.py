@@ -373,7 +373,8 @@ def _summary(config: Config, expected: dict[str, Any], elapsed: float) -> None:
 
 def _stats(config: Config) -> None:
     """A few Company Stats rows, as `wenu-stream stats query` shows them."""
-    from wenu_stream.cli.stats import fetch, row, write
+    from wenu_stream.cli.output import emit
+    from wenu_stream.cli.stats import columns, fetch, row
 
     now_ms = int(time.time() * 1000)
     for series, width in (("acme-hq.em-000001.power", "15m"), ("acme-hq.em-000001.energy", "1h")):
@@ -385,7 +386,7 @@ def _stats(config: Config) -> None:
         ]
         say(f"    stats: `wenu-stream stats query --series {series} --window {width} --from ... --to ...`")
         sys.stdout.flush()
-        write(rows[-3:], "table")
+        emit(rows[-3:], "table", columns(rows, "", "UTC"))
 
 
 def _warehouse(config: Config) -> None:

@@ -35,6 +35,7 @@ from wenu_stream.drivers.native.leases import Lease, read_leases
 from wenu_stream.errors import ConfigError
 from wenu_stream.model import LATEST, TRIM_HORIZON
 from wenu_stream.ops import positions
+from wenu_stream.timeparse import parse_moment
 
 TargetKind = Literal["trim-horizon", "latest", "timestamp", "sequence"]
 STOP_HINT = (
@@ -106,24 +107,13 @@ def parse_target(kind: str, value: str | None, *, now: dt.datetime) -> Target:
             )
         return Target("sequence", value)
     if kind == "timestamp":
-        at = parse_time(value or "", "--to timestamp")
+        at = parse_moment(value or "", now=now, field="--to timestamp")
         if at > now:
             raise ConfigError("--to timestamp", f"{value} is in the future", "give a time in the past")
         return Target("timestamp", at.isoformat())
     raise ConfigError(
-        "--to", f"unknown target {kind!r}", "use trim-horizon, latest, timestamp ISO or sequence N"
+        "--to", f"unknown target {kind!r}", "use trim-horizon, latest, timestamp TIME or sequence N"
     )
-
-
-def parse_time(value: str, field: str) -> dt.datetime:
-    """An aware UTC datetime from ISO 8601 (a time without zone is taken as UTC)."""
-    try:
-        at = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            field, f"{value!r} is not an ISO 8601 time", "write e.g. 2026-01-31T12:00:00Z"
-        ) from None
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def read_rows(ddb: Any, table: str) -> list[Lease]:

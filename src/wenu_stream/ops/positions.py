@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from wenu_stream.aws.common import error_code, error_message
 from wenu_stream.model import LATEST, SHARD_END, TRIM_HORIZON
+from wenu_stream.records.kpl import deaggregate
 
 _WINDOWS_S = (10, 300, 3600, 86_400)
 _MAX_CALLS = 1000  # per scan: each GetRecords advances, so a sparse shard still ends
@@ -68,6 +69,8 @@ def probe_lag(
     cap: int = 100_000,
 ) -> Lag:
     """Read a few records from ``checkpoint`` and say how far behind the tip it is (module docstring)."""
+    if sub and aggregate_done(kinesis, stream, shard_id, checkpoint, sub):
+        sub = 0  # the last user record of the aggregate was processed: resume after the record, as the consumer does
     iterator = start_iterator(kinesis, stream, shard_id, checkpoint, sub)
     if iterator is None:
         return Lag(
@@ -81,6 +84,27 @@ def probe_lag(
         return Lag(millis_behind_latest=millis, next_record_age_ms=age)
     behind, capped = _count(kinesis, start_iterator(kinesis, stream, shard_id, checkpoint, sub), cap)
     return Lag(millis_behind_latest=millis, next_record_age_ms=age, records_behind=behind, capped=capped)
+
+
+def aggregate_done(kinesis: Any, stream: str, shard_id: str, checkpoint: str, sub: int) -> bool:
+    """Whether a checkpoint ``(checkpoint, sub)`` stands on the last user record of its KPL aggregate.
+
+    The consumer then resumes after the record; only an aggregate with user records after
+    ``sub`` still has work in it.
+    """
+    if checkpoint in (LATEST, SHARD_END, TRIM_HORIZON, "AT_TIMESTAMP"):
+        return False
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream,
+        ShardId=shard_id,
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber=checkpoint,
+    )["ShardIterator"]
+    records = kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"]
+    if not records or str(records[0]["SequenceNumber"]) != checkpoint:
+        return False
+    record = records[0]
+    return sub >= len(deaggregate(record["Data"], record.get("PartitionKey", ""))) - 1
 
 
 def _first_record(kinesis: Any, iterator: str | None) -> tuple[dict[str, Any] | None, int | None]:

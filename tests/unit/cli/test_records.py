@@ -42,21 +42,21 @@ def test_every_vector_agrees_with_decode_record(
     expected = [e for case in VECTORS["cases"] for e in case["expect"]]
     assert len(lines) == len(expected)
     for line, want in zip(lines, expected, strict=True):
-        assert line["ok"] == want["ok"]
+        assert line["accepted"] == want["ok"]
         if want["ok"]:
             assert line["key_id"] == want["key_id"]
             assert json.loads(json.dumps(line["message"]), parse_int=float) == json.loads(
                 json.dumps(want["message"]), parse_int=float
             )
         else:
-            assert line["error"] == want["error"] and line["detail"]
+            assert line["reason"] == want["error"] and line["detail"]
     ring = KeyRing.from_keys({k: base64.b64decode(v) for k, v in VECTORS["keyring"].items()})
     direct = [
         r
         for c in VECTORS["cases"]
         for r in decode_record(base64.b64decode(c["data_b64"]), c["partition_key"], ring)
     ]
-    assert [line.get("key_id") or line["error"] for line in lines] == [
+    assert [line.get("key_id") or line["reason"] for line in lines] == [
         r.key_id if isinstance(r, Accepted) else str(r.reason) for r in direct
     ]
 
@@ -69,7 +69,7 @@ def test_bad_lines_are_reported_and_skipped(
     stdin = good + "not json\n" + '{"data_b64": "@@@", "partition_key": "x"}\n' + "\n" + good
     code, lines, err = _run(["--keyring", str(VECTORS_FILE)], stdin, monkeypatch, capsys)
     assert code == 1
-    assert [line["ok"] for line in lines] == [True, True]
+    assert [line["accepted"] for line in lines] == [True, True]
     assert "line 2:" in err and "line 3:" in err and "line 5" not in err
 
 
@@ -124,4 +124,4 @@ def test_keyring_from_environment(
     path.write_text(json.dumps(VECTORS["keyring"]))
     monkeypatch.setenv("WENU_KEYRING_FILE", str(path))
     code, lines, _ = _run([], _line(VECTORS["cases"][1]), monkeypatch, capsys)
-    assert code == 0 and lines[0]["ok"] and lines[0]["key_id"] == "fleet-b"
+    assert code == 0 and lines[0]["accepted"] and lines[0]["key_id"] == "fleet-b"

@@ -18,8 +18,8 @@ def with_flag(flag: str, value: str) -> list[str]:
 
 @pytest.mark.parametrize(("flag", "value", "words"), [
     ("--series", "acme hq", "--series: 'acme hq' is not a series id"),
-    ("--from", "2026-10-01", "--from: '2026-10-01' has no UTC offset"),
-    ("--to", "next week", "--to: 'next week' is not an ISO 8601 time"),
+    ("--from", "last tuesday", "--from: 'last tuesday' is not a time"),
+    ("--to", "next week", "--to: 'next week' is not a time"),
     ("--to", "2026-09-01T00:00:00Z", "--to: it is not after --from"),
 ])  # fmt: skip
 def test_bad_flag_exits_2_naming_it_and_the_fix(flag: str, value: str, words: str,
