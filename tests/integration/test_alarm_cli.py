@@ -55,10 +55,21 @@ async def test_list_filters_by_state_and_company(
     assert lines(capsys) == []
     assert main(["alarms", "list", "--state", "firing"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert (
-        table[0].split()
-        == "state severity company site series rule last value last reading (UTC) since (UTC)".split()
-    )
+    assert table[0].split() == [
+        "state",
+        "severity",
+        "company",
+        "site",
+        "series",
+        "rule",
+        "last",
+        "value",
+        "last",
+        "reading",
+        "(UTC)",
+        "since",
+        "(UTC)",
+    ]
     assert len(table) == 4 and all(line.startswith("firing") for line in table[1:])
 
 

@@ -16,7 +16,7 @@ def error_server(status: int, code: str, message: str = "") -> Iterator[str]:
     body = json.dumps({"__type": code, "message": message or code}).encode()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(status)
             self.send_header("Content-Type", "application/x-amz-json-1.0")

@@ -26,11 +26,6 @@ from wenu_stream.timeparse import EXAMPLES, parse_ms
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # the catalog's id pattern
 STATES = ("firing", "pending", "ok")
 SEVERITIES = ("critical", "major", "minor", "warning")
-LIST_COLUMNS = [
-    Column("state"), Column("severity"), Column("company"), Column("site"), Column("series"), Column("rule"),
-    Column("last_value", "last value"), Column("last_reading", "last reading (UTC)", lambda v: _utc_cell(v)),
-    Column("since", "since (UTC)", lambda v: _utc_cell(v)),
-]  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -91,8 +86,8 @@ def list_alarms(args: argparse.Namespace) -> int:
     else:
         emit(rows, args.output)
     if not rows and args.output == "table":
-        shown = "any state" if args.all else "/".join(sorted(states))
-        note(f"no alarm instances in {shown} match" + ("" if args.all or args.state else " (ok ones: --all)"))
+        which = "any state" if args.all else "/".join(sorted(states))
+        note(f"no alarm instances in {which} match" + ("" if args.all or args.state else " (ok ones: --all)"))
     return 0
 
 
@@ -146,6 +141,13 @@ def _iso(ms: str | int | None) -> str | None:
 def _utc_cell(text: str | None) -> str:
     """``2026-10-25T10:00:00.250+00:00`` -> ``2026-10-25 10:00:00.250`` (UTC is in the header)."""
     return "" if not text else text.replace("T", " ").removesuffix("+00:00").removesuffix(".000")
+
+
+LIST_COLUMNS = [
+    Column("state"), Column("severity"), Column("company"), Column("site"), Column("series"), Column("rule"),
+    Column("last_value", "last value"), Column("last_reading", "last reading (UTC)", _utc_cell),
+    Column("since", "since (UTC)", _utc_cell),
+]  # fmt: skip
 
 
 def instance_row(item: dict[str, Any]) -> dict[str, Any]:

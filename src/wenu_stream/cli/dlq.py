@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rd = sub.add_parser("redrive", help="put letters that now decode back to the stream")
     add_config_flags(rd, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
     rd.add_argument("--reason", help="only this reason code (e.g. unknown_key after adding a key)")
-    rd.add_argument("--since", help="only letters that arrived at or after this time (ISO 8601, UTC without offset, or 24h ago)")
+    rd.add_argument(
+        "--since",
+        help="only letters that arrived at or after this time (ISO 8601, UTC without offset, or 24h ago)",
+    )
     rd.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
     rd.set_defaults(handler=redrive_letters, default_output="json")
 
@@ -135,8 +138,8 @@ def show_letter(args: argparse.Namespace) -> int:
 def redrive_letters(args: argparse.Namespace) -> int:
     """Re-drive (``wenu_stream.ops.redrive``); print a JSON summary."""
     from wenu_stream.bootstrap import load_keyring
-    from wenu_stream.ops import redrive
     from wenu_stream.cli.common import now_ms
+    from wenu_stream.ops import redrive
     from wenu_stream.timeparse import parse_moment
 
     _check_reason(args.reason)

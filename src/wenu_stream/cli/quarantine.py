@@ -6,8 +6,8 @@ import argparse
 import asyncio
 
 from wenu_stream.cli.common import add_config_flags, config_from
-from wenu_stream.records.crypto import KeyRing
 from wenu_stream.cli.output import Column, emit, emit_one, note
+from wenu_stream.records.crypto import KeyRing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

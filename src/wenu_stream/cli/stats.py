@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -117,8 +118,12 @@ def columns(rows: list[dict[str, Any]], unit: str, zone: str) -> list[Column]:
         if name == "count":
             out.append(Column(name, "readings"))
         else:
-            out.append(Column(name, name + suffix, lambda v, u=unit: number(v, u)))
+            out.append(Column(name, name + suffix, functools.partial(_in_unit, unit)))
     return out
+
+
+def _in_unit(unit: str, value: float | None) -> str:
+    return number(value, unit)
 
 
 def _local(text: str | None) -> str:

@@ -107,7 +107,7 @@ def test_aws_errors_are_one_line_with_their_exit_code(
         done = cli(env, "alarms", "list", "-o", "json", "--endpoint-url", url)
     line = one_line(done)
     assert done.returncode == exit_code, line
-    assert words in line and "Fix:" in line or exit_code == failures.FAILED
+    assert (words in line and "Fix:" in line) or exit_code == failures.FAILED
 
 
 def test_the_exit_codes_are_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
