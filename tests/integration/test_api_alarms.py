@@ -294,3 +294,35 @@ async def test_a_preview_over_the_warehouse_is_exact_the_unchanged_rule_gives_th
             "ok",
         ]  # the first episode is too short
         worker.store.close()
+
+
+async def test_quiet_hours_in_the_sites_zone_hold_back_transitions_inside_them(
+    api: Api, clients: tuple[Any, Any]
+) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    worker = Worker(api, *clients)
+    t0 = int(time.time() * 1000)
+    assert [b["state"] for b in await worker.feed((t0, 60000), (t0 + 3 * MIN, 60000))] == ["firing"]
+    local = dt.datetime.fromtimestamp(t0 / 1000, ZoneInfo("America/Santiago"))  # the site's zone
+    quiet = {"quiet_start": (local - dt.timedelta(hours=1)).strftime("%H:%M"),
+             "quiet_end": (local + dt.timedelta(hours=1)).strftime("%H:%M"), "comment": "night shift"}  # fmt: skip
+    operator = api.client("operator")
+    shelf = operator.put(f"/api/v1/alarms/hq-power-high/{SERIES}/shelf", json=quiet).json()["shelf"]
+    assert shelf["timezone"] == "America/Santiago" and shelf["quiet_start"] == quiet["quiet_start"]
+    assert (
+        await worker.feed((t0 + 4 * MIN, 1000)) == []
+    )  # the ok falls inside the quiet hours: recorded, not sent
+    history = api.client("viewer").get(
+        f"/api/v1/series/{SERIES}/transitions", params={"rule": "hq-power-high"}
+    )
+    assert [(h["to_state"], h["status"]) for h in history.json()["items"]] == [
+        ("firing", "published"),
+        ("ok", "shelved"),
+    ]
+    bad = operator.put(
+        f"/api/v1/alarms/hq-power-high/{SERIES}/shelf", json={"quiet_start": "7pm", "quiet_end": "x"}
+    )
+    assert bad.status_code == 422 and len(bad.json()["extra"]["problems"]) == 2
+    worker.store.close()
