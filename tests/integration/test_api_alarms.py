@@ -118,6 +118,9 @@ async def test_ack_and_shelve_are_audited_and_a_shelved_transition_is_recorded_n
         ("hq-power-high", SERIES, False, "America/Santiago")
     ]
     assert firing[0]["last_reading"].endswith("-03:00")  # the site's offset
+    overview = {s["series"]: s for s in viewer.get("/api/v1/companies/acme/series").json()["items"]}
+    assert overview[SERIES]["alarm_state"] == "firing" and overview[SERIES]["firing"] == ["hq-power-high"]
+    assert overview["acme-hq.main.energy"]["alarm_state"] == "ok"
     assert viewer.post(f"/api/v1/alarms/hq-power-high/{SERIES}/ack", json={"comment": "x"}).status_code == 403
     acked = operator.post(f"/api/v1/alarms/hq-power-high/{SERIES}/ack", json={"comment": "crew on site"})
     assert acked.status_code == 200 and acked.json()["acknowledged"] is True
@@ -204,6 +207,13 @@ async def test_rule_preview_runs_the_engine_over_stored_windows_next_to_what_was
     await stats.flush()
     sent = await worker.feed(*points)
     assert [b["state"] for b in sent if b["rule"] == "hq-power-high"] == ["firing", "ok", "firing", "ok"]
+    site = api.client("viewer", company="acme").get(
+        "/api/v1/companies/acme/series", params={"site": "acme-hq"}
+    )
+    power_now = {s["series"]: s for s in site.json()["items"]}[SERIES]
+    assert power_now["latest_value"] == 20000.0 and power_now["latest_at"].endswith("-03:00")
+    assert power_now["alarm_state"] in ("ok", "firing")  # only the silence rule may still fire on it
+    assert "hq-power-high" not in power_now["firing"]
 
     viewer = api.client("viewer")
     draft_rule = {

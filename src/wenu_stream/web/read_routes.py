@@ -54,6 +54,8 @@ class SeriesLatest(msgspec.Struct, kw_only=True):
     latest_value: float | None
     latest_at: str | None  # time of the newest reading of the newest 15m window, in the site's zone
     window_start: str | None
+    alarm_state: str  # the worst state of the series' alarm instances: firing, pending or ok
+    firing: list[str]  # the rules firing on it
 
 
 def _caller(request: Request[Any, Any, Any]) -> tuple[ApiServices, Principal]:
@@ -113,7 +115,7 @@ def company_series(
     limit: FromQuery[int] = 100,
     cursor: FromQuery[str | None] = None,
 ) -> Page:
-    """The series of a company (or of one of its sites) with their latest values."""
+    """The series of a company (or of one of its sites) with their latest values and alarm state."""
     services, p = _caller(request)
     view = services.catalog.view()
     tenancy.company(p, view, company)
@@ -135,12 +137,20 @@ def company_series(
         "15m",
         services.now_ms() // 1000,
     )
-    page.items = [_latest(info, latest.get(info.series)) for info in page.items]
+    states: dict[
+        str, dict[str, list[str]]
+    ] = {}  # series -> state -> rules (one Scan of the company's instances)
+    for i in readers.scan_instances(
+        services.dynamodb, services.config.alarms.state_table, company=company, site=site
+    ):
+        states.setdefault(i["series"]["S"], {}).setdefault(i["state"]["S"], []).append(i["rule"]["S"])
+    page.items = [_latest(info, latest.get(info.series), states.get(info.series, {})) for info in page.items]
     return page
 
 
-def _latest(info: Any, item: dict[str, Any] | None) -> SeriesLatest:
+def _latest(info: Any, item: dict[str, Any] | None, states: dict[str, list[str]]) -> SeriesLatest:
     row = readers.window_row(item, times=True) if item is not None else {}
+    worst = "firing" if "firing" in states else "pending" if "pending" in states else "ok"
     return SeriesLatest(
         series=info.series,
         company=info.company,
@@ -151,6 +161,8 @@ def _latest(info: Any, item: dict[str, Any] | None) -> SeriesLatest:
         latest_value=row.get("last"),
         latest_at=row.get("last_at"),
         window_start=row.get("start"),
+        alarm_state=worst,
+        firing=sorted(states.get("firing", [])),
     )
 
 
