@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from aiobotocore.session import AioSession, get_session
 from prometheus_client import CollectorRegistry
@@ -152,7 +152,7 @@ class Runtime:
     async def close(self) -> None:
         await self.stack.aclose()
 
-    async def __aenter__(self) -> Runtime:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -328,6 +328,57 @@ def api_services(config: Config, *, registry: Any = None) -> ApiServices:
         registry=registry,
         now_ms=epoch_ms,
     )
+
+
+def backoffice(config: Config) -> Any:
+    """The backoffice pages' settings: OIDC sign-in (or dev tokens), the session key, the operators' re-drives."""
+    from pathlib import Path
+
+    import boto3
+
+    from wenu_stream.ops import redrive
+    from wenu_stream.web.pages import Backoffice, session_key
+    from wenu_stream.web.pages.oidc import OidcClient
+
+    api = config.api
+    oidc = OidcClient(api.oidc_issuer, api.oidc_audience) if api.oidc_issuer else None
+    dev_secret = None if oidc else Path(api.dev_secret_file).read_bytes()  # api_services created it
+
+    def redrive_letters(app: str, reason: str | None) -> dict[str, Any]:
+        import msgspec
+
+        s3 = boto3.client("s3")
+        prefix = redrive.letter_prefix(config.sinks.dead_letter_prefix, app, config.kinesis.stream, reason)
+        letters = list(redrive.iter_letters(s3, config.sinks.bucket, prefix))
+        result = redrive.redrive(letters, load_keyring(config), s3=s3, kinesis=boto3.client("kinesis"),
+                                 bucket=config.sinks.bucket, stream=config.kinesis.stream)  # fmt: skip
+        return dict(msgspec.to_builtins(result))
+
+    def redrive_quarantine() -> dict[str, Any]:
+        from wenu_stream.ops.quarantine import redrive as redrive_readings
+
+        processing = config if config.app == "processing" else _with_app(config, "processing")
+
+        async def go() -> dict[str, Any]:
+            async with Runtime(processing, keyring=KeyRing.from_keys({}), sinks=_no_sinks) as rt:
+                snapshot = (await catalog_directory(rt)).refresh()
+                sinks = await reading_sinks(rt, "processing")
+                return dict(await redrive_readings(await rt.client("s3"), processing, snapshot, sinks))
+
+        return asyncio.run(go())
+
+    return Backoffice(oidc=oidc, session_key=session_key(config, dev_secret), public_url=api.public_url,
+                      redrive_letters=redrive_letters, redrive_quarantine=redrive_quarantine)  # fmt: skip
+
+
+def _with_app(config: Config, app: str) -> Config:
+    import msgspec
+
+    return msgspec.structs.replace(config, app=app)  # type: ignore[arg-type]
+
+
+async def _no_sinks(_rt: Runtime) -> Sequence[BatchSink]:
+    return ()
 
 
 # ---- drivers -----------------------------------------------------------------------------------

@@ -150,6 +150,11 @@ class ApiConfig(Base, frozen=True):
     company_claim: str = "custom:company"  # set: the token sees only that company
     dev_secret_file: str = ".run/api-dev-secret"  # noqa: S105 - a path, not a secret
     catalog_refresh_s: Annotated[float, Meta(gt=0, le=3_600)] = 2.0  # tenancy lookups: catalog cache interval
+    # The backoffice (/ui): its address as browsers reach it (the OIDC redirect; default: the request's own), and
+    # the key of its session cookies (any length; empty: derived from the dev secret, or random per process with
+    # OIDC: set it from a secret when several tasks serve behind one load balancer). Redacted by check-config.
+    public_url: str = ""
+    session_secret: str = ""
 
 
 class Config(Base, frozen=True):
@@ -282,6 +287,8 @@ def redacted(config: Config) -> dict[str, Any]:
     data: dict[str, Any] = msgspec.to_builtins(config)
     data["lease"]["table"] = config.lease_table
     data["lease"]["worker_id"] = config.worker_id
+    if data.get("api", {}).get("session_secret"):
+        data["api"]["session_secret"] = "***"
     if "catalog" in data and "url" in data["catalog"]:
         data["catalog"]["url"] = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", data["catalog"]["url"])
     for section in data.values():  # any DSN-like setting: mask a password in user:password@host

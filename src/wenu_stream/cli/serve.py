@@ -1,6 +1,7 @@
 """`wenu-stream serve api`: the business-logic API (catalog change sets, reads, alarm lifecycle) over HTTP.
 
-Serves ``/api/v1/...`` (bearer token or API key), ``/healthz``, ``/readyz``,
+Serves ``/api/v1/...`` (bearer token or API key), the backoffice at ``/ui/`` (signed in with a session),
+``/healthz``, ``/readyz``,
 ``/metrics`` and the OpenAPI document at ``/schema/openapi.json`` with
 uvicorn on ``--host``/``--port``. Without an OIDC issuer configured, callers
 sign in with development tokens from ``wenu-stream api token`` (signed with
@@ -54,14 +55,15 @@ def register(subparsers: Any) -> None:
 def serve_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from wenu_stream.bootstrap import api_services
+    from wenu_stream.bootstrap import api_services, backoffice
     from wenu_stream.log import configure_logging, get_logger
     from wenu_stream.web.app import create_app
+    from wenu_stream.web.pages import backoffice_routes
 
     config = config_from(args)
     configure_logging(config.log_level)
     services = api_services(config)
-    app = create_app(services)
+    app = create_app(services, extra_routes=backoffice_routes(backoffice(config)))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

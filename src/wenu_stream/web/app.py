@@ -44,7 +44,8 @@ from wenu_stream.web.catalog_access import CatalogDown
 from wenu_stream.web.context import ApiServices, principal_of, services_of, threaded
 
 T = TypeVar("T")
-OPEN_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema"]
+# The backoffice's pages (/ui, and / which leads there) sign in with a session cookie (web.pages.session).
+OPEN_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", "^/schema", "^/ui", "^/$"]
 
 
 class _Auth(AbstractAuthenticationMiddleware):
