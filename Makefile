@@ -1,6 +1,6 @@
 # wenu-stream: two commands on a fresh machine with Python 3.11+ and Node.js.
 #   make demo   set up, start the local AWS stack, simulate ~200 meters for a minute, consume, summarise
-#   make test   set up everything (venv, npm emulators, KCL jars, PostgreSQL) and run the whole suite
+#   make test   set up everything (venv, npm emulators, KCL jars, PostgreSQL, chromium) and run the whole suite
 #   make bench  side-by-side benchmarks (ratios against floors measured in the same run)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
 
-.PHONY: setup demo test test-fast lint bench kcl clean constraints
+.PHONY: setup demo test test-fast lint bench kcl chromium clean constraints
 
 setup: $(STAMP) node_modules/.installed
 
@@ -27,6 +27,9 @@ node_modules/.installed: package.json package-lock.json
 kcl: setup
 	bash tools/kcl-setup.sh
 
+chromium:  # the backoffice's browser tests drive Debian's chromium (apt-get when missing)
+	bash tools/ensure-chromium.sh
+
 demo: setup
 	$(BIN)/wenu-stream demo
 
@@ -35,7 +38,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench consumers deploy tools
 	$(BIN)/mypy
 
-test: setup kcl lint
+test: setup kcl chromium lint
 	$(BIN)/python -m pytest
 
 test-fast: setup kcl

@@ -374,7 +374,7 @@ def backoffice(config: Config) -> Any:
 def _with_app(config: Config, app: str) -> Config:
     import msgspec
 
-    return msgspec.structs.replace(config, app=app)  # type: ignore[arg-type]
+    return msgspec.structs.replace(config, app=app)
 
 
 async def _no_sinks(_rt: Runtime) -> Sequence[BatchSink]:

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath
 
 from wenu_stream.catalog.changes import CSV_COLUMNS, KINDS, decode_operations, flatten, plan
 from wenu_stream.web import tenancy
@@ -84,7 +85,7 @@ def browse(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @get("/ui/catalog/{kind:str}/{entity_id:path}", include_in_schema=False, sync_to_thread=True)
-def entity(request: Request[Any, Any, Any], kind: str, entity_id: str) -> Response[str]:
+def entity(request: Request[Any, Any, Any], kind: FromPath[str], entity_id: FromPath[str]) -> Response[str]:
     """One entity's fields in a form (a rule opens the rule editor); ``new`` for a new one."""
     entity_id = entity_id.lstrip("/")
     if kind == "rule":
@@ -104,7 +105,9 @@ def entity(request: Request[Any, Any, Any], kind: str, entity_id: str) -> Respon
 
 
 @post("/ui/catalog/{kind:str}/{entity_id:path}", include_in_schema=False)
-async def save_entity(request: Request[Any, Any, Any], kind: str, entity_id: str) -> Response[str]:
+async def save_entity(
+    request: Request[Any, Any, Any], kind: FromPath[str], entity_id: FromPath[str]
+) -> Response[str]:
     """Keep the edit (or the new entity, or its retirement) as a draft change set; problems at their field."""
     entity_id = entity_id.lstrip("/")
     if kind not in EDITABLE:

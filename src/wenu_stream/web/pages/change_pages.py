@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath
 
 from wenu_stream.web import catalog_routes
 from wenu_stream.web.pages.common import call, caller, form_of, problem_text
@@ -44,12 +45,12 @@ async def _review(request: Request[Any, Any, Any], draft_id: str, errors: list[s
 
 
 @get("/ui/changes/{draft_id:str}", include_in_schema=False)
-async def review(request: Request[Any, Any, Any], draft_id: str) -> Response[str]:
+async def review(request: Request[Any, Any, Any], draft_id: FromPath[str]) -> Response[str]:
     return await _review(request, draft_id)
 
 
 @post("/ui/changes/{draft_id:str}/apply", include_in_schema=False)
-async def apply(request: Request[Any, Any, Any], draft_id: str) -> Response[str]:
+async def apply(request: Request[Any, Any, Any], draft_id: FromPath[str]) -> Response[str]:
     """Apply with the reason given here (kept in the version history); 409/422 are shown on the review page."""
     form = await form_of(request)
     reason = form.get("reason", "").strip()
@@ -70,7 +71,7 @@ async def apply(request: Request[Any, Any, Any], draft_id: str) -> Response[str]
 
 
 @post("/ui/changes/{draft_id:str}/discard", include_in_schema=False)
-async def discard(request: Request[Any, Any, Any], draft_id: str) -> Response[str]:
+async def discard(request: Request[Any, Any, Any], draft_id: FromPath[str]) -> Response[str]:
     await call(catalog_routes.discard_change_set, request, draft_id=draft_id)
     return redirect(request, "/ui/changes")
 
@@ -100,7 +101,7 @@ async def version_diff(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @post("/ui/versions/{version:int}/restore", include_in_schema=False)
-async def restore(request: Request[Any, Any, Any], version: int) -> Response[str]:
+async def restore(request: Request[Any, Any, Any], version: FromPath[int]) -> Response[str]:
     """A new draft that makes the catalog equal to ``version`` again: reviewed (impact) before it is applied."""
     form = await form_of(request)
     made = await call(catalog_routes.restore_version, request, version=version,

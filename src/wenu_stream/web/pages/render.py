@@ -48,7 +48,7 @@ def zone_label(timezone: str, at_ms: int | None = None) -> str:
 
 def number(value: float | None, digits: int = 3) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, int) or float(value).is_integer():
         return f"{int(value):,}".replace(",", " ")
     return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{max(0, digits - 1)}f}".replace(",", " ")

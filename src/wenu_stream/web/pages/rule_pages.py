@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath
 
 from wenu_stream.alarms.rules import matches, parse_rules
 from wenu_stream.catalog.changes import Upsert, plan
@@ -59,8 +60,14 @@ def rule_from_form(form: dict[str, str]) -> dict[str, Any]:
     return rule
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
 def form_from_rule(rule: dict[str, Any]) -> dict[str, str]:
-    form = {k: "" if v is None else str(v) for k, v in rule.items() if k != "match"}
+    form = {k: _text(v) for k, v in rule.items() if k != "match"}
     for k, v in (rule.get("match") or {}).items():
         form[f"match_{k}"] = str(v)
     form["target"] = "match" if rule.get("match") else "series"
@@ -85,7 +92,7 @@ def _editor(
     rule = rule_from_form(form)
     at, rest = check_rule(view.document, rule, existing)
     choices = _preview_series(view, rule)
-    context = {"form": form, "kind": form.get("type", "threshold"), "fields": FIELDS, "types": RULE_TYPES,
+    context: dict[str, Any] = {"form": form, "kind": form.get("type", "threshold"), "fields": FIELDS, "types": RULE_TYPES,
                "existing": existing, "errors": at, "general": rest, "series_ids": sorted(view.snapshot.series),
                "choices": choices, "valid": not at and not rest, "preview": None, "message": None}  # fmt: skip
     context.update(extra)
@@ -102,7 +109,7 @@ def _preview_series(view: Any, rule: dict[str, Any]) -> list[str]:
 
 
 @get("/ui/rules/{rule_id:str}", include_in_schema=False)
-async def edit_rule(request: Request[Any, Any, Any], rule_id: str) -> Response[str]:
+async def edit_rule(request: Request[Any, Any, Any], rule_id: FromPath[str]) -> Response[str]:
     services, p = caller(request)
     tenancy.staff_only(p)
     view = services.catalog.view()

@@ -7,8 +7,9 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
-from wenu_stream.alarms.rules import matches
+from wenu_stream.alarms.rules import ThresholdRule, matches
 from wenu_stream.web import read_routes, tenancy
 from wenu_stream.web.pages.common import call, caller, chart_spec, marker
 from wenu_stream.web.pages.render import render
@@ -18,12 +19,7 @@ SPANS_MS = {"15m": 2 * 86_400_000, "1h": 7 * 86_400_000, "1d": 90 * 86_400_000, 
 STATE_RANK = {"firing": 0, "pending": 1, "ok": 2}
 
 
-@get("/ui/", include_in_schema=False)
-async def home(request: Request[Any, Any, Any]) -> Response[str]:
-    return await sites(request)
-
-
-@get("/ui/sites", include_in_schema=False)
+@get(["/ui/", "/ui/sites"], include_in_schema=False)
 async def sites(request: Request[Any, Any, Any]) -> Response[str]:
     services, p = caller(request)
     view = services.catalog.view()
@@ -35,7 +31,7 @@ async def sites(request: Request[Any, Any, Any]) -> Response[str]:
     series_count: dict[str, int] = {}
     for info in view.snapshot.series.values():
         series_count[info.site] = series_count.get(info.site, 0) + 1
-    companies = [
+    companies: list[dict[str, Any]] = [
         {"id": c, "name": name, "sites": sorted((s for s in view.sites.values() if s.company == c), key=lambda s: s.id)}
         for c, name in sorted(view.companies.items())
         if tenancy.visible(p, c)
@@ -45,7 +41,7 @@ async def sites(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @get("/ui/sites/{site_id:str}", include_in_schema=False)
-async def site_overview(request: Request[Any, Any, Any], site_id: str) -> Response[str]:
+async def site_overview(request: Request[Any, Any, Any], site_id: FromPath[str]) -> Response[str]:
     """Each series of the site: latest value (its time in the site's zone) and the worst state of its alarms."""
     services, p = caller(request)
     site = tenancy.site(p, services.catalog.view(), site_id)
@@ -85,7 +81,7 @@ async def _transitions(
 
 
 @get("/ui/series/{series_id:str}", include_in_schema=False)
-async def series_page(request: Request[Any, Any, Any], series_id: str) -> Response[str]:
+async def series_page(request: Request[Any, Any, Any], series_id: FromPath[str]) -> Response[str]:
     services, p = caller(request)
     view = services.catalog.view()
     info = tenancy.series(p, view, series_id)
@@ -98,7 +94,9 @@ async def series_page(request: Request[Any, Any, Any], series_id: str) -> Respon
     stats, rows = await _all_windows(request, series_id, window, start, end)
     transitions = await _transitions(request, series_id, start, end)
     rules = [r for r in view.snapshot.rules if _watches(r, info)]
-    levels = [{"value": r.value, "label": f"{r.id} {r.op} {r.value}"} for r in rules if hasattr(r, "op")]
+    levels = [
+        {"value": r.value, "label": f"{r.id} {r.op} {r.value}"} for r in rules if isinstance(r, ThresholdRule)
+    ]
     spec = chart_spec(rows, info.kind, info.unit, info.timezone, levels=levels,
                       markers=[marker(t["at"], t["to_state"], "notified") for t in transitions])  # fmt: skip
     return render(request, "series.html", info=info, window=window, windows=list(SPANS_MS), spec=spec,
@@ -109,4 +107,4 @@ def _watches(rule: Any, info: Any) -> bool:
     return matches(rule, info)
 
 
-ROUTES = [home, sites, site_overview, series_page]
+ROUTES = [sites, site_overview, series_page]

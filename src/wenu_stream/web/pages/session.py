@@ -62,7 +62,8 @@ class SessionAuth(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        token = connection.scope.get("session", {}).get("token")
+        session = connection.scope.get("session")
+        token = session.get("token") if isinstance(session, dict) else None
         if not token:
             raise NotAuthorizedException("sign in")
         authenticator = services_of(connection).authenticator
@@ -132,13 +133,17 @@ async def oidc_callback(request: Request[Any, Any, Any]) -> Response[str]:
     if backoffice.oidc is None:
         return redirect(request, "/ui/login")
     params = dict(request.query_params)
-    try:
-        token = await anyio.to_thread.run_sync(backoffice.oidc.finish, pending, params)
-        authenticator = services_of(request).authenticator
-        claims = await anyio.to_thread.run_sync(authenticator.tokens.verify, token)
+    authenticator = services_of(request).authenticator
+
+    def signed_in() -> tuple[str, Principal]:
+        token = backoffice.oidc.finish(pending, params)
+        claims = authenticator.tokens.verify(token)
         if not pending or not secrets.compare_digest(str(claims.get("nonce", "")), str(pending["nonce"])):
             raise SignInFailed("the ID token does not carry this sign-in's nonce: start again")
-        principal = await anyio.to_thread.run_sync(authenticator.authenticate, f"Bearer {token}")
+        return token, authenticator.authenticate(f"Bearer {token}")
+
+    try:
+        token, principal = await anyio.to_thread.run_sync(signed_in)
     except (SignInFailed, Unauthenticated) as exc:
         request.clear_session()
         return render(request, "login.html", next=target, error=str(exc), status_code=401)

@@ -62,7 +62,16 @@
     el.uplot = new uPlot(opts, data, el);
   }
 
+  // Inputs keep what is typed across the editor's re-renders (hx-preserve); their validity follows the messages.
+  function markInvalid(root) {
+    root.querySelectorAll("input[hx-preserve][id^='r-']").forEach(function (input) {
+      var error = document.getElementById("e-" + input.id.slice(2));
+      if (error) { input.setAttribute("aria-invalid", "true"); input.setAttribute("aria-describedby", error.id); }
+      else { input.removeAttribute("aria-invalid"); input.removeAttribute("aria-describedby"); }
+    });
+  }
+
   function drawAll(root) { (root || document).querySelectorAll("[data-chart]").forEach(draw); }
   document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
-  document.addEventListener("htmx:afterSettle", function (e) { drawAll(e.target); });
+  document.addEventListener("htmx:afterSettle", function (e) { drawAll(e.target); markInvalid(document); });
 })();
