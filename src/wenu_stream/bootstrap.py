@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from aiobotocore.session import AioSession, get_session
 from prometheus_client import CollectorRegistry
@@ -152,7 +152,7 @@ class Runtime:
     async def close(self) -> None:
         await self.stack.aclose()
 
-    async def __aenter__(self) -> Self:
+    async def __aenter__(self) -> Runtime:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
