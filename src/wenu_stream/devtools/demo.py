@@ -137,6 +137,7 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
     api, url, token = _start_api(config, run_dir)
     say(f"[4/6] the API serves at {url} (OpenAPI: {url}/schema/openapi.json); an admin token for it:")
     say(f"      export WENU_TOKEN={token}")
+    say(f"      the backoffice: {url}/ui/ (sign in by pasting that token)")
     say(f'      curl -H "Authorization: Bearer $WENU_TOKEN" {url}/api/v1/alarms?state=firing')
     say("      consuming with both applications (processing, alarms) until the stream is idle ...")
     try:
@@ -155,7 +156,9 @@ def _demo(args: argparse.Namespace, run_dir: Path, dsn: str) -> int:
             api.terminate()
             api.wait(timeout=30)
     if args.keep:
-        say(f"[6/6] done; the API keeps serving at {url} (process {api.pid}: `kill {api.pid}` stops it)")
+        say(
+            f"[6/6] done; the API and the backoffice ({url}/ui/) keep serving (process {api.pid}: `kill {api.pid}` stops it)"
+        )
     else:
         say("[6/6] cleaning up")
     return code
