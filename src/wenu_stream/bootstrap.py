@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiobotocore.session import AioSession, get_session
@@ -39,10 +40,11 @@ from wenu_stream.aws.stats_store import DynamoStatsStore
 from wenu_stream.catalog.directory import CatalogDirectory
 from wenu_stream.catalog.store import CatalogStore
 from wenu_stream.config import Config
-from wenu_stream.errors import ConfigError
+from wenu_stream.errors import ConfigError, KeyRingError
 from wenu_stream.health import Health
 from wenu_stream.ingest.enriching import EnrichingSink
 from wenu_stream.ingest.processor import PipelineProcessor
+from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import KinesisRecord
 from wenu_stream.ports import BatchSink, DeadLetterStore, ReadingSink, ShardProcessor, StateStore
@@ -62,20 +64,55 @@ def epoch_ms() -> int:
 
 
 def load_keyring(config: Config) -> KeyRing:
-    """Load the configured key ring (local file or KMS-wrapped), or explain what to set."""
+    """Load the configured key ring (local file or KMS-wrapped), or explain what to set.
+
+    Raises:
+        ConfigError: none configured, or the file cannot be loaded: names ``WENU_KEYRING_FILE`` (or
+            ``WENU_KEYRING_KMS_FILE``) and the fix (exit code 2).
+    """
     from wenu_stream.aws import keyring
 
-    if config.keyring.kms_file:
-        import boto3
+    setting, path = _keyring_setting(config)
+    if not path:
+        raise ConfigError(
+            "WENU_KEYRING_FILE (flag --keyring)",
+            "no key ring configured",
+            "point it at a JSON key-ring file, or set WENU_KEYRING_KMS_FILE to a KMS-wrapped one",
+        )
+    try:
+        if config.keyring.kms_file:
+            import boto3
 
-        return keyring.load_kms_keyring(config.keyring.kms_file, boto3.client("kms"))
-    if config.keyring.file:
-        return keyring.load_keyring_file(config.keyring.file)
-    raise ConfigError(
-        "WENU_KEYRING_FILE (flag --keyring)",
-        "no key ring configured",
-        "point it at a JSON key-ring file, or set WENU_KEYRING_KMS_FILE to a KMS-wrapped one",
-    )
+            return keyring.load_kms_keyring(path, boto3.client("kms"))
+        return keyring.load_keyring_file(path)
+    except KeyRingError as exc:
+        problem, _, fix = str(exc).removeprefix(f"{path}: ").partition(". Fix: ")
+        raise ConfigError(
+            f"{setting} = {path}", problem, fix or "fix the file or point the setting at another"
+        ) from exc
+
+
+def keyring_warnings(config: Config) -> list[str]:
+    """What is unsafe about the key-ring file (a plain one readable by other users), as sentences."""
+    path = config.keyring.file
+    if not path or config.keyring.kms_file:
+        return []  # a KMS-wrapped file holds ciphertext only
+    try:
+        mode = Path(path).stat().st_mode & 0o777
+    except OSError:
+        return []  # load_keyring says what is wrong with it
+    if mode & 0o077:
+        return [
+            f"key-ring file {path} is readable or writable by other users (mode {mode:04o}); "
+            f"it holds the data keys in clear. Fix: chmod 600 {path}"
+        ]
+    return []
+
+
+def _keyring_setting(config: Config) -> tuple[str, str]:
+    if config.keyring.kms_file:
+        return "WENU_KEYRING_KMS_FILE (flag --kms-keyring)", config.keyring.kms_file
+    return "WENU_KEYRING_FILE (flag --keyring)", config.keyring.file
 
 
 class Runtime:
@@ -125,6 +162,8 @@ class Runtime:
             cfg = self.config
             if self.keyring is None:
                 self.keyring = await asyncio.to_thread(load_keyring, cfg)
+                for warning in keyring_warnings(cfg):
+                    get_logger("wenu.keyring").warning("keyring_file_exposed", detail=warning)
             if self.dead_letters is None:
                 s3 = await self.client("s3")
                 fast = await FastS3Put.open(self.session, s3, cfg.sinks.bucket)
@@ -389,8 +428,12 @@ def serve_metrics(config: Config, runtime: Runtime) -> Any:
     if not config.metrics_port:
         return None
     from wenu_stream.health import serve
+    from wenu_stream.ops.preflight import metrics_bind_error
 
-    return serve(config.metrics_port, runtime.registry, host=config.metrics_host, health=runtime.health)
+    try:
+        return serve(config.metrics_port, runtime.registry, host=config.metrics_host, health=runtime.health)
+    except OSError as exc:
+        raise metrics_bind_error(config.metrics_host, config.metrics_port, exc) from exc
 
 
 class _LazyProcessor:

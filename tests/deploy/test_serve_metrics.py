@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -130,3 +131,39 @@ def test_missing_port_exits_2(multiproc_dir: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "WENU_METRICS_PORT" in done.stderr
+
+
+def test_binds_loopback_by_default_and_names_a_port_in_use(multiproc_dir: Path) -> None:
+    """Like the worker's endpoint: 127.0.0.1 unless WENU_METRICS_HOST says otherwise; a busy port is exit 2."""
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+    env.pop("WENU_METRICS_HOST", None)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "wenu_stream", "serve-metrics", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (
+        done.returncode == 2
+        and f"WENU_METRICS_PORT = {port}" in done.stderr
+        and "Traceback" not in done.stderr
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wenu_stream", "serve-metrics", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        started = json.loads(process.stderr.readline())
+        assert started["event"] == "metrics_serving" and started["host"] == "127.0.0.1"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)

@@ -1,9 +1,12 @@
 """`wenu-stream run --app processing|alarms`: consume the stream with the native asyncio driver.
 
-Stops on SIGTERM/SIGINT after flushing and checkpointing what is durable, or by
-itself after ``--idle-exit`` seconds without records. Exit code 0 on a clean
-stop, 1 when a shard failed (its batch was not checkpointed and will replay),
-2 for bad configuration (before any side effect).
+Before anything is created it checks what ``check-config --app`` checks (key
+ring, metrics address, catalog, stream, bucket, tables, topic). Stops on
+SIGTERM/SIGINT after flushing and checkpointing what is durable, or by itself
+after ``--idle-exit`` seconds without records. Exit code 0 on a clean stop, 1
+when a shard failed (its batch was not checkpointed and will replay), 2 for bad
+configuration or a missing resource (before any side effect); AWS errors as
+``wenu-stream --help`` lists them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_config_flags(p, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring", "--log-level")
+    add_config_flags(
+        p, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring", "--catalog", "--log-level"
+    )
     p.add_argument(
         "--metrics-port",
         dest="cfg:metrics_port",
@@ -56,10 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     config = config_from(args)
-    from wenu_stream.bootstrap import load_keyring
+    from wenu_stream.bootstrap import keyring_warnings, load_keyring
+    from wenu_stream.cli.check_config import check_ready
 
-    keyring = load_keyring(config)  # a bad key ring fails here, before any side effect
     configure_logging(config.log_level)
+    keyring = load_keyring(config)  # a bad key ring fails here, before any side effect
+    for warning in keyring_warnings(config):
+        get_logger("wenu.keyring").warning("keyring_file_exposed", detail=warning)
+    check_ready(config)  # stream, bucket, tables, topic, catalog, metrics address: before the lease table
     return asyncio.run(consume(config, keyring=keyring))
 
 

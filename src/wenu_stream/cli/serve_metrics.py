@@ -10,8 +10,11 @@ requires). This process merges them with ``MultiProcessCollector`` and serves:
 
 The directory is ``--multiproc-dir``, else prometheus_client's own
 ``PROMETHEUS_MULTIPROC_DIR`` (the library reads it, as it does in every shard
-process). Stops on SIGTERM/SIGINT. Exit code 2 when the port or the directory
-is missing, before anything is served.
+process). It binds 127.0.0.1 unless ``--host``/``WENU_METRICS_HOST`` says
+otherwise, like the worker's endpoint (the ECS task definitions set 0.0.0.0).
+Stops on SIGTERM/SIGINT. Exit code 2 when the port or the directory is missing,
+the host is not an address of this machine or the port is in use, before
+anything is served.
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument(
         "--host",
-        default="0.0.0.0",  # noqa: S104 - Prometheus scrapes the task's address
-        help="address to bind (default all interfaces: Prometheus scrapes the task)",
+        dest="cfg:metrics_host",
+        default=None,
+        help="address to bind (default 127.0.0.1, as the worker's; the ECS task definitions set 0.0.0.0 so "
+        "Prometheus can scrape the task) [env: WENU_METRICS_HOST]",
     )
     p.add_argument(
         "--multiproc-dir",
@@ -68,16 +73,25 @@ def run(args: argparse.Namespace) -> int:
         )
     app = exporter_app(args.multiproc_dir)
     configure_logging(config.log_level)
-    server = make_server(
-        args.host, config.metrics_port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
-    )
+    try:
+        server = make_server(
+            config.metrics_host,
+            config.metrics_port,
+            app,
+            server_class=_ThreadingServer,
+            handler_class=_QuietHandler,
+        )
+    except OSError as exc:
+        from wenu_stream.ops.preflight import metrics_bind_error
+
+        raise metrics_bind_error(config.metrics_host, config.metrics_port, exc) from exc
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()
     log = get_logger("wenu.metrics")
-    log.info("metrics_serving", port=server.server_port)
+    log.info("metrics_serving", host=config.metrics_host, port=server.server_port)
     stop.wait()
     server.shutdown()
     server.server_close()
