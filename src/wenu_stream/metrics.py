@@ -18,7 +18,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 
 class Metrics(NamedTuple):
-    records: Counter  # app, outcome: accepted | rejected | duplicate | stale
+    records: Counter  # app, outcome: accepted | rejected | duplicate
     dead_letters: Counter  # app, reason
     late_readings: Counter  # app
     batches: Histogram  # app: seconds from batch start to durable

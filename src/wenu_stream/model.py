@@ -77,6 +77,9 @@ class SeriesReading(msgspec.Struct, frozen=True, kw_only=True):
     value: float
     raw_value: float
     position: Position = Position(0, 0)
+    sent_at: int = (
+        0  # the message's sent_at: with (device, seq) it tells a restarted counter's messages apart
+    )
 
 
 class UnmappedReason(StrEnum):
@@ -98,3 +101,4 @@ class Unmapped(msgspec.Struct, frozen=True, kw_only=True):
     index: int  # position of the reading in the message's readings
     reason: UnmappedReason
     position: Position = Position(0, 0)
+    sent_at: int = 0  # the message's sent_at (see SeriesReading)

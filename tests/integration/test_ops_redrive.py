@@ -32,14 +32,14 @@ pytestmark = pytest.mark.integration
 
 
 class FlakyKinesis:
-    """A real client whose PutRecords refuses the records of partition key ``dev-1`` with a throttling error
+    """A real client whose PutRecords refuses the records of device ``dev-1`` with a throttling error
     (no emulator throttles) until ``failing`` is cleared."""
 
     def __init__(self, client: Any) -> None:
         self.client, self.failing = client, True
 
     def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
-        refused = [self.failing and r["PartitionKey"] == "dev-1" for r in Records]
+        refused = [self.failing and r["PartitionKey"] == "redrive:dev-1" for r in Records]
         kept = [r for r, no in zip(Records, refused, strict=True) if not no]
         out = iter(self.client.put_records(StreamName=StreamName, Records=kept)["Records"] if kept else [])
         answers = [
@@ -125,7 +125,7 @@ def test_partial_redrive_finishes_when_run_again(aws_stack: object, unique_name:
     assert len(remaining) == 1 and "/auth_failed/" in remaining[0]
     put_back = read_all(unique_name, shard)
     assert sorted(r["Data"] for r in put_back) == sorted(lt.raw for lt in letters[:10])
-    assert {r["PartitionKey"] for r in put_back} == {"dev-0", "dev-1", "dev-2"}
+    assert {r["PartitionKey"] for r in put_back} == {"redrive:dev-0", "redrive:dev-1", "redrive:dev-2"}
 
 
 def test_show_decodes_with_the_current_key_ring(

@@ -20,7 +20,9 @@ from tests.unit.warehouse.test_rows import reading
 from wenu_stream.cli.main import main
 from wenu_stream.config import WarehouseConfig
 from wenu_stream.model import Position, SeriesReading
+from wenu_stream.warehouse import sql
 from wenu_stream.warehouse.loader import PostgresTarget, load_pending
+from wenu_stream.warehouse.rows import COLUMNS
 from wenu_stream.warehouse.staging import S3StagingSink
 
 pytestmark = pytest.mark.integration
@@ -346,3 +348,23 @@ def test_each_load_run_pushes_its_outcome_and_a_failed_run_keeps_the_last_succes
         == 0
     )  # nothing pending; the gateway is down: a warning only
     assert "metrics not pushed" in capsys.readouterr().err
+
+
+def test_a_readings_table_of_an_earlier_release_is_migrated_to_the_sent_at_key(
+    postgres_database: str,
+) -> None:
+    old = [c for c in COLUMNS if c[0] != "sent_at"]
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA wenu")
+        cols = ", ".join(f"{name} {pg} NOT NULL" for name, pg, _ in old)
+        conn.execute(f"CREATE TABLE wenu.readings ({cols}, measured_at TIMESTAMPTZ NOT NULL, "
+                     "PRIMARY KEY (device, seq, ch, idx))")  # fmt: skip
+        for _ in range(2):  # idempotent
+            for statement in sql.pg_schema("wenu"):
+                conn.execute(statement)
+        key = conn.execute(
+            "SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = 'wenu.readings'::regclass AND i.indisprimary"
+        ).fetchone()
+    assert key is not None and key[0] == sorted(("device", "seq", "sent_at", "ch", "idx"))

@@ -120,7 +120,7 @@ def test_each_manifest_is_one_batch_transaction(bucket: str) -> None:
     assert name == "batch_execute_statement" and {k: batch[k] for k in target} == target
     assert batch["Sqls"][1].startswith(
         f"COPY wenu_stage (device, seq, ch, idx, series, company, site, timezone, "
-        f"kind, unit, t_ms, value, raw_value, shard_id, sequence_number, sub_sequence) "
+        f"kind, unit, t_ms, value, raw_value, shard_id, sequence_number, sub_sequence, sent_at) "
         f"FROM 's3://{bucket}/manifests/{manifest.name}.manifest.json' "
         f"IAM_ROLE '{ROLE}' MANIFEST GZIP CSV"
     )

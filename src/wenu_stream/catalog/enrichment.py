@@ -48,6 +48,7 @@ def enrich(
                     reading.v,
                     value,
                     position,
+                    message.sent_at,
                 )
             )
         else:
@@ -62,6 +63,7 @@ def enrich(
                     index=index,
                     reason=reason,
                     position=position,
+                    sent_at=message.sent_at,
                 )
             )
     return mapped, unmapped
@@ -77,6 +79,7 @@ def series_reading(
     raw: float,
     value: float,
     position: Position,
+    sent_at: int = 0,
 ) -> SeriesReading:
     """One reading placed on its series (``value`` already normalised)."""
     return SeriesReading(
@@ -94,6 +97,7 @@ def series_reading(
         value=value,
         raw_value=raw,
         position=position,
+        sent_at=sent_at,
     )
 
 
@@ -108,6 +112,7 @@ def _unmapped(message: Message, position: Position, reason: UnmappedReason) -> l
             index=i,
             reason=reason,
             position=position,
+            sent_at=message.sent_at,
         )
         for i, r in enumerate(message.readings)
     ]
@@ -127,7 +132,16 @@ def enrich_unmapped(
             continue
         mapped.append(
             series_reading(
-                info, item.device, item.seq, item.index, item.ch, item.t, item.v, value, item.position
+                info,
+                item.device,
+                item.seq,
+                item.index,
+                item.ch,
+                item.t,
+                item.v,
+                value,
+                item.position,
+                item.sent_at,
             )
         )
     return mapped, still

@@ -26,7 +26,10 @@ from wenu_stream.cli.common import add_config_flags, config_from
 from wenu_stream.cli.output import Column, emit, emit_one
 from wenu_stream.config import Config
 from wenu_stream.errors import ConfigError, NotFoundError
+from wenu_stream.ingest.batch import ParkedReason
 from wenu_stream.records.rejections import Reason
+
+REASONS = (*(r.value for r in Reason), *(r.value for r in ParkedReason))  # wire, then processing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub = p.add_subparsers(dest="dlq_command", required=True)
     ls = sub.add_parser("list", help="list dead letters, newest shard positions last")
     add_config_flags(ls, "--app", "--stream", "--bucket")
-    ls.add_argument("--reason", help=f"only this reason code ({', '.join(r.value for r in Reason)})")
+    ls.add_argument("--reason", help=f"only this reason code ({', '.join(REASONS)})")
     ls.add_argument("--limit", type=int, default=0, help="stop after N letters (default: all)")
     ls.add_argument("--with-data", action="store_true", help="include the record bytes (data_b64)")
     ls.set_defaults(handler=list_letters)
@@ -78,11 +81,11 @@ def iter_letters(config: Config, reason: str | None = None, s3: Any = None) -> I
 
 
 def list_letters(args: argparse.Namespace) -> int:
-    if args.reason is not None and args.reason not in {r.value for r in Reason}:
+    if args.reason is not None and args.reason not in set(REASONS):
         raise ConfigError(
             "--reason",
             f"unknown reason code {args.reason!r}",
-            f"use one of {', '.join(r.value for r in Reason)}",
+            f"use one of {', '.join(REASONS)}",
         )
     if args.limit < 0:
         raise ConfigError("--limit", "negative", "give 0 (all) or a positive count")
@@ -94,10 +97,8 @@ def list_letters(args: argparse.Namespace) -> int:
 
 
 def _check_reason(reason: str | None) -> None:
-    if reason is not None and reason not in {r.value for r in Reason}:
-        raise ConfigError(
-            "--reason", f"unknown reason code {reason!r}", f"use one of {', '.join(r.value for r in Reason)}"
-        )
+    if reason is not None and reason not in set(REASONS):
+        raise ConfigError("--reason", f"unknown reason code {reason!r}", f"use one of {', '.join(REASONS)}")
 
 
 def show_letter(args: argparse.Namespace) -> int:

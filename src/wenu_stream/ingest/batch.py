@@ -2,14 +2,25 @@
 
 ``process_batch`` turns the Kinesis records of one batch into facts:
 accepted messages (new ones, with their position in the shard), dead letters
-with their spec reason code, and counts. It does no I/O and reads no clock;
-the processor routes the facts to the sinks.
+with their reason code, and counts. It does no I/O and reads no clock; the
+processor routes the facts to the sinks.
+
+Besides the wire reasons of the spec, a user record is dead-lettered with a
+processing reason (``ParkedReason``):
+
+- ``stale_sequence``: the duplicate memory cannot tell it from a replay
+  (``ingest.dedup``, rule 5). ``dlq redrive`` puts it back with the partition
+  key ``redrive:<key>`` (and the original key's hash, so it lands on the same
+  shard); such a record is accepted once even if it is still stale.
+- ``sink_rejected`` and ``max_record_age`` come from the processor (a sink
+  refused the record itself; an operator chose to move on after an outage).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from enum import StrEnum
 
 import msgspec
 
@@ -20,6 +31,16 @@ from wenu_stream.records.decoding import Accepted, decode_record, decode_user_re
 from wenu_stream.records.kpl import MAGIC
 from wenu_stream.records.payload import Message
 from wenu_stream.records.rejections import Rejected
+
+REDRIVE_PREFIX = "redrive:"  # partition key prefix of a record re-driven from the dead-letter store
+
+
+class ParkedReason(StrEnum):
+    """Dead-letter reasons of the processing stages (the wire's own are ``records.rejections.Reason``)."""
+
+    STALE_SEQUENCE = "stale_sequence"
+    SINK_REJECTED = "sink_rejected"
+    MAX_RECORD_AGE = "max_record_age"
 
 
 class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -48,13 +69,12 @@ class BatchOutcome(msgspec.Struct, kw_only=True):
     accepted: list[AcceptedMessage]
     dead_letters: list[DeadLetter]
     duplicates: int = 0
-    stale: int = 0
     skipped: int = 0  # user records at or before the resume position (a replay of a checkpointed aggregate)
     last: Position | None = None
 
     @property
     def user_records(self) -> int:
-        return len(self.accepted) + len(self.dead_letters) + self.duplicates + self.stale
+        return len(self.accepted) + len(self.dead_letters) + self.duplicates
 
 
 class Totals(msgspec.Struct, kw_only=True):
@@ -63,14 +83,13 @@ class Totals(msgspec.Struct, kw_only=True):
     records: int = 0  # Kinesis records
     accepted: int = 0
     duplicates: int = 0
-    stale: int = 0
+    stale: int = 0  # states saved before stale_sequence dead letters: what was dropped as stale then
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
 
     def add(self, outcome: BatchOutcome, kinesis_records: int) -> None:
         self.records += kinesis_records
         self.accepted += len(outcome.accepted)
         self.duplicates += outcome.duplicates
-        self.stale += outcome.stale
         for reason, n in Counter(d.reason for d in outcome.dead_letters).items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
 
@@ -92,7 +111,7 @@ def process_batch(
     """
     outcome = BatchOutcome(accepted=[], dead_letters=[])
     accepted, dead_letters, check = outcome.accepted, outcome.dead_letters, dedup.check
-    duplicates = stale = skipped = 0
+    duplicates = skipped = 0
     new = Seen.NEW
     for record in records:
         seq = int(record.sequence_number)
@@ -109,7 +128,10 @@ def process_batch(
                 skipped += 1
             elif isinstance(result, Accepted):
                 message = result.message
-                verdict = check(message.device, message.seq)
+                if result.partition_key.startswith(REDRIVE_PREFIX):
+                    verdict = dedup.force(message.device, message.seq, message.sent_at)
+                else:
+                    verdict = check(message.device, message.seq, message.sent_at)
                 if verdict is new:
                     accepted.append(
                         AcceptedMessage(
@@ -119,13 +141,13 @@ def process_batch(
                 elif verdict is Seen.DUPLICATE:
                     duplicates += 1
                 else:
-                    stale += 1
+                    dead_letters.append(_stale(result, position, arrival_ms))
             else:
                 dead_letters.append(_dead_letter(result, position, arrival_ms))
     if records:
         last = records[-1]
         outcome.last = Position(int(last.sequence_number), last.sub_sequence_number)
-    outcome.duplicates, outcome.stale, outcome.skipped = duplicates, stale, skipped
+    outcome.duplicates, outcome.skipped = duplicates, skipped
     return outcome
 
 
@@ -134,6 +156,21 @@ def _dead_letter(result: Rejected, position: Position, arrival_ms: int) -> DeadL
         position=position,
         reason=str(result.reason),
         detail=result.detail,
+        raw=result.raw,
+        partition_key=result.partition_key,
+        arrival_ms=arrival_ms,
+    )
+
+
+def _stale(result: Accepted, position: Position, arrival_ms: int) -> DeadLetter:
+    m = result.message
+    return DeadLetter(
+        position=position,
+        reason=ParkedReason.STALE_SEQUENCE.value,
+        detail=(
+            f"device {m.device} seq {m.seq} sent_at {m.sent_at} is older than its duplicate memory: it cannot be"
+            " told from a replay; re-drive it if it is new data"
+        ),
         raw=result.raw,
         partition_key=result.partition_key,
         arrival_ms=arrival_ms,

@@ -241,8 +241,6 @@ class PipelineProcessor:
         m.records.labels(app, "accepted").inc(len(outcome.accepted))
         m.records.labels(app, "rejected").inc(len(outcome.dead_letters))
         m.records.labels(app, "duplicate").inc(outcome.duplicates)
-        if outcome.stale:
-            m.records.labels(app, "stale").inc(outcome.stale)
         for letter in outcome.dead_letters:
             m.dead_letters.labels(app, letter.reason).inc()
         m.batches.labels(app).observe(time.monotonic() - started)

@@ -7,10 +7,13 @@ shard and sequence order:
 2. still rejected: the object stays. If the reason changed (a key was added
    but the record was tampered with, say), the letter moves to the new
    reason's key: the new object is written before the old one is deleted;
-3. accepted: it is re-put to the stream with its partition key (so it lands
-   on the device's shard and flows through the pipeline once; duplicate
-   detection by ``(device, seq)`` guards against doubles), and its object is
-   deleted only after PutRecords acknowledged that record.
+3. accepted: it is re-put to the stream with the partition key
+   ``redrive:<its key>`` and its key's hash as ``ExplicitHashKey`` (so it lands
+   on the device's shard and flows through the pipeline once; the prefix tells
+   the consumer that an operator vouches for it, so a ``stale_sequence``
+   letter is accepted once instead of parked again, and duplicate detection
+   still guards against doubles), and its object is deleted only after
+   PutRecords acknowledged that record.
 
 A re-drive that stops part-way (crash, throttling) can simply run again: a
 letter is only gone once its record is in the stream, and a record put twice
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +33,7 @@ from typing import Any
 import msgspec
 
 from wenu_stream.backoff import Backoff
+from wenu_stream.ingest.batch import REDRIVE_PREFIX
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record
 
@@ -48,7 +53,8 @@ class Letter(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def partition_key(self) -> str:
-        return str(self.document["partition_key"])
+        """The record's own partition key (without the prefix of an earlier re-drive)."""
+        return str(self.document["partition_key"]).removeprefix(REDRIVE_PREFIX)
 
 
 class RedriveResult(msgspec.Struct, kw_only=True):
@@ -148,7 +154,7 @@ def _put(kinesis: Any, stream: str, batch: list[Letter], sleep: Callable[[float]
     backoff = Backoff(base=0.1, cap=2.0)
     for _ in range(_PUT_ATTEMPTS):
         out = kinesis.put_records(
-            StreamName=stream, Records=[{"Data": lt.raw, "PartitionKey": lt.partition_key} for lt in pending]
+            StreamName=stream, Records=[redrive_entry(lt.raw, lt.partition_key) for lt in pending]
         )
         retry: list[Letter] = []
         for letter, record in zip(pending, out["Records"], strict=True):
@@ -158,3 +164,9 @@ def _put(kinesis: Any, stream: str, batch: list[Letter], sleep: Callable[[float]
         pending = retry
         sleep(backoff.next_delay())
     return done
+
+
+def redrive_entry(data: bytes, partition_key: str) -> dict[str, Any]:
+    """The PutRecords entry of a re-driven record: marked as re-driven, routed like its own partition key."""
+    hash_key = int.from_bytes(hashlib.md5(partition_key.encode(), usedforsecurity=False).digest(), "big")
+    return {"Data": data, "PartitionKey": REDRIVE_PREFIX + partition_key, "ExplicitHashKey": str(hash_key)}

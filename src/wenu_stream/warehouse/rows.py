@@ -22,7 +22,12 @@ from wenu_stream.model import SeriesReading
 
 
 class WarehouseRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One reading as the warehouse stores it. ``(device, seq, ch, idx)`` is the unique key."""
+    """One reading as the warehouse stores it. ``(device, seq, sent_at, ch, idx)`` is the unique key.
+
+    ``sent_at`` is in the key because a device's counter restarts (``ingest.dedup``): the readings of
+    message 7 after a reboot are not those of message 7 before it. A replay stages the same message, so
+    the same key.
+    """
 
     device: str
     seq: int
@@ -40,6 +45,9 @@ class WarehouseRow(msgspec.Struct, frozen=True, kw_only=True):
     shard_id: str
     sequence_number: str  # Kinesis sequence numbers exceed every SQL integer type: kept as text
     sub_sequence: int
+    sent_at: (
+        int  # last: added after the table was first deployed (ALTER TABLE ... ADD COLUMN keeps the order)
+    )
 
 
 # (column, PostgreSQL type, Redshift type), in file order.
@@ -60,9 +68,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("shard_id", "TEXT", "VARCHAR(128)"),
     ("sequence_number", "TEXT", "VARCHAR(128)"),
     ("sub_sequence", "INTEGER", "INTEGER"),
+    ("sent_at", "BIGINT", "BIGINT"),
 )
 COLUMN_NAMES = tuple(name for name, _, _ in COLUMNS)
-KEY = ("device", "seq", "ch", "idx")
+KEY = ("device", "seq", "sent_at", "ch", "idx")
 _TYPES = {
     name: field.type for name, field in zip(COLUMN_NAMES, msgspec.structs.fields(WarehouseRow), strict=True)
 }
@@ -87,6 +96,7 @@ def to_row(shard_id: str, reading: SeriesReading) -> WarehouseRow:
         shard_id=shard_id,
         sequence_number=str(reading.position.sequence),
         sub_sequence=reading.position.sub,
+        sent_at=reading.sent_at,
     )
 
 

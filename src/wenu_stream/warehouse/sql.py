@@ -2,9 +2,12 @@
 
 Pure. Tables, in ``<schema>``:
 
-- ``readings``: one row per reading, unique on ``(device, seq, ch, idx)``
+- ``readings``: one row per reading, unique on ``(device, seq, sent_at, ch, idx)``
   (enforced by PostgreSQL; informational only on Redshift, so its merge skips
   keys that already exist and keeps one row per key from the staging table).
+  A PostgreSQL table of an earlier release (no ``sent_at``) is migrated by
+  ``pg_schema``; on Redshift run ``ALTER TABLE <schema>.readings ADD COLUMN
+  sent_at BIGINT NOT NULL DEFAULT 0`` once.
 - ``loaded_manifests``: the ledger, one row per manifest loaded.
 - ``loaded_files``: the staged files those manifests held (the loader's
   "pending" is every staged file not in here).
@@ -57,12 +60,26 @@ def pg_schema(schema: str) -> list[str]:
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
         f"CREATE TABLE IF NOT EXISTS {s}.readings ({cols}, measured_at TIMESTAMPTZ NOT NULL, PRIMARY KEY ({_KEY}))",
+        *_pg_add_sent_at(s),
         (
             f"CREATE TABLE IF NOT EXISTS {s}.loaded_manifests (manifest TEXT PRIMARY KEY, files INTEGER NOT NULL, "
             "bytes BIGINT NOT NULL, rows_staged BIGINT, rows_inserted BIGINT, "
             "loaded_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         ),
         f"CREATE TABLE IF NOT EXISTS {s}.loaded_files (file_key TEXT PRIMARY KEY, manifest TEXT NOT NULL)",
+    ]
+
+
+def _pg_add_sent_at(s: str) -> list[str]:
+    """Migrate a ``readings`` table created before ``sent_at`` joined the key (no-ops on a current one)."""
+    return [
+        f"ALTER TABLE {s}.readings ADD COLUMN IF NOT EXISTS sent_at BIGINT NOT NULL DEFAULT 0",
+        (
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            f"AND a.attnum = ANY(i.indkey) WHERE i.indrelid = '{s}.readings'::regclass AND i.indisprimary "
+            f"AND a.attname = 'sent_at') THEN ALTER TABLE {s}.readings DROP CONSTRAINT readings_pkey, "
+            f"ADD PRIMARY KEY ({_KEY}); END IF; END $$"
+        ),
     ]
 
 

@@ -50,6 +50,7 @@ def test_a_mapped_reading_becomes_a_series_reading() -> None:
             value=12.5,
             raw_value=12.5,
             position=AT,
+            sent_at=1_700_000_000_500,
         )
     ]
 
@@ -96,6 +97,7 @@ def test_an_unknown_device_leaves_every_reading_unmapped() -> None:
             index=0,
             reason=UnmappedReason.UNKNOWN_DEVICE,
             position=AT,
+            sent_at=1_700_000_000_500,
         ),
         Unmapped(
             device="EM-404",
@@ -106,6 +108,7 @@ def test_an_unknown_device_leaves_every_reading_unmapped() -> None:
             index=1,
             reason=UnmappedReason.UNKNOWN_DEVICE,
             position=AT,
+            sent_at=1_700_000_000_500,
         ),
     ]
 
@@ -123,6 +126,7 @@ def test_an_unknown_channel_is_unmapped_and_the_others_go_through() -> None:
             index=0,
             reason=UnmappedReason.UNKNOWN_CHANNEL,
             position=AT,
+            sent_at=1_700_000_000_500,
         )
     ]
     assert unmapped[0].reason == "unknown_channel"

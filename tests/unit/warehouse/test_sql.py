@@ -22,7 +22,10 @@ def test_postgres_ddl_is_idempotent_and_keys_readings() -> None:
     ddl = sql.pg_schema("wenu")
     assert all("IF NOT EXISTS" in s for s in ddl)
     readings = next(s for s in ddl if ".readings" in s)
-    assert "PRIMARY KEY (device, seq, ch, idx)" in readings and "measured_at TIMESTAMPTZ NOT NULL" in readings
+    assert (
+        "PRIMARY KEY (device, seq, sent_at, ch, idx)" in readings
+        and "measured_at TIMESTAMPTZ NOT NULL" in readings
+    )
     assert any("wenu.loaded_manifests (manifest TEXT PRIMARY KEY" in s for s in ddl)
     assert any("wenu.loaded_files (file_key TEXT PRIMARY KEY" in s for s in ddl)
 
@@ -33,7 +36,7 @@ def test_postgres_copy_and_merge() -> None:
     assert sql.pg_stage().endswith("ON COMMIT DROP")
     assert sql.pg_merge("wenu") == (
         f"INSERT INTO wenu.readings ({COLS}, measured_at) SELECT {COLS}, to_timestamp(t_ms / 1000.0) "
-        "FROM wenu_stage ON CONFLICT (device, seq, ch, idx) DO NOTHING"
+        "FROM wenu_stage ON CONFLICT (device, seq, sent_at, ch, idx) DO NOTHING"
     )
     assert "ON CONFLICT (manifest) DO NOTHING RETURNING manifest" in sql.pg_claim("wenu")
 
@@ -52,12 +55,11 @@ def test_redshift_load_is_copy_merge_ledger_in_order() -> None:
     )
     merge = statements[4]
     assert merge.startswith(f"INSERT INTO wenu.readings ({COLS}, measured_at) SELECT d.device, d.seq")
-    assert (
-        "ROW_NUMBER() OVER (PARTITION BY device, seq, ch, idx" in merge and "WHERE d.wenu_rank = 1" in merge
-    )
+    assert "ROW_NUMBER() OVER (PARTITION BY device, seq, sent_at, ch, idx" in merge
+    assert "WHERE d.wenu_rank = 1" in merge
     assert (
         "NOT EXISTS (SELECT 1 FROM wenu.readings r WHERE r.device = d.device AND r.seq = d.seq "
-        "AND r.ch = d.ch AND r.idx = d.idx)"
+        "AND r.sent_at = d.sent_at AND r.ch = d.ch AND r.idx = d.idx)"
     ) in merge
     assert statements[5] == (
         f"INSERT INTO wenu.loaded_manifests (manifest, files, bytes) SELECT '{m.name}', 2, 30 "
@@ -75,7 +77,7 @@ def test_redshift_region_when_the_bucket_is_elsewhere() -> None:
 def test_redshift_ddl_declares_the_key() -> None:
     ddl = sql.redshift_schema("wenu")
     readings = next(s for s in ddl if ".readings" in s)
-    assert "PRIMARY KEY (device, seq, ch, idx)) DISTKEY (device) SORTKEY (t_ms)" in readings
+    assert "PRIMARY KEY (device, seq, sent_at, ch, idx)) DISTKEY (device) SORTKEY (t_ms)" in readings
     assert all("IF NOT EXISTS" in s for s in ddl)
 
 
