@@ -53,7 +53,7 @@ def counters(n: int) -> dict[str, list[int]]:
     return {
         FLEET[0].id: list(range(1, n // 2 + 1)) + list(range(1, n - n // 2 + 1)),  # reboot: seqs again
         FLEET[1].id: [stray, *plain[1:]],  # stray first
-        FLEET[2].id: plain[: n // 2] + [stray] + plain[n // 2 + 1 :],  # stray in the middle
+        FLEET[2].id: [*plain[: n // 2], stray, *plain[n // 2 + 1 :]],  # stray in the middle
         FLEET[3].id: [*plain[:-1], stray],  # stray last
         FLEET[4].id: [(2**63 - 1 - n // 2 + i) % 2**63 for i in range(n)],  # the counter wraps
         FLEET[5].id: plain,

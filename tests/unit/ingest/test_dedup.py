@@ -46,7 +46,7 @@ def test_a_stray_far_ahead_seq_first_middle_or_last_does_not_silence_the_device(
     stray = (999_999, 1500)  # a corrupted counter, sent at the time of seq 1500
     for where in (0, 450, len(stream)):
         d = Dedup(window=4096)
-        arrival = stream[:where] + [stray] + stream[where:]
+        arrival = [*stream[:where], stray, *stream[where:]]
         assert set(run(d, arrival)) == {N}, where
         assert set(run(d, [stray, *stream[::50]])) == {D}, where
 
