@@ -8,7 +8,9 @@
 #
 # Every RUN step is a mode of tools/build-image.sh, which `make test` also runs without Docker
 # (tests/deploy/test_build_image.py), so the steps here are tested even where no Docker engine runs.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image is pinned by digest (the tag moves with every Debian and CPython patch release): a build is
+# repeatable and a changed base is a reviewed commit. Refresh with tools/pin-images.sh (needs registry access).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # 1. Python dependencies: a virtualenv with wenu-stream and its kcl extra (amazon-kclpy, whose package carries
 #    the MultiLangDaemon jars), every version pinned by constraints.txt.

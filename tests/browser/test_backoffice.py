@@ -208,6 +208,19 @@ def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
     acked = operator.locator(f"tr[data-rule=hq-power-high][data-series='{SERIES}'] [data-testid=acked]")
     assert "acked by olga" in acked.inner_text()
     screenshot(operator, "alarms-console-acknowledged")
+    firing = operator.locator(f"tr[data-rule=hq-power-high][data-series='{SERIES}']")
+    firing.locator("summary:has-text('Shelve')").click()
+    firing.locator("input[name=until]").fill("2099-01-01T08:00")  # wall time in the site's zone
+    firing.locator("input[name=comment]").last.fill("maintenance")
+    firing.locator("button:has-text('Shelve')").click()
+    shelved = operator.locator(f"tr[data-rule=hq-power-high][data-series='{SERIES}'] [data-testid=shelved]")
+    shelved.wait_for()
+    assert "until 2099-01-01 08:00" in shelved.inner_text()
+    shelf = api.client("viewer").get(f"/api/v1/alarms/hq-power-high/{SERIES}").json()["shelf"]
+    assert shelf["by"] == "olga" and shelf["timezone"] == "America/Santiago"
+    operator.goto(api.url + "/ui/alarms/noisy?days=2")
+    noisy = operator.locator("[data-testid=noisy-table] tbody tr").first
+    assert noisy.locator("td").first.inner_text() == "hq-power-high"  # the rule with the most transitions
     assert operator.locator("a[href='/ui/catalog']").count() == 1  # staff navigation
     operator.goto(api.url + "/ui/rules/hq-power-high")
     assert operator.locator("text=Save as draft change set").count() == 0  # an operator may not change rules
@@ -232,7 +245,7 @@ def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
     page.goto(api.url + f"/ui/versions/diff?from={applied - 1}&to={applied + 1}")
     assert "No entity changes" in page.inner_text("[data-testid=entity-changes]")
     audit = [e["action"] for e in api.client("admin").get("/api/v1/audit").json()["items"]]
-    assert audit[:3] == ["catalog.apply", "alarm.ack", "catalog.apply"]
+    assert audit[:4] == ["catalog.apply", "alarm.shelve", "alarm.ack", "catalog.apply"]
 
 
 def test_a_customer_sees_only_its_company_and_no_staff_pages(stack: Any, new_page: Any) -> None:

@@ -75,3 +75,33 @@ def test_dockerfile_runs_only_script_modes_and_copies_existing_paths() -> None:
     runtime = dockerfile.split("AS runtime", 1)[1]
     assert "USER 10001:10001" in runtime and "HEALTHCHECK" in runtime
     assert 'ENTRYPOINT ["/app/deploy/ecs/entrypoint.sh"]' in runtime
+
+
+def test_base_images_are_pinned_by_digest_and_installs_by_constraints() -> None:
+    """Every FROM is a pinned ARG image (name:tag@sha256:...) or an earlier stage; pip installs with -c."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", dockerfile, re.MULTILINE))
+    stages: set[str] = set()
+    for image, stage in re.findall(r"^FROM (\S+) AS (\w+)", dockerfile, re.MULTILINE):
+        ref = args[image[2:-1]] if image.startswith("${") else image
+        assert ref in stages or re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", ref), ref
+        stages.add(stage)
+    assert '-c "$ROOT/constraints.txt"' in SCRIPT.read_text()
+
+
+def test_pin_tool_refuses_without_docker_and_leaves_the_dockerfile_alone(tmp_path: Path) -> None:
+    before = (ROOT / "Dockerfile").read_text()
+    import shutil
+
+    for tool in ("dirname", "grep", "sed", "tr"):  # what the script needs besides docker
+        (tmp_path / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no docker on PATH
+    done = subprocess.run(
+        ["/bin/bash", str(ROOT / "tools" / "pin-images.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "fix: run this where Docker" in done.stderr
+    assert (ROOT / "Dockerfile").read_text() == before

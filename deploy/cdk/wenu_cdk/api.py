@@ -164,7 +164,7 @@ class Api(Construct):
         self.service.node.add_dependency(catalog.migration)
         catalog.allow_from(self.security_group, "API catalog access")
         self.security_group.add_ingress_rule(
-            ec2.Peer.ipv4(network.vpc.vpc_cidr_block), ec2.Port.tcp(API_PORT), "Prometheus scrapes /metrics"
+            network.collector_sg, ec2.Port.tcp(API_PORT), "the collector scrapes"
         )
         scaling = self.service.auto_scale_task_count(min_capacity=2, max_capacity=6)
         scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=60)

@@ -200,7 +200,7 @@ class Catalog(Construct):
     def _run_on_deploy(self, task: ecs.FargateTaskDefinition, sg: ec2.SecurityGroup) -> CustomResource:
         code = lambda_.Code.from_inline(RUNNER.read_text(encoding="utf-8"))
         common: dict[str, Any] = {
-            "runtime": lambda_.Runtime.PYTHON_3_12,
+            "runtime": lambda_.Runtime.PYTHON_3_14,
             "code": code,
             "timeout": Duration.seconds(30),
             "memory_size": 128,

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_aps as aps
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -187,9 +186,7 @@ class Monitoring(Construct):
         container.add_mount_points(
             ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
         )
-        sg = ec2.SecurityGroup(
-            self, "CollectorSg", vpc=network.vpc, description=f"{names('collector')}: scrapes out, nothing in"
-        )
+        sg = network.collector_sg
         return ecs.FargateService(
             self,
             "CollectorService",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
@@ -21,7 +22,7 @@ from .naming import Names
 class Network(Construct):
     """``vpc`` and ``cluster``."""
 
-    def __init__(self, scope: Construct, id: str, *, names: Names) -> None:
+    def __init__(self, scope: Construct, id: str, *, names: Names, logs_bucket: s3.IBucket) -> None:
         super().__init__(scope, id)
         self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=1)
         # DynamoDB and S3 traffic stays off the NAT gateway (cheaper, and no internet path for the data).
@@ -31,6 +32,16 @@ class Network(Construct):
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
         )
         self.private = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        # Every accepted and rejected flow, to the stage's logs bucket (who talked to the data stores).
+        self.vpc.add_flow_log(
+            "FlowLogs",
+            destination=ec2.FlowLogDestination.to_s3(logs_bucket, "vpc-flow-logs/"),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+        # The metrics collector's group: every scraped task admits its metrics port from this group only.
+        self.collector_sg = ec2.SecurityGroup(
+            self, "CollectorSg", vpc=self.vpc, description=f"{names('collector')}: scrapes out, nothing in"
+        )
         self.namespace = servicediscovery.PrivateDnsNamespace(
             self,
             "Namespace",

@@ -33,7 +33,7 @@ class ShardCountMetric(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_12,
+            runtime=lambda_.Runtime.PYTHON_3_14,
             handler="index.handler",
             code=lambda_.Code.from_inline(HANDLER.read_text(encoding="utf-8")),
             timeout=Duration.seconds(30),

@@ -256,10 +256,10 @@ class Services(Construct):
             f"{app.title()}Sg",
             vpc=self.vpc,
             allow_all_outbound=True,
-            description=f"wenu-{app}: Prometheus scrapes from inside the VPC",
+            description=f"wenu-{app}: the metrics collector scrapes it",
         )
         metrics_sg.add_ingress_rule(
-            ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(METRICS_PORT), "metrics"
+            self.network.collector_sg, ec2.Port.tcp(METRICS_PORT), "the collector scrapes"
         )
         service = ecs.FargateService(
             self,

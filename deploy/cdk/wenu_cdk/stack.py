@@ -12,6 +12,7 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct, Node
 
+from . import nag
 from .api import Api
 from .catalog import Catalog
 from .ingest import Ingest
@@ -124,6 +125,9 @@ class WenuStack(cdk.Stack):
             env=cdk.Environment(region=settings.region) if settings.region else None,
             **kwargs,
         )
+        # Server access logs are delivered through the logs bucket's policy (it allows no ACLs).
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", value=True)
+        self.settings = settings
         names = self.names = settings.names
         self.storage = Storage(self, "Storage", names=names)
         self.ingest = Ingest(
@@ -133,7 +137,7 @@ class WenuStack(cdk.Stack):
         # A reference by name, not a lookup: the repository is created and pushed to by the image build.
         repository = ecr.Repository.from_repository_name(self, "Repository", settings.image_repository)
         image = ecs.ContainerImage.from_ecr_repository(repository, settings.image_tag)
-        self.network = Network(self, "Network", names=names)
+        self.network = Network(self, "Network", names=names, logs_bucket=self.storage.logs)
         self.catalog = Catalog(
             self,
             "Catalog",
@@ -221,3 +225,4 @@ class WenuStack(cdk.Stack):
             ("OpsAlertsTopicArn", self.monitoring.alerts_topic.topic_arn),
         ):
             cdk.CfnOutput(self, name, value=value)
+        nag.acknowledge(self)  # the cdk-nag findings kept on purpose, with their reasons

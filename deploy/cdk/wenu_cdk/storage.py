@@ -128,6 +128,8 @@ class Storage(Construct):
             enforce_ssl=True,
             versioned=False,
             lifecycle_rules=[every, *rules],
+            server_access_logs_bucket=self.logs,  # who read or wrote what, for the data lake's audit
+            server_access_logs_prefix=f"s3/{id.lower()}/",
             removal_policy=RemovalPolicy.RETAIN,
         )
 

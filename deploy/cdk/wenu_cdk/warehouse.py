@@ -130,6 +130,16 @@ class Warehouse(Construct):
             description=f"{self.names('warehouse')}: no inbound (loads go through the Data API)",
         )
         sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "COPY reads S3 (gateway endpoint)")
+        parameters = redshift.CfnClusterParameterGroup(
+            self,
+            "Parameters",
+            description=f"{self.names('warehouse')}: TLS only, user activity logged",
+            parameter_group_family="redshift-1.0",
+            parameters=[
+                redshift.CfnClusterParameterGroup.ParameterProperty(parameter_name=k, parameter_value=v)
+                for k, v in (("require_ssl", "true"), ("enable_user_activity_logging", "true"))
+            ],
+        )
         cluster = redshift.CfnCluster(
             self,
             "Cluster",
@@ -146,6 +156,10 @@ class Warehouse(Construct):
             enhanced_vpc_routing=True,
             iam_roles=[self.copy_role.role_arn],
             automated_snapshot_retention_period=7,
+            cluster_parameter_group_name=parameters.ref,
+            logging_properties=redshift.CfnCluster.LoggingPropertiesProperty(
+                log_destination_type="cloudwatch", log_exports=["connectionlog", "userlog", "useractivitylog"]
+            ),
             port=5439,
         )
         cluster.apply_removal_policy(RemovalPolicy.SNAPSHOT)
@@ -195,9 +209,7 @@ class Warehouse(Construct):
         )
         sg.add_ingress_rule(self.security_group, ec2.Port.tcp(PUSHGATEWAY_PORT), "warehouse load pushes")
         sg.add_ingress_rule(
-            ec2.Peer.ipv4(self.network.vpc.vpc_cidr_block),
-            ec2.Port.tcp(PUSHGATEWAY_PORT),
-            "the collector scrapes",
+            self.network.collector_sg, ec2.Port.tcp(PUSHGATEWAY_PORT), "the collector scrapes"
         )
         return ecs.FargateService(
             self,
