@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-ORDER = ["decode", "driver", "processing", "alarms", "memory", "api"]
+ORDER = ["decode", "driver", "processing", "alarms", "memory", "api", "backoffice"]
 
 
 def main(argv: list[str]) -> int:
