@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.api import _free_port, _iso, row, store_windows  # noqa: E402
+from bench.api import _free_port, _iso, row, store_windows
 
 
 def timed(call: Callable[[], Any], n: int) -> list[float]:
