@@ -31,10 +31,9 @@ from prometheus_client import CollectorRegistry
 from wenu_stream.alarms.sink import AlarmsSink
 from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
 from wenu_stream.aws.common import client_config
-from wenu_stream.aws.dead_letters import S3DeadLetterStore
+from wenu_stream.aws.dead_letters import S3DeadLetterStore, iter_objects, letter_prefix
 from wenu_stream.aws.notifier import SnsNotifier, resolve_topic_arn
 from wenu_stream.aws.quarantine import S3Quarantine
-from wenu_stream.aws.s3_put import FastS3Put
 from wenu_stream.aws.state import DynamoStateStore
 from wenu_stream.aws.stats_store import DynamoStatsStore
 from wenu_stream.catalog.directory import CatalogDirectory
@@ -165,16 +164,12 @@ class Runtime:
                 for warning in keyring_warnings(cfg):
                     get_logger("wenu.keyring").warning("keyring_file_exposed", detail=warning)
             if self.dead_letters is None:
-                s3 = await self.client("s3")
-                fast = await FastS3Put.open(self.session, s3, cfg.sinks.bucket)
-                self.stack.push_async_callback(fast.close)
                 self.dead_letters = S3DeadLetterStore(
-                    s3,
+                    await self.client("s3"),
                     bucket=cfg.sinks.bucket,
                     prefix=cfg.sinks.dead_letter_prefix,
                     app=cfg.app,
                     stream=cfg.kinesis.stream,
-                    fast=fast,
                 )
             if self.state is None:
                 self.state = DynamoStateStore(
@@ -386,11 +381,12 @@ def backoffice(config: Config) -> Any:
     def redrive_letters(app: str, reason: str | None) -> dict[str, Any]:
         import msgspec
 
-        s3 = boto3.client("s3")
-        prefix = redrive.letter_prefix(config.sinks.dead_letter_prefix, app, config.kinesis.stream, reason)
-        letters = list(redrive.iter_letters(s3, config.sinks.bucket, prefix))
-        result = redrive.redrive(letters, load_keyring(config), s3=s3, kinesis=boto3.client("kinesis"),
-                                 bucket=config.sinks.bucket, stream=config.kinesis.stream)  # fmt: skip
+        s3, base = boto3.client("s3"), config.sinks.dead_letter_prefix
+        objects = list(
+            iter_objects(s3, config.sinks.bucket, letter_prefix(base, app, config.kinesis.stream, reason))
+        )
+        result = redrive.redrive(objects, load_keyring(config), s3=s3, kinesis=boto3.client("kinesis"),
+                                 bucket=config.sinks.bucket, stream=config.kinesis.stream, prefix=base)  # fmt: skip
         return dict(msgspec.to_builtins(result))
 
     def redrive_quarantine() -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixtures.aws import create_stream
 from tests.integration.api_support import Api, api_config, running_api
+from wenu_stream.aws.dead_letters import DeadLetterDocument, encode_lines, object_key
 from wenu_stream.drivers.native.leases import Lease, to_item
 
 pytestmark = pytest.mark.integration
@@ -27,20 +28,13 @@ def api(aws_stack: object, postgres_database: str, unique_name: str, tmp_path: P
 
 def letter(api: Api, reason: str, shard: str, seq: int, arrival: str) -> None:
     cfg = api.config
-    key = f"{cfg.sinks.dead_letter_prefix}processing/{cfg.kinesis.stream}/{reason}/{shard}/{seq:056d}-00000.json"
-    doc = {
-        "app": "processing",
-        "stream": cfg.kinesis.stream,
-        "shard_id": shard,
-        "sequence_number": str(seq),
-        "sub_sequence_number": 0,
-        "partition_key": "EM-1",
-        "reason": reason,
-        "detail": "d",
-        "arrival_time": arrival,
-        "data_b64": "AAAA",
-    }
-    boto3.client("s3").put_object(Bucket=cfg.sinks.bucket, Key=key, Body=json.dumps(doc).encode())
+    doc = DeadLetterDocument(
+        app="processing", stream=cfg.kinesis.stream, shard_id=shard, sequence_number=str(seq),
+        sub_sequence_number=0, partition_key="EM-1", reason=reason, detail="d", arrival_time=arrival,
+        data_b64="AAAA",
+    )  # fmt: skip
+    key = object_key(cfg.sinks.dead_letter_prefix, "processing", cfg.kinesis.stream, reason, shard, doc)
+    boto3.client("s3").put_object(Bucket=cfg.sinks.bucket, Key=key, Body=encode_lines([doc]))
 
 
 def test_dead_letters_by_reason_and_time_in_pages(api: Api) -> None:
@@ -63,6 +57,7 @@ def test_dead_letters_by_reason_and_time_in_pages(api: Api) -> None:
     ).json()
     assert [d["sequence_number"] for d in window["items"]] == ["2"]  # 11:00Z is 12:00+01:00
     assert staff.get("/api/v1/dead-letters", params={"reason": "nonsense"}).status_code == 400
+    assert staff.get("/api/v1/dead-letters", params={"cursor": "not-ours"}).status_code == 400
     assert (
         staff.get("/api/v1/dead-letters", params={"from": "2026-11-20T12:00:00"}).status_code == 400
     )  # no offset

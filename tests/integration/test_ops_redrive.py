@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import msgspec
 import pytest
 
 from tests.fixtures.aws import create_stream
@@ -20,7 +19,15 @@ from tests.support.scenario import (
     start_worker,
     write_keyring,
 )
-from wenu_stream.aws.dead_letters import letter_key, to_document
+from wenu_stream.aws.dead_letters import (
+    encode_lines,
+    group_by_reason,
+    iter_letters,
+    iter_objects,
+    letter_prefix,
+    object_key,
+    to_document,
+)
 from wenu_stream.cli.main import main
 from wenu_stream.ingest.batch import DeadLetter
 from wenu_stream.model import Position
@@ -51,16 +58,15 @@ class FlakyKinesis:
         return {"FailedRecordCount": sum(refused), "Records": answers}
 
 
-def store_letters(bucket: str, stream: str, letters: list[DeadLetter]) -> None:
-    s3 = boto3.client("s3")
-    for letter in letters:
-        s3.put_object(
-            Bucket=bucket,
-            Key=letter_key("dead-letter/", "processing", stream, "shardId-000000000000", letter),
-            Body=json.dumps(
-                msgspec.to_builtins(to_document("processing", stream, "shardId-000000000000", letter))
-            ).encode(),
-        )
+def store_letters(bucket: str, stream: str, letters: list[DeadLetter], batch: int = 4) -> list[str]:
+    """Store ``letters`` as the consumers do, ``batch`` letters a batch; return the object keys."""
+    s3, keys = boto3.client("s3"), []
+    docs = [to_document("processing", stream, "shardId-000000000000", lt) for lt in letters]
+    for start in range(0, len(docs), batch):
+        for reason, group in group_by_reason(docs[start : start + batch]).items():
+            keys.append(object_key("dead-letter/", "processing", stream, reason, group[0].shard_id, group[0]))
+            s3.put_object(Bucket=bucket, Key=keys[-1], Body=encode_lines(group))
+    return keys
 
 
 def read_all(stream: str, shard: str) -> list[dict[str, Any]]:
@@ -96,33 +102,36 @@ def test_partial_redrive_finishes_when_run_again(aws_stack: object, unique_name:
         )
     )  # tampered: fails authentication once k2 is known
     store_letters(unique_name, unique_name, letters)
-    prefix = redrive.letter_prefix("dead-letter/", "processing", unique_name)
+    prefix = letter_prefix("dead-letter/", "processing", unique_name)
     s3, flaky = boto3.client("s3"), FlakyKinesis(boto3.client("kinesis"))
-    found = list(redrive.iter_letters(s3, unique_name, prefix))
-    dry = redrive.redrive(
-        found, RING, s3=s3, kinesis=flaky, bucket=unique_name, stream=unique_name, dry_run=True
-    )
+    found = list(iter_objects(s3, unique_name, prefix))
+    assert len(found) == 3  # three batches of one reason
+    where = {
+        "s3": s3,
+        "kinesis": flaky,
+        "bucket": unique_name,
+        "stream": unique_name,
+        "prefix": "dead-letter/",
+    }
+    dry = redrive.redrive(found, RING, **where, dry_run=True)
     assert (dry.redriven, dry.still_rejected, read_all(unique_name, shard)) == (10, {"auth_failed": 1}, [])
-    first = redrive.redrive(
-        found, RING, s3=s3, kinesis=flaky, bucket=unique_name, stream=unique_name, sleep=lambda _: None
-    )
+    first = redrive.redrive(found, RING, **where, sleep=lambda _: None)
     assert (first.redriven, first.put_failed, first.reclassified) == (7, 3, 1)  # dev-1: seq 1, 4, 7
+    stays = [
+        (lt.document.reason, lt.document.sequence_number) for lt in iter_letters(s3, unique_name, prefix)
+    ]
+    assert sorted(stays) == [("auth_failed", "200"), ("unknown_key", "101"), ("unknown_key", "104"),
+                             ("unknown_key", "107")]  # fmt: skip
     flaky.failing = False
-    again = redrive.redrive(
-        list(redrive.iter_letters(s3, unique_name, prefix)),
-        RING,
-        s3=s3,
-        kinesis=flaky,
-        bucket=unique_name,
-        stream=unique_name,
-    )
+    again = redrive.redrive(list(iter_objects(s3, unique_name, prefix)), RING, **where)
     assert (again.redriven, again.put_failed, again.still_rejected) == (
         first.put_failed,
         0,
         {"auth_failed": 1},
     )
-    remaining = [lt.key for lt in redrive.iter_letters(s3, unique_name, prefix)]
+    remaining = [lt.key for lt in iter_letters(s3, unique_name, prefix)]
     assert len(remaining) == 1 and "/auth_failed/" in remaining[0]
+    assert [o.key for o in iter_objects(s3, unique_name, prefix)] == remaining  # emptied objects are gone
     put_back = read_all(unique_name, shard)
     assert sorted(r["Data"] for r in put_back) == sorted(lt.raw for lt in letters[:10])
     assert {r["PartitionKey"] for r in put_back} == {"redrive:dev-0", "redrive:dev-1", "redrive:dev-2"}
@@ -144,8 +153,7 @@ def test_show_decodes_with_the_current_key_ring(
         partition_key="dev-1",
         arrival_ms=1_764_300_000_000,
     )
-    store_letters(unique_name, unique_name, [letter])
-    key = letter_key("dead-letter/", "processing", unique_name, "shardId-000000000000", letter)
+    (key,) = store_letters(unique_name, unique_name, [letter])
     monkeypatch.setenv("WENU_SINKS_BUCKET", unique_name)
     monkeypatch.setenv("WENU_KINESIS_STREAM", unique_name)
     monkeypatch.setenv("WENU_KEYRING_FILE", str(write_keyring(tmp_path / "k1.json", {"k1": KEYS["k1"]})))

@@ -15,6 +15,7 @@ import pytest
 
 from tests.fixtures.aws import create_stream
 from tests.protocol.fakes import checkpoint_ok, initialize, process_records, record, script
+from wenu_stream.aws.dead_letters import iter_letters, letter_prefix
 from wenu_stream.aws.provision import ensure_bucket, ensure_state_table
 from wenu_stream.aws.state import pos_key
 from wenu_stream.config import load_config
@@ -67,10 +68,12 @@ def test_poison_records_are_dead_lettered_then_checkpointed(
         {"action": "status", "responseFor": "processRecords"},
         {"action": "status", "responseFor": "leaseLost"},
     ]
-    listed = boto3.client("s3").list_objects_v2(Bucket=unique_name, Prefix="dead-letter/")
-    keys = sorted(o["Key"] for o in listed.get("Contents", []))
-    assert len(keys) == 2
-    assert all(k.startswith(f"dead-letter/processing/{unique_name}/") and f"/{SHARD}/" in k for k in keys)
+    prefix = letter_prefix("dead-letter/", "processing", unique_name)
+    letters = list(iter_letters(boto3.client("s3"), unique_name, prefix))
+    assert [(lt.document.shard_id, lt.document.sequence_number) for lt in letters] == [
+        (SHARD, "1001"),
+        (SHARD, "1002"),
+    ]
     items = boto3.client("dynamodb").scan(TableName=unique_name)["Items"]
     # The state saved at the checkpointed position (what a restart from 1002 loads).
     assert [(i["pk"]["S"], i["pos"]["S"]) for i in items] == [

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from wenu_stream.aws.alarm_state import instance_pk
 from wenu_stream.aws.common import is_conditional_failure
+from wenu_stream.aws.dead_letters import Cursor, iter_letters
 from wenu_stream.stats.aggregates import COUNTER_FIELDS, GAUGE_FIELDS
 from wenu_stream.stats.items import window_pk
 
@@ -220,29 +221,20 @@ def dead_letters(
     until_ms: int | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Dead-letter documents under ``prefix`` in key order (arrived in ``[since, until)``), one page; the
-    cursor is the last key read (S3 ``StartAfter``)."""
-    import datetime as dt
-
-    out: list[dict[str, Any]] = []
-    args: Item = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(1000, max(limit, 50))}
-    last = cursor
-    while True:
-        if last:
-            args["StartAfter"] = last
-        page = s3.list_objects_v2(**args)
-        for obj in page.get("Contents", []):
-            last = obj["Key"]
-            doc = msgspec.json.decode(s3.get_object(Bucket=bucket, Key=last)["Body"].read())
-            arrived = int(dt.datetime.fromisoformat(doc["arrival_time"]).timestamp() * 1000)
-            if (since_ms is None or arrived >= since_ms) and (until_ms is None or arrived < until_ms):
-                doc.pop("data_b64", None)
-                out.append(doc | {"key": last})
-                if len(out) == limit:
-                    return out, last
-        if not page.get("IsTruncated"):
-            return out, None
+) -> Page:
+    """Dead-letter documents under ``prefix`` (``aws.dead_letters`` layout), without the record bytes, arrived in
+    ``[since, until)``, one page in key and shard order (ValueError for a cursor that is not one of ours)."""
+    after = None if cursor is None else Cursor.decode(cursor)
+    out: list[Item] = []
+    letters = iter_letters(s3, bucket, prefix, since_ms=since_ms, until_ms=until_ms, after=after)
+    for letter in letters:
+        doc: Item = msgspec.to_builtins(letter.document)
+        doc.pop("data_b64", None)
+        out.append(doc | {"key": letter.key})
+        if len(out) == limit:
+            nxt = next(letters, None)  # a full page is the last one when nothing follows
+            return out, None if nxt is None else Cursor(letter.key, letter.line).encode()
+    return out, None
 
 
 def quarantine_counts(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:

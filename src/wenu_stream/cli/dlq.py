@@ -1,7 +1,9 @@
 """`wenu-stream dlq list|show|redrive`: inspect dead letters and re-drive the ones that now decode.
 
-list     one JSON line per letter: reason, detail, position, partition key;
-show     one letter's document, decoded with the current key ring where it now decodes;
+list     one line per letter: reason, detail, position, partition key, and the object (key) holding it
+         (letters are stored one object per shard, batch and reason);
+show     the letters of one object (or the one at --sequence), decoded with the current key ring where
+         they now decode;
 redrive  decode every letter (of --reason, arrived --since) with the current key ring: those that
          now decode are put back to the stream (same partition key) and deleted once the put is
          acknowledged; the others stay (moved to their new reason if it changed). Safe to run
@@ -12,21 +14,20 @@ redrive  decode every letter (of --reason, arrived --since) with the current key
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import itertools
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import msgspec
 
+from wenu_stream.aws import dead_letters
 from wenu_stream.cli.common import add_config_flags, config_from
 from wenu_stream.cli.output import Column, emit, emit_one
 from wenu_stream.config import Config
 from wenu_stream.errors import ConfigError, NotFoundError
-from wenu_stream.ingest.batch import ParkedReason
+from wenu_stream.ingest.batch import REDRIVE_PREFIX, ParkedReason
 from wenu_stream.records.rejections import Reason
 
 REASONS = (*(r.value for r in Reason), *(r.value for r in ParkedReason))  # wire, then processing
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     show = sub.add_parser("show", help="one dead letter, decoded with the current key ring where possible")
     add_config_flags(show, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
     show.add_argument("key", help="object key, as printed by `dlq list`")
+    show.add_argument("--sequence", help="only the letter at this sequence number (SEQ or SEQ:SUB)")
     show.set_defaults(handler=show_letter, default_output="json")
     rd = sub.add_parser("redrive", help="put letters that now decode back to the stream")
     add_config_flags(rd, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
@@ -62,22 +64,14 @@ LIST_COLUMNS = [
 ]  # fmt: skip
 
 
-def letter_prefix(config: Config, reason: str | None = None) -> str:
-    base = f"{config.sinks.dead_letter_prefix}{config.app}/{config.kinesis.stream}/"
-    return base + (f"{reason}/" if reason else "")
-
-
 def iter_letters(config: Config, reason: str | None = None, s3: Any = None) -> Iterator[dict[str, Any]]:
     """Every dead-letter document of ``config.app`` on ``config.kinesis.stream``, with its object key."""
     s3 = s3 or boto3.client("s3")
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=config.sinks.bucket, Prefix=letter_prefix(config, reason)
+    prefix = dead_letters.letter_prefix(
+        config.sinks.dead_letter_prefix, config.app, config.kinesis.stream, reason
     )
-    for page in pages:
-        for obj in page.get("Contents", []):
-            doc = json.loads(s3.get_object(Bucket=config.sinks.bucket, Key=obj["Key"])["Body"].read())
-            doc["key"] = obj["Key"]
-            yield doc
+    for letter in dead_letters.iter_letters(s3, config.sinks.bucket, prefix):
+        yield msgspec.to_builtins(letter.document) | {"key": letter.key}
 
 
 def list_letters(args: argparse.Namespace) -> int:
@@ -111,29 +105,38 @@ def show_letter(args: argparse.Namespace) -> int:
         keyring = load_keyring(config)
     except ConfigError:
         keyring = None  # show the letter anyway, undecoded
-    s3 = boto3.client("s3")
-    try:
-        body = s3.get_object(Bucket=config.sinks.bucket, Key=args.key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
+    letters = dead_letters.read_object(boto3.client("s3"), config.sinks.bucket, args.key)
+    if letters is None:
         raise NotFoundError(
-            f"no dead letter {args.key!r} in bucket {config.sinks.bucket}",
+            f"no dead-letter object {args.key!r} in bucket {config.sinks.bucket}",
             "copy a key from `wenu-stream dlq list`",
-        ) from None
-    doc = json.loads(body)
-    doc["key"] = args.key
-    if keyring is None:
-        doc["decoded"] = {"note": "no key ring configured: set WENU_KEYRING_FILE or --keyring to decode"}
-    else:
-        raw = base64.b64decode(doc["data_b64"])
-        results = decode_record(raw, doc["partition_key"], keyring)
-        first = results[0]
-        doc["decoded"] = (
-            {"accepted": True, "key_id": first.key_id, "message": msgspec.to_builtins(first.message)}
-            if isinstance(first, Accepted)
-            else {"accepted": False, "reason": str(first.reason), "detail": first.detail}
         )
-    emit_one(doc, args.output)
+    if args.sequence is not None:
+        letters = [d for d in letters if _at(d, args.sequence)]
+        if not letters:
+            raise NotFoundError(
+                f"no letter at sequence {args.sequence} in {args.key}",
+                "copy a sequence number from `dlq list`",
+            )
+    for letter in letters:
+        doc = msgspec.to_builtins(letter) | {"key": args.key}
+        if keyring is None:
+            doc["decoded"] = {"note": "no key ring configured: set WENU_KEYRING_FILE or --keyring to decode"}
+        else:
+            results = decode_record(letter.raw, letter.partition_key.removeprefix(REDRIVE_PREFIX), keyring)
+            first = results[0]
+            doc["decoded"] = (
+                {"accepted": True, "key_id": first.key_id, "message": msgspec.to_builtins(first.message)}
+                if isinstance(first, Accepted)
+                else {"accepted": False, "reason": str(first.reason), "detail": first.detail}
+            )
+        emit_one(doc, args.output)
     return 0
+
+
+def _at(letter: dead_letters.DeadLetterDocument, sequence: str) -> bool:
+    seq, _, sub = sequence.partition(":")
+    return letter.sequence_number == seq and (not sub or str(letter.sub_sequence_number) == sub)
 
 
 def redrive_letters(args: argparse.Namespace) -> int:
@@ -149,17 +152,17 @@ def redrive_letters(args: argparse.Namespace) -> int:
     config = config_from(args)
     keyring = load_keyring(config)
     s3 = boto3.client("s3")
-    prefix = redrive.letter_prefix(
-        config.sinks.dead_letter_prefix, config.app, config.kinesis.stream, args.reason
-    )
-    letters = list(redrive.iter_letters(s3, config.sinks.bucket, prefix, since))
+    base = config.sinks.dead_letter_prefix
+    prefix = dead_letters.letter_prefix(base, config.app, config.kinesis.stream, args.reason)
     result = redrive.redrive(
-        letters,
+        list(dead_letters.iter_objects(s3, config.sinks.bucket, prefix)),
         keyring,
         s3=s3,
         kinesis=boto3.client("kinesis"),
         bucket=config.sinks.bucket,
         stream=config.kinesis.stream,
+        prefix=base,
+        since_ms=None if since is None else int(since.timestamp() * 1000),
         dry_run=args.dry_run,
     )
     emit_one({"dry_run": args.dry_run, **msgspec.to_builtins(result)}, args.output)

@@ -1,37 +1,47 @@
 """Re-drive dead letters: the ones the current key ring (or a fixed decoder) now accepts go back to the stream.
 
-For each letter (optionally one reason, optionally arrived since a time), in
-shard and sequence order:
+Over the objects under a prefix (``aws.dead_letters``), for each letter selected
+(optionally arrived since a time; a position stored twice counts once), in shard
+and sequence order:
 
 1. decode its bytes with the current key ring (``decode_record``);
-2. still rejected: the object stays. If the reason changed (a key was added
-   but the record was tampered with, say), the letter moves to the new
-   reason's key: the new object is written before the old one is deleted;
+2. still rejected for the same reason: it stays. For another reason (a key was
+   added but the record was tampered with, say), it moves: the letters that move
+   are written under the new reason (merged into an object already at that key)
+   before they leave their old object;
 3. accepted: it is re-put to the stream with the partition key
    ``redrive:<its key>`` and its key's hash as ``ExplicitHashKey`` (so it lands
    on the device's shard and flows through the pipeline once; the prefix tells
    the consumer that an operator vouches for it, so a ``stale_sequence``
    letter is accepted once instead of parked again, and duplicate detection
-   still guards against doubles), and its object is deleted only after
-   PutRecords acknowledged that record.
+   still guards against doubles), and leaves its object only after PutRecords
+   acknowledged it.
 
-A re-drive that stops part-way (crash, throttling) can simply run again: a
-letter is only gone once its record is in the stream, and a record put twice
-is counted as a duplicate by the consumer, never as a second reading.
+Then each object that lost letters is rewritten with the ones that stay, or
+deleted when none stay. A re-drive that stops part-way (crash, throttling) can
+simply run again: a letter is only gone once its record is in the stream (or
+its new reason's object), and a record put twice is counted as a duplicate by
+the consumer, never as a second reading.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
+from wenu_stream.aws.dead_letters import (
+    DeadLetterDocument,
+    LetterObject,
+    encode_lines,
+    group_by_reason,
+    object_key,
+    read_object,
+)
 from wenu_stream.backoff import Backoff
 from wenu_stream.ingest.batch import REDRIVE_PREFIX
 from wenu_stream.records.crypto import KeyRing
@@ -40,130 +50,145 @@ from wenu_stream.records.decoding import Accepted, decode_record
 _PUT_BATCH = 500  # PutRecords limit
 _PUT_ATTEMPTS = 5
 
-
-class Letter(msgspec.Struct, frozen=True, kw_only=True):
-    """One dead letter as stored, with its object key."""
-
-    key: str
-    document: dict[str, Any]
-
-    @property
-    def raw(self) -> bytes:
-        return base64.b64decode(self.document["data_b64"])
-
-    @property
-    def partition_key(self) -> str:
-        """The record's own partition key (without the prefix of an earlier re-drive)."""
-        return str(self.document["partition_key"]).removeprefix(REDRIVE_PREFIX)
+Position = tuple[str, int, int]
 
 
 class RedriveResult(msgspec.Struct, kw_only=True):
     """What a re-drive did (or, in a dry run, would do)."""
 
     examined: int = 0
-    redriven: int = 0  # put back to the stream and deleted from the store
+    redriven: int = 0  # put back to the stream and removed from the store
     still_rejected: dict[str, int] = msgspec.field(default_factory=dict)  # by current reason
-    reclassified: int = 0  # moved to a new reason's key
+    reclassified: int = 0  # moved to a new reason's object
     put_failed: int = 0  # not acknowledged by PutRecords after retries: left in the store
 
 
-def letter_prefix(prefix: str, app: str, stream: str, reason: str | None = None) -> str:
-    """The object prefix of an application's dead letters (of one reason if given)."""
-    return f"{prefix}{app}/{stream}/" + (f"{reason}/" if reason else "")
-
-
-def iter_letters(s3: Any, bucket: str, prefix: str, since: dt.datetime | None = None) -> Iterator[Letter]:
-    """Every letter under ``prefix`` (arrived at or after ``since`` if given), in key order."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            doc = msgspec.json.decode(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-            if since is None or dt.datetime.fromisoformat(doc["arrival_time"]) >= since:
-                yield Letter(key=obj["Key"], document=doc)
-
-
-def reclassified_key(letter: Letter, reason: str) -> str:
-    """The key of ``letter`` under another reason (the reason is the third segment from the shard)."""
-    parts = letter.key.split("/")
-    parts[-3] = reason
-    return "/".join(parts)
+class _Plan(msgspec.Struct):
+    accepted: list[DeadLetterDocument]
+    moved: list[DeadLetterDocument]  # with their new reason and detail
+    still: Counter[str]
 
 
 def redrive(
-    letters: Sequence[Letter],
+    objects: Sequence[LetterObject],
     keyring: KeyRing,
     *,
     s3: Any,
     kinesis: Any,
     bucket: str,
     stream: str,
+    prefix: str,
+    since_ms: int | None = None,
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RedriveResult:
-    """Steps 1-3 of the module docstring over ``letters``."""
-    result = RedriveResult(examined=len(letters))
-    ordered = sorted(
-        letters,
-        key=lambda lt: (
-            lt.document["shard_id"],
-            int(lt.document["sequence_number"]),
-            int(lt.document["sub_sequence_number"]),
-        ),
+    """Steps 1-3 of the module docstring over the letters of ``objects`` (``prefix``: the dead-letter prefix)."""
+    selected = _select(objects, since_ms)
+    plan = _decide(selected, keyring)
+    result = RedriveResult(
+        examined=len(selected), still_rejected=dict(sorted(plan.still.items())), reclassified=len(plan.moved)
     )
-    accepted: list[Letter] = []
-    still: Counter[str] = Counter()
-    for letter in ordered:
-        outcome = decode_record(letter.raw, letter.partition_key, keyring)
-        first = outcome[0] if len(outcome) == 1 else None  # a letter holds one user record
-        if isinstance(first, Accepted):
-            accepted.append(letter)
-            continue
-        reason = letter.document["reason"] if first is None else str(first.reason)
-        still[reason] += 1
-        if first is not None and reason != letter.document["reason"]:
-            result.reclassified += 1
-            if not dry_run:
-                _move(s3, bucket, letter, reason, first.detail)
-    result.still_rejected = dict(sorted(still.items()))
     if dry_run:
-        result.redriven = len(accepted)
+        result.redriven = len(plan.accepted)
         return result
-    for start in range(0, len(accepted), _PUT_BATCH):
-        batch = accepted[start : start + _PUT_BATCH]
+    written = {
+        _merge_into(s3, bucket, prefix, group): {d.position for d in group} for group in _moves(plan.moved)
+    }
+    gone: set[Position] = {d.position for d in plan.moved}
+    for start in range(0, len(plan.accepted), _PUT_BATCH):
+        batch = plan.accepted[start : start + _PUT_BATCH]
         done = _put(kinesis, stream, batch, sleep)
-        for letter in done:
-            s3.delete_object(Bucket=bucket, Key=letter.key)
+        gone.update(d.position for d in done)
         result.redriven += len(done)
         result.put_failed += len(batch) - len(done)
+    for obj in objects:
+        if obj.key in written:  # also the target of a move: read it again, keep what moved in
+            fresh = LetterObject(obj.key, read_object(s3, bucket, obj.key) or [])
+            _rewrite(s3, bucket, fresh, gone - written[obj.key])
+        else:
+            _rewrite(s3, bucket, obj, gone)
     return result
 
 
-def _move(s3: Any, bucket: str, letter: Letter, reason: str, detail: str) -> None:
-    doc = letter.document | {"reason": reason, "detail": detail}
+def _select(objects: Sequence[LetterObject], since_ms: int | None) -> list[DeadLetterDocument]:
+    """The letters to examine, once per position, in shard order."""
+    found: dict[Position, DeadLetterDocument] = {}
+    for obj in objects:
+        for doc in obj.letters:
+            if since_ms is None or doc.arrival_ms >= since_ms:
+                found.setdefault(doc.position, doc)
+    return [found[p] for p in sorted(found)]
+
+
+def _decide(letters: Sequence[DeadLetterDocument], keyring: KeyRing) -> _Plan:
+    plan = _Plan(accepted=[], moved=[], still=Counter())
+    for doc in letters:
+        outcome = decode_record(doc.raw, _own_key(doc), keyring)
+        first = outcome[0] if len(outcome) == 1 else None  # a letter holds one user record
+        if isinstance(first, Accepted):
+            plan.accepted.append(doc)
+            continue
+        reason = doc.reason if first is None else str(first.reason)
+        plan.still[reason] += 1
+        if first is not None and reason != doc.reason:
+            plan.moved.append(msgspec.structs.replace(doc, reason=reason, detail=first.detail))
+    return plan
+
+
+def _moves(moved: Sequence[DeadLetterDocument]) -> list[list[DeadLetterDocument]]:
+    """Moved letters grouped by (shard, new reason)."""
+    groups: dict[tuple[str, str], list[DeadLetterDocument]] = {}
+    for doc in moved:
+        groups.setdefault((doc.shard_id, doc.reason), []).append(doc)
+    return [group for _, group in sorted(groups.items())]
+
+
+def _merge_into(s3: Any, bucket: str, prefix: str, group: list[DeadLetterDocument]) -> str:
+    """Write letters under their new reason (an object already at that key keeps its letters); return the key."""
+    (reason, ordered), *_ = group_by_reason(group).items()
+    first = ordered[0]
+    key = object_key(prefix, first.app, first.stream, reason, first.shard_id, first)
+    merged = {d.position: d for d in read_object(s3, bucket, key) or []} | {d.position: d for d in ordered}
     s3.put_object(
-        Bucket=bucket,
-        Key=reclassified_key(letter, reason),
-        Body=msgspec.json.encode(doc),
-        ContentType="application/json",
+        Bucket=bucket, Key=key, Body=encode_lines(list(merged.values())), ContentType="application/x-ndjson"
     )
-    s3.delete_object(Bucket=bucket, Key=letter.key)
+    return key
 
 
-def _put(kinesis: Any, stream: str, batch: list[Letter], sleep: Callable[[float], None]) -> list[Letter]:
+def _rewrite(s3: Any, bucket: str, obj: LetterObject, gone: set[Position]) -> None:
+    """Rewrite an object without the letters that left it, or delete it when none stay."""
+    stay = [d for d in obj.letters if d.position not in gone]
+    if len(stay) == len(obj.letters):
+        return
+    if stay:
+        s3.put_object(Bucket=bucket, Key=obj.key, Body=encode_lines(stay), ContentType="application/x-ndjson")
+    else:
+        s3.delete_object(Bucket=bucket, Key=obj.key)
+
+
+def _put(
+    kinesis: Any, stream: str, batch: list[DeadLetterDocument], sleep: Callable[[float], None]
+) -> list[DeadLetterDocument]:
     """Put ``batch`` in order; retry the records PutRecords did not acknowledge. Returns the acknowledged ones."""
-    pending, done = list(batch), list[Letter]()
+    pending, done = list(batch), list[DeadLetterDocument]()
     backoff = Backoff(base=0.1, cap=2.0)
     for _ in range(_PUT_ATTEMPTS):
         out = kinesis.put_records(
-            StreamName=stream, Records=[redrive_entry(lt.raw, lt.partition_key) for lt in pending]
+            StreamName=stream, Records=[redrive_entry(d.raw, _own_key(d)) for d in pending]
         )
-        retry: list[Letter] = []
-        for letter, record in zip(pending, out["Records"], strict=True):
-            (retry if "ErrorCode" in record else done).append(letter)
+        retry: list[DeadLetterDocument] = []
+        for doc, record in zip(pending, out["Records"], strict=True):
+            (retry if "ErrorCode" in record else done).append(doc)
         if not retry:
             break
         pending = retry
         sleep(backoff.next_delay())
     return done
+
+
+def _own_key(doc: DeadLetterDocument) -> str:
+    """The record's own partition key (without the prefix of an earlier re-drive)."""
+    return doc.partition_key.removeprefix(REDRIVE_PREFIX)
 
 
 def redrive_entry(data: bytes, partition_key: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import msgspec
 
+from wenu_stream.aws.dead_letters import count_by_reason, letter_prefix
 from wenu_stream.config import Config
 from wenu_stream.ingest.batch import Totals
 from wenu_stream.ingest.processor import ShardState
@@ -53,11 +54,6 @@ def sum_totals(per_shard: dict[str, Totals]) -> Totals:
 
 
 def dead_letter_counts(config: Config, client: Any = None) -> dict[str, int]:
-    """Dead letters in the store by reason code (from the object keys; nothing is downloaded)."""
-    s3 = client or boto3.client("s3")
-    base = f"{config.sinks.dead_letter_prefix}{config.app}/{config.kinesis.stream}/"
-    counts: Counter[str] = Counter()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.sinks.bucket, Prefix=base):
-        for obj in page.get("Contents", []):
-            counts[obj["Key"][len(base) :].split("/", 1)[0]] += 1
-    return dict(sorted(counts.items()))
+    """Dead letters in the store by reason code (each stored position once)."""
+    prefix = letter_prefix(config.sinks.dead_letter_prefix, config.app, config.kinesis.stream)
+    return count_by_reason(client or boto3.client("s3"), config.sinks.bucket, prefix)

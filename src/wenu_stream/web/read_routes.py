@@ -16,10 +16,10 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wenu_stream.aws import readers
+from wenu_stream.aws.dead_letters import letter_prefix
 from wenu_stream.catalog.workspace import audit_entries
 from wenu_stream.errors import ConfigError
 from wenu_stream.ops import checkpoints as ops_checkpoints
-from wenu_stream.ops.redrive import letter_prefix
 from wenu_stream.records.rejections import Reason
 from wenu_stream.timewindows import WIDTHS
 from wenu_stream.web import tenancy
@@ -295,15 +295,18 @@ def list_dead_letters(
         raise ValidationException(f"reason: use one of {', '.join(r.value for r in Reason)}")
     cfg = services.config
     prefix = letter_prefix(cfg.sinks.dead_letter_prefix, app, cfg.kinesis.stream, reason)
-    items, nxt = readers.dead_letters(
-        services.s3,
-        cfg.sinks.bucket,
-        prefix,
-        since_ms=parse_time("from", start),
-        until_ms=parse_time("to", end),
-        limit=limit_of(limit),
-        cursor=cursor,
-    )
+    try:
+        items, nxt = readers.dead_letters(
+            services.s3,
+            cfg.sinks.bucket,
+            prefix,
+            since_ms=parse_time("from", start),
+            until_ms=parse_time("to", end),
+            limit=limit_of(limit),
+            cursor=cursor,
+        )
+    except ValueError as exc:
+        raise ValidationException(f"cursor: {exc}") from None
     return Page(items=items, next=nxt)
 
 

@@ -1,4 +1,4 @@
-"""Pure parts of the operator tools: targets, liveness, shard selection, lag text, markers, letter keys."""
+"""Pure parts of the operator tools: targets, liveness, shard selection, lag text, markers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from wenu_stream.errors import ConfigError
 from wenu_stream.ingest.rebuild import RebuildMarker
 from wenu_stream.ops.checkpoints import Target, live_leases, parse_target, select
 from wenu_stream.ops.positions import Lag
-from wenu_stream.ops.redrive import Letter, reclassified_key
 
 NOW = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.UTC)
 
@@ -91,11 +90,3 @@ def test_marker_applies_only_at_its_checkpoint_and_has_its_own_key() -> None:
     assert marker.applies("TRIM_HORIZON") and not marker.applies("4960") and not marker.applies(None)
     key = marker_key("processing", "readings", "s-1")
     assert not key["pk"]["S"].startswith("processing#readings#")  # never read as a shard state
-
-
-def test_reclassified_key_swaps_only_the_reason() -> None:
-    letter = Letter(key="dead-letter/processing/readings/unknown_key/shardId-0/0001-00000.json", document={})
-    assert (
-        reclassified_key(letter, "auth_failed")
-        == "dead-letter/processing/readings/auth_failed/shardId-0/0001-00000.json"
-    )

@@ -3,16 +3,15 @@ re-drive (operator), and the quarantine with its re-drive once the catalog maps 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, PermissionDeniedException
 
+from wenu_stream.aws.dead_letters import count_by_reason, letter_prefix
 from wenu_stream.catalog.workspace import audit
 from wenu_stream.log import get_logger
-from wenu_stream.ops.redrive import letter_prefix
 from wenu_stream.records.rejections import Reason
 from wenu_stream.web import read_routes, tenancy
 from wenu_stream.web.catalog_access import CatalogDown
@@ -31,19 +30,11 @@ async def _checkpoints(request: Request[Any, Any, Any], app: str) -> dict[str, A
     return {"app": app, "rows": page.items, "note": None}
 
 
-def count_letters(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
-    """Dead letters under ``prefix`` counted by reason (the key's next segment): a listing, no object read."""
-    counts: Counter[str] = Counter()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        counts.update(obj["Key"][len(prefix) :].split("/", 1)[0] for obj in page.get("Contents", []))
-    return dict(sorted(counts.items()))
-
-
 async def _letters(request: Request[Any, Any, Any], app: str) -> dict[str, int]:
     services, _ = caller(request)
     cfg = services.config
     prefix = letter_prefix(cfg.sinks.dead_letter_prefix, app, cfg.kinesis.stream)
-    return await anyio.to_thread.run_sync(count_letters, services.s3, cfg.sinks.bucket, prefix)
+    return await anyio.to_thread.run_sync(count_by_reason, services.s3, cfg.sinks.bucket, prefix)
 
 
 async def _page(request: Request[Any, Any, Any], message: str | None = None) -> Response[str]:
