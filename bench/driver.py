@@ -205,6 +205,15 @@ async def pipeline(config: Config) -> int:
     return result.records
 
 
+def count_objects(config: Config) -> int:
+    pages = (
+        boto3.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=config.sinks.bucket, Prefix=config.sinks.dead_letter_prefix)
+    )
+    return sum(len(page.get("Contents", [])) for page in pages)
+
+
 def measure(name: str, run: Callable[[], Awaitable[int]]) -> tuple[float, float, int]:
     cpu, wall = time.process_time(), time.perf_counter()
     count = asyncio.run(run())
@@ -267,6 +276,7 @@ def main() -> None:
         base_real, _, _ = measure("bare", lambda: bare("real4"))
         config = provision("real4", str(keyring))
         full, _, _ = measure("pipeline", lambda: pipeline(config))
+        print(f"dead-letter objects written: {count_objects(config)} (one per shard, batch and reason)")
         print(
             f"ratio pipeline/bare {full / base_real:.2f}   (target <= 0.30: the whole driver doing all its work)"
         )
