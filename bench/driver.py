@@ -45,6 +45,7 @@ from wenu_stream.drivers.native.kinesis import FastGetRecords, get_shard_iterato
 from wenu_stream.drivers.native.worker import run_worker
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import KinesisRecord
+from wenu_stream.ops.report import dead_letter_counts
 
 
 def fill(stream: str, shards: int, count: int) -> None:
@@ -276,7 +277,8 @@ def main() -> None:
         base_real, _, _ = measure("bare", lambda: bare("real4"))
         config = provision("real4", str(keyring))
         full, _, _ = measure("pipeline", lambda: pipeline(config))
-        print(f"dead-letter objects written: {count_objects(config)} (one per shard, batch and reason)")
+        letters = sum(dead_letter_counts(config).values())
+        print(f"dead letters: {letters} in {count_objects(config)} objects (one per shard, batch and reason)")
         print(
             f"ratio pipeline/bare {full / base_real:.2f}   (target <= 0.30: the whole driver doing all its work)"
         )
