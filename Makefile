@@ -31,7 +31,7 @@ chromium:  # the backoffice's browser tests drive Debian's chromium (apt-get whe
 	bash tools/ensure-chromium.sh
 
 demo: setup
-	$(BIN)/wenu-stream demo
+	$(BIN)/wenu-stream demo $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench consumers deploy tools

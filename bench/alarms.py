@@ -210,7 +210,7 @@ def _latency_setup(run_dir: Path, checkpoint_interval: float | None) -> tuple[ob
     from wenu_stream.catalog.document import validate
     from wenu_stream.catalog.store import CatalogStore
     from wenu_stream.config import load_config
-    from wenu_stream.devtools.demo import subscribe_queue
+    from wenu_stream.devtools.demo.services import subscribe_queue
     from wenu_stream.devtools.simulate import SimulationConfig, fleet_catalog
 
     keyring = run_dir / "keyring.json"

@@ -255,7 +255,8 @@ def setting_path(name: str) -> str:
 
 
 # Variables read by other parts (tests, the demo), not configuration of a worker.
-_IGNORED_ENV = frozenset({"WENU_HOME", "WENU_RUN_DIR", "WENU_TEST_KEEP"})
+# WENU_API_URL and WENU_TOKEN are what `demo --keep` exports for curl and the API's clients.
+_IGNORED_ENV = frozenset({"WENU_HOME", "WENU_RUN_DIR", "WENU_TEST_KEEP", "WENU_API_URL", "WENU_TOKEN"})
 
 
 def _put(raw: dict[str, Any], path: str, value: Any) -> None:

@@ -1,6 +1,6 @@
 """Ingest: the readings stream, the IoT topic rule that feeds it, and Firehose archiving it to S3 raw/.
 
-Meters publish binary envelopes (spec/wire-format.md) on ``wenu/<stage>/readings/<device>``.
+Meters publish binary envelopes (docs/wire-format.md) on ``wenu/<stage>/readings/<device>``.
 The rule passes the bytes through unchanged (``SELECT *`` keeps a binary payload
 as is) with the device as partition key, so a device's messages stay in order on
 one shard. A record the rule cannot put goes to the archive bucket's ``iot-errors/``.

@@ -1,4 +1,4 @@
-"""The catalog JSON document (``spec/catalog.md``): typed Structs and a validation that lists every problem.
+"""The catalog JSON document (``docs/catalog.md``): typed Structs and a validation that lists every problem.
 
 msgspec stops at the first error, which is right for the wire and wrong for an
 operator fixing a catalog file. :func:`validate` therefore walks the decoded
@@ -288,7 +288,7 @@ def _walk_rules(w: _Walk, doc: dict[str, Any]) -> list[AlarmRule]:
 
 
 def validate(raw: object) -> Validated:
-    """Check a decoded catalog document against every rule of ``spec/catalog.md``.
+    """Check a decoded catalog document against every rule of ``docs/catalog.md``.
 
     Args:
         raw: the document as decoded from JSON (dicts, lists, scalars).

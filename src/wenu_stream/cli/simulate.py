@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--msgpack-share", type=float, default=0.5, help="share of MessagePack devices (default 0.5)"
     )
-    p.add_argument("--start", default="now", help="simulated start: ISO 8601 with a zone, or 'now' (default)")
+    p.add_argument(
+        "--start",
+        default="now",
+        help="simulated start: a time (ISO 8601, UTC without offset, now, -2h; default now)",
+    )
     p.add_argument("--rate", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--no-pace", action="store_true", help="put as fast as possible")
@@ -160,17 +163,9 @@ def _check_range(flag: str, value: float, low: float, high: float, fix: str) -> 
 
 
 def _start_ms(text: str, now_ms: int) -> int:
-    if text == "now":
-        return now_ms
-    try:
-        moment = datetime.fromisoformat(text)  # 3.11 reads a trailing Z
-    except ValueError:
-        raise ConfigError(
-            "--start", f"{text!r} is not an ISO 8601 time", "give e.g. 2025-11-28T00:00:00Z or 'now'"
-        ) from None
-    if moment.tzinfo is None:
-        raise ConfigError("--start", f"{text!r} has no time zone", "add one, e.g. 2025-11-28T00:00:00Z")
-    return int(moment.timestamp() * 1000)
+    from wenu_stream.timeparse import parse_ms
+
+    return parse_ms(text, now_ms=now_ms, field="--start")
 
 
 def _producer(stream: str) -> Any:

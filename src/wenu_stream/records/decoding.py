@@ -1,6 +1,6 @@
 """Decode one Kinesis record into accepted messages and rejections. Pure; never raises on any input.
 
-``decode_record`` composes the stages of ``spec/wire-format.md``:
+``decode_record`` composes the stages of ``docs/wire-format.md``:
 1. KPL deaggregation (``kpl``): one Kinesis record -> one or more user records;
 2. the envelope header (``envelope``): truncated .. bad_key_id, truncated;
 3. decryption (``crypto``): unknown_key, auth_failed;

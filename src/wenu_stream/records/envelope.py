@@ -1,6 +1,6 @@
 """The v1 envelope header: length, version, codec and key-id checks, in the spec's order.
 
-Layout (``spec/wire-format.md``)::
+Layout (``docs/wire-format.md``)::
 
     0      version 0x01
     1      codec   0x01 JSON | 0x02 MessagePack

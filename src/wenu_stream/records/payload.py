@@ -1,6 +1,6 @@
 """The decrypted payload of an envelope: ``Message`` and ``Reading``, and how to decode them.
 
-The Structs carry the payload table of ``spec/wire-format.md`` as ``Meta``
+The Structs carry the payload table of ``docs/wire-format.md`` as ``Meta``
 constraints, so one msgspec pass both parses and validates, all but the
 alphabets of ``device`` and ``ch``: a msgspec ``pattern`` calls Python's ``re``
 for every string, about 4 us per message, while ``names_valid`` checks the same

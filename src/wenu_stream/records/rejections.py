@@ -1,4 +1,4 @@
-"""Reason codes of rejected records, verbatim from spec/wire-format.md, in the spec's order."""
+"""Reason codes of rejected records, verbatim from docs/wire-format.md, in the spec's order."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ CH0 = f"{SITE}.devices[0].channels[0]"
 
 
 def spec_document() -> dict[str, Any]:
-    """A fresh copy of the example document of spec/catalog.md."""
+    """A fresh copy of the example document of docs/catalog.md."""
     return copy.deepcopy(SPEC_DOCUMENT)
 
 

@@ -21,8 +21,13 @@ baseline; ``I`` is the interval):
 
 Anomaly devices take no faults, so every transition is known in advance:
 ``expected_alarms`` lists them with their reading times and transition ids.
-It assumes the consumer stops within ``after_s`` of the last reading (after
-that the idle clock fires ``no_data`` on the silent device once more).
+
+The end of a run is a silence too: every series stops when the simulation
+does, and a ``no_data`` rule fires on its series once the consumer's clock for
+the series' shard passes the last reading plus ``after_s`` (an idle shard's
+clock moves on with wall time). Whether that happens depends on how long the
+consumer outlives the run, so it is not in ``expected_alarms``: a caller that
+knows how far the consumer's clock got asks :func:`silence_after_run`.
 """
 
 from __future__ import annotations
@@ -163,6 +168,36 @@ class Injector:
         elif a.kind == "consumption" and round_ >= a.first:
             value = round(value + a.amount, 5)
         return Reading(r.ch, r.t, value)
+
+
+def silence_after_run(
+    rule: AlarmRule, series: str, last_t: int, watermark: int | None
+) -> ExpectedAlarm | None:
+    """The ``no_data`` notification the end of the run raises on ``series``, if the consumer's clock got there.
+
+    Args:
+        rule: A rule watching ``series`` (only ``no_data`` rules fire on silence).
+        series: The series.
+        last_t: Reading time of the series' last reading, epoch ms.
+        watermark: How far the clock of the series' shard got before the consumer stopped, epoch ms
+            (None: never ticked).
+
+    Returns:
+        The firing at ``last_t + after_s`` (onset: the last reading), or None when the clock stopped short.
+    """
+    if not isinstance(rule, NoDataRule) or watermark is None:
+        return None
+    at = last_t + int(rule.after_s * 1000)  # as the engine counts it
+    if watermark < at:
+        return None
+    return ExpectedAlarm(
+        rule=rule.id,
+        series=series,
+        severity=rule.severity,
+        state="firing",
+        at=at,
+        transition_id=transition_id(rule.id, series, last_t, "firing"),
+    )
 
 
 def _interval_ms(cfg: SimulationConfig) -> int:

@@ -1,7 +1,7 @@
 """Fault injection on sealed envelopes, and the nonces and sealing they need. Pure but for ``os.urandom``.
 
 Each function damages a record in one way and says which reason code a consumer
-must give it (``spec/wire-format.md``), so a test knows the expected outcome of
+must give it (``docs/wire-format.md``), so a test knows the expected outcome of
 every record it puts.
 """
 

@@ -2,7 +2,7 @@
 
 The fleet depends only on the number of devices, never on the seed, so the
 catalog of a demo stays the same from run to run. The document follows
-``spec/catalog.md``.
+``docs/catalog.md``.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def series_id(device: Device, suffix: str) -> str:
 
 
 def fleet_catalog(cfg: SimulationConfig) -> dict[str, Any]:
-    """Describe the fleet of ``cfg`` as a catalog document (``spec/catalog.md``), alarm rules included."""
+    """Describe the fleet of ``cfg`` as a catalog document (``docs/catalog.md``), alarm rules included."""
     fleet = build_fleet(cfg.devices)
     by_site: dict[str, list[Device]] = {}
     for device in fleet:

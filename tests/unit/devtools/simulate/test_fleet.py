@@ -1,4 +1,4 @@
-"""The catalog document of the simulated fleet follows spec/catalog.md and maps every simulated channel."""
+"""The catalog document of the simulated fleet follows docs/catalog.md and maps every simulated channel."""
 
 from __future__ import annotations
 
