@@ -14,13 +14,15 @@ setup: $(STAMP) node_modules/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required" or 0)'
+	@echo "setup: a Python virtual environment in $(VENV) (pip, then every pinned package)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,deploy,kcl]'
+	$(BIN)/python tools/pip_progress.py constraints.txt -- $(BIN)/python -m pip install -c constraints.txt -e '.[dev,deploy,kcl]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 node_modules/.installed: package.json package-lock.json
 	command -v node >/dev/null || { echo "Node.js is required (the Kinesis emulators run on it)"; exit 1; }
+	@echo "setup: the Kinesis emulators (kinesalite, kinesis-local) with npm ci into node_modules"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

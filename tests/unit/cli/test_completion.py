@@ -14,7 +14,10 @@ import pytest
 def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("completion") / "wenu-stream.bash"
     done = subprocess.run(
-        [sys.executable, "-m", "wenu_stream", "completion", "bash"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "wenu_stream", "completion", "bash"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     out.write_text(done.stdout)
     return out
@@ -29,7 +32,9 @@ def complete(script: Path, *words: str) -> list[str]:
         'COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}; _shtab_wenu_stream; printf "%s\\n" "${COMPREPLY[@]}"'
     )
     # PATH without the venv: a TAB must not need Python
-    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        ["bash", "-c", program], capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}
+    )
     return sorted(filter(None, done.stdout.split()))
 
 
@@ -38,5 +43,9 @@ def test_commands_subcommands_flags_and_choices(script: Path) -> None:
     assert complete(script, "checkpoints", "") == ["list", "reset"]
     assert "--severity" in complete(script, "alarms", "list", "--sev")
     assert complete(script, "alarms", "list", "--state", "") == ["firing", "ok", "pending"]
-    assert complete(script, "stats", "query", "-o", "") == ["json", "jsonl", "table"]  # a global option, after the command
+    assert complete(script, "stats", "query", "-o", "") == [
+        "json",
+        "jsonl",
+        "table",
+    ]  # a global option, after the command
     assert complete(script, "completion", "") == ["bash", "tcsh", "zsh"]

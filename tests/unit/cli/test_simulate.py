@@ -93,7 +93,7 @@ def test_same_seed_same_output(keyring_file: str, capsys: pytest.CaptureFixture[
         (["--faults", "bogus=0.1"], "--faults"),
         (["--faults", "corrupt=0.7,tamper=0.7"], "--faults"),
         (["--start", "yesterday"], "--start"),
-        (["--start", "2025-11-28T12:00:00"], "--start"),
+        (["--start", "2025-13-28T12:00:00"], "--start"),  # no such month (no offset is UTC, like everywhere)
         (["--key-ids", "k9"], "--key-ids"),
         (["--rate", "0"], "--rate"),
     ],

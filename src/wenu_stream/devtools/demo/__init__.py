@@ -133,7 +133,8 @@ def _demo(
     with progress.timed("wenu-stream serve api"):
         api, url, token = services.start_api(config, run_dir)
     kept |= {"api_pid": api.pid, "api_url": url, "token": token, "keyring": config.keyring.file,
-             "catalog_url": config.catalog.url, "warehouse_dsn": dsn}  # fmt: skip
+             "catalog_url": config.catalog.url, "warehouse_dsn": dsn,
+             "api_secret": str(run_dir / "api-dev-secret")}  # fmt: skip
     progress.say(f"      {url} (OpenAPI {url}/schema/openapi.json), backoffice {url}/ui/")
     progress.step(
         f"simulating {args.devices} meters for {args.duration:.0f} s (real time) with faults and anomalies, "

@@ -31,6 +31,7 @@ def paste_lines(kept: dict[str, Any], progress: Progress) -> None:
         f"export WENU_KEYRING_FILE={shlex.quote(kept['keyring'])}",
         f"export WENU_CATALOG_URL={shlex.quote(kept['catalog_url'])}",
         f"export WENU_WAREHOUSE_DSN={shlex.quote(kept['warehouse_dsn'])}",
+        f"export WENU_API_DEV_SECRET_FILE={shlex.quote(kept['api_secret'])}",
         f"export WENU_API_URL={kept['api_url']}",
         f"export WENU_TOKEN={kept['token']}",
     ):
