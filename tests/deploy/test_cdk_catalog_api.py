@@ -154,6 +154,9 @@ def test_api_serves_from_the_image_behind_the_load_balancer_checked_by_readyz(de
     env = {e["Name"]: e["Value"] for e in api["Environment"]}
     assert (env["WENU_API_HOST"], env["WENU_API_PORT"]) == ("0.0.0.0", "8080")
     assert "WENU_API_OIDC_ISSUER" not in env
+    assert env["WENU_API_DEV_SECRET_FILE"].startswith("/tmp/")  # the root file system is read-only
+    session = secret_id(dev, "wenu/dev/api-session")
+    assert {s["Name"]: s["ValueFrom"] for s in api["Secrets"]}["WENU_API_SESSION_SECRET"] == {"Ref": session}
     assert api["HealthCheck"]["Command"] == ["CMD", "/app/deploy/ecs/healthcheck.sh", "8080"]
     assert api["User"] == "10001" and api["ReadonlyRootFilesystem"] is True
     _id, group = only(dev, "AWS::ElasticLoadBalancingV2::TargetGroup")

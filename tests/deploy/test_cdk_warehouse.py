@@ -93,24 +93,41 @@ def test_pushgateway_runs_as_a_service_named_in_the_stage_namespace(t: dict[str,
     assert container["ReadonlyRootFilesystem"] is True and container["User"] == "65534"
 
 
-def test_an_existing_warehouse_is_referenced_and_nothing_is_created(stages: dict[str, Synthesised]) -> None:
-    """wenu:redshiftWorkgroup + wenu:redshiftSecretArn: no cluster, the load task points at the workgroup."""
+SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:warehouse-loader-AbCdEf"
+
+
+@pytest.fixture(scope="module")
+def variant(stages: dict[str, Synthesised]) -> dict[str, Any]:
+    """A third stage with the other settings: a referenced warehouse, consumers stopped (a first deploy)."""
     import aws_cdk as cdk
-    from wenu_cdk.naming import SettingError
     from wenu_cdk.stack import StackSettings, WenuStack
 
-    secret = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:warehouse-loader-AbCdEf"
     app = cdk.App(context={"aws:cdk:enable-path-metadata": False})
-    stack = WenuStack(
-        app,
-        "WenuStream-ref",
-        settings=StackSettings(stage="ref", redshift_workgroup="analytics", redshift_secret_arn=secret),
+    settings = StackSettings(
+        stage="ref", redshift_workgroup="analytics", redshift_secret_arn=SECRET, consumers_stopped=True
     )
-    t = app.synth().get_stack_by_name(stack.stack_name).template
-    assert not resources(t, "AWS::Redshift::Cluster")
-    env = env_of(t, "wenu-ref-warehouse-load")
+    stack = WenuStack(app, "WenuStream-ref", settings=settings)
+    return app.synth().get_stack_by_name(stack.stack_name).template  # type: ignore[no-any-return]
+
+
+def test_an_existing_warehouse_is_referenced_and_nothing_is_created(variant: dict[str, Any]) -> None:
+    """wenu:redshiftWorkgroup + wenu:redshiftSecretArn: no cluster, the load task points at the workgroup."""
+    from wenu_cdk.naming import SettingError
+    from wenu_cdk.stack import StackSettings
+
+    assert not resources(variant, "AWS::Redshift::Cluster")
+    env = env_of(variant, "wenu-ref-warehouse-load")
     assert env["WENU_WAREHOUSE_REDSHIFT_WORKGROUP"] == "analytics"
-    assert env["WENU_WAREHOUSE_REDSHIFT_SECRET_ARN"] == secret
+    assert env["WENU_WAREHOUSE_REDSHIFT_SECRET_ARN"] == SECRET
     assert "WENU_WAREHOUSE_REDSHIFT_CLUSTER" not in env
     with pytest.raises(SettingError, match="wenu:redshiftSecretArn"):
         StackSettings(stage="ref2", redshift_workgroup="analytics")
+
+
+def test_stopped_consumers_run_no_task_and_do_not_scale(variant: dict[str, Any]) -> None:
+    """The first deploy (-c wenu:consumersStopped=true): the key ring is not there yet, so no consumer starts."""
+    for app in ("alarms", "processing"):
+        _id, service = only(variant, "AWS::ECS::Service", ServiceName=f"wenu-ref-{app}")
+        assert service["Properties"]["DesiredCount"] == 0
+    targets = resources(variant, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert [t["Properties"]["MinCapacity"] for t in targets.values()] == [2]  # the API's only

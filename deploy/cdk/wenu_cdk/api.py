@@ -26,6 +26,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from .catalog import Catalog
@@ -56,10 +57,20 @@ class Api(Construct):
         certificate_arn: str = "",
         oidc_issuer: str = "",
         oidc_audience: str = "",
+        public_url: str = "",
     ) -> None:
         super().__init__(scope, id)
         self.names, self.storage, self.ingest = names, storage, ingest
         self.role = self._role()
+        self.session_secret = secretsmanager.Secret(
+            self,
+            "SessionSecret",
+            secret_name=names.secret("api-session"),
+            description="Key of the backoffice's session cookies, shared by the API tasks",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+        )
         task = ecs.FargateTaskDefinition(
             self,
             "Task",
@@ -84,10 +95,13 @@ class Api(Construct):
             "WENU_LOG_LEVEL": "info",
             "AWS_REGION": Stack.of(self).region,
         }
+        if public_url:
+            environment["WENU_API_PUBLIC_URL"] = public_url
         if oidc_issuer:
             environment["WENU_API_OIDC_ISSUER"] = oidc_issuer
             environment["WENU_API_OIDC_AUDIENCE"] = oidc_audience
         else:
+            environment["WENU_API_DEV_SECRET_FILE"] = "/tmp/wenu-api-dev-secret"
             Annotations.of(self).add_warning(
                 "wenu:apiOidcIssuer is not set: the API accepts only development tokens; "
                 "pass -c wenu:apiOidcIssuer=https://cognito-idp.<region>.amazonaws.com/<pool> "
@@ -101,7 +115,11 @@ class Api(Construct):
             readonly_root_filesystem=True,
             essential=True,
             environment=environment,
-            secrets={"CATALOG_DB_SECRET_JSON": ecs.Secret.from_secrets_manager(catalog.app_secret)},
+            secrets={
+                "CATALOG_DB_SECRET_JSON": ecs.Secret.from_secrets_manager(catalog.app_secret),
+                # One cookie key for every task behind the load balancer (a backoffice session survives a switch).
+                "WENU_API_SESSION_SECRET": ecs.Secret.from_secrets_manager(self.session_secret),
+            },
             port_mappings=[ecs.PortMapping(name="http", container_port=API_PORT)],
             health_check=ecs.HealthCheck(
                 command=["CMD", "/app/deploy/ecs/healthcheck.sh", str(API_PORT)],

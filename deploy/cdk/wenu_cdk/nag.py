@@ -151,6 +151,12 @@ def _resources(stack: WenuStack) -> None:
         "are rotated by adding keys to the ring",
     )
     _ack(
+        stack.api.session_secret,
+        "AwsSolutions-SMG4",
+        "The backoffice's cookie key: rotating it signs every user out, so it is rotated by hand "
+        "(put a new value, then redeploy the API)",
+    )
+    _ack(
         stack.catalog.instance, "AwsSolutions-RDS11", "Private subnets, reachable from the stage's tasks only"
     )
     if not s.catalog_multi_az:

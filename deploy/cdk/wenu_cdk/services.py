@@ -109,8 +109,10 @@ class Services(Construct):
         image: ecs.ContainerImage,
         shard_metric: cloudwatch.IMetric,
         max_shards: int,
+        stopped: bool = False,
     ) -> None:
         super().__init__(scope, id)
+        self.stopped = stopped
         self.names, self.network, self.catalog = names, network, catalog
         self.vpc, self.cluster = network.vpc, network.cluster
         self.keyring_secret = secretsmanager.Secret(
@@ -267,7 +269,7 @@ class Services(Construct):
             service_name=self.names.service(app),
             cluster=self.cluster,
             task_definition=task,
-            desired_count=1,
+            desired_count=0 if self.stopped else 1,
             min_healthy_percent=100,
             max_healthy_percent=200,
             security_groups=[metrics_sg],
@@ -277,6 +279,10 @@ class Services(Construct):
         )
         self.catalog.allow_from(metrics_sg, f"wenu-{app} catalog reads")
         service.node.add_dependency(self.catalog.migration)  # a new image's migrations first
+        if (
+            self.stopped
+        ):  # wenu:consumersStopped: no task and no scaling (the first deploy, before the key ring)
+            return service
         per_task = SHARDS_PER_TASK[app]
         max_tasks = max(2, math.ceil(max_shards / per_task))
         scaling = service.auto_scale_task_count(min_capacity=1, max_capacity=max_tasks)

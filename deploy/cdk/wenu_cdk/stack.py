@@ -52,7 +52,9 @@ class StackSettings:
     redshift_secret_arn: str = ""
     pushgateway_image: str = "prom/pushgateway:v1.9.0"
     collector_image: str = "prom/prometheus:v2.53.0"
-    alert_email: str = ""  # set: subscribed to the stage's ops-alerts topic (confirm the e-mail)
+    alert_email: str = ""
+    consumers_stopped: bool = False  # true: the consumer services run no task (first deploy: no key ring yet)
+    api_public_url: str = ""  # the address browsers use for the backoffice (its OIDC redirect)  # set: subscribed to the stage's ops-alerts topic (confirm the e-mail)
 
     def __post_init__(self) -> None:
         if (self.redshift_workgroup or self.redshift_cluster) and not self.redshift_secret_arn:
@@ -158,6 +160,7 @@ class WenuStack(cdk.Stack):
             image=image,
             shard_metric=self.shard_count.metric,
             max_shards=settings.max_shards,
+            stopped=settings.consumers_stopped,
         )
         self.api = Api(
             self,
@@ -172,6 +175,7 @@ class WenuStack(cdk.Stack):
             certificate_arn=settings.api_certificate_arn,
             oidc_issuer=settings.api_oidc_issuer,
             oidc_audience=settings.api_oidc_audience,
+            public_url=settings.api_public_url,
         )
         self.warehouse = Warehouse(
             self,
