@@ -11,6 +11,11 @@ of 4), then times, best of several rounds (alternating floor and decode), in one
   all the validation the spec requires;
 - decode: ``decode_record`` over the Kinesis records (deaggregate + header + decrypt + decode + validate).
 Prints one line per measure, per user record, and the ratio decode / floor (issue target: <= 1.5).
+
+Then the KPL parser decision, per user record, side by side on the same aggregates (of 4 user
+records, as above, and of 100, as a busy KPL producer packs them): ``records.kpl`` (the protobuf
+runtime, upb backend), the hand-written parser it replaced (``bench/kpl_hand.py``) and
+aws-kinesis-agg's generated ``messages_pb2`` (the same runtime from generated code).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable
 import msgspec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from wenu_stream.records import kpl
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record
 from wenu_stream.records.encoding import aggregate, encode_payload, seal
@@ -141,6 +147,55 @@ def main() -> None:
             f"decode ({clock_name}): {decode_s * 1e6 / users:7.3f} us/record  ({users / decode_s:,.0f} records/s)"
         )
         print(f"ratio  ({clock_name}): {decode_s / floor_s:.2f} (target <= 1.5)")
+    kpl_side_by_side(args.rounds, time.process_time)
+
+
+def kpl_side_by_side(rounds: int, clock: Callable[[], float]) -> None:
+    """Per user record: records.kpl against the hand-written parser and aws-kinesis-agg's classes."""
+    import aws_kinesis_agg.deaggregator  # noqa: F401 - puts its folder on sys.path so messages_pb2 imports
+    import kpl_hand
+    from aws_kinesis_agg import messages_pb2
+
+    def generated(data: bytes, partition_key: str) -> list[tuple[str, bytes]]:
+        aggregated = messages_pb2.AggregatedRecord()
+        aggregated.ParseFromString(data[len(kpl.MAGIC) : -kpl.DIGEST_SIZE])  # checksum: see below
+        keys = aggregated.partition_key_table
+        return [(keys[r.partition_key_index], r.data) for r in aggregated.records]
+
+    rng = random.Random(11)
+    for per_aggregate in (4, 100):
+        aggregates = [
+            aggregate([(f"EM-{rng.randrange(100_000):06d}", os.urandom(rng.randint(90, 140)))
+                       for _ in range(per_aggregate)])
+            for _ in range(20_000 // per_aggregate)
+        ]  # fmt: skip
+        for data in aggregates[:50]:
+            assert kpl.deaggregate(data, "p") == kpl_hand.deaggregate(data, "p") == generated(data, "p")
+        users = per_aggregate * len(aggregates)
+
+        def run(
+            parse: Callable[[bytes, str], list[tuple[str, bytes]]], batch: list[bytes] = aggregates
+        ) -> int:
+            return sum(len(parse(data, "p")) for data in batch)
+
+        timed = best_of(
+            {
+                "records.kpl": lambda: run(kpl.deaggregate),
+                "hand-written": lambda: run(kpl_hand.deaggregate),
+                "messages_pb2": lambda: run(lambda d, p: (kpl.is_aggregate(d), generated(d, p))[1]),
+            },
+            rounds,
+            clock,
+        )
+        for name, (seconds, count) in timed.items():
+            assert count == users
+            print(
+                f"kpl {name:<13} (aggregates of {per_aggregate:>3}): {seconds * 1e6 / users:6.3f} us/user record"
+            )
+        print(
+            f"kpl ratio hand-written / records.kpl (aggregates of {per_aggregate}):"
+            f" {timed['hand-written'][0] / timed['records.kpl'][0]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """KPL aggregated records: ``F3 89 9A C2`` + protobuf ``AggregatedRecord`` + MD5 of the protobuf.
 
-The protobuf messages (from the KPL's ``messages.proto``)::
+The protobuf messages (the KPL's aggregation format, ``messages.proto``)::
 
     message AggregatedRecord {
       repeated string partition_key_table    = 1;
@@ -13,27 +13,62 @@ The protobuf messages (from the KPL's ``messages.proto``)::
       required bytes  data                    = 3;
       repeated Tag    tags                    = 4;
     }
+    message Tag { required string key = 1; optional string value = 2; }
+
+They are parsed by the protobuf runtime (its upb backend), from a descriptor
+built here at import; ``bench/decode.py`` measured it against the hand-written
+parser this module used to hold and kept the faster (see its ``kpl`` lines).
 
 As the Kinesis Client Library does, a record whose checksum does not match or
-whose protobuf cannot be parsed is one plain record. So is an aggregate with no
-user records, so that it reaches the dead-letter store instead of vanishing.
-The wire parsing is hand-written: it is a few varints and length-delimited
-fields, and pure Python over ``bytes`` is fast enough here.
+whose protobuf cannot be parsed (malformed, a required field missing, a
+partition key that is not UTF-8 or whose index is out of range) is one plain
+record. So is an aggregate with no user records, so that it reaches the
+dead-letter store instead of vanishing.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Any, Final
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 MAGIC: Final = b"\xf3\x89\x9a\xc2"
 DIGEST_SIZE: Final = 16
 
-_VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
+
+def _aggregated_record_class() -> Any:
+    """The ``AggregatedRecord`` message class, from a descriptor of the three messages above."""
+    field = descriptor_pb2.FieldDescriptorProto
+    required, optional, repeated = field.LABEL_REQUIRED, field.LABEL_OPTIONAL, field.LABEL_REPEATED
+    proto = descriptor_pb2.FileDescriptorProto(name="wenu_kpl.proto", package="wenu.kpl", syntax="proto2")
+    messages = {
+        "Tag": [("key", 1, field.TYPE_STRING, required, ""), ("value", 2, field.TYPE_STRING, optional, "")],
+        "Record": [
+            ("partition_key_index", 1, field.TYPE_UINT64, required, ""),
+            ("explicit_hash_key_index", 2, field.TYPE_UINT64, optional, ""),
+            ("data", 3, field.TYPE_BYTES, required, ""),
+            ("tags", 4, field.TYPE_MESSAGE, repeated, ".wenu.kpl.Tag"),
+        ],
+        "AggregatedRecord": [
+            ("partition_key_table", 1, field.TYPE_STRING, repeated, ""),
+            ("explicit_hash_key_table", 2, field.TYPE_STRING, repeated, ""),
+            ("records", 3, field.TYPE_MESSAGE, repeated, ".wenu.kpl.Record"),
+        ],
+    }
+    for name, fields in messages.items():
+        message = proto.message_type.add(name=name)
+        for field_name, number, kind, label, type_name in fields:
+            added = message.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                added.type_name = type_name
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("wenu.kpl.AggregatedRecord"))
 
 
-class _Unparsable(Exception):
-    """The protobuf is not a valid AggregatedRecord (internal; never escapes this module)."""
+_AggregatedRecord: Final = _aggregated_record_class()
 
 
 def deaggregate(data: bytes, partition_key: str) -> list[tuple[str, bytes]]:
@@ -49,10 +84,20 @@ def deaggregate(data: bytes, partition_key: str) -> list[tuple[str, bytes]]:
     body = _checked_body(data)
     if body is None:
         return [(partition_key, data)]
+    aggregated = _AggregatedRecord()
     try:
-        users = _parse_aggregate(body)
-    # IndexError: a field read past the end of the body; UnicodeDecodeError: a partition key.
-    except (_Unparsable, IndexError, UnicodeDecodeError):
+        aggregated.ParseFromString(body)
+    except DecodeError:
+        return [(partition_key, data)]
+    if not aggregated.IsInitialized():  # a required field is missing
+        return [(partition_key, data)]
+    keys = list(aggregated.partition_key_table)  # a list: each key becomes a str once, not once per record
+    for key in keys:
+        if type(key) is not str:  # upb hands a proto2 string that is not UTF-8 over as bytes
+            return [(partition_key, data)]
+    try:
+        users = [(keys[r.partition_key_index], r.data) for r in aggregated.records]
+    except IndexError:
         return [(partition_key, data)]
     return users or [(partition_key, data)]
 
@@ -72,141 +117,3 @@ def _checked_body(data: bytes) -> bytes | None:
 
 
 _MD5: Final = hashlib.md5(usedforsecurity=False)
-
-# One-byte tags of the length-delimited fields we read: (field << 3) | wire type 2.
-_KEY_TAG, _RECORD_TAG = 1 << 3 | _LENGTH, 3 << 3 | _LENGTH
-_INDEX_TAG: Final = 1 << 3 | _VARINT
-
-
-def _parse_aggregate(body: bytes) -> list[tuple[str, bytes]]:
-    # One loop over the top-level fields. Per user record it reads the shape the KPL writes,
-    # ``1A <len> 08 <index> 1A <len> <data>``, inline (one- and two-byte lengths, one-byte index);
-    # anything else (multi-byte tags, other fields, other layouts) goes to the general helpers.
-    keys: list[str] = []
-    records: list[tuple[int, bytes]] = []
-    pos, end = 0, len(body)
-    while pos < end:
-        tag = body[pos]
-        if tag in (_RECORD_TAG, _KEY_TAG):  # two compares: cheaper than a set probe
-            pos += 1
-        else:
-            known, pos = _other_field(body, pos)
-            if known is None:
-                continue
-            tag = known
-        size = body[pos]
-        if size < 0x80:
-            start = pos + 1
-        elif body[pos + 1] < 0x80:  # a two-byte length: a user record of 128 bytes to 16 KiB
-            size, start = (size & 0x7F) | body[pos + 1] << 7, pos + 2
-        else:
-            size, start = _varint(body, pos)
-        pos = start + size
-        if pos > end:
-            raise _Unparsable("length-delimited field runs past the end")
-        if tag == _KEY_TAG:
-            keys.append(body[start:pos].decode("utf-8"))
-            continue
-        # size > 4: the bytes read below, start .. start + 4, are inside the record.
-        if (
-            size > 4
-            and body[start] == _INDEX_TAG
-            and body[start + 1] < 0x80
-            and body[start + 2] == _RECORD_TAG
-        ):
-            length = body[start + 3]
-            if length < 0x80:
-                first = start + 4
-            elif body[start + 4] < 0x80:  # a two-byte length
-                length, first = (length & 0x7F) | body[start + 4] << 7, start + 5
-            else:  # a longer length: past the end, so the test below fails and the general path reads it
-                first = end + 1
-            if first + length == pos:
-                records.append((body[start + 1], body[first:pos]))
-                continue
-        records.append(_parse_record_fields(body, start, pos))
-    try:
-        return [(keys[index], data) for index, data in records]
-    except IndexError:
-        raise _Unparsable("partition key index out of range") from None
-
-
-def _other_field(body: bytes, pos: int) -> tuple[int | None, int]:
-    """Read a top-level tag that is not a one-byte key or record tag.
-
-    Returns the one-byte tag of a key or record written with a longer (padded) tag and the position
-    of its length, or ``None`` and the position after a field we skip (explicit hash keys, unknown).
-    """
-    field, wire, pos = _tag(body, pos)
-    if field in (1, 2, 3) and wire != _LENGTH:
-        raise _Unparsable(f"field {field} has wire type {wire}")
-    if field == 1:
-        return _KEY_TAG, pos
-    if field == 3:
-        return _RECORD_TAG, pos
-    return None, _skip(body, pos, wire)
-
-
-def _parse_record_fields(body: bytes, pos: int, end: int) -> tuple[int, bytes]:
-    index: int | None = None
-    data: bytes | None = None
-    while pos < end:
-        field, wire, pos = _tag(body, pos)
-        if field == 1 and wire == _VARINT:
-            index, pos = _varint(body, pos)
-        elif field == 3 and wire == _LENGTH:
-            start, pos = _span(body, pos)
-            data = body[start:pos]
-        elif field in (1, 3):
-            raise _Unparsable(f"record field {field} has wire type {wire}")
-        else:
-            pos = _skip(body, pos, wire)
-        if pos > end:
-            raise _Unparsable("record field runs past the record")
-    if index is None or data is None:
-        raise _Unparsable("record lacks its partition key index or data")
-    return index, data
-
-
-def _tag(body: bytes, pos: int) -> tuple[int, int, int]:
-    key, pos = _varint(body, pos)
-    if key >> 3 == 0:
-        raise _Unparsable("field number 0")
-    return key >> 3, key & 7, pos
-
-
-def _varint(body: bytes, pos: int) -> tuple[int, int]:
-    byte = body[pos]
-    if byte < 0x80:  # the common one-byte case
-        return byte, pos + 1
-    value, shift = 0, 0
-    while byte & 0x80:
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        pos += 1
-        if shift > 63 or pos >= len(body):
-            raise _Unparsable("varint too long or truncated")
-        byte = body[pos]
-    return value | (byte << shift), pos + 1
-
-
-def _span(body: bytes, pos: int) -> tuple[int, int]:
-    size = body[pos]
-    if size < 0x80:  # the common one-byte length
-        start = pos + 1
-    else:
-        size, start = _varint(body, pos)
-    if start + size > len(body):
-        raise _Unparsable("length-delimited field runs past the end")
-    return start, start + size
-
-
-def _skip(body: bytes, pos: int, wire: int) -> int:
-    if wire == _VARINT:
-        return _varint(body, pos)[1]
-    if wire == _LENGTH:
-        return _span(body, pos)[1]
-    width = {_FIXED64: 8, _FIXED32: 4}.get(wire)
-    if width is None or pos + width > len(body):
-        raise _Unparsable(f"wire type {wire} unsupported or truncated")
-    return pos + width

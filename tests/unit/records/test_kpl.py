@@ -1,4 +1,4 @@
-"""KPL aggregated records: our hand-written protobuf against the aws-kinesis-agg reference."""
+"""KPL aggregated records: records.kpl (the protobuf runtime) against the aws-kinesis-agg reference."""
 
 from __future__ import annotations
 
