@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 
@@ -277,3 +278,25 @@ def test_rebuild_writes_a_marker_per_shard_with_rising_generations(setup: tuple[
         assert marker is not None and marker.generation == generation
         assert marker.from_checkpoint == TRIM_HORIZON and marker.applies(TRIM_HORIZON)
         assert not marker.applies(seqs[2])
+
+
+def test_a_checkpoint_on_the_last_user_record_of_an_aggregate_is_caught_up(
+    setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The KCL checkpoints (sequence, sub) inside an aggregate; on its last user record nothing is left to do."""
+    from wenu_stream.records.encoding import aggregate
+
+    stream, table, shard = setup
+    data = aggregate([("p", b"one"), ("p", b"two"), ("p", b"three")])
+    (seq,) = [r["SequenceNumber"] for r in boto3.client("kinesis").put_records(
+        StreamName=stream, Records=[{"Data": data, "PartitionKey": "p"}])["Records"]]  # fmt: skip
+    for sub, behind in ((2, False), (1, True)):
+        put_lease(table, Lease(lease_key=shard, lease_owner="kcl", lease_counter=3, checkpoint=seq,
+                               checkpoint_sub_sequence_number=sub))  # fmt: skip
+        assert main(["checkpoints", "list", "-o", "jsonl"]) == 0
+        (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert row["sub_sequence_number"] == sub
+        assert (row["lag"]["next_record_age_ms"] is not None) is behind, row  # sub 1: "three" still waits
+        assert main(["checkpoints", "list"]) == 0
+        table_out = capsys.readouterr().out
+        assert ("caught up" in table_out) is not behind, table_out
