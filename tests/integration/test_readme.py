@@ -34,7 +34,7 @@ def clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo() -> tuple[str, list[str]]:
     done = subprocess.run(
-        [sys.executable, "-m", "wenu_stream", "demo", "--devices", "40", "--duration", "40", "--idle-exit", "35",
+        [sys.executable, "-m", "wenu_stream", "demo", "--devices", "20", "--duration", "40", "--idle-exit", "35",
          "--keep"],
         env=clean_env(), capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
     )  # fmt: skip

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -174,16 +175,30 @@ class S3DeadLetterStore:
         )
 
 
-def iter_objects(s3: Any, bucket: str, prefix: str, *, start_after: str = "") -> Iterator[LetterObject]:
-    """Every dead-letter object under ``prefix`` (after key ``start_after``), in key order (a boto3 client)."""
+def iter_objects(
+    s3: Any, bucket: str, prefix: str, *, start_after: str = "", workers: int = 16
+) -> Iterator[LetterObject]:
+    """Every dead-letter object under ``prefix`` (after key ``start_after``), in key order (a boto3 client).
+
+    The objects of a listed page are fetched ``workers`` at a time (a boto3 client is thread-safe), so
+    reading a thousand objects costs a few round trips of latency, not a thousand.
+    """
+    workers = max(1, workers)
     args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     if start_after:
         args["StartAfter"] = start_after
-    for page in s3.get_paginator("list_objects_v2").paginate(**args):
-        for obj in page.get("Contents", []):
-            letters = read_object(s3, bucket, obj["Key"])
-            if letters is not None:
-                yield LetterObject(obj["Key"], letters)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for page in s3.get_paginator("list_objects_v2").paginate(**args):
+            keys = [obj["Key"] for obj in page.get("Contents", [])]
+            for start in range(
+                0, len(keys), workers
+            ):  # a few in flight: a reader that stops early waits for few
+                chunk = keys[start : start + workers]
+                for key, letters in zip(
+                    chunk, pool.map(lambda k: read_object(s3, bucket, k), chunk), strict=True
+                ):
+                    if letters is not None:
+                        yield LetterObject(key, letters)
 
 
 def read_object(s3: Any, bucket: str, key: str) -> list[DeadLetterDocument] | None:

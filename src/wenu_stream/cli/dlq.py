@@ -1,5 +1,6 @@
-"""`wenu-stream dlq list|show|redrive`: inspect dead letters and re-drive the ones that now decode.
+"""`wenu-stream dlq summary|list|show|redrive`: inspect dead letters and re-drive the ones that now decode.
 
+summary  letters by reason: how many, in how many objects and shards, first and last arrival;
 list     one line per letter: reason, detail, position, partition key, and the object (key) holding it
          (letters are stored one object per shard, batch and reason);
 show     the letters of one object (or the one at --sequence), decoded with the current key ring where
@@ -24,7 +25,7 @@ import msgspec
 
 from wenu_stream.aws import dead_letters
 from wenu_stream.cli.common import add_config_flags, config_from
-from wenu_stream.cli.output import Column, emit, emit_one
+from wenu_stream.cli.output import Column, emit, emit_one, note
 from wenu_stream.config import Config
 from wenu_stream.errors import ConfigError, NotFoundError
 from wenu_stream.ingest.batch import REDRIVE_PREFIX, ParkedReason
@@ -34,7 +35,12 @@ REASONS = (*(r.value for r in Reason), *(r.value for r in ParkedReason))  # wire
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("dlq", help="inspect the dead-letter store", description=__doc__)
+    p = subparsers.add_parser(
+        "dlq",
+        help="inspect the dead-letter store",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="dlq_command", required=True)
     ls = sub.add_parser("list", help="list dead letters, newest shard positions last")
     add_config_flags(ls, "--app", "--stream", "--bucket")
@@ -42,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ls.add_argument("--limit", type=int, default=0, help="stop after N letters (default: all)")
     ls.add_argument("--with-data", action="store_true", help="include the record bytes (data_b64)")
     ls.set_defaults(handler=list_letters)
+    sm = sub.add_parser("summary", help="letters by reason: counts, objects, shards, first and last arrival")
+    add_config_flags(sm, "--app", "--stream", "--bucket")
+    sm.set_defaults(handler=summarize)
     show = sub.add_parser("show", help="one dead letter, decoded with the current key ring where possible")
     add_config_flags(show, "--app", "--stream", "--bucket", "--keyring", "--kms-keyring")
     show.add_argument("key", help="object key, as printed by `dlq list`")
@@ -88,6 +97,37 @@ def list_letters(args: argparse.Namespace) -> int:
     rows = (doc if args.with_data else {k: v for k, v in doc.items() if k != "data_b64"} for doc in letters)
     emit(rows, args.output, LIST_COLUMNS)
     return 0
+
+
+def summarize(args: argparse.Namespace) -> int:
+    """One row per reason: how many letters, in how many objects and shards, arrived when (every object read once,
+    16 at a time)."""
+    config = config_from(args)
+    prefix = dead_letters.letter_prefix(config.sinks.dead_letter_prefix, config.app, config.kinesis.stream)
+    by_reason: dict[str, dict[str, Any]] = {}
+    for letter in dead_letters.iter_letters(boto3.client("s3"), config.sinks.bucket, prefix):
+        doc = letter.document
+        row = by_reason.setdefault(doc.reason, {"letters": 0, "objects": set(), "shards": set(), "times": []})
+        row["letters"] += 1
+        row["objects"].add(letter.key)
+        row["shards"].add(doc.shard_id)
+        row["times"].append(doc.arrival_time)
+    rows = [
+        {"reason": reason, "letters": r["letters"], "objects": len(r["objects"]), "shards": len(r["shards"]),
+         "first_arrival": min(r["times"]), "last_arrival": max(r["times"])}
+        for reason, r in sorted(by_reason.items())
+    ]  # fmt: skip
+    emit(rows, args.output, [
+        Column("reason"), Column("letters"), Column("objects"), Column("shards"),
+        Column("first_arrival", "first arrival (UTC)", _utc), Column("last_arrival", "last arrival (UTC)", _utc),
+    ])  # fmt: skip
+    if not rows and args.output == "table":
+        note(f"no dead letters of {config.app} on {config.kinesis.stream} in {config.sinks.bucket}")
+    return 0
+
+
+def _utc(text: str | None) -> str:
+    return "" if not text else text.replace("T", " ").removesuffix("+00:00")
 
 
 def _check_reason(reason: str | None) -> None:

@@ -143,12 +143,11 @@ def _demo(
     sim = services.start_simulator(
         config, run_dir, devices=args.devices, interval_s=args.interval, duration_s=args.duration
     )
-    code = asyncio.run(
+    code, expected = asyncio.run(
         consume_until_idle(
             (config, alarms), sim, duration_s=args.duration, idle_s=args.idle_exit, progress=progress
         )
     )
-    expected = services.simulator_summary(sim)
     progress.step("summary")
     off = report.counts(config, expected, progress)
     off += report.alarms(alarms, services.received(queue), expected.get("expected_alarms", []), progress)

@@ -9,6 +9,7 @@ from typing import Any
 
 from wenu_stream.config import Config
 from wenu_stream.devtools.demo.progress import Progress, eta
+from wenu_stream.devtools.demo.services import simulator_summary
 
 
 async def consume_until_idle(
@@ -18,12 +19,12 @@ async def consume_until_idle(
     duration_s: float,
     idle_s: float,
     progress: Progress,
-) -> int:
+) -> tuple[int, dict[str, Any]]:
     """Run every application until the simulator is done, its checkpoints stand at the tip, and ``idle_s`` passed.
 
     The status line says how far the simulation is (it is paced in real time, so its ETA is known) and how
     many user records each application has handled; after the simulation, how far each is from the tip.
-    Returns the worst exit code.
+    Returns the worst exit code and the simulator's summary.
     """
     from wenu_stream.bootstrap import Runtime
     from wenu_stream.cli.run import consume
@@ -31,6 +32,7 @@ async def consume_until_idle(
     runtimes = tuple(Runtime(config) for config in configs)
     started = time.monotonic()
     state = {rt.config.app: "consuming" for rt in runtimes}
+    summary: dict[str, Any] = {}
 
     async def watch(rt: Runtime, stop: asyncio.Event) -> None:
         """Stop once the simulator is done and this application's checkpoints stand at the tip: alarms does not
@@ -54,11 +56,17 @@ async def consume_until_idle(
                     f" ({left})" if left else ""
                 )
             else:
+                if not summary:
+                    summary.update(await asyncio.to_thread(simulator_summary, sim))
                 head = "simulation done"
-            apps = ", ".join(
-                f"{rt.config.app} {records_seen(rt):,.0f} records ({state[rt.config.app]})" for rt in runtimes
-            )
-            progress.status(f"{head}; {apps}; {elapsed:.0f} s")
+            total = user_records(summary)
+            apps = []
+            for rt in runtimes:
+                seen = records_seen(rt)
+                of = f"/{total:,}" if total else ""
+                left = eta(seen, total, elapsed) if total and state[rt.config.app] == "consuming" else ""
+                apps.append(f"{rt.config.app} {seen:,.0f}{of} records ({left or state[rt.config.app]})")
+            progress.status(f"{head}; {', '.join(apps)}; {elapsed:.0f} s")
 
     async def run(rt: Runtime) -> int:
         stop = asyncio.Event()
@@ -77,7 +85,18 @@ async def consume_until_idle(
         f"      consumed in {time.monotonic() - started:.1f} s: "
         + ", ".join(f"{rt.config.app} {records_seen(rt):,.0f} user records" for rt in runtimes)
     )
-    return max(codes)
+    if not summary:
+        summary.update(simulator_summary(sim))
+    return max(codes), summary
+
+
+def user_records(summary: dict[str, Any]) -> int:
+    """User records the simulation put (0 while it runs): what each application must handle."""
+    if not summary:
+        return 0
+    return int(
+        summary.get("accepted", 0) + summary.get("duplicates", 0) + sum(summary.get("rejected", {}).values())
+    )
 
 
 def records_seen(runtime: Any) -> float:

@@ -161,3 +161,27 @@ def test_anomalies_leave_other_devices_and_the_tally_alone() -> None:
 def test_a_run_too_short_for_the_anomalies_is_refused() -> None:
     with pytest.raises(ConfigError, match="too short"):
         list(generate(SimulationConfig(devices=8, interval_s=5, duration_s=30, seed=1, anomalies=True), KEYS))
+
+
+def test_the_end_of_the_run_fires_no_data_only_once_the_clock_got_there() -> None:
+    """A consumer that outlives the simulation sees its meters fall silent: no_data fires at last + after_s, with the
+    engine's own transition id, if and only if the shard's clock reached that time."""
+    from wenu_stream.alarms.engine import transition_id
+    from wenu_stream.alarms.rules import NoDataRule, StuckRule
+    from wenu_stream.devtools.simulate.anomalies import silence_after_run
+
+    rule = NoDataRule(id="power-silent", series="s", after_s=30, severity="warning")
+    last = 1_764_300_000_000
+    assert silence_after_run(rule, "s", last, None) is None  # never ticked
+    assert silence_after_run(rule, "s", last, last + 29_999) is None
+    fired = silence_after_run(rule, "s", last, last + 30_000)
+    assert fired is not None and (fired.at, fired.state, fired.severity) == (
+        last + 30_000,
+        "firing",
+        "warning",
+    )
+    assert fired.transition_id == transition_id("power-silent", "s", last, "firing")
+    assert (
+        silence_after_run(StuckRule(id="x", series="s", count=3, severity="minor"), "s", last, last + 10**9)
+        is None
+    )
