@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from tests.unit.catalog.test_document import spec_document
+from tests.support.catalog import spec_document
 from wenu_stream.catalog.document import validate
 from wenu_stream.catalog.store import MIGRATIONS, CatalogStore
 

@@ -17,7 +17,7 @@ import httpx
 import msgspec
 import uvicorn
 
-from tests.unit.catalog.test_document import spec_document
+from tests.support.catalog import spec_document
 from wenu_stream.aws.provision import ensure_alarm_tables, ensure_alarm_topic, ensure_stats_table
 from wenu_stream.bootstrap import api_services
 from wenu_stream.config import Config, load_config

@@ -1,7 +1,7 @@
 """The catalog on a real PostgreSQL server: CLI, concurrent imports and migrations, the cache seeing changes.
 
 The store's behaviour tests (import, retire, export) run against PostgreSQL
-too, through the ``catalog_url`` parameter of tests/unit/catalog/test_store.py.
+too: tests/integration/test_catalog_store_postgres.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.catalog.test_document import spec_document
+from tests.support.catalog import spec_document
 from wenu_stream.catalog.directory import CatalogDirectory
 from wenu_stream.catalog.document import CatalogDocument, validate
 from wenu_stream.catalog.store import CatalogStore

@@ -21,7 +21,7 @@ from tests.support.scenario import (
     start_worker,
     write_keyring,
 )
-from tests.unit.stats.test_sink import comparable
+from tests.support.stats import comparable
 from wenu_stream.aws.dead_letters import iter_letters, letter_prefix
 from wenu_stream.drivers.native.leases import read_leases
 from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.fixtures.aws import create_stream
+from tests.support.processors import FakeShardProcessor, Journal
 from wenu_stream.config import Config, load_config
 from wenu_stream.drivers.native.leases import OWNER_INDEX, read_leases
 from wenu_stream.drivers.native.worker import WorkerResult, run_worker
@@ -20,53 +21,6 @@ from wenu_stream.model import KinesisRecord
 
 pytestmark = pytest.mark.integration
 POISON = b"poison"
-
-
-class Journal:
-    """What every processor of a test saw, in call order."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Any]] = []  # (worker, shard, event)
-        self.records: dict[str, list[str]] = {}  # shard -> sequence numbers handed over, all workers
-
-    def seen(self, shard: str) -> list[str]:
-        return self.records.get(shard, [])
-
-
-class FakeProcessor:
-    """Records everything; durable after every batch unless ``coalesce``; raises on a poison record."""
-
-    def __init__(self, journal: Journal, worker: str, shard_id: str, *, coalesce: bool = False) -> None:
-        self.journal, self.worker, self.shard_id, self.coalesce = journal, worker, shard_id, coalesce
-        self.pending: str | None = None
-
-    def _log(self, event: str, value: Any = None) -> None:
-        self.journal.calls.append((self.worker, self.shard_id, (event, value)))
-
-    async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
-    ) -> None:
-        self._log("initialize", (checkpoint, tuple(parent_shard_ids)))
-
-    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
-        if any(r.data == POISON for r in records):
-            raise RuntimeError("a bug in the processor")
-        if records:
-            self._log("process", [r.sequence_number for r in records])
-            self.journal.records.setdefault(self.shard_id, []).extend(r.sequence_number for r in records)
-            self.pending = records[-1].sequence_number
-        return not self.coalesce
-
-    async def flush(self) -> str | None:
-        self._log("flush", self.pending)
-        pending, self.pending = self.pending, None
-        return pending
-
-    async def shard_ended(self) -> None:
-        self._log("shard_ended")
-
-    async def close(self) -> None:
-        self._log("close")
 
 
 def settings(name: str, worker: str, **extra: Any) -> Config:
@@ -84,8 +38,10 @@ def settings(name: str, worker: str, **extra: Any) -> Config:
 def start(
     config: Config, journal: Journal, stop: asyncio.Event | None = None, **kw: Any
 ) -> asyncio.Task[WorkerResult]:
-    def factory(shard_id: str) -> FakeProcessor:
-        return FakeProcessor(journal, config.worker_id, shard_id, **kw)
+    def factory(shard_id: str) -> FakeShardProcessor:
+        return FakeShardProcessor(
+            journal, shard_id, worker=config.worker_id, flush_pending=True, poison=POISON, **kw
+        )
 
     return asyncio.create_task(
         run_worker(config, factory, metrics=Metrics.create(CollectorRegistry()), stop=stop)
@@ -255,7 +211,7 @@ async def test_a_failing_processor_stops_the_worker_without_checkpoint_and_the_b
     events = [e for w, s, (e, _) in journal.calls]
     assert events[-1] == "close" and "flush" not in events[events.index("initialize", 1) :]
 
-    class Fixed(FakeProcessor):
+    class Fixed(FakeShardProcessor):
         """The bug fixed: records everything, poison included."""
 
         async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
@@ -264,7 +220,11 @@ async def test_a_failing_processor_stops_the_worker_without_checkpoint_and_the_b
 
     replay = Journal()
     result = await asyncio.create_task(
-        run_worker(config, lambda s: Fixed(replay, "w1", s), metrics=Metrics.create(CollectorRegistry()))
+        run_worker(
+            config,
+            lambda s: Fixed(replay, s, flush_pending=True),
+            metrics=Metrics.create(CollectorRegistry()),
+        )
     )
     assert not result.failed
     assert replay.seen(shard) == poison  # exactly the batch that failed, again
@@ -299,7 +259,7 @@ async def test_checkpoint_age_is_zero_when_caught_up_and_keeps_growing_while_a_b
     registry, release, hung = CollectorRegistry(), asyncio.Event(), asyncio.Event()
     journal, stop, config = Journal(), asyncio.Event(), settings(unique_name, "w1")
 
-    class Hanging(FakeProcessor):
+    class Hanging(FakeShardProcessor):
         async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
             if records and self.journal.seen(
                 self.shard_id
@@ -312,7 +272,12 @@ async def test_checkpoint_age_is_zero_when_caught_up_and_keeps_growing_while_a_b
         return registry.get_sample_value("wenu_checkpoint_age_seconds", {"app": config.app, "shard": shard})
 
     task = asyncio.create_task(
-        run_worker(config, lambda s: Hanging(journal, "w1", s), metrics=Metrics.create(registry), stop=stop)
+        run_worker(
+            config,
+            lambda s: Hanging(journal, s, flush_pending=True),
+            metrics=Metrics.create(registry),
+            stop=stop,
+        )
     )
     await eventually(lambda: len(journal.seen(shard)) == 3)
     await asyncio.sleep(1.0)  # caught up, polling an empty shard

@@ -10,7 +10,8 @@ from aiobotocore.session import get_session
 from prometheus_client import CollectorRegistry
 
 from tests.fixtures.aws import create_stream
-from tests.integration.test_driver import FakeProcessor, Journal, eventually, put, settings
+from tests.integration.test_driver import eventually, put, settings
+from tests.support.processors import FakeShardProcessor, Journal
 from wenu_stream.drivers.native.consumer import STOPPED, HeldLease, ShardConsumer, WorkerState
 from wenu_stream.drivers.native.kinesis import (
     ExpiredIteratorError,
@@ -67,7 +68,9 @@ async def test_throttling_and_expired_iterators_are_retried_without_losing_a_rec
             stop=stop,
             log=get_logger("test"),
         )
-        consumer = ShardConsumer(state, HeldLease(lease, table), FakeProcessor(journal, "w1", shard))
+        consumer = ShardConsumer(
+            state, HeldLease(lease, table), FakeShardProcessor(journal, shard, flush_pending=True)
+        )
         with structlog.testing.capture_logs() as logs:
             task = asyncio.create_task(consumer.run())
             await eventually(lambda: len(journal.seen(shard)) == 10)

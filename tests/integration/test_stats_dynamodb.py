@@ -16,7 +16,7 @@ import boto3
 import pytest
 from aiobotocore.session import get_session
 
-from tests.unit.stats.test_sink import (
+from tests.support.stats import (
     LATENESS_S,
     SERIES,
     clock,

@@ -16,7 +16,7 @@ import structlog
 from aiobotocore.session import get_session
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.warehouse.test_rows import reading
+from tests.support.warehouse import reading
 from wenu_stream.cli.main import main
 from wenu_stream.config import WarehouseConfig
 from wenu_stream.model import Position, SeriesReading

@@ -150,7 +150,7 @@ def test_a_failed_statement_stops_the_load(bucket: str) -> None:
 
 def test_the_redshift_merge_keeps_one_row_per_key_on_a_real_database(postgres_database: str) -> None:
     """Redshift enforces no keys, so its merge must dedup itself: checked here on PostgreSQL without the key."""
-    from tests.unit.warehouse.test_rows import reading
+    from tests.support.warehouse import reading
     from wenu_stream.warehouse.rows import encode_csv, to_row
 
     manifest = make_manifest("manifests/", [StagedFile("staging/a.csv.gz", 1)])

@@ -1,57 +1,12 @@
-"""Test-local fakes for the protocol tests: a ShardProcessor that records what the driver asked of it."""
+"""Protocol-test helpers: the daemon side of stdout, and the KCL messages a test scripts (the fake processor is
+``tests.support.processors``)."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
 from io import StringIO
 from typing import Any
-
-from wenu_stream.errors import SinkError
-from wenu_stream.model import KinesisRecord
-
-
-class FakeShardProcessor:
-    """Answers ``process`` from a script of booleans (True: durable, checkpoint now) or exceptions."""
-
-    def __init__(
-        self, events: list[Any], answers: Sequence[bool | Exception] = (), flush_to: str | None = None
-    ) -> None:
-        self.events = events
-        self.answers = list(answers)
-        self.flush_to = flush_to
-        self.batches: list[list[KinesisRecord]] = []
-
-    async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
-    ) -> None:
-        self.events.append(("initialize", shard_id, checkpoint, tuple(parent_shard_ids)))
-
-    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
-        self.batches.append(list(records))
-        self.events.append(("process", [r.sequence_number for r in records], millis_behind_latest))
-        answer = self.answers.pop(0) if self.answers else True
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    async def flush(self) -> str | None:
-        self.events.append(("flush",))
-        return self.flush_to
-
-    async def shard_ended(self) -> None:
-        self.events.append(("shard_ended",))
-
-    async def close(self) -> None:
-        self.events.append(("close",))
-
-
-class FailingSinkProcessor(FakeShardProcessor):
-    """Every batch fails as if a sink stayed down after its retries."""
-
-    async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
-        raise SinkError("dead_letter: still failing after 6 attempts")
 
 
 class RecordingOutput(StringIO):

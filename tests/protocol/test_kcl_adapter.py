@@ -17,8 +17,6 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from tests.protocol.fakes import (
-    FailingSinkProcessor,
-    FakeShardProcessor,
     RecordingOutput,
     checkpoint_error,
     checkpoint_ok,
@@ -27,6 +25,7 @@ from tests.protocol.fakes import (
     record,
     script,
 )
+from tests.support.processors import FailingSinkProcessor, FakeShardProcessor
 from wenu_stream.drivers.kcl.adapter import EXIT_PROCESSING_FAILED, WenuRecordProcessor
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import KinesisRecord
@@ -67,7 +66,7 @@ def outputs(events: list[Any]) -> list[tuple[Any, ...]]:
 
 
 def test_checkpoint_lands_after_process_returned_at_last_record_and_subsequence() -> None:
-    fake = FakeShardProcessor([], answers=[True])
+    fake = FakeShardProcessor(answers=[True])
     events, _, code = drive(
         fake,
         initialize(SHARD),
@@ -86,7 +85,7 @@ def test_checkpoint_lands_after_process_returned_at_last_record_and_subsequence(
 
 
 def test_no_checkpoint_while_the_processor_holds_effects_in_memory() -> None:
-    fake = FakeShardProcessor([], answers=[False, True])
+    fake = FakeShardProcessor(answers=[False, True])
     events, _, _ = drive(
         fake,
         initialize(SHARD),
@@ -98,7 +97,7 @@ def test_no_checkpoint_while_the_processor_holds_effects_in_memory() -> None:
 
 
 def test_an_idle_poll_that_commits_checkpoints_the_last_record_seen() -> None:
-    fake = FakeShardProcessor([], answers=[False, True])
+    fake = FakeShardProcessor(answers=[False, True])
     events, _, _ = drive(
         fake,
         initialize(SHARD),
@@ -111,7 +110,7 @@ def test_an_idle_poll_that_commits_checkpoints_the_last_record_seen() -> None:
 
 
 def test_a_sink_failure_exits_on_purpose_without_checkpoint() -> None:
-    fake = FailingSinkProcessor([])
+    fake = FailingSinkProcessor()
     with capture_logs() as logs:
         events, _, code = drive(fake, initialize(SHARD), process_records(record("9")))
     assert code == EXIT_PROCESSING_FAILED
@@ -122,7 +121,7 @@ def test_a_sink_failure_exits_on_purpose_without_checkpoint() -> None:
 
 
 def test_lease_lost_closes_without_checkpoint() -> None:
-    fake = FakeShardProcessor([], answers=[False])
+    fake = FakeShardProcessor(answers=[False])
     events, _, code = drive(fake, initialize(SHARD), process_records(record("5")), {"action": "leaseLost"})
     assert code is None
     assert ("close",) in events and ("flush",) not in events
@@ -131,7 +130,7 @@ def test_lease_lost_closes_without_checkpoint() -> None:
 
 
 def test_shard_end_commits_then_checkpoints_the_end_of_the_shard() -> None:
-    fake = FakeShardProcessor([], answers=[False])
+    fake = FakeShardProcessor(answers=[False])
     events, _, _ = drive(
         fake,
         initialize(SHARD),
@@ -149,7 +148,7 @@ def test_shard_end_commits_then_checkpoints_the_end_of_the_shard() -> None:
 
 
 def test_shutdown_requested_flushes_and_checkpoints_what_is_durable() -> None:
-    fake = FakeShardProcessor([], answers=[False], flush_to="77")
+    fake = FakeShardProcessor(answers=[False], flush_to="77")
     events, _, _ = drive(
         fake,
         initialize(SHARD),
@@ -162,7 +161,7 @@ def test_shutdown_requested_flushes_and_checkpoints_what_is_durable() -> None:
 
 
 def test_shutdown_requested_with_nothing_new_does_not_checkpoint() -> None:
-    fake = FakeShardProcessor([], answers=[True], flush_to=None)
+    fake = FakeShardProcessor(answers=[True], flush_to=None)
     events, _, _ = drive(
         fake,
         initialize(SHARD),
@@ -174,7 +173,7 @@ def test_shutdown_requested_with_nothing_new_does_not_checkpoint() -> None:
 
 
 def test_throttled_checkpoint_is_retried() -> None:
-    fake = FakeShardProcessor([], answers=[True])
+    fake = FakeShardProcessor(answers=[True])
     events, _, code = drive(
         fake,
         initialize(SHARD),
@@ -188,7 +187,7 @@ def test_throttled_checkpoint_is_retried() -> None:
 
 
 def test_a_refused_checkpoint_stops_the_shard_quietly() -> None:
-    fake = FakeShardProcessor([], answers=[True, True])
+    fake = FakeShardProcessor(answers=[True, True])
     events, _, code = drive(
         fake,
         initialize(SHARD),
@@ -203,7 +202,7 @@ def test_a_refused_checkpoint_stops_the_shard_quietly() -> None:
 
 
 def test_an_unknown_checkpoint_error_exits_without_processing_further() -> None:
-    fake = FakeShardProcessor([], answers=[True, True])
+    fake = FakeShardProcessor(answers=[True, True])
     events, _, code = drive(
         fake,
         initialize(SHARD),
@@ -216,10 +215,10 @@ def test_an_unknown_checkpoint_error_exits_without_processing_further() -> None:
 
 
 def test_initialize_passes_the_daemon_checkpoint_with_its_subsequence() -> None:
-    fake = FakeShardProcessor([])
+    fake = FakeShardProcessor()
     events, _, _ = drive(fake, initialize(SHARD, "4950", 2))
     assert events[0] == ("initialize", SHARD, "4950:2", ())
-    fake = FakeShardProcessor([])
+    fake = FakeShardProcessor()
     events, _, _ = drive(fake, initialize(SHARD, "TRIM_HORIZON", 0))
     assert events[0] == ("initialize", SHARD, "TRIM_HORIZON", ())
 
@@ -231,7 +230,7 @@ def test_a_fresh_shard_gets_its_parents_from_the_lookup() -> None:
         asked.append(shard_id)
         return ["shardId-000000000001", "shardId-000000000002"]
 
-    events, _, _ = drive(FakeShardProcessor([]), initialize(SHARD, "TRIM_HORIZON"), parents=lookup)
+    events, _, _ = drive(FakeShardProcessor(), initialize(SHARD, "TRIM_HORIZON"), parents=lookup)
     assert asked == [SHARD]
     assert events[0] == (
         "initialize",
@@ -245,7 +244,7 @@ def test_a_shard_resuming_from_a_sequence_number_does_not_look_up_parents() -> N
     def lookup(shard_id: str) -> list[str]:
         raise AssertionError("a checkpointed shard has its own state")
 
-    events, _, code = drive(FakeShardProcessor([]), initialize(SHARD, "4950", 0), parents=lookup)
+    events, _, code = drive(FakeShardProcessor(), initialize(SHARD, "4950", 0), parents=lookup)
     assert code is None and events[0] == ("initialize", SHARD, "4950", ())
 
 
@@ -254,14 +253,14 @@ def test_a_failed_parent_lookup_stops_the_process_before_any_record() -> None:
         raise ConnectionError("kinesis unreachable")
 
     events, _, code = drive(
-        FakeShardProcessor([]), initialize(SHARD), process_records(record("1")), parents=lookup
+        FakeShardProcessor(), initialize(SHARD), process_records(record("1")), parents=lookup
     )
     assert code == EXIT_PROCESSING_FAILED
     assert not [e for e in events if e[0] in ("initialize", "process")]
 
 
 def test_records_are_translated_with_raw_bytes_and_epoch_seconds() -> None:
-    fake = FakeShardProcessor([], answers=[False])
+    fake = FakeShardProcessor(answers=[False])
     drive(
         fake,
         initialize(SHARD),
@@ -280,7 +279,7 @@ def test_records_are_translated_with_raw_bytes_and_epoch_seconds() -> None:
 
 
 def test_stdout_holds_nothing_but_protocol_json() -> None:
-    fake = FakeShardProcessor([], answers=[True, False], flush_to="8")
+    fake = FakeShardProcessor(answers=[True, False], flush_to="8")
     _, stdout, _ = drive(
         fake,
         initialize(SHARD),
@@ -298,9 +297,9 @@ def test_stdout_holds_nothing_but_protocol_json() -> None:
 
 _CHILD = """
 import sys
-from tests.protocol.fakes import FailingSinkProcessor, FakeShardProcessor
+from tests.support.processors import FailingSinkProcessor, FakeShardProcessor
 from wenu_stream.drivers.kcl.adapter import run_process
-fake = FailingSinkProcessor([]) if sys.argv[1] == "fail" else FakeShardProcessor([], answers=[True])
+fake = FailingSinkProcessor() if sys.argv[1] == "fail" else FakeShardProcessor(answers=[True])
 run_process(lambda shard_id: fake)
 """
 
@@ -370,7 +369,7 @@ def test_driver_metrics_on_the_kcl_path_count_leases_and_checkpoints_and_time_a_
                 assert value("wenu_leases_held", app="processing") == 1
             return await super().process(records, millis_behind_latest)
 
-    fake = Hanging([])
+    fake = Hanging()
     _, _, code = drive(
         fake,
         initialize(SHARD),

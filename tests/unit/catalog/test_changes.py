@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.unit.catalog.test_document import spec_document
+from tests.support.catalog import spec_document
 from wenu_stream.catalog.changes import ChangeSet, decode_operations, plan
 from wenu_stream.catalog.document import CatalogDocument, validate
 from wenu_stream.catalog.impact import REBUILD_HINT, diff, impact

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.catalog.test_document import spec_document
+from tests.support.catalog import spec_document
 from wenu_stream.catalog.directory import CatalogDirectory, CatalogSnapshot, ChannelInfo, build_snapshot
 from wenu_stream.catalog.document import validate
 from wenu_stream.testing import SettableClock

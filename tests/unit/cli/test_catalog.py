@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.catalog.test_document import spec_document
+from tests.support.catalog import spec_document
 from wenu_stream.catalog.store import CatalogStore
 from wenu_stream.cli.main import main
 

@@ -9,30 +9,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wenu_stream.model import Position, SeriesReading
+from tests.support.warehouse import reading
 from wenu_stream.warehouse.rows import COLUMN_NAMES, WarehouseRow, decode_csv, encode_csv, to_row
-
-
-def reading(**changes: object) -> SeriesReading:
-    base: dict[str, object] = {
-        "series": "acme/hq/power",
-        "company": "acme",
-        "site": "hq",
-        "timezone": "Europe/Paris",
-        "kind": "gauge",
-        "unit": "W",
-        "device": "EM-1",
-        "ch": "active_power_w",
-        "seq": 7,
-        "index": 1,
-        "t": 1764300000123,
-        "value": 1532.4,
-        "raw_value": 15324.0,
-        "position": Position(49650000000000000000000000000000000000000000000000000001, 3),
-    }
-    base.update(changes)
-    return SeriesReading(**base)  # type: ignore[arg-type]
-
 
 texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
 finite = st.floats(allow_nan=False, allow_infinity=False)

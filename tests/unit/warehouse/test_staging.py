@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 
-from tests.unit.warehouse.test_rows import reading
+from tests.support.warehouse import reading
 from wenu_stream.model import Position
 from wenu_stream.warehouse.rows import decode_csv
 from wenu_stream.warehouse.staging import build_file

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tests.unit.catalog.test_document import spec_document
+from tests.support.catalog import spec_document
 from wenu_stream.catalog.changes import flatten
 from wenu_stream.catalog.document import validate
 from wenu_stream.web.pages.alarm_pages import count_noise
