@@ -47,8 +47,10 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    """Chromium for one module: Playwright's sync API runs an event loop in this thread while it is open, so it
+    must be closed before the suite's asyncio tests run (a session-wide one would break them all)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
