@@ -49,7 +49,8 @@ def wait_for(check: Any, what: str, timeout_s: float = 60.0) -> Any:
 def stack(aws_stack: object, postgres_database: str, unique_name: str, tmp_path: Path) -> Any:
     """The service (its key ring has both keys) and a processing worker whose key ring lacks k1."""
     every_key = write_keyring(tmp_path / "keyring.json", KEYS)
-    config = api_config(unique_name, postgres_database, tmp_path, **{"keyring.file": str(every_key)})
+    config = api_config(unique_name, postgres_database, tmp_path,
+                        **{"keyring.file": str(every_key), "lease.table": f"{unique_name}-p-leases"})  # fmt: skip
     create_stream(config.kinesis.stream, 1)
     worker_keys = write_keyring(tmp_path / "worker-keyring.json", {"k2": KEYS["k2"]})
     env = run_config(config.kinesis.stream, unique_name + "-p", worker_keys, WENU_APP="processing",
@@ -83,6 +84,9 @@ def test_bulk_edit_csv_import_and_the_re_drives_in_the_browser(stack: Any, new_p
     page.goto(api.url + "/ui/ops")
     assert "unknown_key" in page.inner_text("[data-testid=letters-processing]")
     assert "EM-NEW" in page.inner_text("[data-testid=quarantine]")
+    assert "shardId-000000000000" in page.inner_text(
+        "[data-app=processing]"
+    )  # the worker's lease and checkpoint
     screenshot(page, "operations")
 
     # Search, then one field set on two selected rules: one draft, its impact, applied.
