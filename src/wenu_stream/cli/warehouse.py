@@ -8,7 +8,7 @@ import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -16,6 +16,11 @@ from wenu_stream.cli.common import add_config_flags, config_from
 from wenu_stream.cli.output import emit_one
 from wenu_stream.config import Config, env_name
 from wenu_stream.errors import ConfigError, WenuError
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
+
+    from wenu_stream.warehouse.loader import WarehouseTarget
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -84,7 +89,7 @@ def check(config: Config) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_target(config: Config) -> AsyncIterator[tuple[Any, Any]]:
+async def open_target(config: Config) -> AsyncIterator[tuple[S3Client, WarehouseTarget]]:
     """An S3 client and the configured warehouse target, closed on exit."""
     from aiobotocore.session import get_session
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from botocore.exceptions import ClientError
@@ -36,6 +36,10 @@ from wenu_stream.errors import ConfigError
 from wenu_stream.model import LATEST, TRIM_HORIZON
 from wenu_stream.ops import positions
 from wenu_stream.timeparse import parse_moment
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_kinesis.client import KinesisClient
 
 TargetKind = Literal["trim-horizon", "latest", "timestamp", "sequence"]
 STOP_HINT = (
@@ -116,7 +120,7 @@ def parse_target(kind: str, value: str | None, *, now: dt.datetime) -> Target:
     )
 
 
-def read_rows(ddb: Any, table: str) -> list[Lease]:
+def read_rows(ddb: DynamoDBClient, table: str) -> list[Lease]:
     """Every lease row, sorted by shard id; an unknown table is a ``ConfigError``."""
     try:
         return read_leases(table, ddb)
@@ -131,7 +135,14 @@ def read_rows(ddb: Any, table: str) -> list[Lease]:
 
 
 def list_status(
-    ddb: Any, kinesis: Any, table: str, stream: str, *, now_ms: int, lag: bool = True, count: bool = False
+    ddb: DynamoDBClient,
+    kinesis: KinesisClient,
+    table: str,
+    stream: str,
+    *,
+    now_ms: int,
+    lag: bool = True,
+    count: bool = False,
 ) -> list[ShardStatus]:
     """Every lease of ``table`` with its position and (``lag``) how far behind the tip it is."""
     out = []
@@ -185,7 +196,7 @@ def select(leases: Sequence[Lease], shards: Sequence[str]) -> list[Lease]:
     return [by_key[s] for s in dict.fromkeys(shards)]
 
 
-def check_retention(kinesis: Any, stream: str, at: dt.datetime, now: dt.datetime) -> None:
+def check_retention(kinesis: KinesisClient, stream: str, at: dt.datetime, now: dt.datetime) -> None:
     """Refuse a timestamp older than the stream keeps records."""
     summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
     oldest = now - dt.timedelta(hours=int(summary["RetentionPeriodHours"]))
@@ -198,7 +209,7 @@ def check_retention(kinesis: Any, stream: str, at: dt.datetime, now: dt.datetime
         )
 
 
-def resolve(kinesis: Any, stream: str, lease: Lease, target: Target) -> tuple[str, str | None]:
+def resolve(kinesis: KinesisClient, stream: str, lease: Lease, target: Target) -> tuple[str, str | None]:
     """The new checkpoint value of ``lease`` for ``target``, and where processing resumes if known."""
     if target.kind == "trim-horizon":
         return TRIM_HORIZON, None
@@ -219,8 +230,8 @@ def resolve(kinesis: Any, stream: str, lease: Lease, target: Target) -> tuple[st
 
 
 def plan_reset(
-    ddb: Any,
-    kinesis: Any,
+    ddb: DynamoDBClient,
+    kinesis: KinesisClient,
     *,
     table: str,
     stream: str,
@@ -260,7 +271,7 @@ def plan_reset(
     return ResetPlan(table=table, target=target, steps=tuple(steps))
 
 
-def apply_reset(ddb: Any, plan: ResetPlan) -> ResetResult:
+def apply_reset(ddb: DynamoDBClient, plan: ResetPlan) -> ResetResult:
     """Step 5: one conditional write per step; rows that moved since the plan are reported, not written."""
     written, conflicts = [], []
     for step in plan.steps:

@@ -22,7 +22,7 @@ resumes with whatever arrives next), or TRIM_HORIZON for an empty shard.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from botocore.exceptions import ClientError
@@ -30,6 +30,10 @@ from botocore.exceptions import ClientError
 from wenu_stream.aws.common import error_code, error_message
 from wenu_stream.model import LATEST, SHARD_END, TRIM_HORIZON
 from wenu_stream.records.kpl import deaggregate
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis.client import KinesisClient
+    from mypy_boto3_kinesis.type_defs import RecordTypeDef
 
 _WINDOWS_S = (10, 300, 3600, 86_400)
 _MAX_CALLS = 1000  # per scan: each GetRecords advances, so a sparse shard still ends
@@ -44,7 +48,9 @@ class Lag(msgspec.Struct, frozen=True, kw_only=True):
     capped: bool = False  # records_behind stopped at the cap
 
 
-def start_iterator(kinesis: Any, stream: str, shard_id: str, checkpoint: str, sub: int = 0) -> str | None:
+def start_iterator(
+    kinesis: KinesisClient, stream: str, shard_id: str, checkpoint: str, sub: int = 0
+) -> str | None:
     """The iterator a consumer would resume from after ``checkpoint``; None for LATEST and SHARD_END."""
     if checkpoint in (LATEST, SHARD_END):
         return None
@@ -58,7 +64,7 @@ def start_iterator(kinesis: Any, stream: str, shard_id: str, checkpoint: str, su
 
 
 def probe_lag(
-    kinesis: Any,
+    kinesis: KinesisClient,
     stream: str,
     shard_id: str,
     checkpoint: str,
@@ -86,7 +92,7 @@ def probe_lag(
     return Lag(millis_behind_latest=millis, next_record_age_ms=age, records_behind=behind, capped=capped)
 
 
-def aggregate_done(kinesis: Any, stream: str, shard_id: str, checkpoint: str, sub: int) -> bool:
+def aggregate_done(kinesis: KinesisClient, stream: str, shard_id: str, checkpoint: str, sub: int) -> bool:
     """Whether a checkpoint ``(checkpoint, sub)`` stands on the last user record of its KPL aggregate.
 
     The consumer then resumes after the record; only an aggregate with user records after
@@ -107,7 +113,7 @@ def aggregate_done(kinesis: Any, stream: str, shard_id: str, checkpoint: str, su
     return sub >= len(deaggregate(record["Data"], record.get("PartitionKey", ""))) - 1
 
 
-def _first_record(kinesis: Any, iterator: str | None) -> tuple[dict[str, Any] | None, int | None]:
+def _first_record(kinesis: KinesisClient, iterator: str | None) -> tuple[RecordTypeDef | None, int | None]:
     millis = None
     for _ in range(5):  # AWS may answer empty pages before the first record of a sparse shard
         if iterator is None:
@@ -122,7 +128,7 @@ def _first_record(kinesis: Any, iterator: str | None) -> tuple[dict[str, Any] | 
     return None, millis
 
 
-def _count(kinesis: Any, iterator: str | None, cap: int) -> tuple[int, bool]:
+def _count(kinesis: KinesisClient, iterator: str | None, cap: int) -> tuple[int, bool]:
     total = 0
     for _ in range(_MAX_CALLS):
         if iterator is None or total >= cap:
@@ -135,14 +141,11 @@ def _count(kinesis: Any, iterator: str | None, cap: int) -> tuple[int, bool]:
     return min(total, cap), total >= cap
 
 
-def _arrival_ms(record: dict[str, Any]) -> int:
-    arrival = record["ApproximateArrivalTimestamp"]
-    if isinstance(arrival, dt.datetime):
-        return int(arrival.timestamp() * 1000)
-    return int(float(arrival) * 1000)
+def _arrival_ms(record: RecordTypeDef) -> int:
+    return int(record["ApproximateArrivalTimestamp"].timestamp() * 1000)  # botocore parses it to a datetime
 
 
-def check_sequence(kinesis: Any, stream: str, shard_id: str, sequence: str) -> str | None:
+def check_sequence(kinesis: KinesisClient, stream: str, shard_id: str, sequence: str) -> str | None:
     """None if ``sequence`` is a position of ``shard_id``, else the service's complaint."""
     try:
         kinesis.get_shard_iterator(
@@ -156,7 +159,9 @@ def check_sequence(kinesis: Any, stream: str, shard_id: str, sequence: str) -> s
     return None
 
 
-def checkpoint_before(kinesis: Any, stream: str, shard_id: str, at: dt.datetime) -> tuple[str, str | None]:
+def checkpoint_before(
+    kinesis: KinesisClient, stream: str, shard_id: str, at: dt.datetime
+) -> tuple[str, str | None]:
     """The checkpoint that makes a consumer resume at the first record at or after ``at``.
 
     Returns:
@@ -180,7 +185,7 @@ def checkpoint_before(kinesis: Any, stream: str, shard_id: str, at: dt.datetime)
 
 
 def _last_before(
-    kinesis: Any, stream: str, shard_id: str, bound: int | None, start: dt.datetime | None
+    kinesis: KinesisClient, stream: str, shard_id: str, bound: int | None, start: dt.datetime | None
 ) -> str | None:
     """The last record older than ``bound`` (any record if None) read from ``start`` (TRIM_HORIZON if None)."""
     kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id}

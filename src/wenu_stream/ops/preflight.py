@@ -19,12 +19,18 @@ import errno
 import functools
 import socket
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from wenu_stream.config import Config, env_name
 from wenu_stream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_kinesis.client import KinesisClient
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sns.client import SNSClient
 
 _MISSING = {"ResourceNotFoundException", "NoSuchBucket", "NotFound", "404", "NotFoundException"}
 
@@ -39,10 +45,10 @@ class Ready(NamedTuple):
 def check_app(
     config: Config,
     *,
-    kinesis: Any,
-    s3: Any,
-    dynamodb: Any,
-    sns: Any,
+    kinesis: KinesisClient,
+    s3: S3Client,
+    dynamodb: DynamoDBClient,
+    sns: SNSClient,
     catalog_companies: Callable[[], int] | None = None,
 ) -> list[Ready]:
     """Check everything ``config.app`` needs; return what was found, or raise ``ConfigError`` at the first gap.
@@ -127,7 +133,7 @@ def metrics_bind_error(host: str, port: int, exc: OSError) -> ConfigError:
     )
 
 
-def _topic(config: Config, sns: Any) -> Ready:
+def _topic(config: Config, sns: SNSClient) -> Ready:
     arn, name = config.alarms.topic_arn, config.alarms.topic_name
     if arn:
         _exists(lambda: sns.get_topic_attributes(TopicArn=arn), "alarms.topic_arn", arn, "SNS topic")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -21,6 +21,9 @@ from wenu_stream.catalog.enrichment import enrich_unmapped
 from wenu_stream.config import Config
 from wenu_stream.ports import ReadingSink
 
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
+
 PREFIX = "quarantine/"
 
 
@@ -28,7 +31,7 @@ def quarantine_prefix(config: Config) -> str:
     return f"{PREFIX}{config.app}/{config.kinesis.stream}/"
 
 
-async def iter_documents(s3: Any, config: Config) -> AsyncIterator[tuple[str, QuarantineDocument]]:
+async def iter_documents(s3: S3Client, config: Config) -> AsyncIterator[tuple[str, QuarantineDocument]]:
     """Every quarantine object (key, document) of ``config.app`` on its stream."""
     paginator = s3.get_paginator("list_objects_v2")
     async for page in paginator.paginate(Bucket=config.sinks.bucket, Prefix=quarantine_prefix(config)):
@@ -37,7 +40,7 @@ async def iter_documents(s3: Any, config: Config) -> AsyncIterator[tuple[str, Qu
             yield obj["Key"], msgspec.json.decode(body, type=QuarantineDocument)
 
 
-async def summarize(s3: Any, config: Config) -> list[dict[str, Any]]:
+async def summarize(s3: S3Client, config: Config) -> list[dict[str, Any]]:
     """Quarantined readings counted by (device, channel, reason)."""
     counts: Counter[tuple[str, str, str]] = Counter()
     async for _, doc in iter_documents(s3, config):
@@ -46,7 +49,12 @@ async def summarize(s3: Any, config: Config) -> list[dict[str, Any]]:
 
 
 async def redrive(
-    s3: Any, config: Config, snapshot: CatalogSnapshot, sinks: Sequence[ReadingSink], *, dry_run: bool = False
+    s3: S3Client,
+    config: Config,
+    snapshot: CatalogSnapshot,
+    sinks: Sequence[ReadingSink],
+    *,
+    dry_run: bool = False,
 ) -> dict[str, int]:
     """Re-drive what ``snapshot`` maps into ``sinks`` (the processing reading sinks, in flush order).
 

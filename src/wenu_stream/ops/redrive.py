@@ -30,7 +30,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -46,6 +46,11 @@ from wenu_stream.backoff import Backoff
 from wenu_stream.ingest.batch import REDRIVE_PREFIX
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis.client import KinesisClient
+    from mypy_boto3_kinesis.type_defs import PutRecordsRequestEntryTypeDef
+    from mypy_boto3_s3.client import S3Client
 
 _PUT_BATCH = 500  # PutRecords limit
 _PUT_ATTEMPTS = 5
@@ -73,8 +78,8 @@ def redrive(
     objects: Sequence[LetterObject],
     keyring: KeyRing,
     *,
-    s3: Any,
-    kinesis: Any,
+    s3: S3Client,
+    kinesis: KinesisClient,
     bucket: str,
     stream: str,
     prefix: str,
@@ -143,7 +148,7 @@ def _moves(moved: Sequence[DeadLetterDocument]) -> list[list[DeadLetterDocument]
     return [group for _, group in sorted(groups.items())]
 
 
-def _merge_into(s3: Any, bucket: str, prefix: str, group: list[DeadLetterDocument]) -> str:
+def _merge_into(s3: S3Client, bucket: str, prefix: str, group: list[DeadLetterDocument]) -> str:
     """Write letters under their new reason (an object already at that key keeps its letters); return the key."""
     (reason, ordered), *_ = group_by_reason(group).items()
     first = ordered[0]
@@ -155,7 +160,7 @@ def _merge_into(s3: Any, bucket: str, prefix: str, group: list[DeadLetterDocumen
     return key
 
 
-def _rewrite(s3: Any, bucket: str, obj: LetterObject, gone: set[Position]) -> None:
+def _rewrite(s3: S3Client, bucket: str, obj: LetterObject, gone: set[Position]) -> None:
     """Rewrite an object without the letters that left it, or delete it when none stay."""
     stay = [d for d in obj.letters if d.position not in gone]
     if len(stay) == len(obj.letters):
@@ -167,7 +172,7 @@ def _rewrite(s3: Any, bucket: str, obj: LetterObject, gone: set[Position]) -> No
 
 
 def _put(
-    kinesis: Any, stream: str, batch: list[DeadLetterDocument], sleep: Callable[[float], None]
+    kinesis: KinesisClient, stream: str, batch: list[DeadLetterDocument], sleep: Callable[[float], None]
 ) -> list[DeadLetterDocument]:
     """Put ``batch`` in order; retry the records PutRecords did not acknowledge. Returns the acknowledged ones."""
     pending, done = list(batch), list[DeadLetterDocument]()
@@ -191,7 +196,7 @@ def _own_key(doc: DeadLetterDocument) -> str:
     return doc.partition_key.removeprefix(REDRIVE_PREFIX)
 
 
-def redrive_entry(data: bytes, partition_key: str) -> dict[str, Any]:
+def redrive_entry(data: bytes, partition_key: str) -> PutRecordsRequestEntryTypeDef:
     """The PutRecords entry of a re-driven record: marked as re-driven, routed like its own partition key."""
     hash_key = int.from_bytes(hashlib.md5(partition_key.encode(), usedforsecurity=False).digest(), "big")
     return {"Data": data, "PartitionKey": REDRIVE_PREFIX + partition_key, "ExplicitHashKey": str(hash_key)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
 import msgspec
@@ -13,8 +13,12 @@ from wenu_stream.config import Config
 from wenu_stream.ingest.batch import Totals
 from wenu_stream.ingest.processor import ShardState
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
 
-def shard_totals(config: Config, client: Any = None) -> dict[str, Totals]:
+
+def shard_totals(config: Config, client: DynamoDBClient | None = None) -> dict[str, Totals]:
     """The totals saved with each shard's newest state (its final state if the shard ended)."""
     ddb = client or boto3.client("dynamodb")
     prefix = f"{config.app}#{config.kinesis.stream}#"
@@ -53,7 +57,7 @@ def sum_totals(per_shard: dict[str, Totals]) -> Totals:
     return out
 
 
-def dead_letter_counts(config: Config, client: Any = None) -> dict[str, int]:
+def dead_letter_counts(config: Config, client: S3Client | None = None) -> dict[str, int]:
     """Dead letters in the store by reason code (each stored position once)."""
     prefix = letter_prefix(config.sinks.dead_letter_prefix, config.app, config.kinesis.stream)
     return count_by_reason(client or boto3.client("s3"), config.sinks.bucket, prefix)

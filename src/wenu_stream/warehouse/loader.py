@@ -23,7 +23,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import msgspec
 
@@ -39,6 +39,14 @@ from wenu_stream.warehouse.manifests import (
     manifest_json,
     pending,
 )
+
+if TYPE_CHECKING:
+    from types_aiobotocore_redshift_data.client import RedshiftDataAPIServiceClient
+    from types_aiobotocore_redshift_data.type_defs import (
+        DescribeStatementResponseTypeDef,
+        GetStatementResultRequestTypeDef,
+    )
+    from types_aiobotocore_s3.client import S3Client
 
 _CHUNK = 1 << 20
 
@@ -79,7 +87,7 @@ class WarehouseTarget(Protocol):
 # ---------------------------------------------------------------- S3 side
 
 
-async def list_staged(s3: Any, bucket: str, prefix: str) -> list[StagedFile]:
+async def list_staged(s3: S3Client, bucket: str, prefix: str) -> list[StagedFile]:
     """Every staged ``.csv.gz`` object under ``prefix``."""
     files: list[StagedFile] = []
     async for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -91,7 +99,7 @@ async def list_staged(s3: Any, bucket: str, prefix: str) -> list[StagedFile]:
     return files
 
 
-async def publish(s3: Any, bucket: str, manifest: Manifest) -> None:
+async def publish(s3: S3Client, bucket: str, manifest: Manifest) -> None:
     """Write the manifest JSON and its file list (same name, same content on a rerun)."""
     await s3.put_object(
         Bucket=bucket, Key=manifest.files_key, Body=files_csv(manifest), ContentType="text/csv"
@@ -101,7 +109,7 @@ async def publish(s3: Any, bucket: str, manifest: Manifest) -> None:
     )
 
 
-async def gunzip_object(s3: Any, bucket: str, key: str) -> AsyncIterator[bytes]:
+async def gunzip_object(s3: S3Client, bucket: str, key: str) -> AsyncIterator[bytes]:
     """The decompressed bytes of a gzip object, chunk by chunk (every gzip member, in order)."""
     response = await s3.get_object(Bucket=bucket, Key=key)
     inflate = zlib.decompressobj(wbits=31)
@@ -122,7 +130,7 @@ async def gunzip_object(s3: Any, bucket: str, key: str) -> AsyncIterator[bytes]:
 
 
 async def load_pending(
-    s3: Any, target: WarehouseTarget, *, bucket: str, config: WarehouseConfig
+    s3: S3Client, target: WarehouseTarget, *, bucket: str, config: WarehouseConfig
 ) -> LoadSummary:
     """Load every staged file that no loaded manifest holds (module docstring, steps 1-4)."""
     log = get_logger("wenu.warehouse")
@@ -144,7 +152,9 @@ async def load_pending(
     return LoadSummary(staged_files=len(staged), pending_files=len(todo), manifests=results)
 
 
-async def status(s3: Any, target: WarehouseTarget, *, bucket: str, config: WarehouseConfig) -> dict[str, int]:
+async def status(
+    s3: S3Client, target: WarehouseTarget, *, bucket: str, config: WarehouseConfig
+) -> dict[str, int]:
     """Staged and pending files, loaded manifests and files, readings."""
     await target.ensure_schema()
     staged = await list_staged(s3, bucket, config.staging_prefix)
@@ -166,7 +176,7 @@ class PostgresTarget:
     The staged files are read from S3 and streamed into ``COPY ... FROM STDIN``.
     """
 
-    def __init__(self, conn: Any, s3: Any, *, bucket: str, schema: str) -> None:
+    def __init__(self, conn: Any, s3: S3Client, *, bucket: str, schema: str) -> None:
         self._conn, self._s3, self._bucket, self._schema = conn, s3, bucket, schema
 
     async def ensure_schema(self) -> None:
@@ -214,6 +224,16 @@ class PostgresTarget:
 # ---------------------------------------------------------------- Redshift
 
 
+class _Target(TypedDict, total=False):
+    """Where a Data API statement runs, and as whom."""
+
+    Database: str
+    WorkgroupName: str
+    ClusterIdentifier: str
+    SecretArn: str
+    DbUser: str
+
+
 class RedshiftTarget:
     """Redshift through the Data API (an open aiobotocore ``redshift-data`` client).
 
@@ -224,7 +244,7 @@ class RedshiftTarget:
 
     def __init__(
         self,
-        client: Any,
+        client: RedshiftDataAPIServiceClient,
         *,
         bucket: str,
         config: WarehouseConfig,
@@ -234,21 +254,17 @@ class RedshiftTarget:
         self._client, self._bucket, self._cfg = client, bucket, config
         self._sleep, self._monotonic = sleep, monotonic
 
-    def _target(self) -> dict[str, str]:
+    def _target(self) -> _Target:
         cfg = self._cfg
-        where = {"Database": cfg.redshift_database}
-        where.update(
-            {"WorkgroupName": cfg.redshift_workgroup}
-            if cfg.redshift_workgroup
-            else {"ClusterIdentifier": cfg.redshift_cluster}
-        )
-        where.update(
-            {"SecretArn": cfg.redshift_secret_arn}
-            if cfg.redshift_secret_arn
-            else {"DbUser": cfg.redshift_db_user}
-            if cfg.redshift_db_user
-            else {}
-        )
+        where: _Target = {"Database": cfg.redshift_database}
+        if cfg.redshift_workgroup:
+            where["WorkgroupName"] = cfg.redshift_workgroup
+        else:
+            where["ClusterIdentifier"] = cfg.redshift_cluster
+        if cfg.redshift_secret_arn:
+            where["SecretArn"] = cfg.redshift_secret_arn
+        elif cfg.redshift_db_user:
+            where["DbUser"] = cfg.redshift_db_user
         return where
 
     async def run(self, statements: Sequence[str]) -> str:
@@ -260,11 +276,11 @@ class RedshiftTarget:
         await self.wait(response["Id"])
         return str(response["Id"])
 
-    async def wait(self, statement_id: str) -> dict[str, Any]:
+    async def wait(self, statement_id: str) -> DescribeStatementResponseTypeDef:
         """Poll until the statement finishes; raise ``WarehouseError`` if it fails or times out."""
         deadline = self._monotonic() + self._cfg.redshift_timeout_s
         while True:
-            described: dict[str, Any] = await self._client.describe_statement(Id=statement_id)
+            described = await self._client.describe_statement(Id=statement_id)
             state = described.get("Status")
             if state == "FINISHED":
                 return described
@@ -284,13 +300,13 @@ class RedshiftTarget:
         """Run a query and return its rows (every page), each cell as its plain value."""
         statement_id = await self.run([statement])
         rows: list[list[Any]] = []
-        token: dict[str, str] = {}
+        request: GetStatementResultRequestTypeDef = {"Id": statement_id}
         while True:
-            page = await self._client.get_statement_result(Id=statement_id, **token)
+            page = await self._client.get_statement_result(**request)
             rows.extend([next(iter(cell.values())) for cell in record] for record in page.get("Records", ()))
             if not page.get("NextToken"):
                 return rows
-            token = {"NextToken": page["NextToken"]}
+            request["NextToken"] = page["NextToken"]
 
     async def ensure_schema(self) -> None:
         for statement in sql.redshift_schema(self._cfg.schema):  # each is idempotent on its own

@@ -20,12 +20,15 @@ import asyncio
 import gzip
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from wenu_stream.model import Position, SeriesReading
 from wenu_stream.ports import SinkBase
 from wenu_stream.tasks import all_or_first_error
 from wenu_stream.warehouse.rows import encode_csv, to_row
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
 
 
 def _position(p: Position) -> str:
@@ -55,7 +58,7 @@ class S3StagingSink(SinkBase):
 
     name = "staging"
 
-    def __init__(self, client: Any, *, bucket: str, prefix: str, app: str, stream: str) -> None:
+    def __init__(self, client: S3Client, *, bucket: str, prefix: str, app: str, stream: str) -> None:
         self._client, self._bucket, self._prefix = client, bucket, prefix
         self._app, self._stream = app, stream
         self._pending: dict[str, list[SeriesReading]] = {}
