@@ -24,12 +24,17 @@ import base64
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from wenu_stream.ingest.batch import DeadLetter
 from wenu_stream.tasks import all_or_first_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client as SyncS3Client
+    from mypy_boto3_s3.type_defs import ListObjectsV2RequestPaginateTypeDef
+    from types_aiobotocore_s3.client import S3Client
 
 SUFFIX = ".jsonl"
 
@@ -151,7 +156,7 @@ def group_by_reason(letters: Sequence[DeadLetterDocument]) -> dict[str, list[Dea
 class S3DeadLetterStore:
     """``ports.DeadLetterStore`` on an open aiobotocore S3 client: one object per reason of a batch."""
 
-    def __init__(self, client: Any, *, bucket: str, prefix: str, app: str, stream: str) -> None:
+    def __init__(self, client: S3Client, *, bucket: str, prefix: str, app: str, stream: str) -> None:
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
@@ -176,7 +181,7 @@ class S3DeadLetterStore:
 
 
 def iter_objects(
-    s3: Any, bucket: str, prefix: str, *, start_after: str = "", workers: int = 16
+    s3: SyncS3Client, bucket: str, prefix: str, *, start_after: str = "", workers: int = 16
 ) -> Iterator[LetterObject]:
     """Every dead-letter object under ``prefix`` (after key ``start_after``), in key order (a boto3 client).
 
@@ -184,7 +189,7 @@ def iter_objects(
     reading a thousand objects costs a few round trips of latency, not a thousand.
     """
     workers = max(1, workers)
-    args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    args: ListObjectsV2RequestPaginateTypeDef = {"Bucket": bucket, "Prefix": prefix}
     if start_after:
         args["StartAfter"] = start_after
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -201,7 +206,7 @@ def iter_objects(
                         yield LetterObject(key, letters)
 
 
-def read_object(s3: Any, bucket: str, key: str) -> list[DeadLetterDocument] | None:
+def read_object(s3: SyncS3Client, bucket: str, key: str) -> list[DeadLetterDocument] | None:
     """The letters of one object, or None if there is no such object."""
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -211,7 +216,7 @@ def read_object(s3: Any, bucket: str, key: str) -> list[DeadLetterDocument] | No
 
 
 def iter_letters(
-    s3: Any,
+    s3: SyncS3Client,
     bucket: str,
     prefix: str,
     *,
@@ -241,7 +246,7 @@ def iter_letters(
             yield StoredLetter(obj.key, line, doc)
 
 
-def count_by_reason(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
+def count_by_reason(s3: SyncS3Client, bucket: str, prefix: str) -> dict[str, int]:
     """Letters under ``prefix`` counted by reason code (each stored position once)."""
     counts: dict[str, int] = {}
     for letter in iter_letters(s3, bucket, prefix):

@@ -20,13 +20,17 @@ import binascii
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wenu_stream.aws.common import error_code
 from wenu_stream.errors import KeyRingError
 from wenu_stream.records.crypto import KEY_SIZE, KeyRing
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms.client import KMSClient
+    from mypy_boto3_kms.type_defs import DecryptRequestTypeDef
 
 KMS_FORMAT = "wenu-keyring-kms-v1"
 
@@ -47,7 +51,7 @@ def load_keyring_file(path: str | Path) -> KeyRing:
     return _ring(path, {key_id: _b64(path, key_id, value) for key_id, value in keys.items()})
 
 
-def load_kms_keyring(path: str | Path, kms_client: Any) -> KeyRing:
+def load_kms_keyring(path: str | Path, kms_client: KMSClient) -> KeyRing:
     """Load a KMS-wrapped key-ring file, unwrapping each data key with KMS ``Decrypt``.
 
     Args:
@@ -61,16 +65,21 @@ def load_kms_keyring(path: str | Path, kms_client: Any) -> KeyRing:
     if document.get("format") != KMS_FORMAT or not isinstance(document.get("keys"), dict):
         raise KeyRingError(f"{path}: not a {KMS_FORMAT} file. Fix: write it with wrap_keyring()")
     context = document.get("encryption_context") or {}
+    if not isinstance(context, dict) or not all(isinstance(v, str) for v in context.values()):
+        raise KeyRingError(
+            f"{path}: encryption_context must be a JSON object of strings. Fix: write it with wrap_keyring()"
+        )
+    kms_key_id = document.get("kms_key_id")
+    if kms_key_id is not None and not isinstance(kms_key_id, str):
+        raise KeyRingError(f"{path}: kms_key_id must be a string (a KMS key id, ARN or alias)")
     keys = {}
     for key_id, blob in document["keys"].items():
-        keys[key_id] = _unwrap(
-            path, key_id, _b64(path, key_id, blob), kms_client, document.get("kms_key_id"), context
-        )
+        keys[key_id] = _unwrap(path, key_id, _b64(path, key_id, blob), kms_client, kms_key_id, context)
     return _ring(path, keys)
 
 
 def wrap_keyring(
-    plain: Mapping[str, bytes], kms_client: Any, kms_key_id: str, context: Mapping[str, str]
+    plain: Mapping[str, bytes], kms_client: KMSClient, kms_key_id: str, context: Mapping[str, str]
 ) -> dict[str, Any]:
     """Wrap each data key with KMS ``Encrypt``; return the document to write as a KMS-wrapped file."""
     keys = {}
@@ -112,9 +121,14 @@ def _bad_b64(path: str | Path, key_id: str) -> bytes:
 
 
 def _unwrap(
-    path: str | Path, key_id: str, blob: bytes, kms_client: Any, kms_key_id: Any, context: Mapping[str, str]
+    path: str | Path,
+    key_id: str,
+    blob: bytes,
+    kms_client: KMSClient,
+    kms_key_id: str | None,
+    context: Mapping[str, str],
 ) -> bytes:
-    request: dict[str, Any] = {"CiphertextBlob": blob, "EncryptionContext": dict(context)}
+    request: DecryptRequestTypeDef = {"CiphertextBlob": blob, "EncryptionContext": dict(context)}
     if kms_key_id:
         request["KeyId"] = kms_key_id
     try:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from wenu_stream.model import Unmapped
 from wenu_stream.tasks import all_or_first_error
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
 
 
 class QuarantineDocument(msgspec.Struct, kw_only=True):
@@ -40,7 +43,7 @@ class S3Quarantine:
     name = "quarantine"
 
     def __init__(
-        self, client: Any, *, bucket: str, prefix: str, app: str, stream: str, concurrency: int = 16
+        self, client: S3Client, *, bucket: str, prefix: str, app: str, stream: str, concurrency: int = 16
     ) -> None:
         self._client, self._bucket, self._prefix = client, bucket, prefix
         self._app, self._stream = app, stream

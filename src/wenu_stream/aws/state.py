@@ -10,10 +10,16 @@ Old items are pruned, keeping the newest few.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from wenu_stream.ingest.rebuild import RebuildMarker
 from wenu_stream.model import SHARD_END
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient as SyncDynamoDBClient
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
 
 _KEEP = 3
 _PRUNE_EVERY = 16  # saves between two prunes: one Query per 16 batches, not per batch
@@ -27,7 +33,7 @@ def pos_key(sequence: str) -> str:
 class DynamoStateStore:
     """Saves and loads shard state blobs through an open aiobotocore DynamoDB client."""
 
-    def __init__(self, client: Any, *, table: str, app: str, stream: str) -> None:
+    def __init__(self, client: DynamoDBClient, *, table: str, app: str, stream: str) -> None:
         self._client = client
         self._table = table
         self._app = app
@@ -91,7 +97,9 @@ def _to_item(marker: RebuildMarker) -> dict[str, dict[str, str]]:
     }
 
 
-def _from_item(app: str, stream: str, shard_id: str, item: dict[str, Any]) -> RebuildMarker:
+def _from_item(
+    app: str, stream: str, shard_id: str, item: Mapping[str, AttributeValueTypeDef]
+) -> RebuildMarker:
     return RebuildMarker(
         app=app,
         stream=stream,
@@ -103,28 +111,32 @@ def _from_item(app: str, stream: str, shard_id: str, item: dict[str, Any]) -> Re
     )
 
 
-def get_marker(ddb: Any, table: str, app: str, stream: str, shard_id: str) -> RebuildMarker | None:
+def get_marker(
+    ddb: SyncDynamoDBClient, table: str, app: str, stream: str, shard_id: str
+) -> RebuildMarker | None:
     """The shard's marker (sync boto3 client), or None."""
     out = ddb.get_item(TableName=table, Key=marker_key(app, stream, shard_id), ConsistentRead=True)
     return _from_item(app, stream, shard_id, out["Item"]) if "Item" in out else None
 
 
 async def read_rebuild_marker(
-    client: Any, table: str, app: str, stream: str, shard_id: str
+    client: DynamoDBClient, table: str, app: str, stream: str, shard_id: str
 ) -> RebuildMarker | None:
     """The shard's marker through an open aiobotocore DynamoDB client, or None (for the processor)."""
     out = await client.get_item(TableName=table, Key=marker_key(app, stream, shard_id), ConsistentRead=True)
     return _from_item(app, stream, shard_id, out["Item"]) if "Item" in out else None
 
 
-def next_generation(ddb: Any, table: str, app: str, stream: str, shard_ids: Any) -> int:
+def next_generation(
+    ddb: SyncDynamoDBClient, table: str, app: str, stream: str, shard_ids: Iterable[str]
+) -> int:
     """One more than the highest marker generation of the given shards (all of the stream's leases)."""
     markers = [get_marker(ddb, table, app, stream, shard_id) for shard_id in shard_ids]
     return 1 + max((m.generation for m in markers if m is not None), default=0)
 
 
 def write_marker(
-    ddb: Any,
+    ddb: SyncDynamoDBClient,
     table: str,
     *,
     app: str,
@@ -153,11 +165,12 @@ def write_marker(
         created_at=now.isoformat(timespec="seconds"),
     )
     if previous is None:
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        ddb.put_item(TableName=table, Item=_to_item(marker), ConditionExpression="attribute_not_exists(pk)")
     else:
-        condition = {
-            "ConditionExpression": "generation = :g",
-            "ExpressionAttributeValues": {":g": {"N": str(previous.generation)}},
-        }
-    ddb.put_item(TableName=table, Item=_to_item(marker), **condition)
+        ddb.put_item(
+            TableName=table,
+            Item=_to_item(marker),
+            ConditionExpression="generation = :g",
+            ExpressionAttributeValues={":g": {"N": str(previous.generation)}},
+        )
     return marker

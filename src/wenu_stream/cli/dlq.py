@@ -18,7 +18,7 @@ import argparse
 import datetime as dt
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import msgspec
@@ -30,6 +30,9 @@ from wenu_stream.config import Config
 from wenu_stream.errors import ConfigError, NotFoundError
 from wenu_stream.ingest.batch import REDRIVE_PREFIX, ParkedReason
 from wenu_stream.records.rejections import Reason
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 REASONS = (*(r.value for r in Reason), *(r.value for r in ParkedReason))  # wire, then processing
 
@@ -73,7 +76,9 @@ LIST_COLUMNS = [
 ]  # fmt: skip
 
 
-def iter_letters(config: Config, reason: str | None = None, s3: Any = None) -> Iterator[dict[str, Any]]:
+def iter_letters(
+    config: Config, reason: str | None = None, s3: S3Client | None = None
+) -> Iterator[dict[str, Any]]:
     """Every dead-letter document of ``config.app`` on ``config.kinesis.stream``, with its object key."""
     s3 = s3 or boto3.client("s3")
     prefix = dead_letters.letter_prefix(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from litestar.connection import ASGIConnection
@@ -17,6 +17,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from wenu_stream.config import Config
 from wenu_stream.web.auth import Authenticator, Principal
 from wenu_stream.web.catalog_access import CatalogGateway
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_kinesis.client import KinesisClient
+    from mypy_boto3_s3.client import S3Client
 
 T = TypeVar("T")
 
@@ -30,9 +35,9 @@ class ApiServices:
         config: Config,
         catalog: CatalogGateway,
         authenticator: Authenticator,
-        dynamodb: Any,
-        s3: Any,
-        kinesis: Any,
+        dynamodb: DynamoDBClient,
+        s3: S3Client,
+        kinesis: KinesisClient,
         registry: CollectorRegistry | None = None,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:

@@ -14,7 +14,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 
@@ -23,6 +23,10 @@ from wenu_stream.backoff import Backoff
 from wenu_stream.devtools.simulate.generator import ProducedRecord
 from wenu_stream.devtools.simulate.outcomes import Tally
 from wenu_stream.errors import ConfigError, WenuError
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis.client import KinesisClient
+    from mypy_boto3_kinesis.type_defs import ListShardsInputTypeDef, PutRecordsRequestEntryTypeDef
 
 MAX_BATCH_RECORDS: Final = 500
 MAX_BATCH_BYTES: Final = 5 * 1024 * 1024  # data + partition keys of one PutRecords request
@@ -87,7 +91,7 @@ class KinesisProducer:
     def __init__(
         self,
         stream: str,
-        client: Any = None,
+        client: KinesisClient | None = None,
         *,
         max_attempts: int = 10,
         base_s: float = 0.05,
@@ -106,7 +110,8 @@ class KinesisProducer:
 
     def open_shard_ranges(self) -> tuple[tuple[int, int], ...]:
         """Hash-key ranges of the open shards (closed ones are filtered here: emulators ignore ShardFilter)."""
-        ranges, kwargs = [], {"StreamName": self.stream}
+        ranges: list[tuple[int, int]] = []
+        kwargs: ListShardsInputTypeDef = {"StreamName": self.stream}
         while True:
             page = self.client.list_shards(**kwargs)
             for shard in page["Shards"]:
@@ -139,7 +144,7 @@ class KinesisProducer:
                 "--stream", f"stream {self.stream!r} is {summary['StreamStatus']}", "wait until it is ACTIVE"
             )
 
-    def put(self, entries: list[dict[str, Any]]) -> None:
+    def put(self, entries: list[PutRecordsRequestEntryTypeDef]) -> None:
         """Put one batch; retry only the failed entries until all are in.
 
         Raises:
@@ -160,7 +165,7 @@ class KinesisProducer:
             f"{len(pending)} records not put into {self.stream!r} after {self.max_attempts} attempts"
         )
 
-    def _call(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _call(self, entries: list[PutRecordsRequestEntryTypeDef]) -> list[PutRecordsRequestEntryTypeDef]:
         from botocore.exceptions import ClientError
 
         self.stats.calls += 1
@@ -177,14 +182,14 @@ class KinesisProducer:
         ]
 
 
-def entry(record: ProducedRecord) -> dict[str, Any]:
+def entry(record: ProducedRecord) -> PutRecordsRequestEntryTypeDef:
     """The PutRecords entry of a record."""
     return {"Data": record.data, "PartitionKey": record.partition_key}
 
 
 def put_all(
     records: Iterable[ProducedRecord],
-    send: Callable[[list[dict[str, Any]]], None],
+    send: Callable[[list[PutRecordsRequestEntryTypeDef]], None],
     pacer: Pacer,
     *,
     tally: Tally | None = None,
@@ -197,7 +202,7 @@ def put_all(
     its last one is due, then goes: records leave at most ``linger_s`` late and
     never early.
     """
-    batch: list[dict[str, Any]] = []
+    batch: list[PutRecordsRequestEntryTypeDef] = []
     size, first_due, last_due = 0, 0.0, 0.0
 
     def flush() -> None:

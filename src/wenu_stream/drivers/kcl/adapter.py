@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from amazon_kclpy import kcl  # type: ignore[import-untyped]  # no stubs shipped
 from amazon_kclpy.messages import (  # type: ignore[import-untyped]
@@ -52,6 +52,10 @@ from wenu_stream.log import configure_logging, get_logger
 from wenu_stream.metrics import CheckpointClock, Metrics
 from wenu_stream.model import KinesisRecord
 from wenu_stream.ports import ShardProcessor
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis.client import KinesisClient
+    from mypy_boto3_kinesis.type_defs import ListShardsInputTypeDef
 
 __all__ = [
     "EXIT_PROCESSING_FAILED",
@@ -91,7 +95,7 @@ def _checkpoint_string(sequence: str | None, sub: int | None) -> str | None:
     return f"{sequence}:{sub}"
 
 
-def kinesis_parent_lookup(stream: str, client: Any = None) -> ParentLookup:
+def kinesis_parent_lookup(stream: str, client: KinesisClient | None = None) -> ParentLookup:
     """A ``ParentLookup`` over ``ListShards`` of ``stream`` (client built by boto3 from AWS_* settings if not given)."""
 
     def parents(shard_id: str) -> list[str]:
@@ -100,7 +104,7 @@ def kinesis_parent_lookup(stream: str, client: Any = None) -> ParentLookup:
             import boto3
 
             kinesis = boto3.client("kinesis")
-        request: dict[str, Any] = {"StreamName": stream}
+        request: ListShardsInputTypeDef = {"StreamName": stream}
         while True:
             page = kinesis.list_shards(**request)
             for shard in page.get("Shards", []):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wenu_stream.backoff import Backoff, sleep_unless
 from wenu_stream.config import Config
@@ -45,6 +45,9 @@ from wenu_stream.errors import LeaseLostError
 from wenu_stream.metrics import CheckpointClock, Metrics
 from wenu_stream.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON
 from wenu_stream.ports import ShardProcessor
+
+if TYPE_CHECKING:
+    from types_aiobotocore_kinesis.client import KinesisClient
 
 ENDED, STOPPED, LOST, FAILED = "ended", "stopped", "lost", "failed"
 
@@ -117,7 +120,7 @@ class WorkerState:
         *,
         table: LeaseTable,
         fast: FastGetRecords,
-        kinesis_client: Any,
+        kinesis_client: KinesisClient,
         metrics: Metrics,
         stop: asyncio.Event,
         log: Any,

@@ -20,7 +20,7 @@ never both hold a shard, and a failed condition means the lease is lost.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from botocore.exceptions import ClientError
@@ -28,6 +28,10 @@ from botocore.exceptions import ClientError
 from wenu_stream.aws.common import ConditionFailed, error_code, paginate, paginate_sync, write_if
 from wenu_stream.errors import LeaseLostError
 from wenu_stream.model import SENTINELS, SHARD_END, TRIM_HORIZON
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient as SyncDynamoDBClient
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 OWNER_INDEX = "LeaseOwnerToLeaseKeyIndex"
 
@@ -108,7 +112,7 @@ def from_item(item: dict[str, dict[str, Any]]) -> Lease:
 class LeaseTable:
     """Conditional reads and writes of lease rows through an open aiobotocore DynamoDB client."""
 
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
         self.client = client
         self.name = name
 
@@ -230,7 +234,7 @@ class LeaseTable:
         return from_item(out["Attributes"])
 
 
-def read_leases(table: str, client: Any = None) -> list[Lease]:
+def read_leases(table: str, client: SyncDynamoDBClient | None = None) -> list[Lease]:
     """Every lease row of ``table``, sorted by lease key (sync; for tests and operator tools)."""
     import boto3
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
@@ -14,6 +14,9 @@ from litestar.exceptions import HTTPException
 from wenu_stream.web import alarm_routes, read_routes
 from wenu_stream.web.pages.common import call, caller, form_of, local_input_to_iso, problem_text
 from wenu_stream.web.pages.render import render
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 FILTERS = ("company", "site", "severity", "state")
 REFRESH_S = 5
@@ -114,7 +117,7 @@ def count_noise(
     return sorted(rows, key=lambda r: (-r["total"], r["rule"]))
 
 
-def _scan_transitions(ddb: Any, table: str, since_ms: int) -> list[dict[str, Any]]:
+def _scan_transitions(ddb: DynamoDBClient, table: str, since_ms: int) -> list[dict[str, Any]]:
     pages = ddb.get_paginator("scan").paginate(
         TableName=table, FilterExpression="#at >= :since", ExpressionAttributeNames={"#at": "at", "#r": "rule"},
         ExpressionAttributeValues={":since": {"N": str(since_ms)}}, ProjectionExpression="#at, #r, series, to_state",
