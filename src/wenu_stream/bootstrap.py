@@ -23,7 +23,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiobotocore.session import AioSession, get_session
 from prometheus_client import CollectorRegistry
@@ -52,6 +52,11 @@ from wenu_stream.stats.sink import StatsSink
 from wenu_stream.warehouse.staging import S3StagingSink
 
 if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_kinesis.client import KinesisClient
+    from types_aiobotocore_s3.client import S3Client
+    from types_aiobotocore_sns.client import SNSClient
+
     from wenu_stream.web.app import ApiServices
 
 SinkFactory = Callable[["Runtime"], Awaitable[Sequence[BatchSink]]]
@@ -140,9 +145,18 @@ class Runtime:
         self._sinks = sinks
         self.sinks: tuple[BatchSink, ...] = ()
         self.stack = contextlib.AsyncExitStack()
-        self.clients: dict[str, Any] = {}
+        self.clients: dict[str, Any] = {}  # one client per service, each of its own type: client() types them
         self._started = False
         self._lock = asyncio.Lock()
+
+    @overload
+    async def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    @overload
+    async def client(self, service: Literal["s3"]) -> S3Client: ...
+    @overload
+    async def client(self, service: Literal["sns"]) -> SNSClient: ...
+    @overload
+    async def client(self, service: Literal["kinesis"]) -> KinesisClient: ...
 
     async def client(self, service: str) -> Any:
         """An aiobotocore client for ``service``, created once (endpoints from AWS_ENDPOINT_URL*, settings from
