@@ -19,8 +19,9 @@
 #      and /healthz (the container health check);
 #   5. start the daemon, which starts one `python3 consumers/<app>.py` per shard it leases;
 #   6. forward SIGTERM/SIGINT to the daemon (it gives its shard processes shutdownGraceMillis to
-#      flush and checkpoint) and exit when either process exits: the daemon's exit code, or 1 if the
-#      exporter died (the task is then replaced rather than left running without metrics).
+#      flush and checkpoint) and exit when either process exits: 0 when the daemon ended a stop we
+#      forwarded, else the daemon's exit code, or 1 if the exporter died (the task is then replaced
+#      rather than left running without metrics). Everything this script says is a JSON line on stderr.
 #
 # Environment (beyond WENU_* configuration, which the Python side reads):
 #   APP_ROOT                 image root holding consumers/, properties/, .kcl/jars (default: this repo)
@@ -43,8 +44,10 @@ KCL_WORK="${KCL_WORK:-/tmp/wenu-kcl}"
 JAVA_OPTS="${JAVA_OPTS:--Xms256m -Xmx384m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError}"
 DAEMON_CLASS=software.amazon.kinesis.multilang.MultiLangDaemon
 
-say() { echo "entrypoint: $*" >&2; }
-fail() { say "$1"; say "fix: $2"; exit 2; }
+# stderr carries JSON lines only (ours and the shard processes'), one event each, like structlog's.
+json() { local s=$1 bs='\' q='"'; s=${s//"$bs"/"$bs$bs"}; s=${s//"$q"/"$bs$q"}; printf '%s' "${s//$'\t'/ }"; }
+say() { printf '{"event": "%s", "level": "%s", "logger": "entrypoint"}\n' "$(json "$*")" "${LEVEL:-info}" >&2; }
+fail() { LEVEL=error say "$1; fix: $2"; exit 2; }
 
 # Secrets arrive as values of ECS secrets; the application reads files and URLs.
 secrets() {
@@ -110,6 +113,7 @@ python3 - "$APP_ROOT" "$app" "$properties" \
   "applicationName=${WENU_LEASE_TABLE:-}" \
   "kinesisEndpoint=${AWS_ENDPOINT_URL_KINESIS:-${AWS_ENDPOINT_URL:-}}" \
   "dynamoDBEndpoint=${AWS_ENDPOINT_URL_DYNAMODB:-${AWS_ENDPOINT_URL:-}}" <<'PY' || exit 2
+import json
 import sys
 from pathlib import Path
 
@@ -120,7 +124,7 @@ overrides = dict(p.split("=", 1) for p in pairs if not p.endswith("="))  # unset
 Path(out).write_text(render_properties(app, overrides, root=root), encoding="utf-8")
 problems = check_properties(out, cwd=root)
 for problem in problems:
-    print(f"entrypoint: {out}: {problem}", file=sys.stderr)
+    print(json.dumps({"event": f"{out}: {problem}", "level": "error", "logger": "entrypoint"}), file=sys.stderr)
 sys.exit(2 if problems else 0)
 PY
 
@@ -142,7 +146,8 @@ daemon=$!
 say "started $app: KCL daemon pid $daemon, metrics exporter pid $exporter on port $WENU_METRICS_PORT"
 
 # 6. Forward stop signals to the daemon; the exporter keeps serving until the daemon is gone.
-trap 'kill -TERM "$daemon" 2>/dev/null || true' TERM INT
+stopping=""
+trap 'stopping=1; kill -TERM "$daemon" 2>/dev/null || true' TERM INT
 while true; do
   ended=""
   set +e
@@ -151,9 +156,15 @@ while true; do
   set -e
   [[ -z "${ended:-}" ]] && continue  # a trapped signal interrupted wait; keep waiting
   if [[ "$ended" == "$daemon" ]]; then
-    say "KCL daemon exited with code $code"
     kill -TERM "$exporter" 2>/dev/null || true
     wait "$exporter" 2>/dev/null || true
+    # The JVM reports 143 (128 + SIGTERM) after the shutdown hook ran, even when the graceful shutdown
+    # completed: on a stop we asked for, that is the expected end of the task, not a failure.
+    if [[ -n "$stopping" && "$code" == 143 ]]; then
+      say "KCL daemon stopped on request (shard processes checkpointed and exited)"
+      exit 0
+    fi
+    LEVEL=$([[ "$code" == 0 ]] && echo info || echo error) say "KCL daemon exited with code $code"
     exit "$code"
   fi
   say "metrics exporter exited with code $code; stopping the daemon so the task is replaced"

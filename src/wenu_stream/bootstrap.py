@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -489,8 +489,10 @@ def kcl_main(app: str) -> None:
     """Entry point of ``consumers/<app>.py``: the KCL protocol driving this application's processors."""
     from wenu_stream.drivers.kcl.adapter import main
 
-    def build(config: Config) -> tuple[Callable[[str], ShardProcessor], Metrics]:
+    def build(
+        config: Config,
+    ) -> tuple[Callable[[str], ShardProcessor], Metrics, Callable[[], Coroutine[Any, Any, None]]]:
         runtime = Runtime(config)
-        return shard_processor_factory(config, runtime), runtime.metrics
+        return shard_processor_factory(config, runtime), runtime.metrics, runtime.close
 
     main(app, build=build)

@@ -319,3 +319,16 @@ def test_roles_have_no_wildcard_resources(t: dict[str, Any], app: str) -> None:
     """Every statement names its resources (the stream read grant included)."""
     role = role_statements(t, f"wenu-dev-{app}-task")
     assert all(r != "*" for s in role for r in _listed(s["Resource"]))
+
+
+@pytest.mark.parametrize("app", ["alarms", "processing"])
+@pytest.mark.parametrize(("suffix", "key"), [("CoordinatorState", "key"), ("WorkerMetricStats", "wid")])
+def test_kcl3_tables_exist_with_the_daemons_key_pitr_and_deletion_protection(
+    t: dict[str, Any], app: str, suffix: str, key: str
+) -> None:
+    """The daemon uses them as they are (it would create them without PITR: tests/e2e/test_kcl_stop.py)."""
+    _id, table = only(t, "AWS::DynamoDB::GlobalTable", TableName=f"wenu-dev-{app}-{suffix}")
+    assert table["Properties"]["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    replica = table["Properties"]["Replicas"][0]
+    assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert replica["DeletionProtectionEnabled"] is True and table["DeletionPolicy"] == "Retain"

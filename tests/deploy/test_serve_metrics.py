@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ SHARD = textwrap.dedent("""
     m = Metrics.create(CollectorRegistry())
     m.records.labels(app="alarms", outcome="accepted").inc(int(sys.argv[1]))
     m.leases_held.labels(app="alarms").set(int(sys.argv[2]))
+    if len(sys.argv) > 3:
+        m.checkpoint_age.labels(app="alarms", shard=sys.argv[3]).set(float(sys.argv[4]))
 """)
 
 
@@ -167,3 +170,28 @@ def test_binds_loopback_by_default_and_names_a_port_in_use(multiproc_dir: Path) 
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+
+
+def test_readyz_is_503_while_a_shard_process_reports_a_stalled_checkpoint(
+    exporter: tuple[str, subprocess.Popen[bytes]], multiproc_dir: Path
+) -> None:
+    """The KCL path's readiness: the shard processes' checkpoint age, merged (max) like the metric."""
+    base, _process = exporter
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+
+    def shard(shard_id: str, age: float) -> None:
+        subprocess.run(
+            [sys.executable, "-c", SHARD, "0", "1", shard_id, str(age)], env=env, check=True, timeout=60
+        )
+
+    assert get(base + "/readyz") == (200, "ready\n")  # no shard yet: an idle worker is ready
+    shard("shardId-000000000000", 12)
+    assert get(base + "/readyz") == (200, "ready\n")
+    shard("shardId-000000000001", 420)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(base + "/readyz")
+    assert refused.value.code == 503
+    assert (
+        refused.value.read().decode()
+        == "not ready: checkpoint stalled on alarms/shardId-000000000001 (420 s)\n"
+    )

@@ -26,6 +26,7 @@ from typing import Any
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -124,9 +125,35 @@ class Services(Construct):
         self.storage, self.ingest, self.image = storage, ingest, image
         self.roles: dict[str, iam.Role] = {}
         self.services: dict[str, ecs.FargateService] = {}
+        self.kcl_tables: dict[str, dynamodb.TableV2] = {}
         for app in ("alarms", "processing"):
+            self._kcl_tables(app)
             self.roles[app] = self._task_role(app)
             self.services[app] = self._service(app, shard_metric, max_shards)
+
+    # --- KCL 3's own tables ------------------------------------------------------------------------
+
+    def _kcl_tables(self, app: str) -> None:
+        """KCL 3's coordinator-state and worker-metrics tables, created here with PITR and deletion protection.
+
+        The daemon creates them when missing, with deletion protection but without point-in-time recovery
+        (KCL 3.1.3 accepts ``coordinatorStatePointInTimeRecoveryEnabled`` and ``workerMetrics...`` and applies
+        neither; tests/e2e/test_kcl_stop.py), and uses existing ones whose key matches: ``key`` and ``wid``.
+        The lease table itself is the daemon's (``leaseTablePitrEnabled`` works).
+        """
+        for suffix, key in (("CoordinatorState", "key"), ("WorkerMetricStats", "wid")):
+            self.kcl_tables[f"{app}-{suffix}"] = dynamodb.TableV2(
+                self,
+                f"{app.title()}{suffix}",
+                table_name=f"{self.names.lease_table(app)}-{suffix}",
+                partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
+                billing=dynamodb.Billing.on_demand(),
+                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True
+                ),
+                deletion_protection=True,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
 
     # --- roles -----------------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ requires). This process merges them with ``MultiProcessCollector`` and serves:
 
   /metrics   the merged metrics of all shard processes (text or OpenMetrics)
   /healthz   liveness: 200 while the exporter answers
+  /readyz    readiness: 200 unless a shard's records have waited more than 300 s for their checkpoint
+             (``wenu_checkpoint_age_seconds`` of the shard processes, refreshed every second even while a
+             callback hangs; the same bound as the WenuCheckpointsStalled alert); 503 names the shards
 
 The directory is ``--multiproc-dir``, else prometheus_client's own
 ``PROMETHEUS_MULTIPROC_DIR`` (the library reads it, as it does in every shard
@@ -34,6 +37,7 @@ from wenu_stream.errors import ConfigError
 from wenu_stream.log import configure_logging, get_logger
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client itself, never by our code
+STALLED_S = 300.0  # a shard whose handed records waited longer for a checkpoint makes the task not ready
 Start = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -122,12 +126,36 @@ def exporter_app(directory: str | None = None) -> Callable[[dict[str, Any], Star
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Start) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+        path = environ.get("PATH_INFO")
+        if path == "/healthz":
+            start_response("200 OK", _text())
             return [b"ok\n"]
+        if path == "/readyz":
+            stalled = stalled_shards(registry)
+            if stalled:
+                start_response("503 Service Unavailable", _text())
+                return [f"not ready: checkpoint stalled on {', '.join(stalled)}\n".encode()]
+            start_response("200 OK", _text())
+            return [b"ready\n"]
         return metrics(environ, start_response)  # type: ignore[no-any-return]
 
     return app
+
+
+def _text() -> list[tuple[str, str]]:
+    return [("Content-Type", "text/plain; charset=utf-8")]  # a new list: the server adds its headers to it
+
+
+def stalled_shards(registry: CollectorRegistry, bound_s: float = STALLED_S) -> list[str]:
+    """``app/shard (age s)`` of every shard whose checkpoint age exceeds ``bound_s``, oldest first."""
+    ages = [
+        (sample.value, f"{sample.labels.get('app', '?')}/{sample.labels.get('shard', '?')}")
+        for family in registry.collect()
+        if family.name == "wenu_checkpoint_age_seconds"
+        for sample in family.samples
+        if sample.value > bound_s
+    ]
+    return [f"{shard} ({age:.0f} s)" for age, shard in sorted(ages, reverse=True)]
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

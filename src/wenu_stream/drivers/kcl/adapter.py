@@ -320,8 +320,13 @@ def run_process(
     parents: ParentLookup | None = None,
     metrics: Metrics | None = None,
     app: str = "",
+    close: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Serve the daemon's protocol until it closes stdin, then close the event loop."""
+    """Serve the daemon's protocol until it closes stdin, then close the clients (``close``) and the loop.
+
+    The daemon closes stdin once the shard's last message (lease lost, shard ended) is answered; the
+    process then ends on its own with exit code 0, which the daemon's graceful shutdown waits for.
+    """
     processor = WenuRecordProcessor(
         factory, exit_process=exit_process, parents=parents, metrics=metrics, app=app
     )
@@ -333,14 +338,20 @@ def run_process(
             error_file=error_file or sys.stderr,
         ).run()
     finally:
-        processor.runner.close()
+        try:
+            if (
+                close is not None
+            ):  # the SDK clients' sessions: closed here, never left to the garbage collector
+                processor.runner.run(close())
+        finally:
+            processor.runner.close()
 
 
 def main(
     app: str,
     factory: Factory | None = None,
     environ: Any = None,
-    build: Callable[[Any], tuple[Factory, Metrics]] | None = None,
+    build: Callable[[Any], tuple[Factory, Metrics, Callable[[], Coroutine[Any, Any, None]]]] | None = None,
 ) -> None:
     """Serve the protocol for ``app``: configure logging, load the config, then run the processors.
 
@@ -363,11 +374,15 @@ def main(
         sys.stderr.flush()
         raise SystemExit(EXIT_CONFIG) from None
     configure_logging(config.log_level)
-    metrics = None
+    metrics, close = None, None
     if factory is None:
         if build is None:
             raise TypeError("main() needs a processor factory or a build function")
-        factory, metrics = build(config)
+        factory, metrics, close = build(config)
     run_process(
-        factory, parents=kinesis_parent_lookup(config.kinesis.stream), metrics=metrics, app=config.app
+        factory,
+        parents=kinesis_parent_lookup(config.kinesis.stream),
+        metrics=metrics,
+        app=config.app,
+        close=close,
     )
