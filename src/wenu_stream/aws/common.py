@@ -10,8 +10,8 @@ in ``wenu_stream.backoff``.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import msgspec
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from aiobotocore.config import AioConfig
 
 Item = dict[str, Any]  # a DynamoDB item in the low-level format ({"name": {"S": "..."}})
+P = ParamSpec("P")
+R = TypeVar("R")
+Page = Mapping[str, Any]  # a Query or Scan answer (Items, LastEvaluatedKey)
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 # DynamoDB answers that mean "slow down", not "this request is wrong".
@@ -85,14 +88,18 @@ class ConditionFailed(msgspec.Struct, frozen=True):
     item: Item
 
 
-async def write_if(call: Callable[..., Awaitable[Any]], /, **args: Any) -> Any:
+async def write_if(
+    call: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+) -> R | ConditionFailed:
     """Run a conditional write (PutItem, UpdateItem, DeleteItem); a false condition is a value.
+
+    The request is checked against ``call``'s signature (the SDK stubs' request types).
 
     Returns:
         The response if the write was applied, else :class:`ConditionFailed`.
     """
     try:
-        return await call(**args)
+        return await call(*args, **kwargs)
     except Exception as exc:
         if not is_conditional_failure(exc):
             raise
@@ -100,25 +107,32 @@ async def write_if(call: Callable[..., Awaitable[Any]], /, **args: Any) -> Any:
         return ConditionFailed(item if isinstance(item, dict) else {})
 
 
-async def paginate(call: Callable[..., Awaitable[Any]], /, **args: Any) -> AsyncIterator[Item]:
-    """Every item of a Query or Scan, page after page (``LastEvaluatedKey`` -> ``ExclusiveStartKey``)."""
+async def paginate(
+    call: Callable[P, Awaitable[Page]], /, *args: P.args, **kwargs: P.kwargs
+) -> AsyncIterator[Item]:
+    """Every item of a Query or Scan, page after page (``LastEvaluatedKey`` -> ``ExclusiveStartKey``).
+
+    The first request is checked against ``call``'s signature; the next ones add only ``ExclusiveStartKey``.
+    """
+    page = await call(*args, **kwargs)
+    more = cast("Callable[..., Awaitable[Page]]", call)
     while True:
-        page = await call(**args)
         for item in page.get("Items", []):
             yield item
         if "LastEvaluatedKey" not in page:
             return
-        args = args | {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        page = await more(*args, **(dict(kwargs) | {"ExclusiveStartKey": page["LastEvaluatedKey"]}))
 
 
-def paginate_sync(call: Callable[..., Any], /, **args: Any) -> Iterator[Item]:
+def paginate_sync(call: Callable[P, Page], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Item]:
     """:func:`paginate` for a boto3 client."""
+    page = call(*args, **kwargs)
+    more = cast("Callable[..., Page]", call)
     while True:
-        page = call(**args)
         yield from page.get("Items", [])
         if "LastEvaluatedKey" not in page:
             return
-        args = args | {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        page = more(*args, **(dict(kwargs) | {"ExclusiveStartKey": page["LastEvaluatedKey"]}))
 
 
 async def batch_get(

@@ -20,6 +20,7 @@ never both hold a shard, and a failed condition means the lease is lost.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -32,6 +33,7 @@ from wenu_stream.model import SENTINELS, SHARD_END, TRIM_HORIZON
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient as SyncDynamoDBClient
     from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
 
 OWNER_INDEX = "LeaseOwnerToLeaseKeyIndex"
 
@@ -80,9 +82,9 @@ class Lease(msgspec.Struct, frozen=True, kw_only=True):
         return self.checkpoint
 
 
-def to_item(lease: Lease) -> dict[str, dict[str, Any]]:
+def to_item(lease: Lease) -> dict[str, AttributeValueTypeDef]:
     """The DynamoDB item of ``lease`` (absent and empty values are left out, as the KCL does)."""
-    item: dict[str, dict[str, Any]] = {}
+    item: dict[str, AttributeValueTypeDef] = {}
     for attr, field in _S.items():
         if (value := getattr(lease, field)) is not None:
             item[attr] = {"S": value}
@@ -94,7 +96,7 @@ def to_item(lease: Lease) -> dict[str, dict[str, Any]]:
     return item
 
 
-def from_item(item: dict[str, dict[str, Any]]) -> Lease:
+def from_item(item: Mapping[str, AttributeValueTypeDef]) -> Lease:
     """Read a lease row written by us or by the KCL (unknown attributes are ignored)."""
     values: dict[str, Any] = {}
     for attr, field in _S.items():
@@ -170,7 +172,7 @@ class LeaseTable:
         """Take ``lease`` (unowned, expired or stolen) if its counter is still the one we saw; None if we lost the race."""
         switch = lease.lease_owner is not None and lease.lease_owner != owner
         expression = "SET leaseOwner = :me, leaseCounter = :next REMOVE checkpointOwner"
-        values: dict[str, Any] = {":me": {"S": owner}}
+        values: dict[str, AttributeValueTypeDef] = {":me": {"S": owner}}
         if switch:
             expression = (
                 "SET leaseOwner = :me, leaseCounter = :next, ownerSwitchesSinceCheckpoint = "
@@ -198,7 +200,11 @@ class LeaseTable:
             "SET checkpoint = :cp, checkpointSubSequenceNumber = :sub, ownerSwitchesSinceCheckpoint = :zero,"
             " leaseCounter = :next"
         )
-        values: dict[str, Any] = {":cp": {"S": sequence}, ":sub": {"N": str(sub)}, ":zero": {"N": "0"}}
+        values: dict[str, AttributeValueTypeDef] = {
+            ":cp": {"S": sequence},
+            ":sub": {"N": str(sub)},
+            ":zero": {"N": "0"},
+        }
         if child_shard_ids:
             expression += ", childShardIds = :children"
             values[":children"] = {"SS": sorted(child_shard_ids)}
@@ -210,7 +216,12 @@ class LeaseTable:
         return await self._update(lease, "SET leaseCounter = :next REMOVE leaseOwner, checkpointOwner", {})
 
     async def _update(
-        self, lease: Lease, expression: str, values: dict[str, Any], *, owner_check: bool = True
+        self,
+        lease: Lease,
+        expression: str,
+        values: dict[str, AttributeValueTypeDef],
+        *,
+        owner_check: bool = True,
     ) -> Lease:
         condition = "leaseCounter = :counter"
         values = values | {
