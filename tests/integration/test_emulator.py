@@ -50,3 +50,23 @@ def test_kinesis_local_ends_a_closed_shard(use_kinesis_local: str, unique_name: 
     out = kinesis.get_records(ShardIterator=it["ShardIterator"])
     assert out.get("NextShardIterator") is None
     assert {c["ShardId"] for c in out["ChildShards"]} == {c["ShardId"] for c in children}
+
+
+def test_dynamodb_is_dynalite_and_provisioning_copes_with_what_it_lacks(
+    aws_stack: Stack, unique_name: str
+) -> None:
+    """Indexes come with CreateTable (dynalite cannot add one to an on-demand table); TTL is reported missing."""
+    from wenu_stream.aws.provision import ensure_alarm_tables, ensure_stats_table
+    from wenu_stream.config import load_config
+
+    assert (
+        aws_stack.dynamodb == "dynalite"
+        and aws_stack.env()["AWS_ENDPOINT_URL_DYNAMODB"] != aws_stack.moto_url
+    )
+    config = load_config({}, {"stats.table": unique_name, "alarms.state_table": f"{unique_name}-a",
+                              "alarms.transitions_table": f"{unique_name}-t"})  # fmt: skip
+    done = ensure_stats_table(config, {})
+    assert done[f"dynamodb ttl {unique_name}.expires_at"].startswith("not supported by this endpoint")
+    assert ensure_alarm_tables(config, {})[f"dynamodb index {unique_name}-a/by-shard"] == "exists"
+    again = ensure_stats_table(config, {})  # idempotent
+    assert again[f"dynamodb table {unique_name}"] == "exists"

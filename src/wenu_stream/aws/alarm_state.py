@@ -139,7 +139,13 @@ class DynamoAlarmStateStore:
         )  # fmt: skip
         if not isinstance(out, ConditionFailed):
             return 0
-        stored = int(out.item.get("version", {}).get("N", "-1"))
+        old = out.item
+        if not old:  # an endpoint that does not return it on a failed condition (dynalite): read it
+            got = await self._client.get_item(
+                TableName=self._table, Key={"pk": item["pk"]}, ConsistentRead=True
+            )
+            old = got.get("Item", {})
+        stored = int(old.get("version", {}).get("N", "-1"))
         ours = int(item["version"]["N"])
         if stored == ours:
             return 1  # written by an earlier attempt of this flush, or before a crash

@@ -56,8 +56,14 @@ class DynamoStatsStore:
             args["ExpressionAttributeValues"] = values
         out = await write_if(functools.partial(self._call, "put_item"), **args)
         if isinstance(out, ConditionFailed):
-            return str(out.item.get("fence", {}).get("S", ""))
+            old = out.item or await self._stored({"pk": item["pk"], "sk": item["sk"]})
+            return str(old.get("fence", {}).get("S", ""))
         return None
+
+    async def _stored(self, key: Item) -> Item:
+        """The stored item (an endpoint that does not return it on a failed condition: dynalite)."""
+        out = await self._call("get_item", TableName=self._table, Key=key, ConsistentRead=True)
+        return dict(out.get("Item", {}))
 
     async def _batch_get(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
         wanted = [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys]

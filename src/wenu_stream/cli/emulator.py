@@ -19,7 +19,7 @@ from wenu_stream.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "emulator",
-        help="run the local AWS stack (moto + a Kinesis emulator) on loopback",
+        help="run the local AWS stack (moto + dynalite + a Kinesis emulator) on loopback",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -33,12 +33,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default="kinesalite",
         help="Kinesis emulator (default kinesalite: fast; kinesis-local: faithful, slow)",
     )
+    p.add_argument(
+        "--dynamodb",
+        choices=["dynalite", "moto"],
+        default="dynalite",
+        help="DynamoDB emulator (default dynalite: fast; moto: TTL settings and transactions, slow)",
+    )
     p.add_argument("--moto-port", type=int, default=0, help="port of moto's server (default: a free one)")
     p.add_argument(
         "--kinesis-port", type=int, default=0, help="port of the Kinesis emulator (default: a free one)"
     )
+    p.add_argument("--dynamodb-port", type=int, default=0, help="port of dynalite (default: a free one)")
     p.add_argument(
-        "--persist", action="store_true", help="keep kinesalite's data in the run dir across restarts"
+        "--persist",
+        action="store_true",
+        help="keep kinesalite's and dynalite's data in the run dir across restarts",
     )
     p.set_defaults(handler=run)
 
@@ -48,7 +57,7 @@ def _exports(env: dict[str, str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag in ("moto_port", "kinesis_port"):
+    for flag in ("moto_port", "kinesis_port", "dynamodb_port"):
         if not 0 <= getattr(args, flag) <= 65535:
             raise ConfigError(
                 f"--{flag.replace('_', '-')}", "not a port", "give 0 (any free port) or 1..65535"
@@ -72,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     spec = StackSpec(
         run_dir=args.run_dir,
         kinesis=args.kinesis,
+        dynamodb=args.dynamodb,
         moto_port=args.moto_port,
         kinesis_port=args.kinesis_port,
+        dynamodb_port=args.dynamodb_port,
         persist=args.persist,
     )
     try:
