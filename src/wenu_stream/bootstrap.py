@@ -45,7 +45,7 @@ from wenu_stream.ingest.enriching import EnrichingSink
 from wenu_stream.ingest.processor import PipelineProcessor
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import KinesisRecord
+from wenu_stream.model import Clock, KinesisRecord
 from wenu_stream.ports import BatchSink, DeadLetterStore, ReadingSink, ShardProcessor, StateStore
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.stats.sink import StatsSink
@@ -133,8 +133,12 @@ class Runtime:
         state: StateStore | None = None,
         sinks: SinkFactory | None = None,
         health: Health | None = None,
+        clock: Clock = epoch_ms,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.clock = clock  # wall time, epoch ms (benchmarks run the applications on a simulated one)
+        self.monotonic = monotonic  # the commit interval's clock
         self.keyring = keyring
         self.registry = CollectorRegistry()
         self.metrics = metrics or Metrics.create(self.registry)
@@ -222,6 +226,8 @@ class Runtime:
             metrics=self.metrics,
             dedup_window=self.config.sinks.dedup_window,
             checkpoint_interval=self.config.kinesis.checkpoint_interval_s,
+            monotonic=self.monotonic,
+            wall=lambda: self.clock() / 1000,
             health=self.health,
         )
 
@@ -261,7 +267,7 @@ async def stats_sink(rt: Runtime) -> StatsSink:
         store,
         lateness_s=cfg.lateness_s,
         ttl_months=cfg.ttl_months,
-        clock=epoch_ms,
+        clock=rt.clock,
         metrics=rt.metrics,
         app=rt.config.app,
     )
@@ -288,7 +294,7 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
         rules=rules,
         rules_source=lambda: directory.snapshot().rules,
         idle_tick_s=cfg.alarms.idle_tick_s,
-        wall_ms=epoch_ms,
+        wall_ms=rt.clock,
     )
 
 
