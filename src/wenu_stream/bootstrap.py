@@ -270,6 +270,7 @@ async def stats_sink(rt: Runtime) -> StatsSink:
         clock=rt.clock,
         metrics=rt.metrics,
         app=rt.config.app,
+        publish_s=cfg.publish_s,
     )
 
 

@@ -1,8 +1,10 @@
 """Reads of what the workers wrote, shared by the CLI and the API (sync boto3 clients passed in; edge).
 
 - stats windows of a series: one DynamoDB Query on ``<series>#<window>`` (pages
-  by ``LastEvaluatedKey``), never an expired item;
-- the newest window of many series (their latest values);
+  by ``LastEvaluatedKey``), never an expired item, with the windows the series'
+  state item holds newer than their own items (``stats.publish_s``: open windows
+  are written to their items at most that often, the state item at every commit);
+- the newest window of many series (their latest values), the same way;
 - alarm instances (a Scan of the state table, filtered) and one instance;
 - a series' transitions (a Query of the ledger), with their publication status;
 - ack and shelve written on the instance item (the worker's conditional
@@ -23,7 +25,7 @@ from wenu_stream.aws.alarm_state import instance_pk
 from wenu_stream.aws.common import is_conditional_failure
 from wenu_stream.aws.dead_letters import Cursor, iter_letters
 from wenu_stream.stats.aggregates import COUNTER_FIELDS, GAUGE_FIELDS
-from wenu_stream.stats.items import window_pk
+from wenu_stream.stats.items import decode_state, state_pk, window_item, window_pk
 
 Item = dict[str, Any]
 Page = tuple[list[Item], str | None]  # items and the cursor of the next page (None: last page)
@@ -80,9 +82,46 @@ def query_windows(
             args["ExclusiveStartKey"] = start
         page = ddb.query(**args)
         items.extend(page.get("Items", []))
+        first_page = "ExclusiveStartKey" not in args
         start = page.get("LastEvaluatedKey")
         if limit is not None or not start:
-            return items, encode_cursor(start)
+            newest_here = first_page if newest_first else not start  # the page where open windows belong
+            fresher = unpublished(ddb, table, series, width)
+            fresher = {k: v for k, v in fresher.items() if start_ms <= k < end_ms}
+            return merge_windows(items, fresher, newest_first, newest_here), encode_cursor(start)
+
+
+def unpublished(ddb: Any, table: str, series: str, width: str) -> dict[int, Item]:
+    """The ``width`` windows of ``series`` as its state item holds them (start -> window item).
+
+    They are at least as new as their own items: the sink writes the state item,
+    with every window changed since the windows were last written, first.
+    """
+    got = ddb.get_item(TableName=table, Key={"pk": {"S": state_pk(series)}, "sk": {"N": "0"}})
+    return _unpublished(got.get("Item"), width)
+
+
+def _unpublished(item: Item | None, width: str) -> dict[int, Item]:
+    if item is None:
+        return {}
+    state, fence, redo = decode_state(item)
+    return {
+        e.start: window_item(state, (e.width, e.start), e.agg, fence, 1200) for e in redo if e.width == width
+    }
+
+
+def merge_windows(
+    items: list[Item], fresher: dict[int, Item], newest_first: bool, newest_here: bool
+) -> list[Item]:
+    """Replace items by fresher copies; on the page that holds the newest windows, add those not written yet."""
+    if not fresher:
+        return items
+    out = [fresher.pop(int(i["sk"]["N"]), i) for i in items]
+    if newest_here:
+        newest = max((int(i["sk"]["N"]) for i in out), default=-1)
+        extra = sorted((k, v) for k, v in fresher.items() if k > newest)
+        out = [v for _, v in reversed(extra)] + out if newest_first else out + [v for _, v in extra]
+    return out
 
 
 def window_row(item: Item, *, times: bool = False) -> dict[str, Any]:
@@ -110,10 +149,11 @@ def latest_windows(
             FilterExpression="expires_at > :now", PaginationConfig={"PageSize": 4},
             ExpressionAttributeValues={":pk": {"S": window_pk(name, width)}, ":now": {"N": str(now_s)}},
         )  # fmt: skip
-        for page in pages:
-            for item in page.get("Items", []):
-                return name, item
-        return name, None
+        stored = next((i for page in pages for i in page.get("Items", [])), None)
+        fresher = unpublished(ddb, table, name, width)
+        if fresher and (stored is None or max(fresher) >= int(stored["sk"]["N"])):
+            return name, fresher[max(fresher)]
+        return name, stored
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(series)))) as pool:
         return {name: item for name, item in pool.map(newest, series) if item is not None}
