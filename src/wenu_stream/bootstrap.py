@@ -32,6 +32,7 @@ from wenu_stream.alarms.sink import AlarmsSink
 from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
 from wenu_stream.aws.common import client_config
 from wenu_stream.aws.dead_letters import S3DeadLetterStore, iter_objects, letter_prefix
+from wenu_stream.aws.fast_dynamodb import FastDynamoDB
 from wenu_stream.aws.notifier import SnsNotifier, resolve_topic_arn
 from wenu_stream.aws.quarantine import S3Quarantine
 from wenu_stream.aws.state import DynamoStateStore
@@ -171,6 +172,14 @@ class Runtime:
             self.clients[service] = await self.stack.enter_async_context(made)
         return self.clients[service]
 
+    async def dynamodb(self) -> Any:
+        """The DynamoDB client of the stores: its per-commit calls signed by hand (``aws.fast_dynamodb``)."""
+        if "dynamodb-fast" not in self.clients:
+            fast = await FastDynamoDB.open(self.session, await self.client("dynamodb"))
+            self.stack.push_async_callback(fast.close)
+            self.clients["dynamodb-fast"] = fast
+        return self.clients["dynamodb-fast"]
+
     async def start(self) -> Runtime:
         """Load the key ring and open the stores (idempotent)."""
         async with self._lock:
@@ -191,7 +200,7 @@ class Runtime:
                 )
             if self.state is None:
                 self.state = DynamoStateStore(
-                    await self.client("dynamodb"),
+                    await self.dynamodb(),
                     table=cfg.sinks.state_table,
                     app=cfg.app,
                     stream=cfg.kinesis.stream,
@@ -262,7 +271,7 @@ async def staging_sink(rt: Runtime) -> ReadingSink:
 async def stats_sink(rt: Runtime) -> StatsSink:
     """Company Stats: windows per series in DynamoDB, coalesced per flush, fenced by shard position."""
     cfg = rt.config.stats
-    store = DynamoStatsStore(await rt.client("dynamodb"), cfg.table)
+    store = DynamoStatsStore(await rt.dynamodb(), cfg.table)
     return StatsSink(
         store,
         lateness_s=cfg.lateness_s,
@@ -277,7 +286,7 @@ async def stats_sink(rt: Runtime) -> StatsSink:
 async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
     """The alarm engine with its DynamoDB state and SNS notifier; rules follow ``directory``."""
     cfg = rt.config
-    ddb, sns = await rt.client("dynamodb"), await rt.client("sns")
+    ddb, sns = await rt.dynamodb(), await rt.client("sns")
     topic = await resolve_topic_arn(sns, cfg.alarms.topic_arn, cfg.alarms.topic_name)
     state = DynamoAlarmStateStore(ddb, table=cfg.alarms.state_table, stream=cfg.kinesis.stream)
     notifier = SnsNotifier(

@@ -1,12 +1,12 @@
 """Kinesis for the native driver: GetRecords without botocore's parser, control-plane calls through aiobotocore.
 
 GetRecords is the hot path. botocore spends about 20 us per record parsing its
-response into dicts; here the request is signed with botocore's SigV4 (the
-credentials, endpoint and region come from the same SDK session, so
-``AWS_ENDPOINT_URL_KINESIS`` / ``AWS_ENDPOINT_URL`` and the region work the SDK
-way), posted with aiohttp (aiobotocore's own HTTP library), and the body is
-decoded by msgspec straight into ``list[KinesisRecord]`` (``Data`` base64 ->
-bytes natively). Error bodies (``__type``) are mapped to the exceptions below.
+response into dicts; here the request goes through the shared signed transport
+(``aws.signed``: SigV4 by hand, aiohttp; the credentials, endpoint and region
+come from the same SDK session, so ``AWS_ENDPOINT_URL_KINESIS`` /
+``AWS_ENDPOINT_URL`` and the region work the SDK way), and the body is decoded
+by msgspec straight into ``list[KinesisRecord]`` (``Data`` base64 -> bytes
+natively). Error bodies (``__type``) are mapped to the exceptions below.
 ListShards and GetShardIterator are rare and go through an aiobotocore client.
 """
 
@@ -15,13 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import aiohttp
 import msgspec
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 
 from wenu_stream.aws.common import error_code, error_message
+from wenu_stream.aws.signed import JsonTransport, TransportError
 from wenu_stream.errors import WenuError
 from wenu_stream.model import KinesisRecord
 
@@ -142,33 +140,26 @@ def from_client_error(exc: ClientError) -> KinesisError:
 
 
 class FastGetRecords:
-    """Signed GetRecords over aiohttp, decoded by msgspec. One instance serves every shard of a worker."""
+    """Signed GetRecords (``aws.signed``) decoded by msgspec. One instance serves every shard of a worker."""
 
-    def __init__(self, *, endpoint: str, region: str, credentials: Any, http: aiohttp.ClientSession) -> None:
-        self.endpoint = endpoint.rstrip("/") + "/"
-        self.region = region
-        self._credentials = credentials
-        self._http = http
+    def __init__(self, transport: JsonTransport) -> None:
+        self.transport = transport
+        self.endpoint = transport.endpoint
+        self.region = transport.region
 
     @classmethod
     async def open(cls, session: Any, client: Any) -> FastGetRecords:
         """Build from an aiobotocore session and one of its Kinesis clients (endpoint and region resolved by the SDK)."""
-        credentials = await session.get_credentials()
-        if credentials is None:
-            raise KinesisError("NoCredentials", "no AWS credentials found by the SDK")
-        http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=60, connect=10),
-        )
-        return cls(
-            endpoint=client.meta.endpoint_url,
-            region=client.meta.region_name,
-            credentials=credentials,
-            http=http,
-        )
+        try:
+            transport = await JsonTransport.open(
+                session, client, service="kinesis", target_prefix=_TARGET, content_type=_CONTENT_TYPE
+            )
+        except WenuError as exc:
+            raise KinesisError("NoCredentials", str(exc)) from exc
+        return cls(transport)
 
     async def close(self) -> None:
-        await self._http.close()
+        await self.transport.close()
 
     async def get_records(self, iterator: str, limit: int = 10_000) -> GetRecordsOutput:
         """One GetRecords call.
@@ -179,27 +170,13 @@ class FastGetRecords:
             KinesisError: anything else (a bug, a missing stream, no permission).
         """
         body = _encode({"ShardIterator": iterator, "Limit": limit})
-        headers = await self._sign("GetRecords", body)
         try:
-            async with self._http.post(self.endpoint, data=body, headers=headers) as resp:
-                payload = await resp.read()
-                status, header_type = resp.status, resp.headers.get("x-amzn-ErrorType")
-        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
-            raise RetryableError("ConnectionError", repr(exc)) from exc
+            status, payload, header_type = await self.transport.post("GetRecords", body)
+        except TransportError as exc:
+            raise RetryableError("ConnectionError", str(exc)) from exc
         if status != 200:
             raise error_from_body(status, payload, header_type)
         return decode_get_records(payload)
-
-    async def _sign(self, operation: str, body: bytes) -> dict[str, str]:
-        frozen = await self._credentials.get_frozen_credentials()
-        request = AWSRequest(
-            method="POST",
-            url=self.endpoint,
-            data=body,
-            headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET + operation},
-        )
-        SigV4Auth(frozen, "kinesis", self.region).add_auth(request)
-        return dict(request.headers.items())
 
 
 async def list_shards(client: Any, stream: str) -> list[Shard]:
