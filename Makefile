@@ -1,7 +1,7 @@
 # wenu-stream: two commands on a fresh machine with Python 3.11+ and Node.js.
 #   make demo   set up, start the local AWS stack, simulate ~200 meters for a minute, consume, summarise
 #   make test   set up everything (venv, npm emulators, KCL jars, PostgreSQL, chromium) and run the whole suite
-#   make bench  side-by-side benchmarks (ratios against floors measured in the same run)
+#   make bench  side-by-side benchmarks (ratios against floors measured in the same run; ARGS=--quick: smaller)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -47,7 +47,7 @@ test-fast: setup kcl
 	$(BIN)/python -m pytest -m "not integration and not e2e and not cdk"
 
 bench: setup kcl
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf .run .pytest_cache .hypothesis

@@ -128,10 +128,11 @@ class StatsConfig(Base, frozen=True):
     ttl_months: Annotated[int, Meta(ge=1, le=1200)] = (
         13  # stats items expire this long after their window ends
     )
-    # A window still open is written to its own item at most this often (0: at every commit); meanwhile it
-    # is in its series' state item, written at every commit, which the API and CLI read too. Larger: fewer
-    # DynamoDB writes; only a reader of the raw window items sees them up to this much behind.
-    publish_s: Annotated[float, Meta(ge=0, le=31 * 86_400)] = 3600.0
+    # A window still open is written to its own item at most this often (0: at every commit, about five
+    # writes per reading live); meanwhile it is in its series' state item, written at every commit, which the
+    # API and CLI read too. A closed window is written once when it closes. Larger: fewer DynamoDB writes
+    # (one a reading live at a day); only a reader of the raw window items sees open windows that far behind.
+    publish_s: Annotated[float, Meta(ge=0, le=31 * 86_400)] = 86_400.0
 
 
 class ApiConfig(Base, frozen=True):

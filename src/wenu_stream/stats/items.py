@@ -7,9 +7,14 @@ Table ``stats.table``, hash key ``pk`` (S), range key ``sk`` (N):
   offset for ``1d``/``1mo``, UTC for ``15m``/``1h``), ``kind``, the aggregates
   of the kind, ``first_at``/``last_at``, ``fence``, ``expires_at`` (TTL, epoch
   s: the window end plus ``ttl_months``) and ``agg`` (the exact aggregate, msgpack);
-- series-state items, ``pk = "<series>#state"``, ``sk = 0``: ``state`` (msgpack
-  :class:`SeriesState`), ``fence`` and ``redo``, the windows of the last commit
-  (zlib msgpack), so a window write lost in a crash is redone from the state.
+- series-state items, ``pk = "<series>#state"``, ``sk = 0``: readable ``series``,
+  ``kind``, ``timezone``, ``newest``, ``fence``, ``expires_at``, and ``state``: the
+  :class:`SeriesState` and the redo (every window changed and not yet written to
+  its own item, so a window write lost in a crash is redone from the state, and
+  readers see open windows) packed in one zlib blob, the counter buffer by
+  columns of differences (a 60-reading buffer: about 0.4 KB instead of 3 KB, so a
+  state write stays within one write unit). Items written before the packing
+  (``state`` plain JSON, ``redo`` its own attribute) are still read.
 
 A fence is ``"<shard>/<sequence, 60 digits>.<sub, 12 digits>"``, or after a
 rebuild (``ingest.rebuild``) ``"<shard>/g<generation, 6 digits>/<sequence>.<sub>"``:
@@ -27,7 +32,7 @@ from typing import Any
 import msgspec
 
 from wenu_stream.stats.aggregates import WindowAgg, result
-from wenu_stream.stats.engine import Fence, SeriesState, WindowKey
+from wenu_stream.stats.engine import Entry, Fence, SeriesState, WindowKey
 from wenu_stream.timewindows import add_months, iso, window_iso, window_of
 
 STATE_SUFFIX = "#state"
@@ -110,13 +115,63 @@ def _bounds(width: str, start: int, tz: str, ttl_months: int) -> tuple[str, str,
     return (*window_iso(start, end, width, tz), expires_at(end, ttl_months))
 
 
+class _Packed(msgspec.Struct, array_like=True):
+    """The ``state`` blob: the state without its buffer, the buffer by columns, the redo."""
+
+    state: SeriesState
+    t: list[int]  # differences from the previous entry (the first from 0); the buffer is sorted by t
+    seq: list[int]  # differences
+    index: list[int]
+    devices: list[str]  # each device once
+    device: list[int]  # position in devices
+    micro: list[int]  # differences
+    redo: list[RedoEntry]
+
+
+_PACKED = msgspec.json.Decoder(_Packed)
+_PACKED_TAG = b"z"  # first byte of a packed blob (a plain JSON state starts with "{" or "[")
+
+
+def _diffs(values: list[int]) -> list[int]:
+    return [b - a for a, b in zip([0, *values], values, strict=False)]
+
+
+def _sums(diffs: list[int]) -> list[int]:
+    out, total = [], 0
+    for d in diffs:
+        total += d
+        out.append(total)
+    return out
+
+
+def pack_state(state: SeriesState, redo: list[RedoEntry]) -> bytes:
+    """The packed ``state`` blob of a state item."""
+    buffer = state.buffer
+    devices = list(dict.fromkeys(e.device for e in buffer))
+    where = {d: i for i, d in enumerate(devices)}
+    packed = _Packed(
+        state=msgspec.structs.replace(state, buffer=[]), t=_diffs([e.t for e in buffer]),
+        seq=_diffs([e.seq for e in buffer]), index=[e.index for e in buffer], devices=devices,
+        device=[where[e.device] for e in buffer], micro=_diffs([e.micro for e in buffer]), redo=redo,
+    )  # fmt: skip
+    return _PACKED_TAG + zlib.compress(_ENC.encode(packed), 6)
+
+
+def unpack_state(blob: bytes) -> tuple[SeriesState, list[RedoEntry]]:
+    packed = _PACKED.decode(zlib.decompress(blob[1:]))
+    columns = zip(
+        _sums(packed.t), _sums(packed.seq), packed.index, packed.device, _sums(packed.micro), strict=True
+    )
+    buffer = [Entry(t, seq, index, packed.devices[d], micro) for t, seq, index, d, micro in columns]
+    return msgspec.structs.replace(packed.state, buffer=buffer), packed.redo
+
+
 def state_item(state: SeriesState, redo: list[RedoEntry], expires: int) -> Item:
     """The series-state item: the state, its fence and the windows of this commit."""
     item: Item = {
         "pk": {"S": state_pk(state.series)}, "sk": {"N": "0"}, "series": {"S": state.series},
         "kind": {"S": state.kind}, "timezone": {"S": state.timezone}, "fence": {"S": fence_text(state.fence) or ""},
-        "state": {"B": _ENC.encode(state)}, "redo": {"B": zlib.compress(_ENC.encode(redo), 1)},
-        "expires_at": {"N": str(expires)},
+        "state": {"B": pack_state(state, redo)}, "expires_at": {"N": str(expires)},
     }  # fmt: skip
     if state.newest is not None:
         item["newest"] = {"N": str(state.newest)}
@@ -124,12 +179,12 @@ def state_item(state: SeriesState, redo: list[RedoEntry], expires: int) -> Item:
 
 
 def decode_state(item: Item) -> tuple[SeriesState, str, list[RedoEntry]]:
-    """State, stored fence and redo of a series-state item."""
-    return (
-        _STATE.decode(item["state"]["B"]),
-        item["fence"]["S"],
-        _REDO.decode(zlib.decompress(item["redo"]["B"])),
-    )
+    """State, stored fence and redo of a series-state item (packed, or of the earlier layout)."""
+    blob = bytes(item["state"]["B"])
+    if blob[:1] == _PACKED_TAG:
+        state, redo = unpack_state(blob)
+        return state, item["fence"]["S"], redo
+    return _STATE.decode(blob), item["fence"]["S"], _REDO.decode(zlib.decompress(item["redo"]["B"]))
 
 
 def decode_window(item: Item) -> tuple[str, WindowKey, WindowAgg, str]:

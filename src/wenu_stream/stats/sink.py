@@ -8,10 +8,14 @@ in this order:
    window changed since the last commit as ``redo``), conditioned on the stored
    fence being the one this worker based its state on (compare-and-set);
 2. put the changed window items, each conditioned on its stored fence being
-   older (so a retry, a redo or a slower twin never goes backwards). With
-   ``publish_s`` > 0, a window still open is put at most once per ``publish_s``
-   (it stays in the state's ``redo`` meanwhile, durable but not yet visible):
-   fewer writes, staler dashboards.
+   older (so a retry, a redo or a slower twin never goes backwards). A closed
+   window (the series has a reading after its end) is put at the commit that
+   closed it (again if a late reading changes it). With ``publish_s`` > 0 a window
+   still open is put at most once per ``publish_s`` (counted from when the series
+   was loaded); meanwhile it is in the state's ``redo``, durable, and the readers
+   (``aws.readers``) take it from there. A typical live commit of a series is then
+   one conditional write. Larger ``publish_s``: fewer writes; only a reader of the
+   raw window items sees open windows that much behind.
 
 A crash between 1 and 2 loses nothing: whoever loads the state next finds the
 ``redo`` windows and writes them again. A replay skips the readings the state's
@@ -71,7 +75,9 @@ class _Series:
         self.engine = engine
         self.base = base
         self.pending: list[Pending] = []
-        self.published_at: int | None = None  # clock time its open windows were last written
+        self.published_at: int | None = (
+            None  # clock time its open windows were last written (or it was loaded)
+        )
 
     @property
     def dirty(self) -> bool:
@@ -226,7 +232,10 @@ class StatsSink(SinkBase):
                 state, fence = new_state(groups[series][0][1]), None
             else:
                 state, fence, redo[series] = items.decode_state(item)
-            self._cache[series] = _Series(SeriesEngine(state, self._lateness_ms), fence)
+            entry = self._cache[series] = _Series(SeriesEngine(state, self._lateness_ms), fence)
+            entry.published_at = (
+                self._clock()
+            )  # open windows wait ``publish_s`` from now (closed ones do not)
         needed: dict[str, set[WindowKey]] = {}
         for series, group in groups.items():
             engine = self._cache[series].engine
