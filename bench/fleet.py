@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -46,7 +45,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +76,7 @@ RULES = [  # four rules per series, none firing on normal readings
 PRICE_WRU = 0.625  # USD per million write request units, on-demand, us-east-1 (list price since 2024-11-01)
 PRICE_RRU = 0.125  # USD per million read request units
 MONTH_MIN = 30 * 24 * 60
+PROFILE: dict[str, Any] = {}  # --profile: a cProfile of each measured span, printed after the table
 
 
 class Fleet(msgspec.Struct, kw_only=True):
@@ -268,6 +267,7 @@ async def run_live(config: Any, fleet: Fleet, meter: MeterProcess, warm_min: int
             if not measuring and now >= measure_from:
                 meter.take()
                 cpu, wall, measuring = time.process_time(), time.perf_counter(), True
+                profiler = _profile_start()
             clock.now_ms = now
             batches = []
             for n, items in enumerate(fleet.records):
@@ -282,6 +282,7 @@ async def run_live(config: Any, fleet: Fleet, meter: MeterProcess, warm_min: int
         for p in procs:
             commits += await p.flush() is not None
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        _profile_stop(profiler, f"{config.app} live")
     return Run(app=config.app, mode="live", cpu_s=cpu, wall_s=wall, records=records, readings=3 * records,
                counts=meter.take(), tables=tables_of(config), flushes=commits)  # fmt: skip
 
@@ -299,6 +300,7 @@ async def run_backlog(config: Any, fleet: Fleet, meter: MeterProcess, page: int 
             await p.initialize(s, None, [])
         meter.take()
         cpu, wall = time.process_time(), time.perf_counter()
+        profiler = _profile_start()
 
         async def consume(p: Any, items: list[tuple[int, KinesisRecord]]) -> None:
             for i in range(0, len(items), page):
@@ -307,9 +309,32 @@ async def run_backlog(config: Any, fleet: Fleet, meter: MeterProcess, page: int 
 
         await asyncio.gather(*(consume(p, items) for p, items in zip(procs, fleet.records, strict=True)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        _profile_stop(profiler, f"{config.app} backlog")
     records = sum(len(items) for items in fleet.records)
     return Run(app=config.app, mode="backlog", cpu_s=cpu, wall_s=wall, records=records, readings=3 * records,
                counts=meter.take(), tables=tables_of(config))  # fmt: skip
+
+
+def _profile_start() -> Any:
+    if not PROFILE.get("on"):
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _profile_stop(profiler: Any, label: str) -> None:
+    if profiler is None:
+        return
+    import io
+    import pstats
+
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
+    PROFILE[label] = out.getvalue()
 
 
 def tables_of(config: Any) -> dict[str, str]:
@@ -333,7 +358,7 @@ def minimum_writes(fleet: Fleet, warm_min: int, flush_s: float = 5.0) -> tuple[f
             if start <= arrival < end:
                 buckets.setdefault(arrival // flush_ms, set()).add(r.partition_key)
                 readings += 3
-    zones = {device: zone for device, zone in fleet.series.values()}
+    zones = dict(fleet.series.values())
     for devices in buckets.values():
         touched_series += 3 * len(devices)
         touched_windows += 3 * len(devices) * len(WIDTHS)
@@ -435,6 +460,10 @@ async def main_async(args: argparse.Namespace) -> None:
         meter.close()
         stop_stack(stack)
     report(runs, floor_s, fleet, minimum, args)
+    for label, text in PROFILE.items():
+        if label != "on":
+            print(f"\n--- cProfile of {label} (tottime; the profiler's own overhead inflates totals) ---")
+            print("\n".join(line for line in text.splitlines() if line.strip())[:6000])
 
 
 def main() -> None:
@@ -446,7 +475,9 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--apps", nargs="+", default=["processing", "alarms"])
     parser.add_argument("--modes", nargs="+", default=["live", "backlog"])
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of every measured span")
     args = parser.parse_args()
+    PROFILE["on"] = args.profile
     if args.quick:
         args.devices, args.minutes, args.warm = (
             min(args.devices, 500),

@@ -2,13 +2,17 @@
 
 Writes are counted on the in-memory store (the sink issues exactly these calls against DynamoDB: one
 conditional PutItem per state item or window item, one BatchGetItem per 100 keys read). Write capacity
-units are estimated from item sizes (1 WCU per started KiB, standard writes).
+units come from item sizes by DynamoDB's rules (``bench/ddb_meter.py``: one per started KiB, standard writes).
+Steady state: 500 meters (half gauges, half counters) for 150 minutes of reading time, the first 90 not
+counted, so every counter carries a full hour of lateness buffer. The minimum beside it: one write per series
+per flush that touched it, plus each window that closed written once.
 Usage: .venv/bin/python bench/processing.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import random
 import sys
@@ -19,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ddb_meter import item_size, units
 
 from wenu_stream.model import Position, SeriesReading
 from wenu_stream.stats.engine import SeriesEngine, new_state
@@ -53,10 +60,13 @@ class CountingStore(InMemoryStatsStore):
         return await super().put_window(item)
 
     def _count(self, kind: str, item: dict[str, Any]) -> None:
-        size = sum(len(k) + len(next(iter(v.values()))) for k, v in item.items())
+        wire = {
+            k: {t: (base64.b64encode(v).decode() if t == "B" else v) for t, v in a.items()}
+            for k, a in item.items()
+        }
         self.calls["PutItem"] += 1
         self.calls[f"PutItem {kind}"] += 1
-        self.calls["WCU"] += math.ceil(size / 1024)
+        self.calls["WCU"] += units(item_size(wire))
 
 
 def fleet(devices: int, minutes: int, seed: int = 1) -> list[SeriesReading]:
@@ -80,15 +90,20 @@ def fleet(devices: int, minutes: int, seed: int = 1) -> list[SeriesReading]:
 
 
 async def writes_per_thousand(readings: list[SeriesReading], flush_s: float, count: bool = True,
-                              publish_s: float = 0.0) -> Counter[str]:  # fmt: skip
-    """Feed readings as they arrive (batches of one second) and flush every ``flush_s`` of reading time."""
+                              publish_s: float = 0.0, warm_ms: int = 0) -> Counter[str]:  # fmt: skip
+    """Feed readings as they arrive (batches of one second) and flush every ``flush_s`` of reading time;
+    count from ``warm_ms`` of reading time on."""
     store = CountingStore() if count else InMemoryStatsStore()
+    warm_at = T0 + warm_ms
     now = [T0]
     sink = StatsSink(store, lateness_s=3600, ttl_months=13, clock=lambda: now[0], publish_s=publish_s)
     batch: list[SeriesReading] = []
     next_batch, next_flush = T0 + 1000, T0 + flush_s * 1000
     for r in readings:
         now[0] = r.t  # the clock runs with the readings
+        if warm_at and r.t >= warm_at and isinstance(store, CountingStore):
+            store.calls.clear()
+            warm_at = 0
         if r.t >= next_batch:
             await sink.write_readings(SHARD, batch)
             batch, next_batch = [], next_batch + 1000
@@ -126,20 +141,37 @@ async def sink_cpu(readings: list[SeriesReading]) -> float:
     return (time.process_time() - started) / len(readings) * 1e6
 
 
+def minimum(readings: list[SeriesReading], flush_s: float, warm_ms: int) -> float:
+    """Writes per 1,000 counted readings: one per series per flush that touched it, each closed window once."""
+    from wenu_stream.timewindows import window_of, windows_of
+
+    counted = [r for r in readings if r.t >= T0 + warm_ms]
+    touched = {(int((r.t - T0) // (flush_s * 1000)), r.series) for r in counted}
+    end = counted[-1].t
+    closed = {(r.series, key) for r in counted for key in windows_of(r.t, r.timezone)
+              if window_of(key[1], key[0], r.timezone)[1] <= end}  # fmt: skip
+    return (len(touched) + len(closed)) / len(counted) * 1000
+
+
 def main() -> None:
-    readings = fleet(2_000, 30)
-    print(
-        f"stats: 2,000 devices reporting every minute, 30 minutes ({len(readings):,} readings), lateness 1 h"
-    )
+    minutes, warm = 150, 90
+    readings = fleet(500, minutes)
+    counted = sum(r.t >= T0 + warm * 60_000 for r in readings)
+    print(f"stats: 500 meters reporting every minute, {minutes} minutes, the last {minutes - warm} counted "
+          f"({counted:,} readings), lateness 1 h")  # fmt: skip
     print(f"{'flush':>6} {'publish':>8} {'PutItem/1k':>11} {'(state':>7} {'window)':>8} {'BatchGet/1k':>12} "
-          f"{'WCU/1k':>7}")  # fmt: skip
-    for flush_s, publish_s in ((5.0, 0.0), (60.0, 0.0), (900.0, 0.0), (5.0, 300.0), (5.0, 900.0)):
-        calls = asyncio.run(writes_per_thousand(readings, flush_s, publish_s=publish_s))
-        k = len(readings) / 1000
+          f"{'WCU/1k':>7} {'minimum/1k':>11}")  # fmt: skip
+    for flush_s, publish_s in ((5.0, 0.0), (5.0, 900.0), (5.0, 3600.0), (5.0, 86_400.0), (60.0, 86_400.0)):
+        calls = asyncio.run(
+            writes_per_thousand(readings, flush_s, publish_s=publish_s, warm_ms=warm * 60_000)
+        )
+        k = counted / 1000
         print(
             f"{flush_s:>5.0f}s {publish_s:>7.0f}s {calls['PutItem'] / k:>11.0f} {calls['PutItem state'] / k:>7.0f} "
-            f"{calls['PutItem window'] / k:>8.0f} {calls['BatchGetItem'] / k:>12.1f} {calls['WCU'] / k:>7.0f}"
+            f"{calls['PutItem window'] / k:>8.0f} {calls['BatchGetItem'] / k:>12.1f} {calls['WCU'] / k:>7.0f} "
+            f"{minimum(readings, flush_s, warm * 60_000):>11.0f}"
         )
+    print("(publish 86400 s is the default: stats.publish_s)")
     for kind in ("gauge", "counter"):
         for shuffle in (False, True):
             label = f"{kind}, {'shuffled within 10 min' if shuffle else 'in order'}"

@@ -101,6 +101,10 @@ class SinkBase:
         """An idle tick of a shard with no records (wall clock, epoch ms)."""
         return None
 
+    async def settle(self, shard_id: str) -> None:
+        """The shard stops here (a graceful stop, a handover, its end) after its last commit: make what the
+        sink deferred visible (open stats windows to their items, alarm instances to theirs)."""
+
 
 class BatchSink(Protocol):
     """An application stage with durable effects (stats, staging, alarm state). Idempotent under replay.
@@ -130,6 +134,8 @@ class BatchSink(Protocol):
 
     async def idle(self, shard_id: str, now_ms: int) -> Any: ...
 
+    async def settle(self, shard_id: str) -> None: ...
+
 
 class ReadingSink(Protocol):
     """A stage fed with enriched readings. ``write_readings`` may buffer; ``flush`` makes durable. Idempotent.
@@ -151,6 +157,8 @@ class ReadingSink(Protocol):
     def release(self, shard_id: str) -> None: ...
 
     async def idle(self, shard_id: str, now_ms: int) -> Any: ...
+
+    async def settle(self, shard_id: str) -> None: ...
 
 
 class UnmappedStore(Protocol):
@@ -200,6 +208,8 @@ class AlarmStateStore(Protocol):
     ) -> int: ...
 
     async def save_clock(self, shard_id: str, clock: ShardClock) -> None: ...
+
+    async def settle(self, shard_id: str, *, severity: Callable[[str], str], now_ms: int) -> None: ...
 
 
 class Notifier(Protocol):

@@ -156,6 +156,13 @@ class AlarmsSink(SinkBase):
                     )  # our engine is behind the store: reload it if the shard comes back
                     raise
 
+    async def settle(self, shard_id: str) -> None:
+        """Write every instance of a shard that stops here to its own item (children of an ended shard, and
+        readers, look instances up by item)."""
+        if shard_id in self._shards:
+            await self.flush()
+            await self._store.settle(shard_id, severity=self._severity_of, now_ms=self._wall_ms())
+
     @property
     def has_pending(self) -> bool:
         """True when a notification waits for the next flush: the processor then commits at once, not on its interval."""

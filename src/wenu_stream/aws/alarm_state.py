@@ -10,9 +10,19 @@ Table ``alarms.state_table`` (hash key ``pk``):
   that starts on a worker finds every instance it owned;
 - one clock item per shard, ``pk = "@shard#<stream>#<shard>"`` (``@`` cannot
   start a rule id): the shard's watermark and the wall time its last reading
-  was seen, so idle ticks continue across a restart.
+  was seen, so idle ticks continue across a restart; it is also the head of the
+  shard's journal (``aws.alarm_journal``).
 
-Writes are conditional: an instance is put only if the stored ``version`` is
+An instance item is written when it matters to a reader or to another shard: a
+new instance, a changed state (``ok``/``pending``/``firing``), a notifying
+transition, the first commit of a worker that took the shard, the end of the
+shard (its children look instances up by item). Every other change of a commit
+goes into one journal item of the shard, so a live commit costs a few writes
+per shard instead of one per instance and reading; the readable copies on an
+instance item (``last_t``, ``last_value``, ``updated_at``) are as of its last
+item write.
+
+Instance writes are conditional: an instance is put only if the stored ``version`` is
 lower (never overwrite a newer state). An equal stored version is the same
 state written by an earlier attempt (evaluation is deterministic) and counts as
 done; a higher one means another worker owns the instance now, and raises
@@ -21,6 +31,7 @@ done; a higher one means another worker owns the instance now, and raises
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -29,6 +40,7 @@ import msgspec
 from wenu_stream.alarms.durable import LastTransition, ShardClock
 from wenu_stream.alarms.engine import InstanceState
 from wenu_stream.alarms.shard import InstanceKey
+from wenu_stream.aws.alarm_journal import COMPACT_EVERY, Head, Journal, head_of, newest
 from wenu_stream.aws.common import ConditionFailed, batch_get, paginate, write_if
 from wenu_stream.aws.tables import BY_SHARD
 from wenu_stream.errors import StaleAlarmState
@@ -51,6 +63,8 @@ class DynamoAlarmStateStore:
         self._table = table
         self._stream = stream
         self._limit = concurrency
+        self._journal = Journal(client, table, uuid.uuid4().hex)
+        self._shards: dict[str, _Shard] = {}
 
     def shard_key(self, shard_id: str) -> str:
         return f"{self._stream}#{shard_id}"
@@ -70,10 +84,16 @@ class DynamoAlarmStateStore:
         )  # fmt: skip
         keys = [item["pk"]["S"] async for item in index]
         items = await self._batch_get(keys)
+        head_pk = self._clock_pk(shard_id)
+        await self._journal.claim(head_pk)  # before reading: a commit of the previous owner from now on fails
         clock = await self._client.get_item(
-            TableName=self._table, Key={"pk": {"S": self._clock_pk(shard_id)}}, ConsistentRead=True
+            TableName=self._table, Key={"pk": {"S": head_pk}}, ConsistentRead=True
         )
-        return [_DECODER.decode(i["blob"]["B"]) for i in items], _clock(clock.get("Item"))
+        head = head_of(clock.get("Item"))
+        written = [_DECODER.decode(i["blob"]["B"]) for i in items]
+        states = newest(await self._journal.read(head), written)
+        self._shards[shard_id] = _Shard(head, states, {(s.rule, s.series): s.state for s in written})
+        return list(states.values()), _clock(clock.get("Item"))
 
     async def load_instances(self, keys: Sequence[InstanceKey]) -> list[InstanceState]:
         """Return the stored states of the given ``(rule, series)`` instances that exist."""
@@ -82,6 +102,11 @@ class DynamoAlarmStateStore:
 
     async def remove(self, keys: Iterable[InstanceKey]) -> None:
         """Delete instances (a dropped rule, a rule whose type changed, a series it no longer selects)."""
+        keys = list(keys)
+        for shard in self._shards.values():
+            for k in keys:
+                shard.states.pop(k, None)
+                shard.written.pop(k, None)
         calls = [
             lambda k=k: self._client.delete_item(TableName=self._table, Key={"pk": {"S": instance_pk(*k)}})
             for k in keys
@@ -110,18 +135,84 @@ class DynamoAlarmStateStore:
             StaleAlarmState: a stored version is newer than ours.
         """
         shard_key = self.shard_key(shard_id)
+        shard = await self._shard(shard_id)
+        own, journal = [], []
+        for s in states:
+            key = (s.rule, s.series)
+            shard.states[key] = s
+            notable = shard.first or shard.ended or last(key) is not None or shard.written.get(key) != s.state
+            (own if notable else journal).append(s)
+        shard.first = False
         calls = [
             lambda s=s: self._put(_item(s, shard_key, severity(s.rule), last((s.rule, s.series)), now_ms))
-            for s in states
+            for s in own
         ]
-        return sum(await bounded(calls, self._limit))
+        already = sum(await bounded(calls, self._limit))
+        shard.written.update(((s.rule, s.series), s.state) for s in own)
+        if journal:
+            await self._append(shard_id, shard, journal)
+        return already
+
+    async def settle(self, shard_id: str, *, severity: Callable[[str], str], now_ms: int) -> None:
+        """Write every instance of an ended shard to its own item (its children look them up by item)."""
+        shard = await self._shard(shard_id)
+        shard.ended = True
+        shard_key = self.shard_key(shard_id)
+        calls = [
+            lambda s=s: self._put(_item(s, shard_key, severity(s.rule), None, now_ms))
+            for s in shard.states.values()
+        ]
+        await bounded(calls, self._limit)
+        shard.written.update((k, s.state) for k, s in shard.states.items())
 
     async def save_clock(self, shard_id: str, clock: ShardClock) -> None:
-        """Store the shard's clock (unconditional: only the shard's owner writes it)."""
-        item: dict[str, Any] = {"pk": {"S": self._clock_pk(shard_id)}}
-        for name, value in msgspec.structs.asdict(clock).items():
-            item[name] = {"NULL": True} if value is None else {"N": str(value)}
-        await self._client.put_item(TableName=self._table, Item=item)
+        """Store the shard's clock on its head item (only while this worker owns the shard)."""
+        fields = {
+            n: {"NULL": True} if v is None else {"N": str(v)}
+            for n, v in msgspec.structs.asdict(clock).items()
+        }
+        await self._shard(shard_id)
+        if not await self._journal.set_clock(self._clock_pk(shard_id), fields):
+            raise await self._stale(shard_id, [])
+
+    async def _shard(self, shard_id: str) -> _Shard:
+        shard = self._shards.get(shard_id)
+        if shard is None:  # saved without being loaded here (a test, a tool): claim it as it is
+            await self._journal.claim(self._clock_pk(shard_id))
+            shard = self._shards[shard_id] = _Shard(Head(), {}, {})
+        return shard
+
+    async def _append(self, shard_id: str, shard: _Shard, states: list[InstanceState]) -> None:
+        head_pk, prefix = self._clock_pk(shard_id), self.shard_key(shard_id)
+        if len(shard.head.journal) + 1 >= COMPACT_EVERY:
+            head = await self._journal.compact(head_pk, prefix, list(shard.states.values()), shard.head)
+            if head is None:
+                raise await self._stale(shard_id, states)
+            shard.head = head
+            return
+        key = await self._journal.append(head_pk, prefix, states)
+        if key is None:
+            raise await self._stale(shard_id, states)
+        shard.head.journal.append(key)
+
+    async def _stale(self, shard_id: str, ours: Sequence[InstanceState]) -> StaleAlarmState:
+        """The error for a commit refused because another worker claimed the shard (naming a newer instance)."""
+        self._shards.pop(shard_id, None)
+        stored = {
+            i["pk"]["S"]: i for i in await self._batch_get([instance_pk(s.rule, s.series) for s in ours])
+        }
+        for s in ours:
+            item = stored.get(instance_pk(s.rule, s.series))
+            if item is not None and int(item["version"]["N"]) >= s.version:
+                return StaleAlarmState(
+                    f"alarm instance {instance_pk(s.rule, s.series)} is at version {item['version']['N']} in "
+                    f"{self._table}, ours is {s.version}: another worker owns the shard now; stop and let it "
+                    "replay from the checkpoint"
+                )
+        return StaleAlarmState(
+            f"shard {self.shard_key(shard_id)} of {self._table} was taken by another worker; stop and let it "
+            "replay from the checkpoint"
+        )
 
     async def _put(self, item: dict[str, Any]) -> int:
         # UpdateItem rather than PutItem: an item keeps its last_transition when this flush has none.
@@ -160,6 +251,19 @@ class DynamoAlarmStateStore:
 
     def _clock_pk(self, shard_id: str) -> str:
         return f"@shard#{self.shard_key(shard_id)}"
+
+
+class _Shard:
+    """What the store knows of a shard it holds: its journal head, every state, the state each item shows."""
+
+    def __init__(
+        self, head: Head, states: dict[InstanceKey, InstanceState], written: dict[InstanceKey, str]
+    ) -> None:
+        self.head = head
+        self.states = states
+        self.written = written  # instance -> the state (ok/pending/firing) on its item
+        self.first = True  # the first commit after loading writes its instances' items (taking them over)
+        self.ended = False
 
 
 def _item(

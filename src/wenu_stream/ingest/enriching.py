@@ -94,3 +94,8 @@ class EnrichingSink(SinkBase):
         """Pass an idle tick (wall clock, epoch ms) to the sinks that keep time (alarms' no_data)."""
         for sink in self._sinks:
             await sink.idle(shard_id, now_ms)
+
+    async def settle(self, shard_id: str) -> None:
+        """Pass a shard's stop to the reading sinks."""
+        for sink in self._sinks:
+            await sink.settle(shard_id)

@@ -179,10 +179,15 @@ class PipelineProcessor:
             self._pending = self._pending or self._last_sequence
 
     async def flush(self) -> str | None:
-        """Commit now; return the sequence number the driver may checkpoint, or None if nothing is new."""
+        """Commit now, then let the sinks settle the shard (the drivers flush when the shard stops here:
+        a graceful stop, a handover, its end); return the sequence number the driver may checkpoint, or None
+        if nothing is new."""
         if self._broken:
             raise RuntimeError("processor failed earlier; nothing may be checkpointed")
-        return await self._commit()
+        sequence = await self._commit()
+        for sink in self._sinks:
+            await self._durable(sink.name, lambda sink=sink: sink.settle(self.shard_id))
+        return sequence
 
     async def _commit(self) -> str | None:
         if self._pending is None:

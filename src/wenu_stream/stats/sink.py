@@ -143,6 +143,15 @@ class StatsSink(SinkBase):
             self._touched.clear()
             self._shrink()
 
+    async def settle(self, shard_id: str) -> None:
+        """A shard stops here: write every deferred open window now (after a clean stop the window items are
+        complete). Every deferred series is written, whatever its shard: the sink does not track which."""
+        async with self._lock:
+            deferred = [s for s in self._deferred if s in self._cache]
+            for series in deferred:
+                self._cache[series].published_at = None  # due now
+            await all_or_first_error(self._gated_commit(s) for s in deferred)
+
     def _apply(self, entry: _Series, group: Sequence[Pending]) -> list[Outcome]:
         outcomes = []
         for shard, r in group:
