@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -258,7 +259,9 @@ async def run_live(config: Any, fleet: Fleet, meter: MeterProcess, warm_min: int
         for p, s in zip(procs, shard_ids, strict=True):
             await p.initialize(s, None, [])
         cursor = [0] * fleet.shards
-        end = START_MS + fleet.minutes * 60_000 + 2_000
+        end = (
+            START_MS + fleet.minutes * 60_000 + 8_000
+        )  # the last arrivals, then one commit interval of polls
         measure_from = START_MS + warm_min * 60_000
         measuring = False
         cpu = wall = 0.0
@@ -279,12 +282,13 @@ async def run_live(config: Any, fleet: Fleet, meter: MeterProcess, warm_min: int
             if measuring:
                 records += sum(len(b) for b in batches)
                 commits += sum(done)
-        for p in procs:
-            commits += await p.flush() is not None
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         _profile_stop(profiler, f"{config.app} live")
+        counts = meter.take()
+        for p in procs:  # a graceful stop (settles what was deferred): once per deploy, not measured
+            await p.flush()
     return Run(app=config.app, mode="live", cpu_s=cpu, wall_s=wall, records=records, readings=3 * records,
-               counts=meter.take(), tables=tables_of(config), flushes=commits)  # fmt: skip
+               counts=counts, tables=tables_of(config), flushes=commits)  # fmt: skip
 
 
 async def run_backlog(config: Any, fleet: Fleet, meter: MeterProcess, page: int = 2_500) -> Run:
@@ -305,14 +309,17 @@ async def run_backlog(config: Any, fleet: Fleet, meter: MeterProcess, page: int 
         async def consume(p: Any, items: list[tuple[int, KinesisRecord]]) -> None:
             for i in range(0, len(items), page):
                 await p.process([r for _, r in items[i : i + page]], 1_000)
-            await p.flush()
+            await p._commit()  # the last commit, without the graceful stop's settling
 
         await asyncio.gather(*(consume(p, items) for p, items in zip(procs, fleet.records, strict=True)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         _profile_stop(profiler, f"{config.app} backlog")
+        counts = meter.take()
+        for p in procs:  # a graceful stop: not measured
+            await p.flush()
     records = sum(len(items) for items in fleet.records)
     return Run(app=config.app, mode="backlog", cpu_s=cpu, wall_s=wall, records=records, readings=3 * records,
-               counts=meter.take(), tables=tables_of(config))  # fmt: skip
+               counts=counts, tables=tables_of(config))  # fmt: skip
 
 
 def _profile_start() -> Any:
@@ -335,6 +342,22 @@ def _profile_stop(profiler: Any, label: str) -> None:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
     PROFILE[label] = out.getvalue()
+
+
+@contextlib.contextmanager
+def sdk_client(on: bool) -> Any:
+    """With ``on``, the stores get the plain aiobotocore client instead of the hand-signed one."""
+    from wenu_stream.bootstrap import Runtime
+
+    if not on:
+        yield
+        return
+    saved = Runtime.dynamodb
+    Runtime.dynamodb = lambda self: self.client("dynamodb")  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        Runtime.dynamodb = saved  # type: ignore[method-assign]
 
 
 def tables_of(config: Any) -> dict[str, str]:
@@ -395,23 +418,23 @@ def report(runs: list[Run], floor_s: float, fleet: Fleet, minimum: tuple[float, 
     floor_reading = floor_s / 3
     print(f"decode floor (AES-GCM + msgspec, same messages): {floor_s * 1e6:.1f} us/record, "
           f"{floor_reading * 1e6:.1f} us/reading")  # fmt: skip
-    print(f"\n{'app':<11}{'mode':<8}{'CPU-s/100k rd':>14}{'CPU-s/100k rec':>15}{'ms/reading':>11}"
+    print(f"\n{'app':<11}{'mode':<11}{'CPU-s/100k rd':>14}{'CPU-s/100k rec':>15}{'ms/reading':>11}"
           f"{'x floor':>8}{'meters/vCPU':>12}{'wall s':>8}")  # fmt: skip
     for run in runs:
         per_reading = run.cpu_s / run.readings
         meters = 60 / (per_reading * 3)  # one message (3 readings) per meter per minute
         print(
-            f"{run.app:<11}{run.mode:<8}{per_reading * 1e5:>14.1f}{run.cpu_s / run.records * 1e5:>15.1f}"
+            f"{run.app:<11}{run.mode:<11}{per_reading * 1e5:>14.1f}{run.cpu_s / run.records * 1e5:>15.1f}"
             f"{per_reading * 1e3:>11.3f}{per_reading / floor_reading:>8.0f}{meters:>12,.0f}{run.wall_s:>8.1f}"
         )
     print("\nDynamoDB writes per 1,000 readings (requests / WCU, counted by bench/ddb_meter.py)")
     print(
-        f"{'app':<11}{'mode':<8}{'stats':>14}{'alarm state':>14}{'ledger':>12}{'shard state':>13}{'total':>14}"
+        f"{'app':<11}{'mode':<11}{'stats':>14}{'alarm state':>14}{'ledger':>12}{'shard state':>13}{'total':>14}"
     )
     for run in runs:
         cols = [writes(run, t) for t in ("stats", "alarm state", "ledger", "shard state")]
         total = (sum(c[0] for c in cols), sum(c[1] for c in cols))
-        print(f"{run.app:<11}{run.mode:<8}" + "".join(f"{r:>8.0f}/{w:<5.0f}" for r, w in cols[:1])
+        print(f"{run.app:<11}{run.mode:<11}" + "".join(f"{r:>8.0f}/{w:<5.0f}" for r, w in cols[:1])
               + "".join(f"{r:>8.0f}/{w:<5.0f}" for r, w in cols[1:2]) + "".join(f"{r:>6.0f}/{w:<5.0f}" for r, w in cols[2:3])
               + "".join(f"{r:>7.0f}/{w:<5.0f}" for r, w in cols[3:]) + f"{total[0]:>8.0f}/{total[1]:<5.0f}")  # fmt: skip
     print(f"stats minimum (live, 5 s flushes): {minimum[0]:.0f}/1k with one write per series and window per flush; "
@@ -442,19 +465,23 @@ async def main_async(args: argparse.Namespace) -> None:
     os.environ.update(stack.env() | {"AWS_ENDPOINT_URL_DYNAMODB": meter.url})
     runs: list[Run] = []
     try:
-        for app in args.apps:
-            for mode in args.modes:
-                tag = f"{app[:4]}-{mode}-{time.time_ns() % 10**9}"
-                folder = run_dir / tag
-                folder.mkdir()
-                config = make_config(app, folder, tag)
-                prepare(config, args.devices)
+        cases = [(app, mode, False) for app in args.apps for mode in args.modes]
+        if args.sdk_too:
+            cases += [(app, "live", True) for app in args.apps if "live" in args.modes]
+        for app, mode, sdk in cases:
+            tag = f"{app[:4]}-{mode}-{time.time_ns() % 10**9}"
+            folder = run_dir / tag
+            folder.mkdir()
+            config = make_config(app, folder, tag)
+            prepare(config, args.devices)
+            with sdk_client(sdk):
                 if mode == "live":
                     run = await run_live(config, fleet, meter, args.warm)
                 else:
                     run = await run_backlog(config, fleet, meter)
-                runs.append(run)
-                print(f"  {app} {mode}: {run.cpu_s:.1f} CPU-s for {run.readings:,} readings, "
+            run.mode += " (SDK)" if sdk else ""
+            runs.append(run)
+            print(f"  {app} {mode}: {run.cpu_s:.1f} CPU-s for {run.readings:,} readings, "
                       f"{run.wall_s:.1f} s wall", flush=True)  # fmt: skip
     finally:
         meter.close()
@@ -476,6 +503,11 @@ def main() -> None:
     parser.add_argument("--apps", nargs="+", default=["processing", "alarms"])
     parser.add_argument("--modes", nargs="+", default=["live", "backlog"])
     parser.add_argument("--profile", action="store_true", help="print a cProfile of every measured span")
+    parser.add_argument(
+        "--sdk-too",
+        action="store_true",
+        help="also run each live case with the stores on the plain SDK client (the lean client's gain)",
+    )
     args = parser.parse_args()
     PROFILE["on"] = args.profile
     if args.quick:
