@@ -13,7 +13,7 @@ import boto3
 import pytest
 from aiobotocore.session import get_session
 
-from tests.unit.stats.test_sink import SERIES, clock, deliveries, run, scenario
+from tests.support.stats import SERIES, clock, deliveries, run, scenario
 from wenu_stream.aws.provision import ensure_stats_table
 from wenu_stream.aws.readers import latest_windows, query_windows, window_row
 from wenu_stream.aws.stats_store import DynamoStatsStore

@@ -136,7 +136,8 @@ class DynamoAlarmStateStore:
         """
         shard_key = self.shard_key(shard_id)
         shard = await self._shard(shard_id)
-        own, journal = [], []
+        own: list[InstanceState] = []
+        journal: list[InstanceState] = []
         for s in states:
             key = (s.rule, s.series)
             shard.states[key] = s

@@ -62,15 +62,17 @@ def ensure_table(spec: TableSpec, name: str) -> dict[str, str]:
     """
     ddb = boto3.client("dynamodb")
     try:
-        ddb.create_table(
-            TableName=name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=attribute_definitions(
+        args: dict[str, Any] = {
+            "TableName": name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": attribute_definitions(
                 spec.hash, spec.range, *(k for i in spec.indexes for k in (i.hash, i.range))
             ),
-            KeySchema=key_schema(spec.hash, spec.range),
-            **({"GlobalSecondaryIndexes": [_index(i) for i in spec.indexes]} if spec.indexes else {}),
-        )
+            "KeySchema": key_schema(spec.hash, spec.range),
+        }
+        if spec.indexes:
+            args["GlobalSecondaryIndexes"] = [_index(i) for i in spec.indexes]
+        ddb.create_table(**args)
         state = "created"
     except ClientError as exc:
         if error_code(exc) != "ResourceInUseException":

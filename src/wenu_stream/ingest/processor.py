@@ -186,7 +186,7 @@ class PipelineProcessor:
             raise RuntimeError("processor failed earlier; nothing may be checkpointed")
         sequence = await self._commit()
         for sink in self._sinks:
-            await self._durable(sink.name, lambda sink=sink: sink.settle(self.shard_id))
+            await self._durable(sink.name, functools.partial(sink.settle, self.shard_id))
         return sequence
 
     async def _commit(self) -> str | None:
