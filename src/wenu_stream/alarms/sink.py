@@ -189,6 +189,7 @@ class AlarmsSink(SinkBase):
         if shard.removed:  # 2.
             await self._store.remove(sorted(shard.removed))
             shard.removed.clear()
+        saved = bool(shard.upserts)
         if shard.upserts:  # 3.
             last = {(t.rule, t.series): LastTransition(t.transition_id, t.to_state, t.at) for t in batch}
             await self._store.save(
@@ -199,7 +200,7 @@ class AlarmsSink(SinkBase):
                 now_ms=self._wall_ms(),
             )
             shard.upserts.clear()
-        if shard.clock_dirty or batch:
+        if shard.clock_dirty or batch or saved:  # the store writes the commit's journal with the clock
             shard.clock_dirty = False  # cleared first: a write_readings during the await sets it again
             try:
                 await self._store.save_clock(shard_id, shard.clock())

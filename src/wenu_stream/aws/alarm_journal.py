@@ -119,24 +119,25 @@ class Journal:
             ExpressionAttributeNames={"#o": "owner"}, ExpressionAttributeValues={":me": {"S": self.token}},
         )  # fmt: skip
 
-    async def append(self, head_pk: str, prefix: str, states: Sequence[InstanceState]) -> str | None:
-        """Write one journal item and add it to the head; its key, or None if the shard has another owner."""
+    async def append(
+        self, head_pk: str, prefix: str, states: Sequence[InstanceState], fields: dict[str, Any]
+    ) -> str | None:
+        """Write one journal item and add it to the head with ``fields`` (the clock); its key, or None if
+        the shard has another owner."""
         key = f"@j#{prefix}#{uuid.uuid4().hex}"
         await self._client.put_item(
             TableName=self._table, Item={"pk": {"S": key}, "blob": {"B": pack(states)}}
         )
-        done = await self._set_head(
-            head_pk, "SET #j = list_append(if_not_exists(#j, :none), :new)",
-            {"#j": "journal"}, {":none": {"L": []}, ":new": {"L": [{"S": key}]}},
-        )  # fmt: skip
+        done = await self._set_head(head_pk, fields, append=key)
         if not done:
             await self.drop([key])
         return key if done else None
 
     async def compact(
-        self, head_pk: str, prefix: str, states: Sequence[InstanceState], old: Head
+        self, head_pk: str, prefix: str, states: Sequence[InstanceState], old: Head, fields: dict[str, Any]
     ) -> Head | None:
-        """Write a snapshot of ``states`` and make it the head's, with an empty journal; None if not the owner."""
+        """Write a snapshot of ``states`` and make it the head's, with an empty journal and ``fields``; None
+        if the shard has another owner."""
         blobs = chunks(states)
         keys = [f"@s#{prefix}#{uuid.uuid4().hex}" for _ in blobs]
         puts = [
@@ -146,18 +147,13 @@ class Journal:
             for k, b in zip(keys, blobs, strict=True)
         ]
         await bounded(puts, 8)
-        done = await self._set_head(
-            head_pk, "SET #s = :s, #j = :none", {"#s": "snapshot", "#j": "journal"},
-            {":s": {"L": [{"S": k} for k in keys]}, ":none": {"L": []}},
-        )  # fmt: skip
+        head = {"snapshot": {"L": [{"S": k} for k in keys]}, "journal": {"L": []}}
+        done = await self._set_head(head_pk, head | fields)
         await self.drop([*old.snapshot, *old.journal] if done else keys)
         return Head(snapshot=keys) if done else None
 
     async def set_clock(self, head_pk: str, fields: dict[str, Any]) -> bool:
-        names = {f"#c{i}": name for i, name in enumerate(fields)}
-        values = {f":c{i}": value for i, value in enumerate(fields.values())}
-        expression = "SET " + ", ".join(f"#c{i} = :c{i}" for i in range(len(fields)))
-        return await self._set_head(head_pk, expression, names, values)
+        return await self._set_head(head_pk, fields)
 
     async def drop(self, keys: Sequence[str]) -> None:
         """Delete items no head names any more (best effort: an unreferenced item is only garbage)."""
@@ -165,12 +161,18 @@ class Journal:
             requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}}}} for k in keys[i : i + 25]]
             await self._client.batch_write_item(RequestItems={self._table: requests})
 
-    async def _set_head(
-        self, head_pk: str, expression: str, names: dict[str, str], values: dict[str, Any]
-    ) -> bool:
+    async def _set_head(self, head_pk: str, fields: dict[str, Any], append: str | None = None) -> bool:
+        """SET ``fields`` on the head (and add ``append`` to its journal) while this worker owns the shard."""
+        names = {f"#h{i}": name for i, name in enumerate(fields)} | {"#o": "owner"}
+        values: dict[str, Any] = {f":h{i}": value for i, value in enumerate(fields.values())}
+        sets = [f"#h{i} = :h{i}" for i in range(len(fields))]
+        if append is not None:
+            names["#j"] = "journal"
+            values |= {":none": {"L": []}, ":new": {"L": [{"S": append}]}}
+            sets.append("#j = list_append(if_not_exists(#j, :none), :new)")
         out = await write_if(
             self._client.update_item, TableName=self._table, Key={"pk": {"S": head_pk}},
-            UpdateExpression=expression, ConditionExpression="#o = :me",
-            ExpressionAttributeNames=names | {"#o": "owner"}, ExpressionAttributeValues=values | {":me": {"S": self.token}},
+            UpdateExpression="SET " + ", ".join(sets), ConditionExpression="#o = :me",
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values | {":me": {"S": self.token}},
         )  # fmt: skip
         return not isinstance(out, ConditionFailed)

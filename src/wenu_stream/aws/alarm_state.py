@@ -150,8 +150,7 @@ class DynamoAlarmStateStore:
         ]
         already = sum(await bounded(calls, self._limit))
         shard.written.update(((s.rule, s.series), s.state) for s in own)
-        if journal:
-            await self._append(shard_id, shard, journal)
+        shard.pending.extend(journal)  # written with the clock (``save_clock``), the commit's last write
         return already
 
     async def settle(self, shard_id: str, *, severity: Callable[[str], str], now_ms: int) -> None:
@@ -167,13 +166,16 @@ class DynamoAlarmStateStore:
         shard.written.update((k, s.state) for k, s in shard.states.items())
 
     async def save_clock(self, shard_id: str, clock: ShardClock) -> None:
-        """Store the shard's clock on its head item (only while this worker owns the shard)."""
+        """Store the shard's clock on its head item, with the commit's journal item (only while this worker
+        owns the shard; the sink calls it last in every commit that saved states)."""
         fields = {
             n: {"NULL": True} if v is None else {"N": str(v)}
             for n, v in msgspec.structs.asdict(clock).items()
         }
-        await self._shard(shard_id)
-        if not await self._journal.set_clock(self._clock_pk(shard_id), fields):
+        shard = await self._shard(shard_id)
+        if shard.pending:
+            await self._append(shard_id, shard, fields)
+        elif not await self._journal.set_clock(self._clock_pk(shard_id), fields):
             raise await self._stale(shard_id, [])
 
     async def _shard(self, shard_id: str) -> _Shard:
@@ -183,18 +185,21 @@ class DynamoAlarmStateStore:
             shard = self._shards[shard_id] = _Shard(Head(), {}, {})
         return shard
 
-    async def _append(self, shard_id: str, shard: _Shard, states: list[InstanceState]) -> None:
-        head_pk, prefix = self._clock_pk(shard_id), self.shard_key(shard_id)
+    async def _append(self, shard_id: str, shard: _Shard, fields: dict[str, Any]) -> None:
+        """Write the commit's journal item (a snapshot every ``COMPACT_EVERY``) with the clock on the head."""
+        head_pk, prefix, states = self._clock_pk(shard_id), self.shard_key(shard_id), shard.pending
         if len(shard.head.journal) + 1 >= COMPACT_EVERY:
-            head = await self._journal.compact(head_pk, prefix, list(shard.states.values()), shard.head)
+            everything = list(shard.states.values())
+            head = await self._journal.compact(head_pk, prefix, everything, shard.head, fields)
             if head is None:
                 raise await self._stale(shard_id, states)
             shard.head = head
-            return
-        key = await self._journal.append(head_pk, prefix, states)
-        if key is None:
-            raise await self._stale(shard_id, states)
-        shard.head.journal.append(key)
+        else:
+            key = await self._journal.append(head_pk, prefix, states, fields)
+            if key is None:
+                raise await self._stale(shard_id, states)
+            shard.head.journal.append(key)
+        shard.pending = []
 
     async def _stale(self, shard_id: str, ours: Sequence[InstanceState]) -> StaleAlarmState:
         """The error for a commit refused because another worker claimed the shard (naming a newer instance)."""
@@ -265,6 +270,7 @@ class _Shard:
         self.written = written  # instance -> the state (ok/pending/firing) on its item
         self.first = True  # the first commit after loading writes its instances' items (taking them over)
         self.ended = False
+        self.pending: list[InstanceState] = []  # saved to the journal with the commit's clock
 
 
 def _item(
