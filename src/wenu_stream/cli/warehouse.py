@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
 
     from wenu_stream.warehouse.loader import WarehouseTarget
+
+
+T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -109,7 +112,7 @@ async def open_target(config: Config) -> AsyncIterator[tuple[S3Client, Warehouse
         yield s3, PostgresTarget(conn, s3, bucket=config.sinks.bucket, schema=cfg.schema)
 
 
-def _run(config: Config, job: Any) -> Any:
+def _run(config: Config, job: Callable[[S3Client, WarehouseTarget], Awaitable[T]]) -> T:
     """Run ``job(s3, target)``; an outage becomes a ``WarehouseError`` (exit 1) that says the ledger is safe."""
     import psycopg
     from botocore.exceptions import BotoCoreError, ClientError
@@ -119,7 +122,7 @@ def _run(config: Config, job: Any) -> Any:
 
     configure_logging(config.log_level)
 
-    async def go() -> Any:
+    async def go() -> T:
         async with open_target(config) as (s3, target):
             return await job(s3, target)
 

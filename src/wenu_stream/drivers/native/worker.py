@@ -40,7 +40,6 @@ import gc
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import aiohttp
 import msgspec
@@ -350,7 +349,7 @@ async def run_worker(
     *,
     metrics: Metrics,
     stop: asyncio.Event | None = None,
-    session: Any = None,
+    session: AioSession | None = None,
 ) -> WorkerResult:
     """Consume ``config.kinesis.stream`` with the native driver until ``stop`` is set (or idle exit).
 
