@@ -30,6 +30,9 @@ class Metrics(NamedTuple):
     leases_held: Gauge  # app
     stats_writes: Counter  # app
     notifications: Counter  # severity, state
+    notification_mark: (
+        Histogram  # seconds from SNS accepting a notification to the ledger marking it published
+    )
     catalog_age: Gauge  # app: seconds since the catalog cache was refreshed
     quarantined: Counter  # app
     kinesis_read_errors: Counter  # app, kind: throttled | transient | expired_iterator (native driver)
@@ -91,6 +94,12 @@ class Metrics(NamedTuple):
                 "Alarm notifications published",
                 ["severity", "state"],
                 registry=r,
+            ),
+            notification_mark=Histogram(
+                "wenu_notification_mark_seconds",
+                "Seconds between SNS accepting a notification and the ledger marking it (the re-send window)",
+                registry=r,
+                buckets=_LATENCY_BUCKETS,
             ),
             catalog_age=Gauge(
                 "wenu_catalog_age_seconds",

@@ -215,11 +215,13 @@ class AlarmStateStore(Protocol):
 class Notifier(Protocol):
     """Exactly one notification per transition: a ledger entry first (``record``), then ``publish``.
 
-    ``recover`` re-publishes what a previous owner of the shard recorded but did not publish.
+    ``publish`` and ``recover`` (which re-publishes what a previous owner of
+    the shard recorded but did not publish) return the entries another process
+    is publishing (a lease changing hands): the caller offers them again later.
     """
 
     async def record(self, shard_id: str, transitions: Sequence[Transition]) -> list[LedgerEntry]: ...
 
-    async def publish(self, entries: Sequence[LedgerEntry]) -> None: ...
+    async def publish(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]: ...
 
-    async def recover(self, shard_id: str) -> int: ...
+    async def recover(self, shard_id: str) -> list[LedgerEntry]: ...

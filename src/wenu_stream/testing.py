@@ -262,7 +262,7 @@ class InMemoryNotifier(_Faults):
             entries.append(self.ledger[key])
         return [e for e in entries if e.status == PENDING]
 
-    async def publish(self, entries: Sequence[LedgerEntry]) -> None:
+    async def publish(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
         for entry in entries:
             self._enter("publish")
             self.published.append(entry)
@@ -270,12 +270,12 @@ class InMemoryNotifier(_Faults):
             key = (entry.series, entry.sk)
             self.ledger[key] = msgspec.structs.replace(entry, status=PUBLISHED)
             self.pending_shard.pop(key, None)
+        return []  # one process: nothing is ever claimed elsewhere
 
-    async def recover(self, shard_id: str) -> int:
+    async def recover(self, shard_id: str) -> list[LedgerEntry]:
         self._enter("recover")
         keys = sorted((k for k, owner in self.pending_shard.items() if owner == shard_id), key=lambda k: k[1])
-        await self.publish([self.ledger[k] for k in keys])
-        return len(keys)
+        return await self.publish([self.ledger[k] for k in keys])
 
     def published_ids(self) -> list[str]:
         return [e.transition_id for e in self.published]

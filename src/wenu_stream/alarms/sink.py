@@ -7,13 +7,18 @@
 2. delete removed instances (before the upserts: a rule whose type changed
    restarts at version 1 under the same key),
 3. store changed instance states, fenced by version, and the shard clocks,
-4. publish the pending notifications and mark them published.
+4. publish the pending notifications and mark them published (with those
+   that another worker was publishing when the shard came here: they are
+   offered again every ``RETRY_DEFERRED_MS`` until that worker marked them or
+   its claim expired, see ``aws.notifier``).
 
 What a flush did not finish stays buffered, so a retried flush (the processor
 retries) carries on; every step is idempotent. A shard's engine is built on
 first use from the store (every instance the shard owned, and the clock that
-drives ``no_data`` while the shard is idle), after publishing whatever a
-previous owner left pending. The instances of a series first seen on the shard
+drives ``no_data`` while the shard is idle), then whatever a previous owner
+left pending is published (in that order: a transition is recorded before the
+state past it is stored, so the ledger holds every one the loaded states
+hide, even while the previous owner is still flushing). The instances of a series first seen on the shard
 (a shard that moved, a reshard) are fetched before its first reading is evaluated.
 
 Rebuild (``ingest.rebuild``): instance states and shard clocks carry the
@@ -32,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from wenu_stream.alarms.durable import LastTransition, ShardClock
+from wenu_stream.alarms.durable import LastTransition, LedgerEntry, ShardClock
 from wenu_stream.alarms.engine import InstanceState, Transition
 from wenu_stream.alarms.rules import AlarmRule, matches
 from wenu_stream.alarms.shard import AlarmEngine, InstanceKey
@@ -41,12 +46,17 @@ from wenu_stream.log import get_logger
 from wenu_stream.model import SeriesReading
 from wenu_stream.ports import AlarmStateStore, Notifier, RulesSource, SinkBase
 
+RETRY_DEFERRED_MS = 2000
+
 
 class _Shard:
     """One shard's engine and what it has not made durable yet."""
 
-    def __init__(self, engine: AlarmEngine, clock: ShardClock | None) -> None:
+    def __init__(self, engine: AlarmEngine, clock: ShardClock | None, now_ms: Callable[[], int]) -> None:
         self.engine = engine
+        self.now_ms = now_ms
+        self.deferred: list[LedgerEntry] = []  # ledger entries another worker holds a claim on (aws.notifier)
+        self.retry_at = 0
         self.looked_up: set[str] = set()  # series whose stored instances were fetched
         self.upserts: dict[InstanceKey, InstanceState] = {}
         self.removed: set[InstanceKey] = set()
@@ -54,6 +64,13 @@ class _Shard:
         self.seen_watermark = clock.seen_watermark if clock else None  # watermark when the last reading came
         self.seen_wall = clock.seen_wall if clock else None  # and the wall time it came, epoch ms
         self.clock_dirty = False
+
+    def defer(self, entries: Sequence[LedgerEntry]) -> None:
+        """Offer these ledger entries again in ``RETRY_DEFERRED_MS`` (another worker holds them)."""
+        if entries:
+            kept = [*self.deferred, *entries]
+            self.deferred = list({(e.series, e.sk): e for e in kept}.values())
+            self.retry_at = self.now_ms() + RETRY_DEFERRED_MS
 
     def collect(self) -> None:
         """Move the engine's changes into the unflushed buffers (removals drop earlier upserts)."""
@@ -112,7 +129,10 @@ class AlarmsSink(SinkBase):
         """Evaluate a batch of enriched readings in shard order; return the transitions (published at flush)."""
         self._refresh_rules()
         shard = await self._shard(shard_id)
-        await self._look_up(shard, readings)
+        if await self._look_up(
+            shard, readings
+        ):  # states another owner stored: what they hide is in the ledger
+            shard.defer(await self._notifier.recover(shard_id))
         found = shard.engine.apply(readings)
         shard.transitions.extend(found)
         if readings:
@@ -166,7 +186,10 @@ class AlarmsSink(SinkBase):
     @property
     def has_pending(self) -> bool:
         """True when a notification waits for the next flush: the processor then commits at once, not on its interval."""
-        return any(shard.transitions for shard in self._shards.values())
+        now = self._wall_ms()
+        return any(
+            shard.transitions or (shard.deferred and now >= shard.retry_at) for shard in self._shards.values()
+        )
 
     def rebuild(self, shard_id: str, generation: int) -> None:
         """Set a shard's rebuild generation (before its engine loads): instances evaluated under an older
@@ -207,20 +230,27 @@ class AlarmsSink(SinkBase):
             except BaseException:
                 shard.clock_dirty = True
                 raise
-        await self._notifier.publish(pending)  # 4.
+        retry = shard.deferred if shard.deferred and self._wall_ms() >= shard.retry_at else []
+        left = await self._notifier.publish([*retry, *pending])  # 4.
+        if retry or left:
+            shard.deferred = [e for e in shard.deferred if e not in retry]
+            shard.defer(left)
         del shard.transitions[: len(batch)]  # a concurrent write_readings may have appended more
 
     async def _shard(self, shard_id: str) -> _Shard:
         shard = self._shards.get(shard_id)
         if shard is None:
-            await self._notifier.recover(shard_id)
+            # States before the ledger: a previous owner records a transition before it stores the state
+            # past it, so every transition the loaded states hide is pending in the ledger by now.
             states, clock = await self._store.load_shard(shard_id)
+            deferred = await self._notifier.recover(shard_id)
             engine = AlarmEngine(self._rules)
             engine.generation = self._generations.get(shard_id, 0)
             if clock is not None and clock.generation < engine.generation:
                 clock = None  # kept before a rebuild: the replay's readings set the time again
             orphans = engine.load(states, clock.watermark if clock else None)
-            shard = self._shards[shard_id] = _Shard(engine, clock)
+            shard = self._shards[shard_id] = _Shard(engine, clock, self._wall_ms)
+            shard.defer(deferred)
             self._log.info(
                 "alarm_shard_loaded",
                 shard_id=shard_id,
@@ -230,8 +260,12 @@ class AlarmsSink(SinkBase):
             )
         return shard
 
-    async def _look_up(self, shard: _Shard, readings: Iterable[SeriesReading]) -> None:
-        """Fetch the stored instances of series this shard has not seen yet, before they are evaluated."""
+    async def _look_up(self, shard: _Shard, readings: Iterable[SeriesReading]) -> bool:
+        """Fetch the stored instances of series this shard has not seen yet, before they are evaluated.
+
+        True if some were found: a previous owner may have recorded (and not yet published) the
+        transitions that brought them where they are, after the shard's ledger was first recovered.
+        """
         keys: list[InstanceKey] = []
         fresh = {r.series: r for r in readings if r.series not in shard.looked_up}
         for series, r in fresh.items():
@@ -240,9 +274,10 @@ class AlarmsSink(SinkBase):
                 for rule in self._rules_for(r)
                 if shard.engine.state(rule.id, series) is None
             )
-        if keys:
-            shard.engine.load(await self._store.load_instances(keys))
+        found = await self._store.load_instances(keys) if keys else []
+        shard.engine.load(found)
         shard.looked_up.update(fresh)  # only once loaded: a failed fetch is tried again on the replay
+        return bool(found)
 
     def _rules_for(self, r: SeriesReading) -> list[AlarmRule]:
         return [rule for rule in self._rules if matches(rule, r)]

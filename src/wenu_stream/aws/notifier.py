@@ -9,33 +9,62 @@ range key ``sk = "<at, 15 digits>#<transition_id>"``. A transition goes through:
    alarms sink records *before* it stores the instance states, so a state saved
    ahead of the checkpoint never hides a transition that was not announced:
    either the replay produces it again, or it is pending in the ledger.
-2. :meth:`SnsNotifier.publish`: SNS Publish (JSON body; ``severity``,
-   ``company`` and ``state`` as String message attributes for filter
-   policies), retried with backoff until it succeeds or ``give_up_s`` passes;
-   then ``status = published`` and ``pending_shard`` is removed. Before
-   that, the instance's shelf (set by an operator through the API, kept on
-   its state item) is read consistently; a transition it covers
-   (``alarms.shelving.covers``, by reading time) is not published but marked
-   ``status = shelved``, which ends it exactly like a publication: the ledger
-   keeps it (the history shows it) and a replay or recovery never sends it.
-3. :meth:`SnsNotifier.recover`, when a shard starts: every entry still pending
-   for the shard (sparse GSI ``pending`` on ``pending_shard``) is published.
+2. :meth:`SnsNotifier.publish`, per entry, as one step a cancellation waits
+   for (a lease lost mid-flush cancels the shard's consumer; the entry it is
+   publishing is finished first):
 
-The residual duplicate: a crash after SNS accepted a message and before the
-ledger says ``published`` publishes it once more on recovery (at least once in
-that window of one request). A FIFO topic (ARN ending in ``.fifo``) closes it:
-the message carries ``MessageDeduplicationId = transition_id``, and SNS drops
-the repeat within its 5-minute deduplication interval. The default is a
-standard topic, because FIFO topics deliver only to SQS subscribers (no
-e-mail, SMS or HTTPS endpoints).
+   a. **claim** it: ``claimed_by = <this process>``, ``claimed_until = now +
+      claim_ttl_s``, conditional on ``status = pending`` and no other live
+      claim. An entry another process holds a live claim on is left to it
+      (returned as *deferred*: the caller tries again later, and takes it over
+      once the claim expired unmarked); an entry already published or shelved
+      is done. Entries of one series go in order: after a deferred one, the
+      rest of its series waits too. Within a process, an entry already being
+      published is awaited, not sent again.
+   b. read the instance's shelf (set by an operator through the API, kept on
+      its state item) consistently; a transition it covers
+      (``alarms.shelving.covers``, by reading time) is not published but marked
+      ``status = shelved``, which ends it exactly like a publication.
+   c. SNS Publish (JSON body; ``severity``, ``company`` and ``state`` as String
+      message attributes for filter policies), each attempt under a deadline
+      (``attempt_s``) that ends before the claim does; the claim is extended
+      before an attempt that could outlive it, and if it was taken over the
+      entry is left to the new holder. Retried with backoff until it succeeds
+      or ``give_up_s`` passes.
+   d. **mark** it ``status = published`` (``pending_shard`` and the claim
+      removed), conditional on ``claimed_by`` still being this process.
+3. :meth:`SnsNotifier.recover`, when a shard starts: every entry still pending
+   for the shard (sparse GSI ``pending`` on ``pending_shard``) goes through 2.
+
+So two workers that both believe they own a shard for a moment (a lease
+stolen while its old owner is mid-flush, a new owner recovering what the old
+one is publishing) never both publish an entry: the claim picks one, and the
+other waits until it marked the entry or its claim expired.
+
+The remaining window: a process that dies (kill -9, OOM, a lost host) after
+SNS accepted a message and before the mark, or whose publish attempt timed out
+although SNS had taken it, leaves the entry claimed and pending; once the
+claim expires (``claim_ttl_s``, 30 s) the next owner publishes it again. The
+window is one SNS response plus one UpdateItem, a few milliseconds per
+notification (``wenu_notification_mark_seconds`` measures it). A FIFO topic
+(ARN ending in ``.fifo``) closes it: the message carries
+``MessageDeduplicationId = transition_id``, and SNS drops a repeat within its
+5-minute deduplication interval (claims expire well inside it). The default is
+a standard topic, because FIFO topics deliver only to SQS subscribers (no
+e-mail, SMS or HTTPS endpoints). Clocks: a claim's expiry is compared with
+the claimant's wall clock, and a claimant stops using it ``claim_margin_s``
+(5 s) early, so hosts may disagree by that much.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import os
+import socket
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
@@ -53,6 +82,11 @@ from wenu_stream.metrics import Metrics
 from wenu_stream.tasks import bounded
 
 _SHELF = msgspec.json.Decoder(Shelf)
+T = TypeVar("T")
+
+
+class _Deferred(Exception):
+    """The entry is claimed by another process (or the claim was taken over): leave it to that process."""
 
 
 class SnsNotifier:
@@ -70,6 +104,10 @@ class SnsNotifier:
         state_table: str | None = None,
         give_up_s: float = 300.0,
         backoff_cap_s: float = 10.0,
+        claim_ttl_s: float = 30.0,
+        claim_margin_s: float = 5.0,
+        attempt_s: float = 20.0,
+        owner: str = "",
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.sns = sns  # public: swapped in tests to stage an outage
@@ -82,7 +120,12 @@ class SnsNotifier:
         self._metrics = metrics
         self._give_up_s = give_up_s
         self._cap = backoff_cap_s
+        self._ttl_s = claim_ttl_s
+        self._margin_s = claim_margin_s
+        self._attempt_s = min(attempt_s, max(1.0, (claim_ttl_s - claim_margin_s) / 2))
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         self._wall = wall
+        self._in_flight: dict[tuple[str, str], asyncio.Task[bool]] = {}
         self._log: Any = get_logger("wenu.alarms.notifier")
 
     async def record(self, shard_id: str, transitions: Sequence[Transition]) -> list[LedgerEntry]:
@@ -91,8 +134,8 @@ class SnsNotifier:
         entries = await bounded(calls, 8)
         return [e for e in entries if e.status == PENDING]
 
-    async def publish(self, entries: Sequence[LedgerEntry]) -> None:
-        """Publish pending entries, each retried until SNS takes it, and mark them published.
+    async def publish(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        """Settle pending entries (module docstring, step 2); return those left to another process.
 
         Entries of one series go out in order, one at a time; series go out
         concurrently (at most 8 in flight).
@@ -104,26 +147,103 @@ class SnsNotifier:
         by_series: dict[str, list[LedgerEntry]] = {}
         for entry in entries:
             by_series.setdefault(entry.series, []).append(entry)
-        await bounded([functools.partial(self._publish_in_order, group) for group in by_series.values()], 8)
+        groups = await bounded(
+            [functools.partial(self._publish_in_order, group) for group in by_series.values()], 8
+        )
+        return [entry for deferred in groups for entry in deferred]
 
-    async def _publish_in_order(self, entries: Sequence[LedgerEntry]) -> None:
-        for entry in entries:
+    async def _publish_in_order(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        for n, entry in enumerate(entries):
+            key = (entry.series, entry.sk)
+            task = self._in_flight.get(key)
+            if task is None:
+                task = self._in_flight[key] = asyncio.ensure_future(self._settle(entry))
+                task.add_done_callback(lambda _, key=key: self._in_flight.pop(key, None))
+            if not await _finished_first(task):
+                return list(entries[n:])
+        return []
+
+    async def _settle(self, entry: LedgerEntry) -> bool:
+        """Claim, then shelve or publish, then mark (step 2); False if another process holds the entry."""
+        try:
+            valid_until = await self._claim(entry)
+            self._log.debug("notification_claimed", transition_id=entry.transition_id, owner=self.owner)
+            if valid_until is None:
+                return True  # published or shelved already
             shelf = await self._shelf(entry)
             if shelf is not None and covers(shelf, entry.at):
                 await self._mark_shelved(entry, shelf)
-                continue
-            message_id = await self._publish_with_backoff(entry)
-            await self._ddb.update_item(
-                TableName=self._table, Key={"series": {"S": entry.series}, "sk": {"S": entry.sk}},
-                UpdateExpression="SET #st = :p, published_at = :now, message_id = :m REMOVE pending_shard",
-                ExpressionAttributeNames={"#st": "status"},
-                ExpressionAttributeValues={":p": {"S": PUBLISHED}, ":now": {"N": str(int(self._wall() * 1000))},
-                                           ":m": {"S": message_id}},
-            )  # fmt: skip
+                return True
+            message_id, accepted = await self._publish_with_backoff(entry, valid_until)
+            await self._mark_published(entry, message_id)
             if self._metrics is not None:
+                self._metrics.notification_mark.observe(time.monotonic() - accepted)
                 self._metrics.notifications.labels(
                     entry.attributes["severity"], entry.attributes["state"]
                 ).inc()
+        except _Deferred:
+            return False
+        except SinkError:
+            await self._unclaim(entry)  # we stop trying: the next owner need not wait for the claim to expire
+            raise
+        return True
+
+    async def _unclaim(self, entry: LedgerEntry) -> None:
+        try:
+            await write_if(
+                self._ddb.update_item, TableName=self._table, Key=self._key(entry),
+                UpdateExpression="REMOVE claimed_by, claimed_until", ConditionExpression="claimed_by = :me",
+                ExpressionAttributeValues={":me": {"S": self.owner}},
+            )  # fmt: skip
+        except (ClientError, BotoCoreError, OSError) as exc:
+            self._log.warning(
+                "notification_unclaim_failed", transition_id=entry.transition_id, error=repr(exc)
+            )
+
+    async def _claim(self, entry: LedgerEntry) -> float | None:
+        """Claim the entry (step 2a); the monotonic time until which the claim may be used, None if it is done.
+
+        Raises:
+            _Deferred: another process holds a live claim.
+        """
+        now_ms = int(self._wall() * 1000)
+        out = await write_if(
+            self._ddb.update_item, TableName=self._table, Key=self._key(entry),
+            UpdateExpression="SET claimed_by = :me, claimed_until = :until",
+            ConditionExpression="#st = :pending AND (attribute_not_exists(claimed_by) OR claimed_by = :me "
+                                "OR claimed_until < :now)",
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={":me": {"S": self.owner}, ":pending": {"S": PENDING},
+                                       ":now": {"N": str(now_ms)},
+                                       ":until": {"N": str(now_ms + int(self._ttl_s * 1000))}},
+        )  # fmt: skip
+        if not isinstance(out, ConditionFailed):
+            return time.monotonic() + self._ttl_s - self._margin_s
+        stored = await self._get(entry.series, entry.sk)
+        if stored is None or stored.status != PENDING:
+            return None
+        self._log.info("notification_claimed_elsewhere", transition_id=entry.transition_id, owner=self.owner)
+        raise _Deferred
+
+    async def _mark_published(self, entry: LedgerEntry, message_id: str) -> None:
+        out = await write_if(
+            self._ddb.update_item, TableName=self._table, Key=self._key(entry),
+            UpdateExpression="SET #st = :p, published_at = :now, message_id = :m "
+                             "REMOVE pending_shard, claimed_by, claimed_until",
+            ConditionExpression="claimed_by = :me",
+            ExpressionAttributeNames={"#st": "status"},
+            ExpressionAttributeValues={":p": {"S": PUBLISHED}, ":now": {"N": str(int(self._wall() * 1000))},
+                                       ":m": {"S": message_id}, ":me": {"S": self.owner}},
+        )  # fmt: skip
+        if isinstance(
+            out, ConditionFailed
+        ):  # our claim expired and was taken over while SNS took the message
+            self._log.error(
+                "notification_claim_lost",
+                transition_id=entry.transition_id,
+                owner=self.owner,
+                effect="published after the claim expired: the new holder may publish it again",
+            )
 
     async def _shelf(self, entry: LedgerEntry) -> Shelf | None:
         """The instance's shelf, read consistently just before publishing (None: not shelved)."""
@@ -140,19 +260,23 @@ class SnsNotifier:
 
     async def _mark_shelved(self, entry: LedgerEntry, shelf: Shelf) -> None:
         """Record that the transition was held back (not published): it leaves the pending index like a published one."""
-        await self._ddb.update_item(
-            TableName=self._table, Key={"series": {"S": entry.series}, "sk": {"S": entry.sk}},
-            UpdateExpression="SET #st = :s, shelved_at = :now, shelved_by = :by REMOVE pending_shard",
+        out = await write_if(
+            self._ddb.update_item, TableName=self._table, Key=self._key(entry),
+            UpdateExpression="SET #st = :s, shelved_at = :now, shelved_by = :by "
+                             "REMOVE pending_shard, claimed_by, claimed_until",
+            ConditionExpression="claimed_by = :me",
             ExpressionAttributeNames={"#st": "status"},
             ExpressionAttributeValues={":s": {"S": SHELVED}, ":now": {"N": str(int(self._wall() * 1000))},
-                                       ":by": {"S": shelf.by}},
+                                       ":by": {"S": shelf.by}, ":me": {"S": self.owner}},
         )  # fmt: skip
+        if isinstance(out, ConditionFailed):
+            raise _Deferred
         self._log.info(
             "notification_shelved", transition_id=entry.transition_id, rule=entry.rule, series=entry.series
         )
 
-    async def recover(self, shard_id: str) -> int:
-        """Publish every entry a previous owner of the shard left pending; return how many."""
+    async def recover(self, shard_id: str) -> list[LedgerEntry]:
+        """Settle every entry a previous owner of the shard left pending; return those another process holds."""
         entries: list[LedgerEntry] = []
         pending = paginate(
             self._ddb.query, TableName=self._table, IndexName=PENDING_INDEX,
@@ -164,10 +288,15 @@ class SnsNotifier:
             if entry is not None and entry.status == PENDING:  # the index lags: check the table
                 entries.append(entry)
         entries.sort(key=lambda e: e.sk)
-        await self.publish(entries)
+        deferred = await self.publish(entries)
         if entries:
-            self._log.info("pending_notifications_recovered", shard_id=shard_id, count=len(entries))
-        return len(entries)
+            self._log.info(
+                "pending_notifications_recovered",
+                shard_id=shard_id,
+                count=len(entries),
+                deferred=len(deferred),
+            )
+        return deferred
 
     async def _record_one(self, shard_id: str, tr: Transition) -> LedgerEntry:
         body, attributes = notification(tr)
@@ -204,14 +333,26 @@ class SnsNotifier:
             rule=item.get("rule", {}).get("S", ""),
         )  # fmt: skip
 
-    async def _publish_with_backoff(self, entry: LedgerEntry) -> str:
+    async def _publish_with_backoff(self, entry: LedgerEntry, valid_until: float) -> tuple[str, float]:
+        """SNS Publish under the claim (step 2c); the message id and the monotonic time SNS answered.
+
+        Raises:
+            _Deferred: the claim was taken over while SNS kept refusing.
+            SinkError: SNS refused for ``give_up_s``.
+        """
         started = time.monotonic()
         backoff = Backoff(base=0.1, cap=self._cap)
         while True:
+            if valid_until - time.monotonic() < self._attempt_s:  # the attempt could outlive the claim
+                renewed = await self._claim(entry)
+                if renewed is None:
+                    raise _Deferred  # marked meanwhile: nothing left to do here
+                valid_until = renewed
             try:
-                out = await self.sns.publish(**self._request(entry))
-                return str(out["MessageId"])
-            except (ClientError, BotoCoreError, OSError) as exc:
+                async with asyncio.timeout(self._attempt_s):
+                    out = await self.sns.publish(**self._request(entry))
+                return str(out["MessageId"]), time.monotonic()
+            except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
                 waited = time.monotonic() - started
                 if waited >= self._give_up_s:
                     raise SinkError(
@@ -237,6 +378,25 @@ class SnsNotifier:
 
     def _shard_key(self, shard_id: str) -> str:
         return f"{self._stream}#{shard_id}"
+
+    @staticmethod
+    def _key(entry: LedgerEntry) -> dict[str, Any]:
+        return {"series": {"S": entry.series}, "sk": {"S": entry.sk}}
+
+
+async def _finished_first(task: Awaitable[T]) -> T:
+    """Await ``task``; if the caller is cancelled meanwhile, let the task finish first, then re-raise.
+
+    A notification being published is never cut between SNS and the ledger by a
+    cancellation (a lost lease stops its shard's consumer that way).
+    """
+    future = asyncio.ensure_future(task)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if not future.done():
+            await asyncio.wait([future])
+        raise
 
 
 def _ledger_item(tr: Transition, entry: LedgerEntry, shard_key: str, now_ms: int) -> dict[str, Any]:

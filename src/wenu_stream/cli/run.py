@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
+    early = _early_stop()  # a SIGTERM during the checks below (a scale-in right after a start) stops cleanly
     config = config_from(args)
     from wenu_stream.bootstrap import keyring_warnings, load_keyring
     from wenu_stream.cli.check_config import check_ready
@@ -69,13 +70,30 @@ def run(args: argparse.Namespace) -> int:
     for warning in keyring_warnings(config):
         get_logger("wenu.keyring").warning("keyring_file_exposed", detail=warning)
     check_ready(config)  # stream, bucket, tables, topic, catalog, metrics address: before the lease table
-    return asyncio.run(consume(config, keyring=keyring))
+    stop = asyncio.Event()
+    return asyncio.run(consume(config, keyring=keyring, stop=stop, requested=early))
+
+
+def _early_stop() -> list[int]:
+    """Note SIGTERM/SIGINT from now on (``consume`` takes the handlers over); the list holds the signals seen."""
+    seen: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _: seen.append(number))
+    return seen
 
 
 async def consume(
-    config: Config, *, stop: asyncio.Event | None = None, runtime: Any = None, **runtime_kwargs: Any
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    runtime: Any = None,
+    requested: list[int] | None = None,
+    **runtime_kwargs: Any,
 ) -> int:
-    """Run the native worker until it stops (signal, ``stop`` set, or idle exit); return the exit code."""
+    """Run the native worker until it stops (signal, ``stop`` set, or idle exit); return the exit code.
+
+    ``requested``: signals that arrived before the event loop ran; any stops the worker at once.
+    """
     from wenu_stream.bootstrap import Runtime, serve_metrics
     from wenu_stream.drivers.native.worker import run_worker
 
@@ -89,6 +107,8 @@ async def consume(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping)
+    if requested:
+        stopping()
     log = get_logger("wenu.run").bind(app=config.app)
     async with runtime as rt:
         server = serve_metrics(config, rt)

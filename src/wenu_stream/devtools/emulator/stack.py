@@ -104,7 +104,7 @@ def node_modules() -> Path:
 
 
 def _moto_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+    return [sys.executable, "-m", "wenu_stream.devtools.emulator.moto_server", "-H", HOST, "-p", str(port)]
 
 
 def _dynalite_command(spec: StackSpec, port: int) -> list[str]:
