@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from aiobotocore.session import AioSession, get_session
 from prometheus_client import CollectorRegistry
 
+from wenu_stream.alarms.engine import Notification
+from wenu_stream.alarms.message import Readable, readable
 from wenu_stream.alarms.sink import AlarmsSink
 from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
 from wenu_stream.aws.common import client_config
@@ -289,6 +291,14 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
     ddb, sns = await rt.dynamodb(), await rt.client("sns")
     topic = await resolve_topic_arn(sns, cfg.alarms.topic_arn, cfg.alarms.topic_name)
     state = DynamoAlarmStateStore(ddb, table=cfg.alarms.state_table, stream=cfg.kinesis.stream)
+
+    def describe(note: Notification) -> Readable:
+        snapshot = directory.snapshot()
+        rule = next((r for r in snapshot.rules if r.id == note.rule), None)
+        return readable(
+            note, series=snapshot.series.get(note.series), rule=rule, link_base=cfg.api.public_url
+        )
+
     notifier = SnsNotifier(
         sns,
         ddb,
@@ -296,6 +306,7 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
         table=cfg.alarms.transitions_table,
         stream=cfg.kinesis.stream,
         metrics=rt.metrics,
+        describe=describe,
     )
     rules = await asyncio.to_thread(lambda: directory.snapshot().rules)
     return AlarmsSink(

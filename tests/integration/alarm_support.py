@@ -40,12 +40,14 @@ def provision(name: str) -> tuple[Config, str]:
     return config, created.removeprefix("sns topic ")
 
 
-def subscribe(topic_arn: str, name: str, filter_policy: dict[str, Any] | None = None) -> str:
-    """An SQS queue subscribed to the topic with raw delivery; return its URL."""
+def subscribe(
+    topic_arn: str, name: str, filter_policy: dict[str, Any] | None = None, *, raw: bool = True
+) -> str:
+    """An SQS queue subscribed to the topic (raw delivery, or the SNS envelope); return its URL."""
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    attributes = {"RawMessageDelivery": "true"}
+    attributes = {"RawMessageDelivery": "true" if raw else "false"}
     if filter_policy is not None:
         attributes["FilterPolicy"] = json.dumps(filter_policy)
     boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
@@ -124,6 +126,7 @@ def build(
     rules: Sequence[AlarmRule] = RULES,
     give_up_s: float = 30.0,
     wall_ms: Any = None,
+    describe: Any = None,
 ) -> tuple[AlarmsSink, SnsNotifier]:
     """A sink over the test's tables, and its notifier (tests swap ``notifier.sns`` to stage an outage)."""
     state = DynamoAlarmStateStore(ddb, table=config.alarms.state_table, stream=config.kinesis.stream)
@@ -135,6 +138,7 @@ def build(
         stream=config.kinesis.stream,
         give_up_s=give_up_s,
         backoff_cap_s=0.2,
+        describe=describe,
     )
     extra = {} if wall_ms is None else {"wall_ms": wall_ms}
     return AlarmsSink(state, notifier, rules=rules, idle_tick_s=config.alarms.idle_tick_s, **extra), notifier

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from tests.integration.alarm_support import MIN, T0, build_sink, clients, drain, provision, reading, subscribe
-from wenu_stream.alarms.engine import transition_id
+from tests.integration.alarm_support import (
+    MIN,
+    RULES,
+    T0,
+    build,
+    build_sink,
+    clients,
+    drain,
+    provision,
+    reading,
+    subscribe,
+)
+from wenu_stream.alarms.engine import Notification, transition_id
+from wenu_stream.alarms.message import Readable, readable
+from wenu_stream.catalog.directory import ChannelInfo
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +100,54 @@ async def test_a_severity_filter_policy_receives_only_its_share(aws_stack: objec
         b["transition_id"] for b, _ in every if b["severity"] == "critical"
     )
     assert {b["rule"] for b, _ in crit} == {"hot"} and len(crit) == 2
+
+
+async def test_people_get_a_subject_and_texts_while_machines_keep_the_json_body(
+    aws_stack: object, unique_name: str
+) -> None:
+    """MessageStructure=json: e-mail and SMS texts for people, "default" (the JSON body) for every other protocol."""
+    config, topic = provision(unique_name)
+    raw, envelope = subscribe(topic, unique_name + "-raw"), subscribe(topic, unique_name + "-env", raw=False)
+    temp = ChannelInfo(
+        series="temp", company="acme", site="hq", timezone="Europe/Madrid", kind="gauge", unit="°C",
+        scale=1.0, offset=0.0,
+    )  # fmt: skip
+
+    def describe(note: Notification) -> Readable:
+        rule = next(r for r in RULES if r.id == note.rule)
+        return readable(
+            note, series=temp if note.series == "temp" else None, rule=rule, link_base="https://w.example"
+        )
+
+    async with clients() as (ddb, sns):
+        sent: list[dict[str, Any]] = []
+        sns.meta.events.register(
+            "before-parameter-build.sns.Publish", lambda params, **_: sent.append(dict(params))
+        )
+        sink, _notifier = build(config, topic, ddb, sns, describe=describe)
+        for r in scenario():
+            if r.series == "temp":
+                await sink.write_readings("shardId-0", [r])
+        await sink.flush()
+    fired = next(p for p in sent if p.get("Subject", "").startswith("[critical] hot firing"))
+    assert fired["Subject"] == "[critical] hot firing on temp at hq" and fired["MessageStructure"] == "json"
+    texts = json.loads(fired["Message"])
+    assert json.loads(texts["default"])["rule"] == "hot"
+    assert "Reading time: 2025-11-28 04:23:00 CET (Europe/Madrid)" in texts["email"]
+    assert (
+        "Value: 33 °C" in texts["email"]
+        and "Condition: above 30 °C for 120 s, resolves past 25 °C" in texts["email"]
+    )
+    assert "Alarm console: https://w.example/ui/alarms?site=hq" in texts["email"]
+    assert texts["sms"].startswith("[critical] hot firing temp 33 °C at 04:23:00 CET")
+    bodies = [body for body, _ in drain(raw)]
+    assert sorted((b["rule"], b["state"]) for b in bodies) == [
+        ("hot", "firing"),
+        ("hot", "ok"),
+    ]  # the JSON body
+    wrapped = [body for body, _ in drain(envelope)]
+    assert {w["Subject"] for w in wrapped} == {
+        "[critical] hot firing on temp at hq",
+        "[critical] hot resolved on temp at hq",
+    }
+    assert all(json.loads(w["Message"])["series"] == "temp" for w in wrapped)

@@ -33,14 +33,15 @@ BASE = {
 PURE = {
     "model", "timewindows", "timeparse", "records.*", "ingest.batch", "ingest.dedup", "ingest.rebuild",
     "catalog.document", "catalog.directory", "catalog.enrichment", "alarms.rules", "alarms.engine", "alarms.shard",
-    "alarms.durable", "alarms.preview", "alarms.shelving", "catalog.changes", "catalog.impact", "stats.aggregates", "stats.engine", "stats.items", "warehouse.rows", "warehouse.manifests",
+    "alarms.durable", "alarms.preview", "alarms.shelving", "alarms.message", "catalog.changes", "catalog.impact", "stats.aggregates", "stats.engine", "stats.items", "warehouse.rows", "warehouse.manifests",
     "warehouse.sql",
 }  # fmt: skip
 # Bottom up: a module may import modules of its own layer or of a layer listed before it.
 LAYERS: list[set[str]] = [
     {"__init__", "errors", "model", "timewindows", "timeparse", "config", "log", "backoff", "tasks", "metrics", "health"},
     {"records.*", "catalog.document", "catalog.directory", "catalog.enrichment", "alarms.rules", "alarms.engine",
-     "alarms.shard", "alarms.durable", "alarms.preview", "alarms.shelving", "catalog.changes", "catalog.impact",
+     "alarms.shard", "alarms.durable", "alarms.preview", "alarms.shelving", "alarms.message", "catalog.changes",
+     "catalog.impact",
      "stats.aggregates", "stats.engine", "stats.items", "ingest.batch",
      "ingest.dedup", "ingest.rebuild", "warehouse.rows", "warehouse.manifests", "warehouse.sql", "catalog",
      "alarms", "stats", "ingest", "warehouse", "records"},

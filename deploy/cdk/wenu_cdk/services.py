@@ -111,9 +111,11 @@ class Services(Construct):
         shard_metric: cloudwatch.IMetric,
         max_shards: int,
         stopped: bool = False,
+        api_public_url: str = "",
     ) -> None:
         super().__init__(scope, id)
         self.stopped = stopped
+        self.api_public_url = api_public_url  # alarm e-mails link to the backoffice's console
         self.names, self.network, self.catalog = names, network, catalog
         self.vpc, self.cluster = network.vpc, network.cluster
         self.keyring_secret = secretsmanager.Secret(
@@ -335,6 +337,7 @@ class Services(Construct):
         s = self.storage
         values = {
             "STAGE": self.names.stage,
+            "API_PUBLIC_URL": self.api_public_url,
             "STREAM_NAME": self.ingest.stream.stream_name,
             "DATA_BUCKET": s.data.bucket_name,
             "REGION": Stack.of(self).region,

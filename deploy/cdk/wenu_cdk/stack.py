@@ -161,6 +161,7 @@ class WenuStack(cdk.Stack):
             shard_metric=self.shard_count.metric,
             max_shards=settings.max_shards,
             stopped=settings.consumers_stopped,
+            api_public_url=settings.api_public_url,
         )
         self.api = Api(
             self,

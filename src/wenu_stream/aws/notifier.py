@@ -26,7 +26,9 @@ range key ``sk = "<at, 15 digits>#<transition_id>"``. A transition goes through:
       (``alarms.shelving.covers``, by reading time) is not published but marked
       ``status = shelved``, which ends it exactly like a publication.
    c. SNS Publish (JSON body; ``severity``, ``company`` and ``state`` as String
-      message attributes for filter policies), each attempt under a deadline
+      message attributes for filter policies; with a ``describe`` function, also
+      a subject and e-mail and SMS texts for people, ``alarms.message``, the JSON
+      staying every other protocol's message), each attempt under a deadline
       (``attempt_s``) that ends before the claim does; the claim is extended
       before an attempt that could outlive it, and if it was taken over the
       entry is left to the new holder. Retried with backoff until it succeeds
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import socket
 import time
@@ -70,7 +73,8 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wenu_stream.alarms.durable import PENDING, PUBLISHED, SHELVED, LedgerEntry, sort_key
-from wenu_stream.alarms.engine import Transition, notification
+from wenu_stream.alarms.engine import Notification, Transition, notification
+from wenu_stream.alarms.message import Readable
 from wenu_stream.alarms.shelving import Shelf, covers
 from wenu_stream.aws.alarm_state import instance_pk
 from wenu_stream.aws.common import ConditionFailed, paginate, write_if
@@ -82,6 +86,7 @@ from wenu_stream.metrics import Metrics
 from wenu_stream.tasks import bounded
 
 _SHELF = msgspec.json.Decoder(Shelf)
+_NOTIFICATION = msgspec.json.Decoder(Notification)
 T = TypeVar("T")
 
 
@@ -109,8 +114,10 @@ class SnsNotifier:
         attempt_s: float = 20.0,
         owner: str = "",
         wall: Callable[[], float] = time.time,
+        describe: Callable[[Notification], Readable | None] | None = None,
     ) -> None:
         self.sns = sns  # public: swapped in tests to stage an outage
+        self._describe = describe  # notification -> texts for people (subject, e-mail, SMS); None: JSON only
         self._ddb = dynamodb
         self._topic = topic_arn
         self._fifo = topic_arn.endswith(".fifo")
@@ -342,6 +349,7 @@ class SnsNotifier:
         """
         started = time.monotonic()
         backoff = Backoff(base=0.1, cap=self._cap)
+        request = self._request(entry, await self._readable(entry))
         while True:
             if valid_until - time.monotonic() < self._attempt_s:  # the attempt could outlive the claim
                 renewed = await self._claim(entry)
@@ -350,7 +358,7 @@ class SnsNotifier:
                 valid_until = renewed
             try:
                 async with asyncio.timeout(self._attempt_s):
-                    out = await self.sns.publish(**self._request(entry))
+                    out = await self.sns.publish(**request)
                 return str(out["MessageId"]), time.monotonic()
             except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
                 waited = time.monotonic() - started
@@ -366,11 +374,29 @@ class SnsNotifier:
                 )
                 await backoff.sleep()
 
-    def _request(self, entry: LedgerEntry) -> dict[str, Any]:
+    async def _readable(self, entry: LedgerEntry) -> Readable | None:
+        """The texts for people, or None (no describer, or it failed: the JSON body alone still goes out)."""
+        if self._describe is None:
+            return None
+        try:
+            note = _NOTIFICATION.decode(entry.body)
+            return await asyncio.to_thread(self._describe, note)  # the catalog cache may refresh (I/O)
+        except Exception:  # noqa: BLE001 - a text for people never holds a notification back
+            self._log.exception("notification_text_failed", transition_id=entry.transition_id)
+            return None
+
+    def _request(self, entry: LedgerEntry, readable: Readable | None = None) -> dict[str, Any]:
+        body = entry.body.decode()
         request: dict[str, Any] = {
-            "TopicArn": self._topic, "Message": entry.body.decode(),
+            "TopicArn": self._topic, "Message": body,
             "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in entry.attributes.items()},
         }  # fmt: skip
+        if readable is not None:
+            # Per protocol: people get text (e-mail, SMS); every other protocol (SQS, Lambda, HTTP,
+            # email-json) gets "default", the JSON body the spec defines.
+            request["MessageStructure"] = "json"
+            request["Message"] = json.dumps({"default": body, "email": readable.email, "sms": readable.sms})
+            request["Subject"] = readable.subject
         if self._fifo:
             request["MessageDeduplicationId"] = entry.transition_id
             request["MessageGroupId"] = entry.series  # order per series
