@@ -23,7 +23,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from aiobotocore.session import AioSession, get_session
 from prometheus_client import CollectorRegistry
@@ -174,13 +174,17 @@ class Runtime:
             self.clients[service] = await self.stack.enter_async_context(made)
         return self.clients[service]
 
-    async def dynamodb(self) -> Any:
-        """The DynamoDB client of the stores: its per-commit calls signed by hand (``aws.fast_dynamodb``)."""
+    async def dynamodb(self) -> DynamoDBClient:
+        """The DynamoDB client of the stores: its per-commit calls signed by hand (``aws.fast_dynamodb``).
+
+        Typed as the SDK client it stands in for (same methods, requests and answers), so the stores'
+        requests are checked against the SDK stubs whichever of the two runs them.
+        """
         if "dynamodb-fast" not in self.clients:
             fast = await FastDynamoDB.open(self.session, await self.client("dynamodb"))
             self.stack.push_async_callback(fast.close)
             self.clients["dynamodb-fast"] = fast
-        return self.clients["dynamodb-fast"]
+        return cast("DynamoDBClient", self.clients["dynamodb-fast"])
 
     async def start(self) -> Runtime:
         """Load the key ring and open the stores (idempotent)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import Final, Protocol
 
 import msgspec
 
@@ -15,10 +15,10 @@ class Clock(Protocol):
 
 
 # Checkpoint sentinels of the KCL lease table (a real checkpoint is "<seq>" or "<seq>:<sub>").
-TRIM_HORIZON = "TRIM_HORIZON"
-LATEST = "LATEST"
-AT_TIMESTAMP = "AT_TIMESTAMP"
-SHARD_END = "SHARD_END"
+TRIM_HORIZON: Final = "TRIM_HORIZON"  # Final: their literal types fit the SDK's ShardIteratorType
+LATEST: Final = "LATEST"
+AT_TIMESTAMP: Final = "AT_TIMESTAMP"
+SHARD_END: Final = "SHARD_END"
 SENTINELS = frozenset({TRIM_HORIZON, LATEST, AT_TIMESTAMP, SHARD_END})
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -42,6 +42,10 @@ from wenu_stream.alarms.engine import InstanceState
 from wenu_stream.alarms.shard import InstanceKey
 from wenu_stream.aws.common import ConditionFailed, batch_get, write_if
 from wenu_stream.tasks import bounded
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import WriteRequestTypeDef
 
 COMPACT_EVERY = 24  # journal items of a shard before they are folded into a snapshot (2 minutes at 5 s)
 CHUNK_BYTES = 300_000  # compressed states per snapshot item (DynamoDB's item limit is 400 KB)
@@ -98,7 +102,7 @@ def head_of(item: dict[str, Any] | None) -> Head:
 class Journal:
     """The journal items of the shards a store holds, on an open DynamoDB client."""
 
-    def __init__(self, client: Any, table: str, token: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, token: str) -> None:
         self._client = client
         self._table = table
         self.token = token
@@ -158,7 +162,9 @@ class Journal:
     async def drop(self, keys: Sequence[str]) -> None:
         """Delete items no head names any more (best effort: an unreferenced item is only garbage)."""
         for i in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": {"pk": {"S": k}}}} for k in keys[i : i + 25]]
+            requests: list[WriteRequestTypeDef] = [
+                {"DeleteRequest": {"Key": {"pk": {"S": k}}}} for k in keys[i : i + 25]
+            ]
             await self._client.batch_write_item(RequestItems={self._table: requests})
 
     async def _set_head(self, head_pk: str, fields: dict[str, Any], append: str | None = None) -> bool:

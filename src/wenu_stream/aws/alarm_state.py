@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -45,6 +45,9 @@ from wenu_stream.aws.common import ConditionFailed, batch_get, paginate, write_i
 from wenu_stream.aws.tables import BY_SHARD
 from wenu_stream.errors import StaleAlarmState
 from wenu_stream.tasks import bounded
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(InstanceState)
@@ -58,7 +61,7 @@ def instance_pk(rule: str, series: str) -> str:
 class DynamoAlarmStateStore:
     """Loads and saves alarm instance states through an open aiobotocore DynamoDB client."""
 
-    def __init__(self, client: Any, *, table: str, stream: str, concurrency: int = 16) -> None:
+    def __init__(self, client: DynamoDBClient, *, table: str, stream: str, concurrency: int = 16) -> None:
         self._client = client
         self._table = table
         self._stream = stream

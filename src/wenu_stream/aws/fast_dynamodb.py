@@ -19,7 +19,7 @@ errors: ``aws.common.RETRY_ATTEMPTS`` attempts with the project's full-jitter
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from botocore.exceptions import ClientError
@@ -27,6 +27,10 @@ from botocore.exceptions import ClientError
 from wenu_stream.aws.common import RETRY_ATTEMPTS, THROTTLED
 from wenu_stream.aws.signed import JsonTransport, TransportError
 from wenu_stream.backoff import Backoff
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
 
 _TARGET = "DynamoDB_20120810."
 _CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -100,13 +104,15 @@ def client_error(status: int, payload: bytes, header_type: str | None, operation
 class FastDynamoDB:
     """A DynamoDB client whose hot operations skip botocore; build with :meth:`open`, ``close`` when done."""
 
-    def __init__(self, transport: JsonTransport, sdk: Any, *, attempts: int = RETRY_ATTEMPTS) -> None:
+    def __init__(
+        self, transport: JsonTransport, sdk: DynamoDBClient, *, attempts: int = RETRY_ATTEMPTS
+    ) -> None:
         self.transport = transport
         self._sdk = sdk
         self._attempts = attempts
 
     @classmethod
-    async def open(cls, session: Any, client: Any) -> FastDynamoDB:
+    async def open(cls, session: AioSession, client: DynamoDBClient) -> FastDynamoDB:
         """From an aiobotocore session and its DynamoDB client (endpoint, region, credentials: the SDK's)."""
         transport = await JsonTransport.open(
             session,

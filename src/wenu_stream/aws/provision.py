@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -27,6 +27,10 @@ from wenu_stream.aws.tables import (
     key_schema,
 )
 from wenu_stream.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import CreateTableInputTypeDef, GlobalSecondaryIndexTypeDef
 
 Step = Callable[[Config, dict[str, Any]], dict[str, str]]
 
@@ -62,7 +66,7 @@ def ensure_table(spec: TableSpec, name: str) -> dict[str, str]:
     """
     ddb = boto3.client("dynamodb")
     try:
-        args: dict[str, Any] = {
+        request: CreateTableInputTypeDef = {
             "TableName": name,
             "BillingMode": "PAY_PER_REQUEST",
             "AttributeDefinitions": attribute_definitions(
@@ -71,8 +75,8 @@ def ensure_table(spec: TableSpec, name: str) -> dict[str, str]:
             "KeySchema": key_schema(spec.hash, spec.range),
         }
         if spec.indexes:
-            args["GlobalSecondaryIndexes"] = [_index(i) for i in spec.indexes]
-        ddb.create_table(**args)
+            request["GlobalSecondaryIndexes"] = [_index(i) for i in spec.indexes]
+        ddb.create_table(**request)
         state = "created"
     except ClientError as exc:
         if error_code(exc) != "ResourceInUseException":
@@ -87,7 +91,7 @@ def ensure_table(spec: TableSpec, name: str) -> dict[str, str]:
     return done
 
 
-def _ensure_ttl(ddb: Any, table: str, attribute: str) -> dict[str, str]:
+def _ensure_ttl(ddb: DynamoDBClient, table: str, attribute: str) -> dict[str, str]:
     """Turn TTL on, unless it is; an endpoint without the TTL API says so in the result."""
     what = f"dynamodb ttl {table}.{attribute}"
     try:
@@ -104,7 +108,7 @@ def _ensure_ttl(ddb: Any, table: str, attribute: str) -> dict[str, str]:
     return {what: "created"}
 
 
-def _index(index: Index) -> dict[str, Any]:
+def _index(index: Index) -> GlobalSecondaryIndexTypeDef:
     return {
         "IndexName": index.name,
         "KeySchema": key_schema(index.hash, index.range),
@@ -113,7 +117,7 @@ def _index(index: Index) -> dict[str, Any]:
 
 
 def _ensure_index(
-    ddb: Any, spec: TableSpec, table: str, index: Index, timeout_s: float = 900.0
+    ddb: DynamoDBClient, spec: TableSpec, table: str, index: Index, timeout_s: float = 900.0
 ) -> dict[str, str]:
     """Add a GSI unless the table has it; wait until it is ACTIVE."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from botocore.exceptions import ClientError
@@ -26,6 +26,16 @@ from wenu_stream.aws.common import is_conditional_failure
 from wenu_stream.aws.dead_letters import Cursor, iter_letters
 from wenu_stream.stats.aggregates import COUNTER_FIELDS, GAUGE_FIELDS
 from wenu_stream.stats.items import decode_state, state_pk, window_item, window_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryInputTypeDef,
+        ScanInputPaginateTypeDef,
+        UpdateItemInputTypeDef,
+    )
+    from mypy_boto3_s3.client import S3Client
 
 Item = dict[str, Any]
 Page = tuple[list[Item], str | None]  # items and the cursor of the next page (None: last page)
@@ -50,7 +60,7 @@ def decode_cursor(cursor: str | None) -> Item | None:
 
 
 def query_windows(
-    ddb: Any,
+    ddb: DynamoDBClient,
     table: str,
     series: str,
     width: str,
@@ -66,7 +76,7 @@ def query_windows(
 
     With ``limit`` None every page is read (the CLI); otherwise one Query of at most ``limit`` items.
     """
-    args: Item = {
+    args: QueryInputTypeDef = {
         "TableName": table, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
         "FilterExpression": "expires_at > :now",  # TTL deletion lags (by days on AWS, forever on emulators)
         "ExpressionAttributeValues": {":pk": {"S": window_pk(series, width)}, ":a": {"N": str(start_ms)},
@@ -91,7 +101,7 @@ def query_windows(
             return merge_windows(items, fresher, newest_first, newest_here), encode_cursor(start)
 
 
-def unpublished(ddb: Any, table: str, series: str, width: str) -> dict[int, Item]:
+def unpublished(ddb: DynamoDBClient, table: str, series: str, width: str) -> dict[int, Item]:
     """The ``width`` windows of ``series`` as its state item holds them (start -> window item).
 
     They are at least as new as their own items: the sink writes the state item,
@@ -139,7 +149,7 @@ def window_row(item: Item, *, times: bool = False) -> dict[str, Any]:
 
 
 def latest_windows(
-    ddb: Any, table: str, series: Sequence[str], width: str, now_s: int, workers: int = 8
+    ddb: DynamoDBClient, table: str, series: Sequence[str], width: str, now_s: int, workers: int = 8
 ) -> dict[str, Item]:
     """The newest unexpired ``width`` window of each series that has one (one Query per series, in parallel)."""
 
@@ -159,16 +169,17 @@ def latest_windows(
         return {name: item for name, item in pool.map(newest, series) if item is not None}
 
 
-def scan_instances(ddb: Any, table: str, **equal: str | None) -> Iterator[Item]:
+def scan_instances(ddb: DynamoDBClient, table: str, **equal: str | None) -> Iterator[Item]:
     """Alarm instance items whose attributes equal the given values (None: any)."""
     conditions = ["attribute_exists(#rule)"]  # instance items only, not the shards' clock items
-    names, values = {"#rule": "rule"}, {}
+    names: dict[str, str] = {"#rule": "rule"}
+    values: dict[str, AttributeValueTypeDef] = {}
     for field, value in equal.items():
         if value is not None:
             conditions.append(f"#{field} = :{field}")
             names[f"#{field}"] = field
             values[f":{field}"] = {"S": value}
-    args: Item = {
+    args: ScanInputPaginateTypeDef = {
         "TableName": table,
         "FilterExpression": " AND ".join(conditions),
         "ExpressionAttributeNames": names,
@@ -179,7 +190,7 @@ def scan_instances(ddb: Any, table: str, **equal: str | None) -> Iterator[Item]:
         yield from page.get("Items", [])
 
 
-def get_instance(ddb: Any, table: str, rule: str, series: str) -> Item | None:
+def get_instance(ddb: DynamoDBClient, table: str, rule: str, series: str) -> Item | None:
     """The item of one alarm instance, read consistently, or None."""
     item: Item | None = ddb.get_item(
         TableName=table, Key={"pk": {"S": instance_pk(rule, series)}}, ConsistentRead=True
@@ -188,7 +199,7 @@ def get_instance(ddb: Any, table: str, rule: str, series: str) -> Item | None:
 
 
 def query_transitions(
-    ddb: Any,
+    ddb: DynamoDBClient,
     table: str,
     series: str,
     *,
@@ -205,7 +216,7 @@ def query_transitions(
         condition += " AND sk BETWEEN :a AND :b"
         values[":a"] = {"S": f"{start_ms or 0:015d}"}
         values[":b"] = {"S": f"{(end_ms if end_ms is not None else 10**15) - 1:015d}~"}
-    args: Item = {
+    args: QueryInputTypeDef = {
         "TableName": table,
         "KeyConditionExpression": condition,
         "ExpressionAttributeValues": values,
@@ -227,14 +238,14 @@ def query_transitions(
 
 
 def set_instance_attribute(
-    ddb: Any, table: str, rule: str, series: str, name: str, value: Item | None
+    ddb: DynamoDBClient, table: str, rule: str, series: str, name: str, value: Item | None
 ) -> bool:
     """Set (or remove, with None) an operator attribute (``ack``, ``shelf``) of an existing instance.
 
     Returns False when the instance does not exist (nothing is written).
     """
     update = f"REMOVE #{name}" if value is None else f"SET #{name} = :v"
-    args: Item = {
+    args: UpdateItemInputTypeDef = {
         "TableName": table,
         "Key": {"pk": {"S": instance_pk(rule, series)}},
         "UpdateExpression": update,
@@ -253,7 +264,7 @@ def set_instance_attribute(
 
 
 def dead_letters(
-    s3: Any,
+    s3: S3Client,
     bucket: str,
     prefix: str,
     *,
@@ -277,7 +288,7 @@ def dead_letters(
     return out, None
 
 
-def quarantine_counts(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+def quarantine_counts(s3: S3Client, bucket: str, prefix: str) -> list[dict[str, Any]]:
     """Quarantined readings counted by (device, channel, reason)."""
     from collections import Counter
 

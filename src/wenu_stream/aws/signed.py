@@ -20,12 +20,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from wenu_stream.errors import WenuError
+
+if TYPE_CHECKING:
+    from aiobotocore.client import AioBaseClient
+    from aiobotocore.credentials import AioCredentials
+    from aiobotocore.session import AioSession
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -116,7 +121,7 @@ class JsonTransport:
         service: str,
         target_prefix: str,
         content_type: str,
-        credentials: Any,
+        credentials: AioCredentials,
         http: aiohttp.ClientSession,
     ) -> None:
         self.endpoint = endpoint.rstrip("/") + "/"
@@ -131,8 +136,8 @@ class JsonTransport:
     @classmethod
     async def open(
         cls,
-        session: Any,
-        client: Any,
+        session: AioSession,
+        client: AioBaseClient,
         *,
         service: str,
         target_prefix: str,
@@ -168,6 +173,8 @@ class JsonTransport:
             TransportError: no answer (connection trouble or timeout).
         """
         frozen = await self._credentials.get_frozen_credentials()
+        if frozen.access_key is None or frozen.secret_key is None:  # botocore types them optional
+            raise WenuError("the SDK's credentials have no access key or secret key")
         headers = self._signer.headers(
             self._host,
             {"Content-Type": self._content_type, "X-Amz-Target": self._target + operation},

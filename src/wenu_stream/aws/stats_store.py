@@ -6,20 +6,26 @@ Conditional puts carry the fences. Throttled calls are retried by botocore
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from wenu_stream.aws.common import ConditionFailed, batch_get, write_if
 from wenu_stream.stats import items
 from wenu_stream.stats.items import Item
 
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import PutItemInputTypeDef
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class DynamoStatsStore:
     """``StatsStore`` on an open aiobotocore DynamoDB client."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
         self._table = table
         self.calls: Counter[str] = Counter()  # operation -> calls made (for benchmarks)
@@ -46,15 +52,15 @@ class DynamoStatsStore:
         return stored is None
 
     async def _put(self, item: Item, condition: str, values: dict[str, Any]) -> str | None:
-        args: dict[str, Any] = {
+        request: PutItemInputTypeDef = {
             "TableName": self._table,
             "Item": item,
             "ConditionExpression": condition,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if values:
-            args["ExpressionAttributeValues"] = values
-        out = await write_if(functools.partial(self._call, "put_item"), **args)
+            request["ExpressionAttributeValues"] = values
+        out = await write_if(self._counted("put_item", self._client.put_item), **request)
         if isinstance(out, ConditionFailed):
             old = out.item or await self._stored({"pk": item["pk"], "sk": item["sk"]})
             return str(old.get("fence", {}).get("S", ""))
@@ -62,13 +68,21 @@ class DynamoStatsStore:
 
     async def _stored(self, key: Item) -> Item:
         """The stored item (an endpoint that does not return it on a failed condition: dynalite)."""
-        out = await self._call("get_item", TableName=self._table, Key=key, ConsistentRead=True)
+        get = self._counted("get_item", self._client.get_item)
+        out = await get(TableName=self._table, Key=key, ConsistentRead=True)
         return dict(out.get("Item", {}))
 
     async def _batch_get(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
         wanted = [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys]
-        return await batch_get(functools.partial(self._call, "batch_get_item"), self._table, wanted)
+        return await batch_get(
+            self._counted("batch_get_item", self._client.batch_get_item), self._table, wanted
+        )
 
-    async def _call(self, operation: str, /, **args: Any) -> Any:
-        self.calls[operation] += 1
-        return await getattr(self._client, operation)(**args)
+    def _counted(self, operation: str, call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        """``call``, counted in ``calls[operation]``."""
+
+        async def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+            self.calls[operation] += 1
+            return await call(*args, **kwargs)
+
+        return counted

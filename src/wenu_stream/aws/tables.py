@@ -8,7 +8,7 @@ differ by name only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 
 class Key(msgspec.Struct, frozen=True):
     name: str
-    type: str = "S"  # "S" or "N"
+    type: Literal["S", "N"] = "S"
 
 
 class Index(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     hash: Key
     range: Key | None = None
-    projection: str = "KEYS_ONLY"
+    projection: Literal["KEYS_ONLY", "ALL"] = "KEYS_ONLY"
 
 
 class TableSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,8 +76,8 @@ def key_schema(hash_key: Key, range_key: Key | None) -> list[KeySchemaElementTyp
 
 def attribute_definitions(*keys: Key | None) -> list[AttributeDefinitionTypeDef]:
     """Definitions of the given key attributes, once each (a request may define only the keys it uses)."""
-    seen: dict[str, str] = {}
+    seen: dict[str, Literal["S", "N"]] = {}
     for key in keys:
         if key is not None:
             seen.setdefault(key.name, key.type)
-    return [{"AttributeName": n, "AttributeType": t} for n, t in seen.items()]  # type: ignore[typeddict-item]  # t is "S" or "N"
+    return [{"AttributeName": n, "AttributeType": t} for n, t in seen.items()]

@@ -22,7 +22,7 @@ resumes with whatever arrives next), or TRIM_HORIZON for an empty shard.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from botocore.exceptions import ClientError
@@ -33,7 +33,7 @@ from wenu_stream.records.kpl import deaggregate
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis.client import KinesisClient
-    from mypy_boto3_kinesis.type_defs import RecordTypeDef
+    from mypy_boto3_kinesis.type_defs import GetShardIteratorInputTypeDef, RecordTypeDef
 
 _WINDOWS_S = (10, 300, 3600, 86_400)
 _MAX_CALLS = 1000  # per scan: each GetRecords advances, so a sparse shard still ends
@@ -54,13 +54,15 @@ def start_iterator(
     """The iterator a consumer would resume from after ``checkpoint``; None for LATEST and SHARD_END."""
     if checkpoint in (LATEST, SHARD_END):
         return None
-    kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id}
-    if checkpoint in (TRIM_HORIZON, "AT_TIMESTAMP"):
-        kwargs["ShardIteratorType"] = TRIM_HORIZON
-    else:
-        kwargs["ShardIteratorType"] = "AT_SEQUENCE_NUMBER" if sub else "AFTER_SEQUENCE_NUMBER"
-        kwargs["StartingSequenceNumber"] = checkpoint
-    return str(kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
+    request: GetShardIteratorInputTypeDef = {
+        "StreamName": stream,
+        "ShardId": shard_id,
+        "ShardIteratorType": "TRIM_HORIZON",
+    }
+    if checkpoint not in (TRIM_HORIZON, "AT_TIMESTAMP"):
+        request["ShardIteratorType"] = "AT_SEQUENCE_NUMBER" if sub else "AFTER_SEQUENCE_NUMBER"
+        request["StartingSequenceNumber"] = checkpoint
+    return str(kinesis.get_shard_iterator(**request)["ShardIterator"])
 
 
 def probe_lag(
@@ -188,13 +190,15 @@ def _last_before(
     kinesis: KinesisClient, stream: str, shard_id: str, bound: int | None, start: dt.datetime | None
 ) -> str | None:
     """The last record older than ``bound`` (any record if None) read from ``start`` (TRIM_HORIZON if None)."""
-    kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id}
-    kwargs |= (
-        {"ShardIteratorType": TRIM_HORIZON}
-        if start is None
-        else {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": start}
-    )
-    iterator: str | None = kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+    request: GetShardIteratorInputTypeDef = {
+        "StreamName": stream,
+        "ShardId": shard_id,
+        "ShardIteratorType": "TRIM_HORIZON",
+    }
+    if start is not None:
+        request["ShardIteratorType"] = "AT_TIMESTAMP"
+        request["Timestamp"] = start
+    iterator: str | None = kinesis.get_shard_iterator(**request)["ShardIterator"]
     last: str | None = None
     for _ in range(_MAX_CALLS):
         if iterator is None:

@@ -48,6 +48,7 @@ from wenu_stream.ports import ShardProcessor
 
 if TYPE_CHECKING:
     from types_aiobotocore_kinesis.client import KinesisClient
+    from types_aiobotocore_kinesis.literals import ShardIteratorTypeType
 
 ENDED, STOPPED, LOST, FAILED = "ended", "stopped", "lost", "failed"
 
@@ -141,7 +142,7 @@ class WorkerState:
         self.last_records_at = time.monotonic()
 
 
-def start_position(checkpoint: str, sub: int) -> tuple[str, str | None]:
+def start_position(checkpoint: str, sub: int) -> tuple[ShardIteratorTypeType, str | None]:
     """The GetShardIterator type and sequence number that resume after a lease checkpoint."""
     if checkpoint in (
         TRIM_HORIZON,

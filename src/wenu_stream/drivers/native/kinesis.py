@@ -13,7 +13,7 @@ ListShards and GetShardIterator are rare and go through an aiobotocore client.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from botocore.exceptions import ClientError
@@ -22,6 +22,16 @@ from wenu_stream.aws.common import error_code, error_message
 from wenu_stream.aws.signed import JsonTransport, TransportError
 from wenu_stream.errors import WenuError
 from wenu_stream.model import KinesisRecord
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
+    from types_aiobotocore_kinesis.client import KinesisClient
+    from types_aiobotocore_kinesis.literals import ShardIteratorTypeType
+    from types_aiobotocore_kinesis.type_defs import (
+        GetShardIteratorInputTypeDef,
+        ListShardsInputTypeDef,
+        ShardTypeDef,
+    )
 
 _TARGET = "Kinesis_20131202."
 _CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -148,7 +158,7 @@ class FastGetRecords:
         self.region = transport.region
 
     @classmethod
-    async def open(cls, session: Any, client: Any) -> FastGetRecords:
+    async def open(cls, session: AioSession, client: KinesisClient) -> FastGetRecords:
         """Build from an aiobotocore session and one of its Kinesis clients (endpoint and region resolved by the SDK)."""
         try:
             transport = await JsonTransport.open(
@@ -179,23 +189,23 @@ class FastGetRecords:
         return decode_get_records(payload)
 
 
-async def list_shards(client: Any, stream: str) -> list[Shard]:
+async def list_shards(client: KinesisClient, stream: str) -> list[Shard]:
     """Every shard of ``stream`` (open and closed), following ``NextToken`` AWS-style."""
     shards: list[Shard] = []
-    kwargs: dict[str, Any] = {"StreamName": stream}
+    request: ListShardsInputTypeDef = {"StreamName": stream}
     while True:
         try:
-            page = await client.list_shards(**kwargs)
+            page = await client.list_shards(**request)
         except ClientError as exc:
             raise from_client_error(exc) from exc
         shards.extend(_shard(s) for s in page.get("Shards", []))
         token = page.get("NextToken")
         if not token:
             return shards
-        kwargs = {"NextToken": token}
+        request = {"NextToken": token}  # AWS rejects StreamName together with NextToken
 
 
-def _shard(raw: dict[str, Any]) -> Shard:
+def _shard(raw: ShardTypeDef) -> Shard:
     hashes = raw.get("HashKeyRange", {})
     return Shard(
         shard_id=raw["ShardId"],
@@ -208,14 +218,22 @@ def _shard(raw: dict[str, Any]) -> Shard:
 
 
 async def get_shard_iterator(
-    client: Any, stream: str, shard_id: str, kind: str, sequence: str | None = None
+    client: KinesisClient,
+    stream: str,
+    shard_id: str,
+    kind: ShardIteratorTypeType,
+    sequence: str | None = None,
 ) -> str:
     """A shard iterator of ``kind`` (TRIM_HORIZON, LATEST, AT_/AFTER_SEQUENCE_NUMBER)."""
-    kwargs: dict[str, Any] = {"StreamName": stream, "ShardId": shard_id, "ShardIteratorType": kind}
+    request: GetShardIteratorInputTypeDef = {
+        "StreamName": stream,
+        "ShardId": shard_id,
+        "ShardIteratorType": kind,
+    }
     if sequence is not None:
-        kwargs["StartingSequenceNumber"] = sequence
+        request["StartingSequenceNumber"] = sequence
     try:
-        out = await client.get_shard_iterator(**kwargs)
+        out = await client.get_shard_iterator(**request)
     except ClientError as exc:
         raise from_client_error(exc) from exc
     return str(out["ShardIterator"])
