@@ -165,10 +165,13 @@ class SnsNotifier:
             task = self._in_flight.get(key)
             if task is None:
                 task = self._in_flight[key] = asyncio.ensure_future(self._settle(entry))
-                task.add_done_callback(lambda _, key=key: self._in_flight.pop(key, None))
+                task.add_done_callback(functools.partial(self._forget, key))
             if not await _finished_first(task):
                 return list(entries[n:])
         return []
+
+    def _forget(self, key: tuple[str, str], _task: asyncio.Task[bool]) -> None:
+        self._in_flight.pop(key, None)
 
     async def _settle(self, entry: LedgerEntry) -> bool:
         """Claim, then shelve or publish, then mark (step 2); False if another process holds the entry."""
