@@ -67,7 +67,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
@@ -85,6 +85,12 @@ from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 from wenu_stream.tasks import bounded
 
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
+    from types_aiobotocore_sns.client import SNSClient
+    from types_aiobotocore_sns.type_defs import ListTopicsInputTypeDef, PublishInputTypeDef
+
 _SHELF = msgspec.json.Decoder(Shelf)
 _NOTIFICATION = msgspec.json.Decoder(Notification)
 T = TypeVar("T")
@@ -99,8 +105,8 @@ class SnsNotifier:
 
     def __init__(
         self,
-        sns: Any,
-        dynamodb: Any,
+        sns: SNSClient,
+        dynamodb: DynamoDBClient,
         *,
         topic_arn: str,
         table: str,
@@ -388,9 +394,9 @@ class SnsNotifier:
             self._log.exception("notification_text_failed", transition_id=entry.transition_id)
             return None
 
-    def _request(self, entry: LedgerEntry, readable: Readable | None = None) -> dict[str, Any]:
+    def _request(self, entry: LedgerEntry, readable: Readable | None = None) -> PublishInputTypeDef:
         body = entry.body.decode()
-        request: dict[str, Any] = {
+        request: PublishInputTypeDef = {
             "TopicArn": self._topic, "Message": body,
             "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in entry.attributes.items()},
         }  # fmt: skip
@@ -409,7 +415,7 @@ class SnsNotifier:
         return f"{self._stream}#{shard_id}"
 
     @staticmethod
-    def _key(entry: LedgerEntry) -> dict[str, Any]:
+    def _key(entry: LedgerEntry) -> dict[str, AttributeValueTypeDef]:
         return {"series": {"S": entry.series}, "sk": {"S": entry.sk}}
 
 
@@ -440,7 +446,7 @@ def _ledger_item(tr: Transition, entry: LedgerEntry, shard_key: str, now_ms: int
     }  # fmt: skip
 
 
-async def resolve_topic_arn(sns: Any, topic_arn: str, topic_name: str) -> str:
+async def resolve_topic_arn(sns: SNSClient, topic_arn: str, topic_name: str) -> str:
     """Return the configured ARN, or find the topic named ``topic_name`` (ARNs are read, never built).
 
     Raises:
@@ -448,14 +454,14 @@ async def resolve_topic_arn(sns: Any, topic_arn: str, topic_name: str) -> str:
     """
     if topic_arn:
         return topic_arn
-    token: str | None = None
+    request: ListTopicsInputTypeDef = {}
     while True:
-        page = await sns.list_topics(**({"NextToken": token} if token else {}))
+        page = await sns.list_topics(**request)
         for topic in page.get("Topics", []):
             if topic["TopicArn"].rsplit(":", 1)[-1] == topic_name:
                 return str(topic["TopicArn"])
-        token = page.get("NextToken")
-        if not token:
+        if not page.get("NextToken"):
             raise SinkError(
                 f"no SNS topic named {topic_name!r}; run `wenu-stream provision` or set WENU_ALARMS_TOPIC_ARN"
             )
+        request["NextToken"] = page["NextToken"]
