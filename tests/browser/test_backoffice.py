@@ -167,6 +167,13 @@ def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
     assert "would have fired 2 time(s)" in text and "notified firing 1 time(s)" in text, text
     page.locator("[data-testid=preview-chart] canvas").first.wait_for()
     screenshot(page, "rule-editor-preview")
+    page.select_option("#source", "warehouse")  # exact readings: this service has no warehouse, said in place
+    page.wait_for_load_state("networkidle")
+    page.click("button:has-text('Preview')")
+    page.locator("#preview .error").wait_for()
+    assert "warehouse" in page.inner_text("#preview .error")
+    page.select_option("#source", "stats")
+    page.wait_for_load_state("networkidle")
 
     # Save as a draft change set: its review shows the impact, then apply with a reason.
     page.fill("#r-reason", "lower the power limit for the winter tariff")

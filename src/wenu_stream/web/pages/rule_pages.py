@@ -4,8 +4,10 @@ change set" (then review its impact and apply)."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Literal
 
+import anyio.to_thread
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
@@ -108,8 +110,13 @@ def _preview_series(view: Any, rule: dict[str, Any]) -> list[str]:
     return sorted(s for s, info in view.snapshot.series.items() if matches(parsed, info))[:200]
 
 
-@get("/ui/rules/{rule_id:str}", include_in_schema=False)
-async def edit_rule(request: Request[Any, Any, Any], rule_id: FromPath[str]) -> Response[str]:
+async def editor(request: Request[Any, Any, Any], form: dict[str, str], existing: bool) -> Response[str]:
+    """The editor rendered off the event loop (it reads the catalog and validates the whole document)."""
+    return await anyio.to_thread.run_sync(functools.partial(_editor, request, form, existing))
+
+
+@get("/ui/rules/{rule_id:str}", include_in_schema=False, sync_to_thread=True)
+def edit_rule(request: Request[Any, Any, Any], rule_id: FromPath[str]) -> Response[str]:
     services, p = caller(request)
     tenancy.staff_only(p)
     view = services.catalog.view()
@@ -128,7 +135,7 @@ async def check(request: Request[Any, Any, Any]) -> Response[str]:
     """The editor again with the problems of what is typed (htmx, on every change)."""
     tenancy.staff_only(caller(request)[1])
     form = await form_of(request)
-    return _editor(request, form, existing=form.get("existing") == "1")
+    return await editor(request, form, existing=form.get("existing") == "1")
 
 
 @post("/ui/rules/preview", include_in_schema=False)
@@ -145,8 +152,9 @@ async def preview(request: Request[Any, Any, Any]) -> Response[str]:
     timezone = info.timezone if info else "UTC"
     start, end = iso(now - days * 86_400_000, timezone), iso(now, timezone)
     try:
+        source: Literal["stats", "warehouse"] = "warehouse" if form.get("source") == "warehouse" else "stats"
         result = await call(alarm_routes.preview_rule, request, data=alarm_routes.PreviewBody(
-            rule=rule, series=series or None, start=start, end=end))  # fmt: skip
+            rule=rule, series=series or None, start=start, end=end, source=source))  # fmt: skip
     except HTTPException as exc:
         return render(request, "rule.html", fragment="preview_result", preview=None,
                       preview_errors=problem_text(exc))  # fmt: skip
@@ -173,9 +181,10 @@ async def save_draft(request: Request[Any, Any, Any]) -> Response[str]:
     tenancy.require(p, "admin")
     existing = form.get("existing") == "1"
     rule = rule_from_form(form)
-    at, rest = check_rule(services.catalog.view().document, rule, existing)
+    document = (await anyio.to_thread.run_sync(services.catalog.view)).document
+    at, rest = await anyio.to_thread.run_sync(check_rule, document, rule, existing)
     if at or rest:
-        return _editor(request, form, existing=existing)
+        return await editor(request, form, existing)
     reason = form.get("reason", "").strip() or f"{'edit' if existing else 'add'} rule {rule['id']}"
     draft_id = await new_draft(request, reason, [{"op": "upsert", "kind": "rule", "value": rule}])
     return redirect(request, f"/ui/changes/{draft_id}")
