@@ -41,6 +41,7 @@ from wenu_stream.warehouse.manifests import (
 )
 
 if TYPE_CHECKING:
+    import psycopg
     from types_aiobotocore_redshift_data.client import RedshiftDataAPIServiceClient
     from types_aiobotocore_redshift_data.type_defs import (
         DescribeStatementResponseTypeDef,
@@ -176,7 +177,7 @@ class PostgresTarget:
     The staged files are read from S3 and streamed into ``COPY ... FROM STDIN``.
     """
 
-    def __init__(self, conn: Any, s3: S3Client, *, bucket: str, schema: str) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], s3: S3Client, *, bucket: str, schema: str) -> None:
         self._conn, self._s3, self._bucket, self._schema = conn, s3, bucket, schema
 
     async def ensure_schema(self) -> None:
@@ -207,7 +208,7 @@ class PostgresTarget:
             await cur.executemany(sql.pg_record_file(s), [(f.key, name) for f in manifest.files])
         return msgspec.structs.replace(done, skipped=False, rows_staged=staged, rows_inserted=inserted)
 
-    async def _copy(self, cur: Any, manifest: Manifest) -> int:
+    async def _copy(self, cur: psycopg.AsyncCursor[Any], manifest: Manifest) -> int:
         async with cur.copy(sql.pg_copy()) as copy:
             for f in manifest.files:
                 async for chunk in gunzip_object(self._s3, self._bucket, f.key):
@@ -217,7 +218,9 @@ class PostgresTarget:
     async def counts(self) -> dict[str, int]:
         async with self._conn.transaction():
             cur = await self._conn.execute(sql.counts(self._schema))
-            manifests, files, readings = await cur.fetchone()
+            row = await cur.fetchone()
+        assert row is not None  # aggregates without GROUP BY answer one row
+        manifests, files, readings = row
         return {"loaded_manifests": manifests, "loaded_files": files, "readings": readings}
 
 
