@@ -332,3 +332,19 @@ def test_kcl3_tables_exist_with_the_daemons_key_pitr_and_deletion_protection(
     replica = table["Properties"]["Replicas"][0]
     assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert replica["DeletionProtectionEnabled"] is True and table["DeletionPolicy"] == "Retain"
+
+
+def test_firehose_writes_the_archive_through_its_processor_one_json_line_per_record(
+    t: dict[str, Any],
+) -> None:
+    _id, delivery = only(t, "AWS::KinesisFirehose::DeliveryStream")
+    (processor,) = delivery["Properties"]["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"][
+        "Processors"
+    ]
+    assert processor["Type"] == "Lambda"
+    arn = next(p["ParameterValue"] for p in processor["Parameters"] if p["ParameterName"] == "LambdaArn")
+    function = t["Resources"][arn["Fn::GetAtt"][0]]
+    assert (
+        "kinesisRecordMetadata" in function["Properties"]["Code"]["ZipFile"]
+    )  # archive_processor.py, inline
+    assert function["Properties"]["Runtime"] == "python3.14"

@@ -8,17 +8,22 @@ one shard. A record the rule cannot put goes to the archive bucket's ``iot-error
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import Duration, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from .naming import Names
 from .storage import RAW
 
+ARCHIVE_PROCESSOR = Path(__file__).with_name("archive_processor.py")
 # Hive-style date partitions (UTC arrival time at Firehose), so Athena/Glue prune by day and hour.
 RAW_PREFIX = RAW + "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
 RAW_ERROR_PREFIX = (
@@ -44,6 +49,19 @@ class Ingest(Construct):
             encryption=kinesis.StreamEncryption.MANAGED,
         )
         self.rule = self._topic_rule(archive)
+        # One JSON line per record (base64 data, shard, sequence number, partition key, arrival time): the
+        # concatenated envelopes alone could not be split again. `wenu-stream archive replay` reads them.
+        self.archive_processor = lambda_.Function(
+            self,
+            "ArchiveProcessor",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(ARCHIVE_PROCESSOR.read_text(encoding="utf-8")),
+            timeout=Duration.minutes(1),
+            memory_size=256,
+            log_group=logs.LogGroup(self, "ArchiveProcessorLogs", retention=logs.RetentionDays.ONE_MONTH),
+            description="Firehose processor of the raw archive: one JSON line per Kinesis record",
+        )
         self.firehose = firehose.DeliveryStream(
             self,
             "RawArchive",
@@ -57,6 +75,12 @@ class Ingest(Construct):
                 # Large, infrequent objects: the archive is read in bulk, never per record.
                 buffering_interval=Duration.minutes(5),
                 buffering_size=Size.mebibytes(128),
+                processor=firehose.LambdaFunctionProcessor(
+                    self.archive_processor,
+                    buffer_interval=Duration.minutes(1),
+                    buffer_size=Size.mebibytes(3),  # base64 and JSON grow a batch by ~1.4x; Lambda takes 6 MB
+                    retries=3,
+                ),
             ),
         )
 

@@ -143,6 +143,7 @@ def _resources(stack: WenuStack) -> None:
         "Action::s3:DeleteObject*",
         "Action::s3:Abort*",
         RegexAppliesTo(regex=r"/^Resource::<StorageArchive[0-9A-F]{8}\.Arn>\/\*$/"),
+        RegexAppliesTo(regex=r"/^Resource::<IngestArchiveProcessor[0-9A-F]{8}\.Arn>:\*$/"),  # its versions
     )
     _ack(
         stack.services.keyring_secret,

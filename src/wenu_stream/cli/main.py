@@ -31,6 +31,7 @@ COMMANDS = (
     "dlq",
     "checkpoints",
     "quarantine",
+    "archive",
     "alarms",
     "stats",
     "demo",
