@@ -90,8 +90,10 @@ def chart_spec(
     *,
     markers: list[dict[str, Any]] = (),  # type: ignore[assignment]
     levels: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    span: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """uPlot data for stats windows: mean/min/max of a gauge, consumption of a counter (bars)."""
+    """uPlot data for stats windows: mean/min/max of a gauge, consumption of a counter (bars); ``span`` (ISO
+    from and to) fixes the time axis to the range asked for, however few windows there are."""
     x = [iso_ms(r["start"]) / 1000 for r in rows]
     if kind == "counter":
         series = [{"label": f"consumption ({unit})", "values": [r.get("consumption") for r in rows]}]
@@ -102,7 +104,8 @@ def chart_spec(
             {"label": "max", "values": [r.get("max") for r in rows]},
         ]
     return {"x": x, "series": series, "unit": unit, "timezone": timezone, "bars": kind == "counter",
-            "markers": list(markers), "levels": list(levels)}  # fmt: skip
+            "markers": list(markers), "levels": list(levels),
+            "range": [iso_ms(span[0]) / 1000, iso_ms(span[1]) / 1000] if span else None}  # fmt: skip
 
 
 def marker(at_iso: str, to_state: str, kind: str) -> dict[str, Any]:

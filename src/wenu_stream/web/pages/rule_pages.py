@@ -164,9 +164,9 @@ async def preview(request: Request[Any, Any, Any]) -> Response[str]:
     markers += [marker(t["at"], t["to_state"], "notified") for t in result["notified"]]
     levels = [{"value": rule[k], "label": f"{k} {rule[k]}", "color": c} for k, c in (("value", "#b3261e"), ("clear", "#2e7d32"))
               if isinstance(rule.get(k), int | float) and rule.get("type") == "threshold"]  # fmt: skip
-    spec = chart_spec(
-        windows.items, windows.kind, windows.unit, windows.timezone, markers=markers, levels=levels
-    )
+    span = (start, end) if start and end else None
+    spec = chart_spec(windows.items, windows.kind, windows.unit, windows.timezone, markers=markers, levels=levels,
+                      span=span)  # fmt: skip
     return render(request, "rule.html", fragment="preview_result", preview=result, spec=spec, days=days,
                   preview_errors=[], fired=[t for t in result["would_have"] if t["to_state"] == "firing"],
                   notified_fired=[t for t in result["notified"] if t["to_state"] == "firing"])  # fmt: skip

@@ -36,7 +36,9 @@
             var y = Math.round(u.valToPos(l.value, "y", true));
             ctx.save(); ctx.strokeStyle = l.color || "#b3261e"; ctx.setLineDash([3, 3]);
             ctx.beginPath(); ctx.moveTo(u.bbox.left, y); ctx.lineTo(u.bbox.left + u.bbox.width, y); ctx.stroke();
-            ctx.fillStyle = l.color || "#b3261e"; ctx.fillText(l.label, u.bbox.left + 4, y - 3);
+            ctx.fillStyle = l.color || "#b3261e"; ctx.textAlign = "right";
+            ctx.font = (12 * devicePixelRatio) + "px sans-serif";
+            ctx.fillText(l.label, u.bbox.left + u.bbox.width - 4, y - 4);
             ctx.restore();
           });
         }]
@@ -56,6 +58,7 @@
     var opts = {
       width: Math.max(320, el.clientWidth - 16), height: 300, series: series, tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), spec.timezone); },
       axes: [{}, { label: spec.unit || "" }],
+      scales: spec.range ? { x: { time: true, range: function () { return spec.range; } } } : undefined,
       plugins: [markerPlugin(spec.markers || []), levelPlugin(spec.levels || [])],
     };
     el.textContent = "";

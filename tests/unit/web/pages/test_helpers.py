@@ -97,6 +97,14 @@ def test_chart_data_is_mean_min_max_for_gauges_and_consumption_bars_for_counters
     assert [s["label"] for s in gauge["series"]] == ["mean", "min", "max"] and gauge["x"] == [
         dt.datetime(2026, 12, 4, 15, tzinfo=dt.UTC).timestamp()
     ]
+    assert gauge["range"] is None
+    day = chart_spec(
+        rows, "gauge", "W", "UTC", span=("2026-12-04T00:00:00+00:00", "2026-12-05T00:00:00+00:00")
+    )
+    assert day["range"] == [
+        dt.datetime(2026, 12, 4, tzinfo=dt.UTC).timestamp(),
+        dt.datetime(2026, 12, 5, tzinfo=dt.UTC).timestamp(),
+    ]
     counter = chart_spec(rows, "counter", "kWh", "UTC")
     assert counter["bars"] and counter["series"] == [{"label": "consumption (kWh)", "values": [4.0]}]
 
