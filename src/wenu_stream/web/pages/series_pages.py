@@ -95,7 +95,9 @@ async def series_page(request: Request[Any, Any, Any], series_id: FromPath[str])
     transitions = await _transitions(request, series_id, start, end)
     rules = [r for r in view.snapshot.rules if _watches(r, info)]
     levels = [
-        {"value": r.value, "label": f"{r.id} {r.op} {r.value:g}"} for r in rules if isinstance(r, ThresholdRule)
+        {"value": r.value, "label": f"{r.id} {r.op} {r.value:g}"}
+        for r in rules
+        if isinstance(r, ThresholdRule)
     ]
     spec = chart_spec(rows, info.kind, info.unit, info.timezone, levels=levels,
                       markers=[marker(t["at"], t["to_state"], "notified") for t in transitions], span=(start, end))  # fmt: skip
