@@ -3,18 +3,21 @@ counts, and checkpoints with lag per application, as the workers' stores hold th
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 from tests.fixtures.aws import create_stream
-from tests.integration.api_support import Api, api_config, running_api
+from tests.integration.api_support import Api, api_config, running_api, seed
 from wenu_stream.aws.dead_letters import DeadLetterDocument, encode_lines, object_key
 from wenu_stream.drivers.native.leases import Lease, to_item
+from wenu_stream.stats.items import window_pk
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +111,28 @@ def test_checkpoints_and_lag_per_application(api: Api) -> None:
     assert rows[0]["lag"]["next_record_age_ms"] is not None  # one record waits behind the checkpoint
     assert api.client("viewer").get("/api/v1/apps/alarms/checkpoints").status_code == 404  # no table yet
     assert api.client("viewer").get("/api/v1/apps/nope/checkpoints").status_code == 404
+
+
+OTHER = "acme-hq.main.power"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "other_series"),
+    [
+        ("stats", {"window": "15m"}, {"pk": {"S": window_pk(OTHER, "15m")}, "sk": {"N": "0"}}),
+        ("transitions", {}, {"series": {"S": OTHER}, "sk": {"S": "0"}}),
+    ],
+)
+def test_a_cursor_of_another_list_is_the_callers_mistake(
+    api: Api, path: str, params: dict[str, str], other_series: dict[str, Any]
+) -> None:
+    """A stats or transitions cursor is the key the DynamoDB Query resumes after; one naming other attributes,
+    or another series' key, is a 400 naming the cursor (before: a 503 as if AWS were down, or the first page)."""
+    seed(api)
+    viewer = api.client("viewer")
+    url = f"/api/v1/series/bravo-plant.power/{path}"
+    assert viewer.get(url, params=params).status_code == 200
+    for key in ({}, {"x": {"S": "1"}}, other_series):
+        cursor = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+        answer = viewer.get(url, params=params | {"cursor": cursor})
+        assert answer.status_code == 400 and "cursor" in answer.text, (key, answer.text)

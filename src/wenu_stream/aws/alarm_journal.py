@@ -34,13 +34,13 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from wenu_stream.alarms.engine import InstanceState
 from wenu_stream.alarms.shard import InstanceKey
-from wenu_stream.aws.common import ConditionFailed, batch_get, write_if
+from wenu_stream.aws.common import ConditionFailed, Item, batch_get, write_if
 from wenu_stream.tasks import bounded
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class Head(msgspec.Struct, kw_only=True):
     journal: list[str] = []
 
 
-def head_of(item: dict[str, Any] | None) -> Head:
+def head_of(item: Item | None) -> Head:
     if item is None:
         return Head()
     return Head(
@@ -124,7 +124,7 @@ class Journal:
         )  # fmt: skip
 
     async def append(
-        self, head_pk: str, prefix: str, states: Sequence[InstanceState], fields: dict[str, Any]
+        self, head_pk: str, prefix: str, states: Sequence[InstanceState], fields: Item
     ) -> str | None:
         """Write one journal item and add it to the head with ``fields`` (the clock); its key, or None if
         the shard has another owner."""
@@ -138,7 +138,7 @@ class Journal:
         return key if done else None
 
     async def compact(
-        self, head_pk: str, prefix: str, states: Sequence[InstanceState], old: Head, fields: dict[str, Any]
+        self, head_pk: str, prefix: str, states: Sequence[InstanceState], old: Head, fields: Item
     ) -> Head | None:
         """Write a snapshot of ``states`` and make it the head's, with an empty journal and ``fields``; None
         if the shard has another owner."""
@@ -151,12 +151,12 @@ class Journal:
             for k, b in zip(keys, blobs, strict=True)
         ]
         await bounded(puts, 8)
-        head = {"snapshot": {"L": [{"S": k} for k in keys]}, "journal": {"L": []}}
+        head: Item = {"snapshot": {"L": [{"S": k} for k in keys]}, "journal": {"L": []}}
         done = await self._set_head(head_pk, head | fields)
         await self.drop([*old.snapshot, *old.journal] if done else keys)
         return Head(snapshot=keys) if done else None
 
-    async def set_clock(self, head_pk: str, fields: dict[str, Any]) -> bool:
+    async def set_clock(self, head_pk: str, fields: Item) -> bool:
         return await self._set_head(head_pk, fields)
 
     async def drop(self, keys: Sequence[str]) -> None:
@@ -167,10 +167,10 @@ class Journal:
             ]
             await self._client.batch_write_item(RequestItems={self._table: requests})
 
-    async def _set_head(self, head_pk: str, fields: dict[str, Any], append: str | None = None) -> bool:
+    async def _set_head(self, head_pk: str, fields: Item, append: str | None = None) -> bool:
         """SET ``fields`` on the head (and add ``append`` to its journal) while this worker owns the shard."""
         names = {f"#h{i}": name for i, name in enumerate(fields)} | {"#o": "owner"}
-        values: dict[str, Any] = {f":h{i}": value for i, value in enumerate(fields.values())}
+        values: Item = {f":h{i}": value for i, value in enumerate(fields.values())}
         sets = [f"#h{i} = :h{i}" for i in range(len(fields))]
         if append is not None:
             names["#j"] = "journal"

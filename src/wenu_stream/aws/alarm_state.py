@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -41,7 +41,7 @@ from wenu_stream.alarms.durable import LastTransition, ShardClock
 from wenu_stream.alarms.engine import InstanceState
 from wenu_stream.alarms.shard import InstanceKey
 from wenu_stream.aws.alarm_journal import COMPACT_EVERY, Head, Journal, head_of, newest
-from wenu_stream.aws.common import ConditionFailed, batch_get, paginate, write_if
+from wenu_stream.aws.common import ConditionFailed, Item, batch_get, paginate, write_if
 from wenu_stream.aws.tables import BY_SHARD
 from wenu_stream.errors import StaleAlarmState
 from wenu_stream.tasks import bounded
@@ -171,7 +171,7 @@ class DynamoAlarmStateStore:
     async def save_clock(self, shard_id: str, clock: ShardClock) -> None:
         """Store the shard's clock on its head item, with the commit's journal item (only while this worker
         owns the shard; the sink calls it last in every commit that saved states)."""
-        fields = {
+        fields: Item = {
             n: {"NULL": True} if v is None else {"N": str(v)}
             for n, v in msgspec.structs.asdict(clock).items()
         }
@@ -188,7 +188,7 @@ class DynamoAlarmStateStore:
             shard = self._shards[shard_id] = _Shard(Head(), {}, {})
         return shard
 
-    async def _append(self, shard_id: str, shard: _Shard, fields: dict[str, Any]) -> None:
+    async def _append(self, shard_id: str, shard: _Shard, fields: Item) -> None:
         """Write the commit's journal item (a snapshot every ``COMPACT_EVERY``) with the clock on the head."""
         head_pk, prefix, states = self._clock_pk(shard_id), self.shard_key(shard_id), shard.pending
         if len(shard.head.journal) + 1 >= COMPACT_EVERY:
@@ -223,7 +223,7 @@ class DynamoAlarmStateStore:
             "replay from the checkpoint"
         )
 
-    async def _put(self, item: dict[str, Any]) -> int:
+    async def _put(self, item: Item) -> int:
         # UpdateItem rather than PutItem: an item keeps its last_transition when this flush has none.
         fields = {k: v for k, v in item.items() if k != "pk"}
         names = {f"#a{i}": k for i, k in enumerate(fields)}
@@ -254,8 +254,8 @@ class DynamoAlarmStateStore:
             "another worker owns the shard now; stop and let it replay from the checkpoint"
         )
 
-    async def _batch_get(self, pks: Sequence[str]) -> list[dict[str, Any]]:
-        keys = [{"pk": {"S": pk}} for pk in pks]
+    async def _batch_get(self, pks: Sequence[str]) -> list[Item]:
+        keys: list[Item] = [{"pk": {"S": pk}} for pk in pks]
         return await batch_get(self._client.batch_get_item, self._table, keys, concurrency=self._limit)
 
     def _clock_pk(self, shard_id: str) -> str:
@@ -276,10 +276,8 @@ class _Shard:
         self.pending: list[InstanceState] = []  # saved to the journal with the commit's clock
 
 
-def _item(
-    s: InstanceState, shard_key: str, severity: str, last: LastTransition | None, now_ms: int
-) -> dict[str, Any]:
-    item: dict[str, Any] = {
+def _item(s: InstanceState, shard_key: str, severity: str, last: LastTransition | None, now_ms: int) -> Item:
+    item: Item = {
         "pk": {"S": instance_pk(s.rule, s.series)}, "shard_key": {"S": shard_key},
         "blob": {"B": _ENCODER.encode(s)}, "version": {"N": str(s.version)}, "state": {"S": s.state},
         "rule": {"S": s.rule}, "rule_type": {"S": s.rule_type}, "series": {"S": s.series},
@@ -297,7 +295,7 @@ def _item(
     return item
 
 
-def _clock(item: dict[str, Any] | None) -> ShardClock | None:
+def _clock(item: Item | None) -> ShardClock | None:
     if item is None:
         return None
 

@@ -21,8 +21,9 @@ from wenu_stream.tasks import bounded
 
 if TYPE_CHECKING:
     from aiobotocore.config import AioConfig
+    from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
 
-Item = dict[str, Any]  # a DynamoDB item in the low-level format ({"name": {"S": "..."}})
+Item = dict[str, "AttributeValueTypeDef"]  # a DynamoDB item in the low-level format ({"name": {"S": "..."}})
 P = ParamSpec("P")
 R = TypeVar("R")
 Page = Mapping[str, Any]  # a Query or Scan answer (Items, LastEvaluatedKey)

@@ -77,7 +77,7 @@ from wenu_stream.alarms.engine import Notification, Transition, notification
 from wenu_stream.alarms.message import Readable
 from wenu_stream.alarms.shelving import Shelf, covers
 from wenu_stream.aws.alarm_state import instance_pk
-from wenu_stream.aws.common import ConditionFailed, paginate, write_if
+from wenu_stream.aws.common import ConditionFailed, Item, paginate, write_if
 from wenu_stream.aws.tables import PENDING_INDEX
 from wenu_stream.backoff import Backoff
 from wenu_stream.errors import SinkError
@@ -434,7 +434,7 @@ async def _finished_first(task: Awaitable[T]) -> T:
         raise
 
 
-def _ledger_item(tr: Transition, entry: LedgerEntry, shard_key: str, now_ms: int) -> dict[str, Any]:
+def _ledger_item(tr: Transition, entry: LedgerEntry, shard_key: str, now_ms: int) -> Item:
     return {
         "series": {"S": tr.series}, "sk": {"S": entry.sk}, "transition_id": {"S": tr.transition_id},
         "rule": {"S": tr.rule}, "company": {"S": tr.company}, "site": {"S": tr.site},

@@ -22,7 +22,7 @@ import msgspec
 from botocore.exceptions import ClientError
 
 from wenu_stream.aws.alarm_state import instance_pk
-from wenu_stream.aws.common import is_conditional_failure
+from wenu_stream.aws.common import Item, is_conditional_failure
 from wenu_stream.aws.dead_letters import Cursor, iter_letters
 from wenu_stream.stats.aggregates import COUNTER_FIELDS, GAUGE_FIELDS
 from wenu_stream.stats.items import decode_state, state_pk, window_item, window_pk
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     )
     from mypy_boto3_s3.client import S3Client
 
-Item = dict[str, Any]
 Page = tuple[list[Item], str | None]  # items and the cursor of the next page (None: last page)
 
 
@@ -46,17 +45,31 @@ def encode_cursor(key: Item | None) -> str | None:
     return None if not key else base64.urlsafe_b64encode(msgspec.json.encode(key)).decode()
 
 
-def decode_cursor(cursor: str | None) -> Item | None:
-    """The ``ExclusiveStartKey`` of a cursor (ValueError when it is not one of ours)."""
+def decode_cursor(cursor: str | None, hash_key: Item, range_key: str) -> Item | None:
+    """The ``ExclusiveStartKey`` of a cursor of the query on ``hash_key`` (ValueError when it is not one of ours).
+
+    A cursor is the key DynamoDB resumes after: one that names other attributes, or another hash key
+    (a cursor of another list), would make DynamoDB refuse the query, so it is refused here as the caller's.
+    """
     if not cursor:
         return None
     try:
         key = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()))
     except (msgspec.DecodeError, ValueError) as exc:
         raise ValueError("not a cursor of this API") from exc
-    if not isinstance(key, dict):
-        raise ValueError("not a cursor of this API")  # noqa: TRY004 - callers map ValueError to a 400
+    if (
+        not isinstance(key, dict)
+        or set(key) != {*hash_key, range_key}
+        or any(key[name] != value for name, value in hash_key.items())
+        or not _scalar(key[range_key])
+    ):
+        raise ValueError("not a cursor of this list")
     return key
+
+
+def _scalar(value: object) -> bool:
+    """A string or number attribute value (``{"S": "..."}`` or ``{"N": "..."}``)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("S", value.get("N")), str)
 
 
 def query_windows(
@@ -85,7 +98,7 @@ def query_windows(
     }  # fmt: skip
     if limit is not None:
         args["Limit"] = limit
-    start = decode_cursor(cursor)
+    start = decode_cursor(cursor, {"pk": {"S": window_pk(series, width)}}, "sk")
     items: list[Item] = []
     while True:
         if start:
@@ -225,7 +238,7 @@ def query_transitions(
     }
     if limit is not None:
         args["Limit"] = limit
-    start = decode_cursor(cursor)
+    start = decode_cursor(cursor, {"series": {"S": series}}, "sk")
     items: list[Item] = []
     while True:
         if start:
@@ -238,7 +251,7 @@ def query_transitions(
 
 
 def set_instance_attribute(
-    ddb: DynamoDBClient, table: str, rule: str, series: str, name: str, value: Item | None
+    ddb: DynamoDBClient, table: str, rule: str, series: str, name: str, value: AttributeValueTypeDef | None
 ) -> bool:
     """Set (or remove, with None) an operator attribute (``ack``, ``shelf``) of an existing instance.
 
@@ -272,14 +285,14 @@ def dead_letters(
     until_ms: int | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page:
+) -> tuple[list[dict[str, Any]], str | None]:
     """Dead-letter documents under ``prefix`` (``aws.dead_letters`` layout), without the record bytes, arrived in
     ``[since, until)``, one page in key and shard order (ValueError for a cursor that is not one of ours)."""
     after = None if cursor is None else Cursor.decode(cursor)
-    out: list[Item] = []
+    out: list[dict[str, Any]] = []
     letters = iter_letters(s3, bucket, prefix, since_ms=since_ms, until_ms=until_ms, after=after)
     for letter in letters:
-        doc: Item = msgspec.to_builtins(letter.document)
+        doc: dict[str, Any] = msgspec.to_builtins(letter.document)
         doc.pop("data_b64", None)
         out.append(doc | {"key": letter.key})
         if len(out) == limit:

@@ -73,10 +73,8 @@ class DynamoStatsStore:
         return dict(out.get("Item", {}))
 
     async def _batch_get(self, keys: Sequence[tuple[str, int]]) -> list[Item]:
-        wanted = [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys]
-        return await batch_get(
-            self._counted("batch_get_item", self._client.batch_get_item), self._table, wanted
-        )
+        get = self._counted("batch_get_item", self._client.batch_get_item)
+        return await batch_get(get, self._table, [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys])
 
     def _counted(self, operation: str, call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         """``call``, counted in ``calls[operation]``."""
