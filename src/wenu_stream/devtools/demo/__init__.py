@@ -150,9 +150,11 @@ def _demo(
     )
     progress.step("summary")
     off = report.counts(config, expected, progress)
+    off += report.warehouse(
+        config, progress
+    )  # before the alarms: the end of the run is judged from its readings
     off += report.alarms(alarms, services.received(queue), expected.get("expected_alarms", []), progress)
     report.stats(config, STATS_SHOWN, progress)
-    off += report.warehouse(config, progress)
     report.api(url, token, progress)
     if off:
         progress.say("    verdict: NOT as expected: " + "; ".join(off))

@@ -86,30 +86,43 @@ def alarms(
 
 
 def end_of_run(config: Config) -> list[Any]:
-    """The ``no_data`` firings the end of the run calls for, from the stored instances and shard clocks."""
-    import boto3
+    """The ``no_data`` firings the end of the run calls for.
 
-    from wenu_stream.aws.readers import scan_instances
+    For every series a ``no_data`` rule watches: its last reading and its shard from the warehouse
+    (every accepted reading, loaded before this runs), and how far the alarms application's clock of
+    that shard got from the shard's clock item; the rule does the rest (``silence_after_run``).
+    """
+    import boto3
+    import psycopg
+
+    from wenu_stream.alarms.rules import NoDataRule
     from wenu_stream.catalog.store import CatalogStore
     from wenu_stream.devtools.simulate.anomalies import silence_after_run
 
     with CatalogStore(config.catalog.url, create=False) as store:
-        rules = {rule.id: rule for rule in store.snapshot().rules}
-    ddb, table = boto3.client("dynamodb"), config.alarms.state_table
-    out = []
-    for item in scan_instances(ddb, table, rule_type="no_data"):
-        rule = rules.get(item["rule"]["S"])
-        if rule is None or "last_t" not in item:
-            continue
-        clock = ddb.get_item(
-            TableName=table, Key={"pk": {"S": "@shard#" + item["shard_key"]["S"]}}, ConsistentRead=True
-        )
+        snapshot = store.snapshot()
+    watched = {s: [r for r in snapshot.rules_for(s) if isinstance(r, NoDataRule)] for s in snapshot.series}
+    watched = {s: rules for s, rules in watched.items() if rules}
+    if not watched:
+        return []
+    schema = config.warehouse.schema
+    with psycopg.connect(config.warehouse.dsn, autocommit=True) as conn:
+        last = conn.execute(
+            f"SELECT series, max(t_ms), (array_agg(shard_id ORDER BY t_ms DESC))[1] FROM {schema}.readings "  # noqa: S608 - the schema is a validated identifier
+            "WHERE series = ANY(%s) GROUP BY series",
+            (sorted(watched),),
+        ).fetchall()
+    ddb, out = boto3.client("dynamodb"), []
+    for series, last_t, shard in last:
+        pk = f"@shard#{config.kinesis.stream}#{shard}"
+        clock = ddb.get_item(TableName=config.alarms.state_table, Key={"pk": {"S": pk}}, ConsistentRead=True)
         watermark = clock.get("Item", {}).get("watermark", {}).get("N")
-        found = silence_after_run(
-            rule, item["series"]["S"], int(item["last_t"]["N"]), None if watermark is None else int(watermark)
-        )
-        if found is not None:
-            out.append(found)
+        for rule in watched[series]:
+            found = silence_after_run(
+                rule, series, int(last_t), None if watermark is None else int(watermark)
+            )
+            if found is not None:
+                out.append(found)
     return out
 
 
