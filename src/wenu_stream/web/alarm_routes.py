@@ -110,7 +110,7 @@ def shelve(
     services, p, info, item = _operator(request, rule, series)
     shelf = Shelf(
         since=services.now_ms(),
-        until=parse_time("until", data.until),
+        until=parse_time("until", data.until, services.now_ms()),
         quiet_start=data.quiet_start,
         quiet_end=data.quiet_end,
         timezone=info.timezone,
@@ -190,8 +190,8 @@ def preview_rule(request: Request[Any, Any, Any], data: JSONBody[PreviewBody]) -
         problems.append(f"$.rule: does not watch series {series!r}")
     if problems:
         raise HTTPException(status_code=422, detail="invalid rule", extra={"problems": problems})
-    end = parse_time("to", data.end) or services.now_ms()
-    start = parse_time("from", data.start) or end - 7 * 86_400_000
+    end = parse_time("to", data.end, services.now_ms()) or services.now_ms()
+    start = parse_time("from", data.start, services.now_ms()) or end - 7 * 86_400_000
     if not 0 < end - start <= MAX_PREVIEW_MS:
         raise ValidationException("from/to: give a range of at most 31 days, from before to")
     until = min(end, services.now_ms())

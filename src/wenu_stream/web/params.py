@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar.exceptions import ValidationException
 
+from wenu_stream.errors import ConfigError
+from wenu_stream.timeparse import EXAMPLES, parse_ms
+
 MAX_LIMIT = 500
 
 
@@ -26,21 +29,21 @@ def iso(ms: int | None, timezone: str = "UTC") -> str | None:
     return dt.datetime.fromtimestamp(ms / 1000, ZoneInfo(timezone)).isoformat(timespec="milliseconds")
 
 
-def parse_time(name: str, text: str | None) -> int | None:
-    """Epoch ms of an ISO 8601 query parameter that carries an offset (400 otherwise)."""
+def parse_time(name: str, text: str | None, now_ms: int) -> int | None:
+    """Epoch ms of a time query parameter, in the forms of ``wenu_stream.timeparse`` (400 otherwise).
+
+    ISO 8601 with an offset, or without one taken as UTC (as the CLI takes it), ``now``, or a time
+    relative to ``now_ms`` (``-24h``); a ``+`` in a query string may arrive as a space.
+    """
     if text is None:
         return None
+    value = text.strip()
+    if "T" in value and " " in value:
+        value = value.replace(" ", "+")
     try:
-        moment = dt.datetime.fromisoformat(
-            text.replace(" ", "+")
-        )  # a '+' in a query string may arrive as a space
-    except ValueError:
-        raise ValidationException(
-            f"{name}: {text!r} is not an ISO 8601 time; write e.g. 2026-10-25T00:00:00+02:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise ValidationException(f"{name}: {text!r} has no UTC offset; add one, e.g. +02:00 or Z")
-    return int(moment.timestamp() * 1000)
+        return parse_ms(value, now_ms=now_ms, field=name)
+    except ConfigError as exc:
+        raise ValidationException(f"{name}: {text!r} is not a time; write e.g. {EXAMPLES}") from exc
 
 
 def limit_of(limit: int) -> int:

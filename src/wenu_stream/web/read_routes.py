@@ -77,8 +77,8 @@ def series_stats(
     services, p = _caller(request)
     info = tenancy.series(p, services.catalog.view(), series)
     now = services.now_ms()
-    end_ms = parse_time("to", end) or now + 1
-    start_ms = parse_time("from", start) or end_ms - 86_400_000
+    end_ms = parse_time("to", end, services.now_ms()) or now + 1
+    start_ms = parse_time("from", start, services.now_ms()) or end_ms - 86_400_000
     if end_ms <= start_ms:
         raise ValidationException("to: must be after from")
     try:
@@ -266,8 +266,8 @@ def series_transitions(
             services.dynamodb,
             services.config.alarms.transitions_table,
             series,
-            start_ms=parse_time("from", start),
-            end_ms=parse_time("to", end),
+            start_ms=parse_time("from", start, services.now_ms()),
+            end_ms=parse_time("to", end, services.now_ms()),
             limit=limit_of(limit),
             cursor=cursor,
         )
@@ -300,8 +300,8 @@ def list_dead_letters(
             services.s3,
             cfg.sinks.bucket,
             prefix,
-            since_ms=parse_time("from", start),
-            until_ms=parse_time("to", end),
+            since_ms=parse_time("from", start, services.now_ms()),
+            until_ms=parse_time("to", end, services.now_ms()),
             limit=limit_of(limit),
             cursor=cursor,
         )
