@@ -51,6 +51,7 @@ def test_sigterm_checkpoints_and_the_task_exits_0_with_json_only_stderr(
             BillingMode="PAY_PER_REQUEST",
             DeletionProtectionEnabled=True,
         )
+        ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
         ddb.update_continuous_backups(
             TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -19,6 +20,8 @@ import pytest
 from tests.integration.alarm_support import build, clients, provision, subscribe
 from tests.integration.test_alarm_replay import SHARD, published, reference, stream
 from tests.support.fault_proxy import fault_proxy
+from wenu_stream.alarms.sink import AlarmsSink
+from wenu_stream.errors import StaleAlarmState
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +30,18 @@ def pending(config: object) -> int:
     table = config.alarms.transitions_table  # type: ignore[attr-defined]
     items = boto3.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
     return sum(i["status"]["S"] == "pending" for i in items)
+
+
+async def new_owner(config: Any, topic: str, ddb: Any, sns: Any, readings: list[Any]) -> AlarmsSink:
+    """B loads the shard (recover) and replays the batch from the checkpoint; restarted while A was ahead."""
+    while True:
+        b, _ = build(config, topic, ddb, sns)
+        await b.write_readings(SHARD, readings)
+        try:
+            await b.flush()
+        except StaleAlarmState:
+            continue
+        return b
 
 
 async def test_a_lease_stolen_mid_flush_publishes_each_transition_once(
@@ -44,18 +59,17 @@ async def test_a_lease_stolen_mid_flush_publishes_each_transition_once(
             flushing = asyncio.create_task(a.flush())
             while pending(config) == 0:  # noqa: ASYNC110 - A recorded the ledger and is publishing, slowly
                 await asyncio.sleep(0.05)
-            b, _ = build(config, topic, ddb, sns)
-            await b.write_readings(
-                SHARD, readings
-            )  # B loads the shard (recover) and replays from the checkpoint
-            await b.flush()
+            b = await new_owner(config, topic, ddb, sns, readings)
             flushing.cancel()  # A's renewer found the lease gone
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, StaleAlarmState):  # A is the stale one
                 await flushing
             for _ in range(200):  # B offers what A held again until A marked it or its claim expired
                 if not b.has_pending and pending(config) == 0:
                     break
                 await asyncio.sleep(0.1)
-                await b.flush()
+                try:
+                    await b.flush()
+                except StaleAlarmState:  # A stored newer states meanwhile: B's shard stops and replays
+                    b = await new_owner(config, topic, ddb, sns, readings)
     assert pending(config) == 0
     assert published(queue) == reference(readings)

@@ -24,6 +24,7 @@ from tests.integration.test_alarms_app import (
     received,
     start_alarms_worker,
 )
+from tests.integration.test_crash_recovery import wait_for
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, write_keyring
 from wenu_stream.devtools.simulate import SimulationConfig, generate, parse_faults
@@ -34,14 +35,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def producer(stream: str, seed: int) -> tuple[SimulationConfig, threading.Thread]:
-    """A 4-shard stream and a thread putting a fleet with anomalies over about 20 s of wall time."""
+    """A 4-shard stream and a thread putting a fleet with anomalies over about 40 s of wall time."""
     create_stream(stream, 4)
     kinesis = KinesisProducer(stream)
     sim = SimulationConfig(
         devices=60, interval_s=1.0, duration_s=60, seed=seed, aggregate=10, faults=parse_faults(FAULTS),
         shard_ranges=kinesis.open_shard_ranges(), anomalies=True,
     )  # fmt: skip
-    pacer = Pacer("relative", start_ms=sim.start_ms, rate=3.0)
+    pacer = Pacer("relative", start_ms=sim.start_ms, rate=1.5)
     thread = threading.Thread(target=put_all, args=(generate(sim, KEYS), kinesis.put, pacer), daemon=True)
     return sim, thread
 
@@ -56,15 +57,21 @@ def test_scale_out_to_three_workers_and_back_notifies_each_transition_once(
     _, queue = prepare_alarms(env, unique_name, sim)
     putting.start()
     first = start_alarms_worker(env | {"WENU_KINESIS_IDLE_EXIT_S": "4"}, tmp_path / "w0.log")
+    wait_for(lambda: "lease_taken" in (tmp_path / "w0.log").read_text(), 120, "worker 0 holds leases")
     joined = []
     for n in (1, 2):  # scale out: each newcomer steals from the busy ones
-        time.sleep(4)
         joined.append(start_alarms_worker(env, tmp_path / f"w{n}.log"))
-    time.sleep(6)
-    for worker in reversed(joined):  # scale in, one at a time, while the producer still puts
+        wait_for(
+            lambda n=n: "lease_taken" in (tmp_path / f"w{n}.log").read_text(),
+            120,
+            f"worker {n} holds a lease",
+        )
+        time.sleep(2)
+    for n, worker in reversed(list(enumerate(joined, 1))):  # scale in, one at a time, while the producer puts
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=60) == 0
-        time.sleep(3)
+        assert worker.wait(timeout=60) == 0, (tmp_path / f"w{n}.log").read_text()[-3000:]
+        time.sleep(2)
+    assert putting.is_alive(), "the traffic must go on through the scale-out and back (slow the producer)"
     putting.join()
     assert first.wait(timeout=240) == 0, (tmp_path / "w0.log").read_text()[-3000:]
     got, want = moves(received(queue)), expected_moves(expected_alarms(sim))

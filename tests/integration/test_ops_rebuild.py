@@ -100,7 +100,7 @@ def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(
             time.sleep(0.1)
         held = read_leases(config.lease_table)
         assert main(["checkpoints", "reset", "--to", "trim-horizon", "--rebuild"]) == 3
-        assert "scale the ECS service" in capsys.readouterr().err
+        assert "wenu-stream service pause" in capsys.readouterr().err
         assert [lease.checkpoint for lease in read_leases(config.lease_table)] == [
             lease.checkpoint for lease in held
         ]

@@ -32,6 +32,7 @@ COMMANDS = (
     "checkpoints",
     "quarantine",
     "archive",
+    "service",
     "alarms",
     "stats",
     "demo",

@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 
 TargetKind = Literal["trim-horizon", "latest", "timestamp", "sequence"]
 STOP_HINT = (
-    "stop the workers first: scale the ECS service of this application to 0 "
-    "(aws ecs update-service --desired-count 0) or stop `wenu-stream run`, wait for the leases to expire, "
-    "then run the reset again; or pass --force (see --help for the risks)"
+    "stop the workers first: `wenu-stream service pause --app A --cluster C` (suspends the scaling, stops "
+    "the ECS tasks, waits until the leases are free) or stop `wenu-stream run` and wait for the leases to "
+    "expire, then run the reset again (and `service resume`); or pass --force (see --help for the risks)"
 )
 
 

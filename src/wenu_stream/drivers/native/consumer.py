@@ -17,6 +17,14 @@ Per batch, in this order:
    then checkpoint SHARD_END (with the child shard ids), then release the lease;
 5. sleep ``poll_interval_ms`` unless records came back and MillisBehindLatest > 0.
 
+Graceful handoff (``leases`` module docstring): a consumer whose lease another
+worker took with ``checkpointOwner`` set to us is asked to ``hand_over``: it
+stops reading after the batch in flight, flushes, writes its last checkpoint
+with ``LeaseTable.hand_over`` and closes, without releasing (the lease is not
+ours). A consumer that starts on a lease still naming another
+``checkpointOwner`` waits for that owner to hand over (at most ``failover_ms``)
+and reads the lease again before it initializes its processor.
+
 What ``initialize`` receives as checkpoint: the lease's ``checkpoint`` verbatim
 (a sentinel such as TRIM_HORIZON, or ``"<seq>"``), or ``"<seq>:<sub>"`` when
 the KCL left a sub-sequence checkpoint inside an aggregated record. In that
@@ -50,7 +58,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_kinesis.client import KinesisClient
     from types_aiobotocore_kinesis.literals import ShardIteratorTypeType
 
-ENDED, STOPPED, LOST, FAILED = "ended", "stopped", "lost", "failed"
+ENDED, STOPPED, LOST, FAILED, HANDED_OVER = "ended", "stopped", "lost", "failed", "handed_over"
 
 PAGE_BUDGET = 20_000  # records asked for by all the shards of a worker together, per round of GetRecords
 MIN_PAGE = 1_000
@@ -171,15 +179,27 @@ class ShardConsumer:
         self.clock = CheckpointClock()  # how long handed records wait for a checkpoint
         self.backoff = Backoff()
         self.caught_up = False  # the last GetRecords returned nothing: for the idle exit
+        self.leave = asyncio.Event()  # set when the worker stops or the shard is handed over
+        self.handing_over = False
+        self.durable: str | None = None  # last sequence number the processor said was durable
+
+    def hand_over(self) -> None:
+        """Another worker took the lease and waits for our last checkpoint: stop after the batch in flight."""
+        self.handing_over = True
+        self.leave.set()
 
     async def run(self) -> str:
-        """Consume; return ENDED, STOPPED, LOST or FAILED. A cancellation (lease lost, crash) never checkpoints."""
+        """Consume; return ENDED, STOPPED, LOST, FAILED or HANDED_OVER. A cancellation (lease lost, crash) never
+        checkpoints."""
+        relay = asyncio.create_task(self._relay_stop())
         try:
             return await self._consume()
         except asyncio.CancelledError:
             await self._close()
             raise
         except LeaseLostError:
+            if self.handing_over or await self.asked_to_hand_over():  # a checkpoint raced the renewer
+                return await self._hand_over_or_close()
             self.log.warning("lease_lost", effect="stopped without checkpointing; the new owner replays")
             await self._close()
             return LOST
@@ -189,13 +209,39 @@ class ShardConsumer:
             await self._close()
             await self._release()
             return FAILED
+        finally:
+            relay.cancel()
+
+    async def asked_to_hand_over(self) -> bool:
+        """True if the lease row names this worker as ``checkpointOwner`` (a graceful handoff is requested)."""
+        try:
+            row = await self.state.table.get(self.shard_id)
+        except Exception as exc:  # noqa: BLE001 - unreadable: treat as a plain loss, the new owner replays
+            self.log.warning("lease_read_failed", error=repr(exc))
+            return False
+        return row is not None and row.checkpoint_owner == self.state.config.worker_id
+
+    async def _hand_over_or_close(self) -> str:
+        self.handing_over = True
+        try:
+            return await self._handed_over()
+        except Exception:
+            self.log.exception("handoff_failed", effect="not checkpointed; the new owner replays")
+            await self._close()
+            return LOST
+
+    async def _relay_stop(self) -> None:
+        await self.state.stop.wait()
+        self.leave.set()
 
     async def _consume(self) -> str:
+        if self.held.lease.checkpoint_owner not in (None, self.state.config.worker_id):
+            await self._await_handoff()
         lease = self.held.lease
         await self.processor.initialize(self.shard_id, lease.position, lease.parent_shard_ids)
         self.log.info("shard_started", checkpoint=lease.position, start=self.resume[0])
         poll = self.state.config.kinesis.poll_interval_ms / 1000
-        while not self.state.stop.is_set():
+        while not self.leave.is_set():
             out = await self._next_batch()
             if out is None:
                 break
@@ -205,7 +251,9 @@ class ShardConsumer:
                 self.clock.handed()
             durable = await self.processor.process(records, out.millis_behind_latest)
             if records:
-                self._handed_over(out)
+                self._handed(out)
+            if durable:
+                self.durable = self.handed
             if durable and self.handed is not None and self.handed != self.checkpointed:
                 await self._checkpoint(self.handed)
             self._observe(out)
@@ -214,10 +262,49 @@ class ShardConsumer:
             idle = not records or not out.millis_behind_latest
             del out, records  # the page is done with: not kept alive while the next one is read
             if idle:
-                await sleep_unless(self.state.stop, poll)
-        return await self._stop()
+                await sleep_unless(self.leave, poll)
+        return await (self._handed_over() if self.handing_over else self._stop())
 
-    def _handed_over(self, out: GetRecordsOutput) -> None:
+    async def _await_handoff(self) -> None:
+        """Wait until the previous owner handed the lease over (at most ``failover_ms``), then read it again."""
+        held, table = self.held, self.state.table
+        old = held.lease.checkpoint_owner
+        self.log.info("handoff_awaited", from_owner=old)
+        deadline = time.monotonic() + self.state.config.lease.failover_ms / 1000
+        while True:
+            row = await table.get(self.shard_id)
+            if row is None or row.lease_owner != self.state.config.worker_id:
+                raise LeaseLostError(f"lease {self.shard_id} moved on while waiting for its handoff")
+            if row.checkpoint_owner is None:
+                break
+            if time.monotonic() > deadline:
+                self.log.warning(
+                    "handoff_timed_out", from_owner=old, effect="replays from its last checkpoint"
+                )
+                await held.write(table.end_handoff)
+                break
+            await sleep_unless(self.leave, 0.1)
+        async with held.lock:  # the row as it is now: the old owner's last checkpoint, our current counter
+            fresh = await table.get(self.shard_id)
+            if fresh is None or fresh.lease_owner != self.state.config.worker_id:
+                raise LeaseLostError(f"lease {self.shard_id} moved on while waiting for its handoff")
+            held.lease = fresh
+        self.resume = start_position(fresh.checkpoint, fresh.checkpoint_sub_sequence_number)
+
+    async def _handed_over(self) -> str:
+        """Graceful handoff, old owner's side: flush, write the last checkpoint through ``hand_over``, close."""
+        target = await self.processor.flush() or self.durable
+        done = await self.state.table.hand_over(
+            self.shard_id, self.state.config.worker_id, target if target != self.checkpointed else None
+        )
+        if done and target is not None:
+            self.checkpointed = target
+            self.clock.checkpointed()
+        await self._close()
+        self.log.info("shard_handed_over", checkpoint=self.checkpointed, in_time=done)
+        return HANDED_OVER
+
+    def _handed(self, out: GetRecordsOutput) -> None:
         self.handed = out.records[-1].sequence_number
         self.resume = ("AFTER_SEQUENCE_NUMBER", self.handed)
         self.state.records += len(out.records)
@@ -227,7 +314,7 @@ class ShardConsumer:
         """The next GetRecords response, or None when the worker stops while backing off."""
         state = self.state
         limit = page_limit(state.config.kinesis.max_records, state.shards_held)
-        while not state.stop.is_set():
+        while not self.leave.is_set():
             try:
                 if self.iterator is None:
                     self.iterator = await kinesis.get_shard_iterator(
@@ -242,7 +329,7 @@ class ShardConsumer:
             except RetryableError as exc:
                 state.metrics.kinesis_read_errors.labels(state.config.app, exc.kind).inc()
                 self.log.warning("kinesis_retry", error=str(exc), attempt=self.backoff.failures + 1)
-                await self.backoff.wait(state.stop)
+                await self.backoff.wait(self.leave)
                 continue
             self.backoff.reset()
             self.iterator = out.next_shard_iterator

@@ -15,6 +15,14 @@ KEYS_ONLY) that KCL 3.x creates.
 Every mutation is conditional on ``leaseCounter`` (and ``leaseOwner`` for
 the holder's writes) and bumps the counter, exactly like the KCL: two workers
 never both hold a shard, and a failed condition means the lease is lost.
+
+Graceful handoff, as KCL 3.x does it: a worker that takes a lease from a live
+owner sets ``checkpointOwner`` to that owner (``take(..., handoff=True)``). The
+old owner's next renewal fails; it finds itself in ``checkpointOwner``, stops
+reading, flushes, and writes its last checkpoint with ``hand_over`` (conditional
+on ``checkpointOwner``, leaving the counter alone), which also clears the field.
+The new owner starts only once the field is gone, or after ``failover_ms``
+(``end_handoff``: the old owner is presumed dead).
 """
 
 from __future__ import annotations
@@ -168,8 +176,11 @@ class LeaseTable:
         )
         return not isinstance(out, ConditionFailed)
 
-    async def take(self, lease: Lease, owner: str) -> Lease | None:
-        """Take ``lease`` (unowned, expired or stolen) if its counter is still the one we saw; None if we lost the race."""
+    async def take(self, lease: Lease, owner: str, *, handoff: bool = False) -> Lease | None:
+        """Take ``lease`` (unowned, expired or stolen) if its counter is still the one we saw; None if we lost the race.
+
+        ``handoff``: the owner is alive; it is asked to hand over (module docstring) through ``checkpointOwner``.
+        """
         switch = lease.lease_owner is not None and lease.lease_owner != owner
         expression = "SET leaseOwner = :me, leaseCounter = :next REMOVE checkpointOwner"
         values: dict[str, AttributeValueTypeDef] = {":me": {"S": owner}}
@@ -179,6 +190,9 @@ class LeaseTable:
                 "ownerSwitchesSinceCheckpoint + :one REMOVE checkpointOwner"
             )
             values[":one"] = {"N": "1"}
+        if switch and handoff:
+            expression = expression.replace(" REMOVE checkpointOwner", ", checkpointOwner = :old")
+            values[":old"] = {"S": lease.lease_owner or ""}
         try:
             return await self._update(lease, expression, values, owner_check=False)
         except LeaseLostError:
@@ -210,6 +224,41 @@ class LeaseTable:
             values[":children"] = {"SS": sorted(child_shard_ids)}
         expression += " REMOVE pendingCheckpoint, pendingCheckpointSubSequenceNumber, pendingCheckpointState"
         return await self._update(lease, expression, values)
+
+    async def get(self, lease_key: str) -> Lease | None:
+        """The lease row as stored now (a consistent read), or None."""
+        out = await self.client.get_item(
+            TableName=self.name, Key={"leaseKey": {"S": lease_key}}, ConsistentRead=True
+        )
+        return from_item(out["Item"]) if "Item" in out else None
+
+    async def hand_over(self, lease_key: str, me: str, sequence: str | None) -> bool:
+        """The old owner's last write of a graceful handoff: its checkpoint (if any), and ``checkpointOwner`` cleared.
+
+        Conditional on ``checkpointOwner`` being ``me`` (the counter is the new owner's); False if the new
+        owner gave up waiting and took over (its ``end_handoff`` cleared the field).
+        """
+        expression = "REMOVE checkpointOwner"
+        values: dict[str, AttributeValueTypeDef] = {":me": {"S": me}}
+        if sequence is not None:
+            expression = (
+                "SET checkpoint = :cp, checkpointSubSequenceNumber = :zero, ownerSwitchesSinceCheckpoint = :zero "
+                "REMOVE checkpointOwner, pendingCheckpoint, pendingCheckpointSubSequenceNumber, pendingCheckpointState"
+            )
+            values |= {":cp": {"S": sequence}, ":zero": {"N": "0"}}
+        out = await write_if(
+            self.client.update_item,
+            TableName=self.name,
+            Key={"leaseKey": {"S": lease_key}},
+            UpdateExpression=expression,
+            ConditionExpression="checkpointOwner = :me",
+            ExpressionAttributeValues=values,
+        )
+        return not isinstance(out, ConditionFailed)
+
+    async def end_handoff(self, lease: Lease) -> Lease:
+        """The new owner stops waiting for a handoff (the old owner is presumed dead): ``checkpointOwner`` cleared."""
+        return await self._update(lease, "SET leaseCounter = :next REMOVE checkpointOwner", {})
 
     async def release(self, lease: Lease) -> Lease:
         """Give up a lease we hold (``leaseOwner`` removed) so another worker takes it at once."""

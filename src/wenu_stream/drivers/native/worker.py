@@ -13,7 +13,10 @@ The coordinator, every ``failover_ms / 2``:
 
 A renewer bumps every held lease every ``failover_ms / 3``. A lost condition
 (or no successful renewal for ``failover_ms``) stops that shard's consumer at
-once, without a checkpoint.
+once, without a checkpoint, unless the lease was taken from us for a graceful
+handoff (step 3 takes a live worker's lease that way, ``leases`` module
+docstring): then the consumer finishes its batch, flushes and hands its last
+checkpoint over, and is cancelled only if that takes longer than ``failover_ms``.
 
 Stopping (``stop`` set, SIGTERM in ``wenu-stream run``, or ``idle_exit_s``):
 consumers stop reading, finish the batch in flight, flush and checkpoint what
@@ -231,7 +234,8 @@ class Worker:
             rng=self._rng,
         )
         for lease in wanted:
-            taken = await self.state.table.take(lease, self.worker_id)
+            live = lease.lease_owner not in (None, self.worker_id) and lease.lease_key not in expired
+            taken = await self.state.table.take(lease, self.worker_id, handoff=live)
             if taken is None:
                 continue
             self.log.info(
@@ -308,6 +312,12 @@ class Worker:
             await held.renew()
             return
         except LeaseLostError:
+            consumer = self.consumers.get(held.shard_id)
+            if consumer is not None and await consumer.asked_to_hand_over():
+                self.log.info("lease_handoff_requested", shard_id=held.shard_id)
+                consumer.hand_over()
+                self._cancel_later(held.shard_id, self.config.lease.failover_ms / 1000)
+                return
             self.log.warning(
                 "lease_lost", shard_id=held.shard_id, effect="consumer stopped without checkpointing"
             )
@@ -320,6 +330,12 @@ class Worker:
         task = self.tasks.get(held.shard_id)
         if task is not None:
             task.cancel()
+
+    def _cancel_later(self, shard_id: str, seconds: float) -> None:
+        """Cancel a consumer handing over if it has not finished within ``seconds`` (the new owner stops waiting)."""
+        task = self.tasks.get(shard_id)
+        if task is not None:
+            asyncio.get_running_loop().call_later(seconds, lambda: task.done() or task.cancel())
 
     async def _drain(self) -> None:
         """Wait for every consumer to finish its graceful stop (they watch ``stop``)."""
