@@ -61,9 +61,12 @@ def test_dead_letters_by_reason_and_time_in_pages(api: Api) -> None:
     assert [d["sequence_number"] for d in window["items"]] == ["2"]  # 11:00Z is 12:00+01:00
     assert staff.get("/api/v1/dead-letters", params={"reason": "nonsense"}).status_code == 400
     assert staff.get("/api/v1/dead-letters", params={"cursor": "not-ours"}).status_code == 400
-    assert (
-        staff.get("/api/v1/dead-letters", params={"from": "2026-11-20T12:00:00"}).status_code == 400
-    )  # no offset
+    # One convention with the CLI: a time without offset is UTC (11:00 is the letter at 11:00Z).
+    utc = staff.get(
+        "/api/v1/dead-letters", params={"from": "2026-11-20T11:00:00", "to": "2026-11-20T12:00:00"}
+    )
+    assert [d["sequence_number"] for d in utc.json()["items"]] == ["2"]
+    assert staff.get("/api/v1/dead-letters", params={"from": "noonish"}).status_code == 400
 
 
 def test_quarantine_counts_by_device_channel_and_reason(api: Api) -> None:
