@@ -14,12 +14,15 @@ import datetime as dt
 import gzip
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from wenu_stream.errors import WenuError
 from wenu_stream.model import KinesisRecord
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.client import S3Client
 
 RAW = "raw/"
 HOUR_MS = 3_600_000
@@ -93,7 +96,7 @@ def by_shard(lines: Iterable[ArchivedLine], start_ms: int, end_ms: int) -> dict[
 
 
 async def archived_records(
-    s3: Any, bucket: str, start_ms: int, end_ms: int, prefix: str = RAW
+    s3: S3Client, bucket: str, start_ms: int, end_ms: int, prefix: str = RAW
 ) -> dict[str, list[KinesisRecord]]:
     """Read the archive objects of the hours of ``[start, end)`` and return their records per shard."""
     lines: list[ArchivedLine] = []

@@ -22,26 +22,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from wenu_stream.drivers.native.leases import read_leases
 from wenu_stream.errors import NotFoundError, WenuError
 
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling.client import ApplicationAutoScalingClient
+    from mypy_boto3_application_autoscaling.type_defs import ScalableTargetTypeDef, SuspendedStateTypeDef
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_ecs.client import ECSClient
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+
 TAG = "wenu:paused-desired-count"
-DIMENSION = "ecs:service:DesiredCount"
-SUSPENDED = {
+DIMENSION: Final = "ecs:service:DesiredCount"
+SUSPENDED: SuspendedStateTypeDef = {
     "DynamicScalingInSuspended": True,
     "DynamicScalingOutSuspended": True,
     "ScheduledScalingSuspended": True,
 }
-RESUMED = dict.fromkeys(SUSPENDED, False)
+RESUMED: SuspendedStateTypeDef = {
+    "DynamicScalingInSuspended": False,
+    "DynamicScalingOutSuspended": False,
+    "ScheduledScalingSuspended": False,
+}
 
 
 class PauseIncomplete(WenuError):
     """The service did not stop, or leases are still renewed, within the time allowed."""
 
 
-def describe(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
+def describe(ecs: ECSClient, cluster: str, service: str) -> ServiceTypeDef:
     """The ECS service, or NotFoundError naming the fix."""
     found = ecs.describe_services(cluster=cluster, services=[service]).get("services", [])
     active = [s for s in found if s.get("status") == "ACTIVE"]
@@ -51,21 +62,25 @@ def describe(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
             "pass --cluster (stack output Cluster) and --service (wenu-<stage>-<app>, the default with the "
             "stage's WENU_LEASE_TABLE)",
         )
-    return active[0]  # type: ignore[no-any-return]
+    return active[0]
 
 
 def _resource(cluster: str, service: str) -> str:
     return f"service/{cluster}/{service}"
 
 
-def _target(scaling: Any, cluster: str, service: str) -> dict[str, Any] | None:
+def _target(
+    scaling: ApplicationAutoScalingClient, cluster: str, service: str
+) -> ScalableTargetTypeDef | None:
     targets = scaling.describe_scalable_targets(
         ServiceNamespace="ecs", ResourceIds=[_resource(cluster, service)], ScalableDimension=DIMENSION
     ).get("ScalableTargets", [])
     return targets[0] if targets else None
 
 
-def _suspend(scaling: Any, cluster: str, service: str, state: dict[str, bool]) -> bool:
+def _suspend(
+    scaling: ApplicationAutoScalingClient, cluster: str, service: str, state: SuspendedStateTypeDef
+) -> bool:
     """Set the scalable target's suspended state; False when the service has no scalable target."""
     if _target(scaling, cluster, service) is None:
         return False
@@ -79,9 +94,9 @@ def _suspend(scaling: Any, cluster: str, service: str, state: dict[str, bool]) -
 
 
 def pause(
-    ecs: Any,
-    scaling: Any,
-    ddb: Any,
+    ecs: ECSClient,
+    scaling: ApplicationAutoScalingClient,
+    ddb: DynamoDBClient,
     *,
     cluster: str,
     service: str,
@@ -121,7 +136,7 @@ def pause(
 
 
 def wait_leases_free(
-    ddb: Any,
+    ddb: DynamoDBClient,
     table: str,
     failover_ms: int,
     deadline: float,
@@ -149,7 +164,9 @@ def wait_leases_free(
         sleep(poll_s)
 
 
-def resume(ecs: Any, scaling: Any, *, cluster: str, service: str) -> dict[str, Any]:
+def resume(
+    ecs: ECSClient, scaling: ApplicationAutoScalingClient, *, cluster: str, service: str
+) -> dict[str, Any]:
     """Give the service its desired count back, then resume its scaling; what was done."""
     current = describe(ecs, cluster, service)
     tags = {
@@ -157,7 +174,7 @@ def resume(ecs: Any, scaling: Any, *, cluster: str, service: str) -> dict[str, A
         for t in ecs.list_tags_for_resource(resourceArn=current["serviceArn"]).get("tags", [])
     }
     target = _target(scaling, cluster, service)
-    desired = int(tags.get(TAG) or (target or {}).get("MinCapacity", 1))
+    desired = int(tags.get(TAG) or (target["MinCapacity"] if target else 1))
     if int(current.get("desiredCount", 0)) == 0:
         ecs.update_service(cluster=cluster, service=service, desiredCount=desired)
     if TAG in tags:
