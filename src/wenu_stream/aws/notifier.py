@@ -47,8 +47,9 @@ The remaining window: a process that dies (kill -9, OOM, a lost host) after
 SNS accepted a message and before the mark, or whose publish attempt timed out
 although SNS had taken it, leaves the entry claimed and pending; once the
 claim expires (``claim_ttl_s``, 30 s) the next owner publishes it again. The
-window is one SNS response plus one UpdateItem, a few milliseconds per
-notification (``wenu_notification_mark_seconds`` measures it). A FIFO topic
+window is one SNS response plus one UpdateItem per notification
+(``wenu_notification_mark_seconds`` measures it; on the local stack, 142
+notifications: 20 ms mean, all under 100 ms). A FIFO topic
 (ARN ending in ``.fifo``) closes it: the message carries
 ``MessageDeduplicationId = transition_id``, and SNS drops a repeat within its
 5-minute deduplication interval (claims expire well inside it). The default is
