@@ -18,13 +18,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, Duration, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -34,6 +33,7 @@ from .ingest import Ingest
 from .naming import APPS, Names
 from .network import Network
 from .storage import DEAD_LETTER, QUARANTINE, Storage
+from .tasks import add_container, container_logs, fargate_task, health_check, log_group, task_role
 
 API_PORT = 8080
 READ_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"]
@@ -71,19 +71,7 @@ class Api(Construct):
                 password_length=64, exclude_punctuation=True
             ),
         )
-        task = ecs.FargateTaskDefinition(
-            self,
-            "Task",
-            family=names("api"),
-            cpu=512,
-            memory_limit_mib=1024,
-            task_role=self.role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        task.add_volume(name="tmp")
+        task = fargate_task(self, "Task", family=names("api"), cpu=512, memory_mib=1024, role=self.role)
         environment = {
             **names.environment("alarms"),
             # The lag view reads both apps' lease tables; WENU_LEASE_TABLE names the alarms one (with WENU_APP).
@@ -107,13 +95,12 @@ class Api(Construct):
                 "pass -c wenu:apiOidcIssuer=https://cognito-idp.<region>.amazonaws.com/<pool> "
                 "-c wenu:apiOidcAudience=<app client id>"
             )
-        container = task.add_container(
+        add_container(
+            task,
             "api",
             image=image,
             command=["--", "wenu-stream", "serve", "api"],  # the image's entrypoint composes the catalog URL
             user="10001",
-            readonly_root_filesystem=True,
-            essential=True,
             environment=environment,
             secrets={
                 "CATALOG_DB_SECRET_JSON": ecs.Secret.from_secrets_manager(catalog.app_secret),
@@ -121,29 +108,10 @@ class Api(Construct):
                 "WENU_API_SESSION_SECRET": ecs.Secret.from_secrets_manager(self.session_secret),
             },
             port_mappings=[ecs.PortMapping(name="http", container_port=API_PORT)],
-            health_check=ecs.HealthCheck(
-                command=["CMD", "/app/deploy/ecs/healthcheck.sh", str(API_PORT)],
-                interval=Duration.seconds(30),
-                timeout=Duration.seconds(5),
-                retries=3,
-                start_period=Duration.seconds(30),
-            ),
+            health_check=health_check(["CMD", "/app/deploy/ecs/healthcheck.sh", str(API_PORT)]),
             stop_timeout=Duration.seconds(30),
             linux_parameters=ecs.LinuxParameters(self, "Linux", init_process_enabled=True),
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="wenu",
-                log_group=logs.LogGroup(
-                    self,
-                    "Logs",
-                    log_group_name=names.log_group("api"),
-                    retention=logs.RetentionDays.ONE_MONTH,
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
-                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
-            ),
-        )
-        container.add_mount_points(
-            ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
+            logging=container_logs(log_group(self, "Logs", names.log_group("api")), non_blocking=True),
         )
 
         public = bool(certificate_arn)
@@ -216,11 +184,10 @@ class Api(Construct):
 
     def _role(self) -> iam.Role:
         s, names = self.storage, self.names
-        role = iam.Role(
+        role = task_role(
             self,
             "TaskRole",
             role_name=names.task_role("api"),
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="wenu API: reads stats, alarms, lag and dead letters; acks and shelves alarms",
         )
         tables = [s.stats_table, s.alarm_state_table, s.transitions_table]

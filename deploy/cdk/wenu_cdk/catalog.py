@@ -38,6 +38,7 @@ from constructs import Construct
 
 from .naming import Names
 from .network import Network
+from .tasks import add_container, container_logs, fargate_task, log_group
 
 DATABASE = "wenu_catalog"
 OWNER = "wenu_owner"
@@ -149,43 +150,23 @@ class Catalog(Construct):
 
     def _migration(self, image: ecs.ContainerImage) -> CustomResource:
         names = self.names
-        task = ecs.FargateTaskDefinition(
-            self,
-            "MigrateTask",
-            family=names("catalog-migrate"),
-            cpu=256,
-            memory_limit_mib=512,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        task.add_volume(name="tmp")
-        container = task.add_container(
+        task = fargate_task(self, "MigrateTask", family=names("catalog-migrate"), cpu=256, memory_mib=512)
+        add_container(
+            task,
             "migrate",
             image=image,
             entry_point=["python3", "/app/deploy/ecs/catalog_db.py"],
             command=["migrate"],
             user="10001",
-            readonly_root_filesystem=True,
-            essential=True,
             secrets={
                 "CATALOG_OWNER_SECRET_JSON": ecs.Secret.from_secrets_manager(self.owner_secret),
                 "CATALOG_DB_SECRET_JSON": ecs.Secret.from_secrets_manager(self.app_secret),
             },
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="wenu",
-                log_group=logs.LogGroup(
-                    self,
-                    "MigrateLogs",
-                    log_group_name=names.log_group("catalog-migrate"),
-                    retention=logs.RetentionDays.ONE_YEAR,  # the record of every schema change
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
+            logging=container_logs(
+                log_group(  # kept a year: the record of every schema change
+                    self, "MigrateLogs", names.log_group("catalog-migrate"), logs.RetentionDays.ONE_YEAR
+                )
             ),
-        )
-        container.add_mount_points(
-            ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
         )
         sg = ec2.SecurityGroup(
             self,

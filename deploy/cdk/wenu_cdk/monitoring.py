@@ -19,7 +19,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_aps as aps
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -30,6 +30,7 @@ from constructs import Construct
 
 from .naming import Names
 from .network import Network
+from .tasks import add_container, container_logs, fargate_task, health_check, log_group, task_role
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "prometheus"
 AGENT_CONFIG = PROMETHEUS_DIR / "agent.yml"
@@ -126,65 +127,37 @@ class Monitoring(Construct):
         self.collector = self._collector(names, network, collector_image, region)
 
     def _collector(self, names: Names, network: Network, image: str, region: str) -> ecs.FargateService:
-        role = iam.Role(
+        role = task_role(
             self,
             "CollectorRole",
             role_name=names.task_role("collector"),
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="wenu metrics collector: remote-writes to the stage's Prometheus workspace",
         )
         role.add_to_policy(
             iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.workspace.attr_arn])
         )
-        task = ecs.FargateTaskDefinition(
-            self,
-            "CollectorTask",
-            family=names("collector"),
-            cpu=256,
-            memory_limit_mib=512,
-            task_role=role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+        task = fargate_task(
+            self, "CollectorTask", family=names("collector"), cpu=256, memory_mib=512, role=role
         )
-        task.add_volume(name="tmp")
         config = agent_config(
             stage=names.stage,
             namespace=names.dns_namespace,
             region=region,
             remote_write_url=f"{self.workspace.attr_prometheus_endpoint}api/v1/remote_write",
         )
-        container = task.add_container(
+        add_container(
+            task,
             "collector",
             image=ecs.ContainerImage.from_registry(image),
             entry_point=["/bin/sh", "-c"],
             command=[COLLECTOR_SCRIPT],
             environment={"PROMETHEUS_AGENT_CONFIG": config},
             user="65534",
-            readonly_root_filesystem=True,
-            essential=True,
             port_mappings=[ecs.PortMapping(name="http", container_port=9090)],
-            health_check=ecs.HealthCheck(
-                command=["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/healthy"],
-                interval=Duration.seconds(30),
-                timeout=Duration.seconds(5),
-                retries=3,
-                start_period=Duration.seconds(30),
+            health_check=health_check(
+                ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/healthy"]
             ),
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="wenu",
-                log_group=logs.LogGroup(
-                    self,
-                    "CollectorLogs",
-                    log_group_name=names.log_group("collector"),
-                    retention=logs.RetentionDays.ONE_MONTH,
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
-            ),
-        )
-        container.add_mount_points(
-            ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
+            logging=container_logs(log_group(self, "CollectorLogs", names.log_group("collector"))),
         )
         sg = network.collector_sg
         return ecs.FargateService(

@@ -30,7 +30,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -39,6 +38,7 @@ from .ingest import Ingest
 from .naming import Names
 from .network import Network
 from .storage import DEAD_LETTER, KEYRING_CONTEXT, QUARANTINE, STAGING, Storage
+from .tasks import add_container, container_logs, fargate_task, health_check, log_group, task_role
 
 ECS_DIR = Path(__file__).resolve().parents[2] / "ecs"
 METRICS_PORT = 9100
@@ -161,11 +161,10 @@ class Services(Construct):
 
     def _task_role(self, app: str) -> iam.Role:
         s = self.storage
-        role = iam.Role(
+        role = task_role(
             self,
             f"{app.title()}TaskRole",
             role_name=self.names.task_role(app),
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"wenu-{app} consumer: least privilege for what the application calls",
         )
         self.ingest.stream.grant_read(role)
@@ -232,55 +231,41 @@ class Services(Construct):
     def _service(self, app: str, shard_metric: cloudwatch.IMetric, max_shards: int) -> ecs.FargateService:
         doc = task_definition_document(app)
         spec = doc["containerDefinitions"][0]
-        task = ecs.FargateTaskDefinition(
+        task = fargate_task(
             self,
             f"{app.title()}Task",
             family=self._fill(doc["family"]),
             cpu=int(doc["cpu"]),
-            memory_limit_mib=int(doc["memory"]),
-            task_role=self.roles[app],
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+            memory_mib=int(doc["memory"]),
+            role=self.roles[app],
         )
-        task.add_volume(name="tmp")
-        log_group = logs.LogGroup(
-            self,
-            f"{app.title()}Logs",
-            log_group_name=self._fill(spec["logConfiguration"]["options"]["awslogs-group"]),
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        assert spec["readonlyRootFilesystem"] and spec["essential"], "add_container's defaults"
+        options = spec["logConfiguration"]["options"]
         health = spec["healthCheck"]
-        container = task.add_container(
+        add_container(
+            task,
             app,
             image=self.image,
             command=spec["command"],
             user=spec["user"],
-            essential=True,
-            readonly_root_filesystem=spec["readonlyRootFilesystem"],
             environment={e["name"]: self._fill(e["value"]) for e in spec["environment"]},
             secrets={s["name"]: self._secret(s["valueFrom"]) for s in spec["secrets"]},
             port_mappings=[ecs.PortMapping(name="metrics", container_port=METRICS_PORT)],
-            health_check=ecs.HealthCheck(
-                command=health["command"],
-                interval=Duration.seconds(health["interval"]),
-                timeout=Duration.seconds(health["timeout"]),
+            health_check=health_check(
+                health["command"],
+                interval_s=health["interval"],
+                timeout_s=health["timeout"],
                 retries=health["retries"],
-                start_period=Duration.seconds(health["startPeriod"]),
+                start_period_s=health["startPeriod"],
             ),
             stop_timeout=Duration.seconds(spec["stopTimeout"]),
             linux_parameters=ecs.LinuxParameters(self, f"{app.title()}Linux", init_process_enabled=True),
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=spec["logConfiguration"]["options"]["awslogs-stream-prefix"],
-                log_group=log_group,
-                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
-                max_buffer_size=_size(spec["logConfiguration"]["options"]["max-buffer-size"]),
+            logging=container_logs(
+                log_group(self, f"{app.title()}Logs", self._fill(options["awslogs-group"])),
+                stream_prefix=options["awslogs-stream-prefix"],
+                non_blocking=True,
+                max_buffer_size=_size(options["max-buffer-size"]),
             ),
-        )
-        container.add_mount_points(
-            ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
         )
         metrics_sg = ec2.SecurityGroup(
             self,

@@ -39,6 +39,7 @@ from constructs import Construct
 from .naming import Names
 from .network import Network
 from .storage import MANIFESTS, STAGING, Storage
+from .tasks import add_container, container_logs, fargate_task, log_group, task_role
 
 PUSHGATEWAY_PORT = 9091
 DATABASE = "wenu"
@@ -167,39 +168,15 @@ class Warehouse(Construct):
 
     def _pushgateway(self, image: str) -> ecs.FargateService:
         names = self.names
-        task = ecs.FargateTaskDefinition(
-            self,
-            "PushgatewayTask",
-            family=names("pushgateway"),
-            cpu=256,
-            memory_limit_mib=512,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
-        task.add_volume(name="tmp")
-        container = task.add_container(
+        task = fargate_task(self, "PushgatewayTask", family=names("pushgateway"), cpu=256, memory_mib=512)
+        add_container(
+            task,
             "pushgateway",
             image=ecs.ContainerImage.from_registry(image),
             command=["--persistence.file=/tmp/pushgateway.db", "--persistence.interval=1m"],
             user="65534",
-            readonly_root_filesystem=True,
-            essential=True,
             port_mappings=[ecs.PortMapping(name="http", container_port=PUSHGATEWAY_PORT)],
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="wenu",
-                log_group=logs.LogGroup(
-                    self,
-                    "PushgatewayLogs",
-                    log_group_name=names.log_group("pushgateway"),
-                    retention=logs.RetentionDays.ONE_MONTH,
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
-            ),
-        )
-        container.add_mount_points(
-            ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
+            logging=container_logs(log_group(self, "PushgatewayLogs", names.log_group("pushgateway"))),
         )
         sg = ec2.SecurityGroup(
             self,
@@ -234,11 +211,10 @@ class Warehouse(Construct):
         self, image: ecs.ContainerImage, target: dict[str, str], warehouse: str
     ) -> ecs.TaskDefinition:
         names, s = self.names, self.storage
-        role = iam.Role(
+        role = task_role(
             self,
             "LoadRole",
             role_name=names.task_role("warehouse-load"),
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="wenu warehouse load: staged files, manifests, the Data API on its warehouse",
         )
         role.add_to_policy(
@@ -283,19 +259,9 @@ class Warehouse(Construct):
                 sid="Credentials", actions=["secretsmanager:GetSecretValue"], resources=[self.secret_arn]
             )
         )
-        task = ecs.FargateTaskDefinition(
-            self,
-            "LoadTask",
-            family=names("warehouse-load"),
-            cpu=512,
-            memory_limit_mib=1024,
-            task_role=role,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+        task = fargate_task(
+            self, "LoadTask", family=names("warehouse-load"), cpu=512, memory_mib=1024, role=role
         )
-        task.add_volume(name="tmp")
         environment = {
             **names.environment("processing"),
             "WENU_SINKS_BUCKET": s.data.bucket_name,
@@ -308,27 +274,18 @@ class Warehouse(Construct):
             "AWS_REGION": Stack.of(self).region,
             **target,
         }
-        container = task.add_container(
+        add_container(
+            task,
             "load",
             image=image,
             command=["--", "wenu-stream", "warehouse", "load"],
             user="10001",
-            readonly_root_filesystem=True,
-            essential=True,
             environment=environment,
-            logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="wenu",
-                log_group=logs.LogGroup(
-                    self,
-                    "LoadLogs",
-                    log_group_name=names.log_group("warehouse-load"),
-                    retention=logs.RetentionDays.THREE_MONTHS,
-                    removal_policy=RemovalPolicy.DESTROY,
-                ),
+            logging=container_logs(
+                log_group(
+                    self, "LoadLogs", names.log_group("warehouse-load"), logs.RetentionDays.THREE_MONTHS
+                )
             ),
-        )
-        container.add_mount_points(
-            ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)
         )
         return task
 
