@@ -70,3 +70,42 @@ def test_dynamodb_is_dynalite_and_provisioning_copes_with_what_it_lacks(
     assert ensure_alarm_tables(config, {})[f"dynamodb index {unique_name}-a/by-shard"] == "exists"
     again = ensure_stats_table(config, {})  # idempotent
     assert again[f"dynamodb table {unique_name}"] == "exists"
+
+
+@pytest.mark.parametrize("server", ["dynalite", "moto"])
+def test_a_failed_condition_returns_the_item_it_saw_as_dynamodb_does(
+    aws_stack: Stack, unique_name: str, server: str
+) -> None:
+    """ReturnValuesOnConditionCheckFailure=ALL_OLD: the adapters rely on it (devtools/emulator/dynalite_fidelity.js)."""
+    url = aws_stack.dynamodb_url if server == "dynalite" else aws_stack.moto_url
+    ddb = boto3.client("dynamodb", endpoint_url=url)
+    ddb.create_table(
+        TableName=unique_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    ddb.get_waiter("table_exists").wait(TableName=unique_name, WaiterConfig={"Delay": 1})
+    ddb.put_item(TableName=unique_name, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+    for write in (
+        lambda **kw: ddb.put_item(Item={"pk": {"S": "a"}, "v": {"N": "2"}}, **kw),
+        lambda **kw: ddb.update_item(
+            Key={"pk": {"S": "a"}},
+            UpdateExpression="SET v = :v",
+            ExpressionAttributeValues={":v": {"N": "2"}},
+            **kw,
+        ),  # fmt: skip
+        lambda **kw: ddb.delete_item(Key={"pk": {"S": "a"}}, **kw),
+    ):
+        with pytest.raises(ddb.exceptions.ConditionalCheckFailedException) as failed:
+            write(
+                TableName=unique_name,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        assert failed.value.response["Item"] == {"pk": {"S": "a"}, "v": {"N": "1"}}
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException) as plain:
+        ddb.put_item(
+            TableName=unique_name, Item={"pk": {"S": "a"}}, ConditionExpression="attribute_not_exists(pk)"
+        )
+    assert "Item" not in plain.value.response  # only when asked

@@ -107,6 +107,9 @@ def _moto_command(port: int) -> list[str]:
     return [sys.executable, "-m", "wenu_stream.devtools.emulator.moto_server", "-H", HOST, "-p", str(port)]
 
 
+_FIDELITY = Path(__file__).with_name("dynalite_fidelity.js")
+
+
 def _dynalite_command(spec: StackSpec, port: int) -> list[str]:
     """dynalite on loopback; tables are ACTIVE at once (it lacks UpdateTimeToLive: ``aws.provision`` copes)."""
     cli = node_modules() / "dynalite" / "cli.js"
@@ -114,6 +117,8 @@ def _dynalite_command(spec: StackSpec, port: int) -> list[str]:
         raise EmulatorError(f"{cli} not found. Fix: run `make setup` (npm ci installs dynalite)")
     cmd = [
         "node",
+        "-r",
+        str(_FIDELITY),  # the item a failed condition saw, as DynamoDB returns it (ALL_OLD)
         str(cli),
         "--host",
         HOST,
