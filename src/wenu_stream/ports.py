@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from wenu_stream.alarms.shard import InstanceKey
     from wenu_stream.ingest.batch import BatchOutcome, DeadLetter
     from wenu_stream.ingest.rebuild import RebuildMarker
-    from wenu_stream.model import SeriesReading, Unmapped
+    from wenu_stream.model import Position, SeriesReading, Unmapped
     from wenu_stream.stats.items import Item
 
 
@@ -105,6 +105,10 @@ class SinkBase:
         """The shard stops here (a graceful stop, a handover, its end) after its last commit: make what the
         sink deferred visible (open stats windows to their items, alarm instances to theirs)."""
 
+    async def resume(self, shard_id: str, after: Position) -> None:
+        """The shard resumes after ``after`` (its checkpoint), before its first write: effects a previous
+        owner made durable past it, and never checkpointed, are about to be made again by the replay."""
+
 
 class BatchSink(Protocol):
     """An application stage with durable effects (stats, staging, alarm state). Idempotent under replay.
@@ -136,6 +140,8 @@ class BatchSink(Protocol):
 
     async def settle(self, shard_id: str) -> None: ...
 
+    async def resume(self, shard_id: str, after: Position) -> None: ...
+
 
 class ReadingSink(Protocol):
     """A stage fed with enriched readings. ``write_readings`` may buffer; ``flush`` makes durable. Idempotent.
@@ -159,6 +165,8 @@ class ReadingSink(Protocol):
     async def idle(self, shard_id: str, now_ms: int) -> Any: ...
 
     async def settle(self, shard_id: str) -> None: ...
+
+    async def resume(self, shard_id: str, after: Position) -> None: ...
 
 
 class UnmappedStore(Protocol):

@@ -16,7 +16,7 @@ from wenu_stream.catalog.directory import CatalogDirectory, CatalogSnapshot
 from wenu_stream.catalog.enrichment import enrich
 from wenu_stream.ingest.batch import BatchOutcome
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import SeriesReading, Unmapped
+from wenu_stream.model import Position, SeriesReading, Unmapped
 from wenu_stream.ports import ReadingSink, SinkBase, UnmappedStore
 
 
@@ -94,6 +94,11 @@ class EnrichingSink(SinkBase):
         """Pass an idle tick (wall clock, epoch ms) to the sinks that keep time (alarms' no_data)."""
         for sink in self._sinks:
             await sink.idle(shard_id, now_ms)
+
+    async def resume(self, shard_id: str, after: Position) -> None:
+        """Pass the shard's checkpoint to the reading sinks (staging drops files a crashed owner left past it)."""
+        for sink in self._sinks:
+            await sink.resume(shard_id, after)
 
     async def settle(self, shard_id: str) -> None:
         """Pass a shard's stop to the reading sinks."""

@@ -35,6 +35,8 @@ from wenu_stream.model import SHARD_END, KinesisRecord, Position, parse_checkpoi
 from wenu_stream.ports import BatchSink, DeadLetterStore, StateStore
 from wenu_stream.records.crypto import KeyRing
 
+LAST_SUB = 2**31 - 1  # a checkpoint at a whole Kinesis record covers every sub-record of an aggregate
+
 
 class ShardState(msgspec.Struct, kw_only=True):
     """What is saved with every checkpoint."""
@@ -94,7 +96,9 @@ class PipelineProcessor:
 
         A rebuild marker (``ingest.rebuild``) that applies to ``checkpoint`` starts
         the shard with empty duplicate memory and totals instead; its generation
-        (0 without a marker) goes to every sink that has ``rebuild``.
+        (0 without a marker) goes to every sink that has ``rebuild``. At a
+        sequence-number checkpoint every sink hears ``resume`` (effects past it
+        that a crashed owner made durable are made again by the replay).
         """
         self.shard_id = shard_id
         self._log = self._log.bind(shard_id=shard_id, app=self.app)
@@ -119,6 +123,9 @@ class PipelineProcessor:
             elif blob is not None:
                 self._restore(blob)
             self._resume_after = Position(int(seq), sub) if sub else None
+            after = Position(int(seq), sub if sub else LAST_SUB)
+            for sink in self._sinks:
+                await self._durable(sink.name, functools.partial(sink.resume, shard_id, after))
         elif parent_shard_ids:
             parents = [
                 await self._durable("state", functools.partial(self._state.load, p, SHARD_END))

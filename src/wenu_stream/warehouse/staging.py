@@ -12,6 +12,16 @@ other boundaries makes other files whose rows overlap, and the loader's merge
 skips keys already loaded. The digest keeps a loaded file from being silently
 replaced by different rows at the same positions (a quarantine re-drive of
 readings from a message whose other readings were staged before).
+
+Files are never left overlapping by a crash: a file is written by a flush
+that the checkpoint follows, so every file past a shard's checkpoint was
+written by an owner that died (or lost its lease) before checkpointing it.
+When the shard resumes (``resume``, with the checkpoint) those files are
+deleted before anything is written: the replay stages the same readings
+again, cut wherever its own flushes fall. The loader may have loaded such a
+file in between; its rows are then loaded twice and the merge keeps one (the
+PostgreSQL key, Redshift's ``NOT EXISTS`` + ``ROW_NUMBER``). A shard that is
+released drops the rows it had not staged (they replay on its next owner).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from wenu_stream.log import get_logger
 from wenu_stream.model import Position, SeriesReading
 from wenu_stream.ports import SinkBase
 from wenu_stream.tasks import all_or_first_error
@@ -29,6 +40,9 @@ from wenu_stream.warehouse.rows import encode_csv, to_row
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
+
+
+_MAX_SUB = 99_999  # sub-sequence numbers are written with 5 digits
 
 
 def _position(p: Position) -> str:
@@ -62,6 +76,26 @@ class S3StagingSink(SinkBase):
         self._client, self._bucket, self._prefix = client, bucket, prefix
         self._app, self._stream = app, stream
         self._pending: dict[str, list[SeriesReading]] = {}
+        self._log = get_logger("wenu.staging")
+
+    def release(self, shard_id: str) -> None:
+        """The shard starts or stops here: rows not staged yet replay on its next owner."""
+        self._pending.pop(shard_id, None)
+
+    async def resume(self, shard_id: str, after: Position) -> None:
+        """Delete the files a previous owner staged past the checkpoint ``after`` (module docstring)."""
+        folder = f"{self._prefix}{self._app}/{self._stream}/{shard_id}/"
+        start = f"{folder}{_position(Position(after.sequence, min(after.sub, _MAX_SUB)))}_~"
+        paginator = self._client.get_paginator("list_objects_v2")
+        stale = [
+            obj["Key"]
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=folder, StartAfter=start)
+            for obj in page.get("Contents", [])
+        ]
+        for key in stale:
+            await self._client.delete_object(Bucket=self._bucket, Key=key)
+        if stale:
+            self._log.info("staged_files_superseded", shard_id=shard_id, files=len(stale), after=str(after))
 
     async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> None:
         """Keep ``readings`` for the next flush (memory only)."""
