@@ -94,7 +94,7 @@ def test_a_failed_condition_returns_the_item_it_saw_as_dynamodb_does(
             UpdateExpression="SET v = :v",
             ExpressionAttributeValues={":v": {"N": "2"}},
             **kw,
-        ),  # fmt: skip
+        ),
         lambda **kw: ddb.delete_item(Key={"pk": {"S": "a"}}, **kw),
     ):
         with pytest.raises(ddb.exceptions.ConditionalCheckFailedException) as failed:
