@@ -1,6 +1,7 @@
 # wenu-stream: two commands on a fresh machine with Python 3.11+ and Node.js.
 #   make demo   set up, start the local AWS stack, simulate ~200 meters for a minute, consume, summarise
 #   make test   set up everything (venv, npm emulators, KCL jars, PostgreSQL, chromium) and run the whole suite
+#               (make test-quick: the inner loop, without the tests marked slow, e2e or cdk)
 #   make bench  side-by-side benchmarks (ratios against floors measured in the same run; ARGS=--quick: smaller)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | md5sum | cut -c1-8)
 
-.PHONY: setup demo test test-fast lint bench kcl chromium clean constraints
+.PHONY: setup demo test test-fast test-quick lint bench kcl chromium clean constraints
 
 setup: $(STAMP) node_modules/.installed
 
@@ -45,6 +46,9 @@ test: setup kcl chromium lint
 
 test-fast: setup kcl
 	$(BIN)/python -m pytest -m "not integration and not e2e and not cdk"
+
+test-quick: setup kcl  # the inner loop: every tier but the tests of 3.5 s or more (marked slow), the daemon and CDK ones
+	$(BIN)/python -m pytest -m "not slow and not e2e and not cdk"
 
 bench: setup kcl
 	$(BIN)/python bench/run.py $(ARGS)

@@ -125,6 +125,7 @@ def wait_for(check: Any, what: str, timeout_s: float = 90.0, every_s: float = 0.
         time.sleep(every_s)
 
 
+@pytest.mark.slow
 def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
     stack: Any, new_page: Any, tmp_path: Path
 ) -> None:
@@ -255,6 +256,7 @@ def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
     assert audit[:4] == ["catalog.apply", "alarm.shelve", "alarm.ack", "catalog.apply"]
 
 
+@pytest.mark.slow
 def test_a_customer_sees_only_its_company_and_no_staff_pages(stack: Any, new_page: Any) -> None:
     api, _ = stack
     page = new_page()

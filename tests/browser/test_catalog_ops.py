@@ -67,6 +67,7 @@ def stack(aws_stack: object, postgres_database: str, unique_name: str, tmp_path:
             worker.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_bulk_edit_csv_import_and_the_re_drives_in_the_browser(stack: Any, new_page: Any) -> None:
     api, worker = stack
     cfg = api.config

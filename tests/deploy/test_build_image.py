@@ -23,6 +23,7 @@ def build(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.integration  # needs the KCL jars of `make kcl` (copied from the installed amazon-kclpy)
 def test_local_build_makes_the_wheel_and_lays_out_app_as_the_image_does(tmp_path: Path) -> None:
     done = build("local", str(tmp_path))

@@ -47,6 +47,7 @@ def attachment_of(t: dict[str, Any], secret: str) -> str:
 # --- the database ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_catalog_is_a_private_encrypted_postgresql_that_forces_tls(
     dev: dict[str, Any], prod: dict[str, Any]
 ) -> None:

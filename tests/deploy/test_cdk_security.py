@@ -74,12 +74,14 @@ def findings(stack: Any) -> list[str]:
     return [f"{m.id}: {str(m.entry.data).splitlines()[0][:200]}" for m in found]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_no_finding_is_left_unfixed_and_unacknowledged(nagged: dict[str, Any], stage: str) -> None:
     stack, _template = nagged[stage]
     assert findings(stack) == []
 
 
+@pytest.mark.slow
 def test_the_check_is_live_a_bucket_without_access_logs_is_flagged(nagged: dict[str, Any]) -> None:
     canary, _template = nagged["canary"]
     assert any("AwsSolutions-S1" in f for f in findings(canary))
@@ -128,6 +130,7 @@ def test_what_matters_for_a_data_lake_is_fixed_not_acknowledged(nagged: dict[str
     assert {"ParameterName": "require_ssl", "ParameterValue": "true"} in params["Properties"]["Parameters"]
 
 
+@pytest.mark.slow
 def test_cfn_lint_finds_nothing_in_either_stage(stages: dict[str, Synthesised]) -> None:
     directory = Path(stages["dev"].assembly.directory)
     templates = [str(directory / f"{stages[s].stack.stack_name}.template.json") for s in STAGES]

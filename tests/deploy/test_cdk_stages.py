@@ -177,6 +177,7 @@ def test_lease_tables_in_the_roles_are_those_the_tasks_use(synth: Synthesised) -
         ({"wenu:shards": "x"}, "wenu:shards"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_setting_exits_2_naming_it_and_the_fix(context: dict[str, str], named: str) -> None:
     env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "PYTHONPATH": str(ROOT)}
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")

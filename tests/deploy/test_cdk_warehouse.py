@@ -110,6 +110,7 @@ def variant(stages: dict[str, Synthesised]) -> dict[str, Any]:
     return app.synth().get_stack_by_name(stack.stack_name).template  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_an_existing_warehouse_is_referenced_and_nothing_is_created(variant: dict[str, Any]) -> None:
     """wenu:redshiftWorkgroup + wenu:redshiftSecretArn: no cluster, the load task points at the workgroup."""
     from wenu_cdk.naming import SettingError

@@ -79,6 +79,7 @@ def _healthy(env: dict[str, str]) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_kcl_engine_wipes_metrics_serves_health_and_stops_the_daemon_on_sigterm(
     tmp_path: Path, aws_stack: Any, unique_name: str

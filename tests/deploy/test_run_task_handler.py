@@ -56,6 +56,7 @@ def test_outcome_waits_while_running_and_accepts_only_exit_code_0() -> None:
         outcome(None, arn)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_create_starts_the_task_and_completes_when_it_has_stopped_with_0(
     aws_stack: Any, unique_name: str

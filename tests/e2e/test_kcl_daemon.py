@@ -92,6 +92,7 @@ def assert_effects(run: Run, expected: Outcomes) -> None:
     assert dead_letter_counts(run.config) == expected.rejected
 
 
+@pytest.mark.slow
 def test_records_flow_to_checkpoints_and_a_kill_minus_9_mid_stream_loses_nothing_and_counts_nothing_twice(
     use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]
 ) -> None:
@@ -128,6 +129,7 @@ def test_records_flow_to_checkpoints_and_a_kill_minus_9_mid_stream_loses_nothing
     assert any(e["checkpoint"][0].isdigit() for e in resumed), "the restart resumed from a checkpoint"
 
 
+@pytest.mark.slow
 def test_two_daemons_share_a_four_shard_stream(
     use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]
 ) -> None:
@@ -162,6 +164,7 @@ def test_two_daemons_share_a_four_shard_stream(
     assert shards[0] | shards[1] == set(run.checkpoints())
 
 
+@pytest.mark.slow
 def test_a_split_shard_is_processed_parent_first_and_children_inherit_its_duplicate_memory(
     use_kinesis_local: str, unique_name: str, tmp_path: Path, kcl_daemons: list[KclDaemon]
 ) -> None:

@@ -28,6 +28,7 @@ def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:  # type: ignore[typ
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
+@pytest.mark.slow
 async def test_list_filters_by_state_and_company(
     alarm_tables: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -73,6 +74,7 @@ async def test_list_filters_by_state_and_company(
     assert len(table) == 4 and all(line.startswith("firing") for line in table[1:])
 
 
+@pytest.mark.slow
 async def test_history_lists_a_series_transitions_in_time_order(
     alarm_tables: None, capsys: pytest.CaptureFixture[str]
 ) -> None:

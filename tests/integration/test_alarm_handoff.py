@@ -44,6 +44,7 @@ async def new_owner(config: Any, topic: str, ddb: Any, sns: Any, readings: list[
         return b
 
 
+@pytest.mark.slow
 async def test_a_lease_stolen_mid_flush_publishes_each_transition_once(
     aws_stack: object, unique_name: str
 ) -> None:

@@ -60,6 +60,7 @@ def minute(m: int, rng: random.Random) -> list[Any]:
     return out
 
 
+@pytest.mark.slow
 async def test_a_live_commit_writes_a_few_items_per_shard_and_a_reload_gets_the_same_states(
     aws_stack: object, unique_name: str
 ) -> None:

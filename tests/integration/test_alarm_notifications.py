@@ -85,6 +85,7 @@ async def test_every_rule_type_notifies_each_transition_once_with_body_and_attri
         assert attributes == {"severity": body["severity"], "company": "acme", "state": body["state"]}
 
 
+@pytest.mark.slow
 async def test_a_severity_filter_policy_receives_only_its_share(aws_stack: object, unique_name: str) -> None:
     config, topic = provision(unique_name)
     everything = subscribe(topic, unique_name + "-all")

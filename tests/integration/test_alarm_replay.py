@@ -85,6 +85,7 @@ def published(queue: str) -> Counter[bytes]:
     return Counter(msgspec.json.encode(msgspec.convert(body, Notification)) for body, _ in drain(queue))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash", ["before_flush", "after_flush_before_checkpoint", "mid_flush", "twice"])
 async def test_a_crash_and_replay_publish_exactly_the_uncrashed_notifications(
     aws_stack: object, unique_name: str, crash: str
@@ -111,6 +112,7 @@ async def test_a_crash_and_replay_publish_exactly_the_uncrashed_notifications(
     assert published(queue) == expected
 
 
+@pytest.mark.slow
 async def test_an_sns_outage_delays_notifications_and_loses_none(aws_stack: object, unique_name: str) -> None:
     config, topic = provision(unique_name)
     queue = subscribe(topic, unique_name)
@@ -129,6 +131,7 @@ async def test_an_sns_outage_delays_notifications_and_loses_none(aws_stack: obje
     assert published(queue) == reference(readings)
 
 
+@pytest.mark.slow
 async def test_a_worker_that_gave_up_on_sns_leaves_pending_notifications_for_the_next_owner(
     aws_stack: object, unique_name: str
 ) -> None:

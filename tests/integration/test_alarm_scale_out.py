@@ -47,6 +47,7 @@ def producer(stream: str, seed: int) -> tuple[SimulationConfig, threading.Thread
     return sim, thread
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("round_", [1, 2])
 def test_scale_out_to_three_workers_and_back_notifies_each_transition_once(
     aws_stack: object, unique_name: str, tmp_path: Path, round_: int

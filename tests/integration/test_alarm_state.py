@@ -19,6 +19,7 @@ def stored(config, rule: str, series: str) -> dict:  # type: ignore[no-untyped-d
     return item["Item"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("second_shard", ["shardId-0", "shardId-7"], ids=["restart", "moved"])
 async def test_a_pending_threshold_continues_on_the_next_owner(
     aws_stack: object, unique_name: str, second_shard: str
@@ -72,6 +73,7 @@ async def test_no_data_fires_on_wall_time_after_a_restart_of_an_idle_shard(
     assert [b["transition_id"] for b, _ in drain(queue)] == [fired.transition_id]
 
 
+@pytest.mark.slow
 async def test_a_stale_owner_cannot_overwrite_a_newer_state(aws_stack: object, unique_name: str) -> None:
     config, topic = provision(unique_name)
     async with clients() as (ddb, sns):

@@ -102,6 +102,7 @@ def expected_moves(expected: list[ExpectedAlarm]) -> Counter[Move]:
     return Counter((e.rule, e.series, e.state, e.transition_id) for e in expected)
 
 
+@pytest.mark.slow
 def test_the_queue_receives_exactly_the_expected_notifications(
     aws_stack: object, unique_name: str, tmp_path: Path
 ) -> None:
@@ -139,6 +140,7 @@ def test_the_queue_receives_exactly_the_expected_notifications(
     }  # its day outlasts the run
 
 
+@pytest.mark.slow
 def test_kill_minus_9_twice_publishes_the_notifications_of_an_uncrashed_run(
     aws_stack: object, unique_name: str, tmp_path: Path
 ) -> None:

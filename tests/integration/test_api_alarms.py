@@ -104,6 +104,7 @@ class Worker:
         return [body for body, _ in drain(self.queue) if body["rule"] == rule]
 
 
+@pytest.mark.slow
 async def test_ack_and_shelve_are_audited_and_a_shelved_transition_is_recorded_not_sent(
     api: Api, clients: tuple[Any, Any]
 ) -> None:
@@ -191,6 +192,7 @@ async def test_a_rule_edit_keeps_the_firing_state_and_sends_nothing_again(
     worker.store.close()
 
 
+@pytest.mark.slow
 async def test_rule_preview_runs_the_engine_over_stored_windows_next_to_what_was_notified(
     api: Api, clients: tuple[Any, Any]
 ) -> None:
@@ -242,6 +244,7 @@ async def test_rule_preview_runs_the_engine_over_stored_windows_next_to_what_was
     worker.store.close()
 
 
+@pytest.mark.slow
 async def test_a_preview_over_the_warehouse_is_exact_the_unchanged_rule_gives_the_notified_ids(
     aws_stack: object, postgres_database: str, unique_name: str, tmp_path: Path, clients: tuple[Any, Any]
 ) -> None:

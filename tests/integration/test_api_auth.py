@@ -79,6 +79,7 @@ def bravo(t: int, value: float, n: int) -> SeriesReading:
     )
 
 
+@pytest.mark.slow
 async def test_a_customer_sees_only_its_company_on_every_read_endpoint(api: Api, aws_stack: Any) -> None:
     from aiobotocore.session import get_session
 

@@ -40,6 +40,7 @@ def letter(api: Api, reason: str, shard: str, seq: int, arrival: str) -> None:
     boto3.client("s3").put_object(Bucket=cfg.sinks.bucket, Key=key, Body=encode_lines([doc]))
 
 
+@pytest.mark.slow
 def test_dead_letters_by_reason_and_time_in_pages(api: Api) -> None:
     letter(api, "auth_failed", "shardId-0", 1, "2026-11-20T10:00:00.000+00:00")
     letter(api, "auth_failed", "shardId-0", 2, "2026-11-20T11:00:00.000+00:00")

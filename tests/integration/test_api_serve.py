@@ -25,6 +25,7 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_serve_api_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
     env = {**os.environ, "WENU_API_PORT": "99999"}
     bad_port = cli("serve", "api", env=env)
@@ -37,6 +38,7 @@ def test_serve_api_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "development tokens are refused" in refused.stderr
 
 
+@pytest.mark.slow
 def test_serve_api_serves_probes_metrics_and_the_api_with_a_dev_token(
     aws_stack: object, tmp_path: Path
 ) -> None:

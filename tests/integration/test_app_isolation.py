@@ -42,6 +42,7 @@ async def crash_looping(config: Config, stop: asyncio.Event) -> list[int]:
     return codes
 
 
+@pytest.mark.slow
 async def test_a_broken_processing_app_never_delays_an_alarm(
     aws_stack: object, unique_name: str, tmp_path: Path
 ) -> None:

@@ -56,6 +56,7 @@ async def test_paginate_follows_every_page(aws_stack: object, unique_name: str) 
     assert sorted(i["pk"]["S"] for i in synced) == sorted(found)
 
 
+@pytest.mark.slow
 async def test_a_false_condition_is_a_value_holding_what_the_condition_saw(
     aws_stack: object, unique_name: str
 ) -> None:
@@ -74,6 +75,7 @@ async def test_a_false_condition_is_a_value_holding_what_the_condition_saw(
     assert second == ConditionFailed({"pk": {"S": "a"}, "v": {"N": "1"}})
 
 
+@pytest.mark.slow
 async def test_batch_get_reads_many_keys_once_each_and_skips_missing_ones(
     aws_stack: object, unique_name: str
 ) -> None:
@@ -85,6 +87,7 @@ async def test_batch_get_reads_many_keys_once_each_and_skips_missing_ones(
     assert sorted(i["pk"]["S"] for i in items) == [f"k{i:03d}" for i in range(230)]
 
 
+@pytest.mark.slow
 async def test_batch_get_asks_again_for_the_keys_a_too_large_answer_left_unprocessed(
     aws_stack: object, unique_name: str
 ) -> None:

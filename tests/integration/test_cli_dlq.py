@@ -40,6 +40,7 @@ def letters(aws_stack: object, unique_name: str, monkeypatch: pytest.MonkeyPatch
     return keys
 
 
+@pytest.mark.slow
 def test_summary_counts_each_reason(letters: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dlq", "summary", "-o", "json"]) == 0
     rows = {r["reason"]: r for r in json.loads(capsys.readouterr().out)}
@@ -63,6 +64,7 @@ def test_summary_counts_each_reason(letters: list[str], capsys: pytest.CaptureFi
     ]
 
 
+@pytest.mark.slow
 def test_list_reads_every_letter_in_key_order_and_stops_early(
     letters: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -74,6 +76,7 @@ def test_list_reads_every_letter_in_key_order_and_stops_early(
     assert [r["reason"] for r in two] == ["unknown_key"] * 2 and two[0]["data_b64"] == "CQk="
 
 
+@pytest.mark.slow
 def test_show_of_a_missing_object_is_not_found(
     letters: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

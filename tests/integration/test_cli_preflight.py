@@ -61,6 +61,7 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["--set", "metrics_host=no-such-host.invalid", "--set", "metrics_port=9"], "WENU_METRICS_HOST"),
     ],
 )
+@pytest.mark.slow
 def test_a_missing_piece_is_exit_2_naming_its_setting_and_nothing_is_created(
     ready_env: dict[str, str],
     command: list[str],
@@ -83,6 +84,7 @@ def test_a_wrong_sqlite_catalog_path_is_refused_and_not_created(
     assert not lease_table_exists(ready_env["WENU_LEASE_TABLE"])
 
 
+@pytest.mark.slow
 def test_an_empty_catalog_is_refused(
     ready_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,6 +96,7 @@ def test_an_empty_catalog_is_refused(
     assert "holds no company" in err
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_exit_2_naming_it(
     ready_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,6 +107,7 @@ def test_a_port_in_use_is_exit_2_naming_it(
     assert not lease_table_exists(ready_env["WENU_LEASE_TABLE"])
 
 
+@pytest.mark.slow
 def test_alarms_needs_its_tables_and_topic(
     ready_env: dict[str, str], unique_name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,6 +129,7 @@ def test_alarms_needs_its_tables_and_topic(
     assert ready["WENU_ALARMS_TOPIC_NAME"].endswith(f":{unique_name}-t")
 
 
+@pytest.mark.slow
 def test_check_config_app_lists_what_it_found(
     ready_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,6 +120,7 @@ def loopback_config(receiver: str, agent_port: int, targets: dict[str, str]) -> 
     return config
 
 
+@pytest.mark.slow
 def test_the_agent_scrapes_every_job_and_remote_writes_with_the_stage_label(
     aws_stack: object, unique_name: str, receiver: str, pushgateway: str, tmp_path: Path
 ) -> None:

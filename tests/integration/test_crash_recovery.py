@@ -79,6 +79,7 @@ def checkpointed(config) -> int:  # type: ignore[no-untyped-def]
         return 0
 
 
+@pytest.mark.slow
 def test_kill_minus_9_twice_gives_the_same_effects_as_an_uncrashed_run(
     aws_stack: object, unique_name: str, tmp_path: Path
 ) -> None:

@@ -89,6 +89,7 @@ async def owners(table: str) -> dict[str, str | None]:
     return {lease.lease_key: lease.lease_owner for lease in leases}
 
 
+@pytest.mark.slow
 async def test_one_worker_reads_every_shard_in_order_and_checkpoints_the_last_record(
     aws_stack: object, unique_name: str
 ) -> None:
@@ -106,6 +107,7 @@ async def test_one_worker_reads_every_shard_in_order_and_checkpoints_the_last_re
     assert result.checkpoints >= 4
 
 
+@pytest.mark.slow
 async def test_lease_rows_follow_the_kcl_schema(aws_stack: object, unique_name: str) -> None:
     create_stream(unique_name, 2)
     put(unique_name, 10, 2)
@@ -142,6 +144,7 @@ async def _all_owned(table: str, owner: str, count: int) -> bool:
     return len(current) == count and all(o == owner for o in current.values())
 
 
+@pytest.mark.slow
 async def test_two_workers_share_four_shards_two_and_two(aws_stack: object, unique_name: str) -> None:
     create_stream(unique_name, 4)
     expected = put(unique_name, 200, 4)
@@ -165,6 +168,7 @@ async def test_two_workers_share_four_shards_two_and_two(aws_stack: object, uniq
     assert {x.lease_key: x.checkpoint for x in read_leases(unique_name)} == {s: more[s][-1] for s in expected}
 
 
+@pytest.mark.slow
 async def test_a_dead_workers_leases_expire_and_the_other_resumes_from_the_checkpoint(
     aws_stack: object, unique_name: str
 ) -> None:
@@ -194,6 +198,7 @@ async def test_a_dead_workers_leases_expire_and_the_other_resumes_from_the_check
     )
 
 
+@pytest.mark.slow
 async def test_a_failing_processor_stops_the_worker_without_checkpoint_and_the_batch_replays(
     aws_stack: object, unique_name: str
 ) -> None:
@@ -231,6 +236,7 @@ async def test_a_failing_processor_stops_the_worker_without_checkpoint_and_the_b
     assert read_leases(unique_name)[0].checkpoint == poison[-1]
 
 
+@pytest.mark.slow
 async def test_a_graceful_stop_flushes_checkpoints_and_releases_every_lease(
     aws_stack: object, unique_name: str
 ) -> None:
@@ -251,6 +257,7 @@ async def test_a_graceful_stop_flushes_checkpoints_and_releases_every_lease(
     assert sorted(closing) == sorted([(s, "flush") for s in expected] + [(s, "close") for s in expected])
 
 
+@pytest.mark.slow
 async def test_checkpoint_age_is_zero_when_caught_up_and_keeps_growing_while_a_batch_hangs(
     aws_stack: object, unique_name: str
 ) -> None:

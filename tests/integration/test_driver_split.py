@@ -15,6 +15,7 @@ from wenu_stream.drivers.native.leases import read_leases
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 async def test_a_split_parent_is_read_to_its_end_before_either_child(
     use_kinesis_local: str, unique_name: str
 ) -> None:

@@ -75,6 +75,7 @@ def setup(aws_stack: object, unique_name: str, monkeypatch: pytest.MonkeyPatch) 
     return unique_name, unique_name, shard
 
 
+@pytest.mark.slow
 def test_list_shows_owner_counter_checkpoint_parents_and_lag(
     setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -120,6 +121,7 @@ def test_list_shows_owner_counter_checkpoint_parents_and_lag(
     assert caught_up is not None and caught_up.records_behind == 0 and caught_up.next_record_age_ms is None
 
 
+@pytest.mark.slow
 def test_timestamp_resolves_to_the_record_just_before(
     setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,6 +143,7 @@ def test_timestamp_resolves_to_the_record_just_before(
     assert rows(table)[shard]["checkpoint"]["S"] == TRIM_HORIZON
 
 
+@pytest.mark.slow
 def test_timestamp_after_every_record_checkpoints_the_last_one(
     use_kinesis_local: str, aws_stack: object, unique_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,6 +162,7 @@ def test_timestamp_after_every_record_checkpoints_the_last_one(
     assert rows(unique_name)[shard]["checkpoint"]["S"] == seqs[-1]  # new records are processed
 
 
+@pytest.mark.slow
 def test_kcl3_row_is_reset_and_its_handoff_fields_cleared(setup: tuple[str, str, str]) -> None:
     stream, table, shard = setup
     seqs = put(stream, 5, "a")
@@ -185,6 +189,7 @@ def test_kcl3_row_is_reset_and_its_handoff_fields_cleared(setup: tuple[str, str,
     assert "pendingCheckpointSubSequenceNumber" not in row and row["throughputKBps"] == {"N": "1.5"}
 
 
+@pytest.mark.slow
 def test_dry_run_and_refusals_change_nothing(
     setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,6 +269,7 @@ def test_live_lease_refuses_unless_forced_and_writes_are_conditional(setup: tupl
     assert rows(table)[shard]["checkpoint"]["S"] == TRIM_HORIZON
 
 
+@pytest.mark.slow
 def test_rebuild_writes_a_marker_per_shard_with_rising_generations(setup: tuple[str, str, str]) -> None:
     stream, table, shard = setup
     from wenu_stream.aws.provision import ensure_table
@@ -280,6 +286,7 @@ def test_rebuild_writes_a_marker_per_shard_with_rising_generations(setup: tuple[
         assert not marker.applies(seqs[2])
 
 
+@pytest.mark.slow
 def test_a_checkpoint_on_the_last_user_record_of_an_aggregate_is_caught_up(
     setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,6 +59,7 @@ def windows(table: str) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
+@pytest.mark.slow
 def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(
     aws_stack: object,
     unique_name: str,
@@ -122,6 +123,7 @@ def test_a_rebuild_after_a_catalog_fix_recomputes_totals_and_stats(
     assert all(lease.checkpoint.isdigit() for lease in read_leases(config.lease_table))
 
 
+@pytest.mark.slow
 def test_a_rebuild_after_an_alarm_rule_fix_publishes_exactly_what_the_fix_reveals(
     aws_stack: object, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -137,6 +137,7 @@ def test_partial_redrive_finishes_when_run_again(aws_stack: object, unique_name:
     assert {r["PartitionKey"] for r in put_back} == {"redrive:dev-0", "redrive:dev-1", "redrive:dev-2"}
 
 
+@pytest.mark.slow
 def test_show_decodes_with_the_current_key_ring(
     aws_stack: object,
     unique_name: str,
@@ -170,6 +171,7 @@ def test_show_decodes_with_the_current_key_ring(
     assert main(["dlq", "redrive", "--reason", "no_such_reason"]) == 2
 
 
+@pytest.mark.slow
 def test_missing_key_letters_flow_through_once_after_the_key_is_added(
     aws_stack: object,
     unique_name: str,

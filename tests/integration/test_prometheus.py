@@ -32,6 +32,7 @@ RULES = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "wenu-stream.json"
 
 
+@pytest.mark.slow
 def test_alert_rules_check_and_pass_their_unit_tests(prometheus_tools: None) -> None:
     check = subprocess.run(
         ["promtool", "check", "rules", "wenu-alerts.yml"],
@@ -117,6 +118,7 @@ def prometheus(prometheus_tools: None, tmp_path: Path) -> Iterator[tuple[str, in
         log.close()
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_a_running_worker(
     aws_stack: object, unique_name: str, prometheus: tuple[str, int, Path]
 ) -> None:

@@ -31,6 +31,7 @@ def objects(bucket: str, prefix: str) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
+@pytest.mark.slow
 def test_unmapped_readings_wait_in_quarantine_until_the_catalog_maps_them(
     aws_stack: object,
     unique_name: str,

@@ -56,6 +56,7 @@ def demo() -> tuple[str, list[str]]:
         assert not Path(run_dir.group(1)).exists()
 
 
+@pytest.mark.slow
 def test_the_demo_summary_matches_what_the_rules_call_for(demo: tuple[str, list[str]]) -> None:
     out, paste = demo
     assert (
@@ -70,6 +71,7 @@ def test_the_demo_summary_matches_what_the_rules_call_for(demo: tuple[str, list[
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_readme_command_works_pasted_in_order(demo: tuple[str, list[str]], tmp_path: Path) -> None:
     _, paste = demo
     commands = readme_commands()

@@ -123,6 +123,7 @@ def load(
         return set(conn.execute(f"SELECT device, ch, t_ms, value, sent_at FROM {schema}.readings").fetchall())
 
 
+@pytest.mark.slow
 def test_resets_strays_wraps_and_shuffles_lose_nothing_and_count_nothing_twice(
     aws_stack: object,
     unique_name: str,

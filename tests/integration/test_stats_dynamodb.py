@@ -57,6 +57,7 @@ def sink(client: Any, name: str) -> StatsSink:
     return StatsSink(DynamoStatsStore(client, name), lateness_s=LATENESS_S, ttl_months=13, clock=clock)
 
 
+@pytest.mark.slow
 async def test_order_duplicates_and_crashes_leave_identical_tables(ddb: Any, unique_name: str) -> None:
     readings = scenario(50_000, step_s=8, series_list=[SERIES[1], SERIES[2]])
     names = [table(f"{unique_name}-{run_id}") for run_id in "abc"]
@@ -97,6 +98,7 @@ async def test_a_santiago_day_of_23_hours_starts_at_1am(ddb: Any, unique_name: s
     assert dt.timedelta(hours=23) in spans and dt.timedelta(hours=24) in spans
 
 
+@pytest.mark.slow
 async def test_query_command_prints_windows_with_offsets_and_hides_expired_ones(
     ddb: Any, unique_name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,6 +45,7 @@ def rows(table: str, series: str, width: str, **kw: Any) -> list[dict[str, Any]]
             return out
 
 
+@pytest.mark.slow
 async def test_deferred_windows_read_the_same_as_eager_ones(ddb: Any, unique_name: str) -> None:
     readings = scenario(3_000, step_s=120, series_list=SERIES[:2])
     tables = {}

@@ -79,6 +79,7 @@ def bucket(aws_stack: object, unique_name: str) -> str:
     return unique_name
 
 
+@pytest.mark.slow
 def test_staged_readings_load_once(
     bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -140,6 +141,7 @@ def test_rows_hold_the_exact_values(
     assert int(row[6]) == 1764300000123
 
 
+@pytest.mark.slow
 def test_a_replay_with_other_boundaries_adds_no_duplicates(
     bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -158,6 +160,7 @@ def test_a_replay_with_other_boundaries_adds_no_duplicates(
     )
 
 
+@pytest.mark.slow
 def test_many_files_are_grouped_into_manifests_by_size(
     bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,6 +234,7 @@ def test_connection_lost_mid_load_leaves_the_ledger_unchanged(
     assert ledger(postgres_database) == (1, 2, 80)
 
 
+@pytest.mark.slow
 def test_staged_file_unreadable_mid_load_leaves_the_ledger_unchanged(
     bucket: str, postgres_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -252,6 +256,7 @@ def test_staged_file_unreadable_mid_load_leaves_the_ledger_unchanged(
     assert ledger(postgres_database) == (1, 2, 80)
 
 
+@pytest.mark.slow
 def test_cli_outage_is_exit_1_with_a_hint(bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 2))]]))
     assert (
@@ -274,6 +279,7 @@ def pushed(gateway: str) -> dict[str, float]:
     return found
 
 
+@pytest.mark.slow
 def test_each_load_run_pushes_its_outcome_and_a_failed_run_keeps_the_last_success(
     bucket: str, postgres_database: str, pushgateway: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -103,6 +103,7 @@ async def redshift_load(bucket: str, api: FakeDataApi) -> Any:
         )
 
 
+@pytest.mark.slow
 def test_each_manifest_is_one_batch_transaction(bucket: str) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 5)), (1, readings(1, 1, 5))], [(0, readings(0, 6, 9))]]))
     api = FakeDataApi(loaded=[])
@@ -134,6 +135,7 @@ def test_each_manifest_is_one_batch_transaction(bucket: str) -> None:
     assert listed == [f'"{k}","{manifest.name}"' for k in keys(bucket, "staging/")]
 
 
+@pytest.mark.slow
 def test_loaded_files_are_not_loaded_again(bucket: str) -> None:
     asyncio.run(stage(bucket, [[(0, readings(0, 1, 3)), (1, readings(1, 1, 3))], [(0, readings(0, 4, 6))]]))
     api = FakeDataApi(loaded=keys(bucket, "staging/"))  # three keys: two result pages

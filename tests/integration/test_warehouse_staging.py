@@ -44,6 +44,7 @@ def test_one_file_per_shard_and_a_replay_rewrites_it(aws_stack: object, unique_n
     assert s3.get_object(Bucket=unique_name, Key=first[0])["Body"].read() == body
 
 
+@pytest.mark.slow
 def test_a_failed_flush_keeps_the_readings_for_the_next(aws_stack: object, unique_name: str) -> None:
     async def scenario() -> tuple[int, int]:
         async with get_session().create_client("s3") as s3:

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARD = "shardId-000000000003"
 
 
+@pytest.mark.slow
 def test_poison_records_are_dead_lettered_then_checkpointed(
     aws_stack: object, unique_name: str, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ def wait_active(kinesis: object, stream: str) -> None:
     raise TimeoutError(stream)
 
 
+@pytest.mark.slow
 def test_children_of_a_split_and_a_merge_name_their_parents(aws_stack: object, unique_name: str) -> None:
     kinesis = boto3.client("kinesis")
     first, second = create_stream(unique_name, 2, client=kinesis)
