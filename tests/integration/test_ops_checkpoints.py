@@ -206,6 +206,8 @@ def test_dry_run_and_refusals_change_nothing(
         (["--to", "timestamp", "yesterday"], "is not a time"),
         (["--to", "latest", "--shard", "shardId-999999999999"], "no lease for"),
         (["--to", "sequence", "12345", "--shard", shard], "not a position"),
+        # well formed, accepted by GetShardIterator, but no record has it (yet): past the end of the shard
+        (["--to", "sequence", str(int(seqs[-1]) + 2**64), "--shard", shard], "past the last record"),
         (["--to", "sequence", seqs[0]], "exactly one shard")
         if False
         else (["--to", "sequence", "x1"], "sequence"),

@@ -148,16 +148,26 @@ def _arrival_ms(record: RecordTypeDef) -> int:
 
 
 def check_sequence(kinesis: KinesisClient, stream: str, shard_id: str, sequence: str) -> str | None:
-    """None if ``sequence`` is a position of ``shard_id``, else the service's complaint."""
+    """None if a record of ``shard_id`` has the sequence number ``sequence``, else what is wrong with it.
+
+    GetShardIterator accepts any well-formed sequence number of the shard, also
+    one past its last record (a reset there would skip the records that come
+    next), so the record itself is read back.
+    """
     try:
-        kinesis.get_shard_iterator(
+        iterator = kinesis.get_shard_iterator(
             StreamName=stream,
             ShardId=shard_id,
-            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
             StartingSequenceNumber=sequence,
-        )
+        )["ShardIterator"]
     except ClientError as exc:
         return f"{error_code(exc) or 'error'}: {error_message(exc)}".strip()
+    first, _ = _first_record(kinesis, iterator)
+    if first is None:
+        return "no record has it: it lies past the last record of the shard"
+    if str(first["SequenceNumber"]) != sequence:
+        return f"no record has it; the next record is {first['SequenceNumber']}"
     return None
 
 
