@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
 from wenu_stream.aws.common import client_config
 from wenu_stream.aws.dead_letters import S3DeadLetterStore, iter_objects, letter_prefix
 from wenu_stream.aws.fast_dynamodb import FastDynamoDB
+from wenu_stream.aws.keyring import ReloadingKeyRing
 from wenu_stream.aws.notifier import SnsNotifier, resolve_topic_arn
 from wenu_stream.aws.quarantine import S3Quarantine
 from wenu_stream.aws.state import DynamoStateStore
@@ -143,6 +145,7 @@ class Runtime:
         self.clock = clock  # wall time, epoch ms (benchmarks run the applications on a simulated one)
         self.monotonic = monotonic  # the commit interval's clock
         self.keyring = keyring
+        self.keyrings: ReloadingKeyRing | None = None  # the configured key-ring file, read again
         self.registry = CollectorRegistry()
         self.metrics = metrics or Metrics.create(self.registry)
         self.health = health or Health()
@@ -196,6 +199,12 @@ class Runtime:
                 self.keyring = await asyncio.to_thread(load_keyring, cfg)
                 for warning in keyring_warnings(cfg):
                     get_logger("wenu.keyring").warning("keyring_file_exposed", detail=warning)
+            if (
+                cfg.keyring.file or cfg.keyring.kms_file
+            ):  # the configured file stays the source: read it again
+                self.keyrings = ReloadingKeyRing(
+                    functools.partial(load_keyring, cfg), self.keyring, every_s=cfg.keyring.reload_s
+                )
             if self.dead_letters is None:
                 self.dead_letters = S3DeadLetterStore(
                     await self.client("s3"),
@@ -234,7 +243,7 @@ class Runtime:
         assert self.keyring is not None and self.dead_letters is not None and self.state is not None
         return PipelineProcessor(
             app=self.config.app,
-            keyring=self.keyring,
+            keyring=self.keyrings.current if self.keyrings is not None else self.keyring,
             dead_letters=self.dead_letters,
             state=self.state,
             sinks=self.sinks,

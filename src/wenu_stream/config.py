@@ -73,6 +73,9 @@ class KeyRingConfig(Base, frozen=True):
 
     file: str = ""
     kms_file: str = ""
+    reload_s: Annotated[float, Meta(ge=0, le=86_400)] = (
+        60.0  # read the ring again this often (0: only on SIGHUP)
+    )
 
 
 class CatalogConfig(Base, frozen=True):

@@ -8,17 +8,24 @@ KMS-wrapped file::
     {"format": "wenu-keyring-kms-v1", "kms_key_id": "...", "encryption_context": {...},
      "keys": {"key-id": "<base64 CiphertextBlob>", ...}}
 
-Each data key is unwrapped once at start-up with KMS ``Decrypt`` (a sync boto3
-client is fine here). Rotation adds a key id; old ids keep working. Errors name
-the file, the key id and the fix, never the key.
+Each data key is unwrapped once per load with KMS ``Decrypt`` (a sync boto3
+client, run off the event loop). Rotation adds a key id; old ids keep working.
+Errors name the file, the key id and the fix, never the key.
+
+A worker reads its ring again every ``keyring.reload_s`` and on SIGHUP
+(:class:`ReloadingKeyRing`), so a newly provisioned device key is used within
+a minute instead of its records being dead-lettered until the next deploy. A
+ring that fails to load keeps the previous one (and says so in the log).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from wenu_stream.aws.common import error_code
 from wenu_stream.errors import KeyRingError
+from wenu_stream.log import get_logger
 from wenu_stream.records.crypto import KEY_SIZE, KeyRing
 
 if TYPE_CHECKING:
@@ -148,3 +156,53 @@ def _ring(path: str | Path, keys: dict[str, bytes]) -> KeyRing:
         return KeyRing.from_keys(keys)
     except KeyRingError as exc:
         raise KeyRingError(f"{path}: {exc}. Fix: use 32-byte keys and key ids of [A-Za-z0-9._:-]") from None
+
+
+class ReloadingKeyRing:
+    """The current key ring: loaded again every ``every_s`` (0: never) and when :meth:`request` was called."""
+
+    def __init__(
+        self,
+        load: Callable[[], KeyRing],
+        ring: KeyRing,
+        *,
+        every_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load, self._ring, self._every_s, self._monotonic = load, ring, every_s, monotonic
+        self._loaded_at = monotonic()
+        self._requested = False
+        self._lock: asyncio.Lock | None = None
+        self._log = get_logger("wenu.keyring")
+
+    def request(self) -> None:
+        """Load again at the next use (SIGHUP). Safe from a signal handler."""
+        self._requested = True
+
+    async def current(self) -> KeyRing:
+        """The ring, loaded again first if it is due (one load at a time; a failed load keeps the old ring)."""
+        if not self._due():
+            return self._ring
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if self._due():
+                self._requested, self._loaded_at = False, self._monotonic()
+                await self._reload()
+        return self._ring
+
+    def _due(self) -> bool:
+        return self._requested or (self._every_s > 0 and self._monotonic() - self._loaded_at >= self._every_s)
+
+    async def _reload(self) -> None:
+        try:
+            ring = await asyncio.to_thread(self._load)
+        except KeyRingError as exc:
+            self._log.warning(
+                "keyring_reload_failed", error=str(exc), effect="the previous key ring stays in use"
+            )
+            return
+        added = sorted(set(ring.key_ids) - set(self._ring.key_ids))
+        removed = sorted(set(self._ring.key_ids) - set(ring.key_ids))
+        if added or removed:
+            self._log.info("keyring_reloaded", added=added, removed=removed)
+        self._ring = ring

@@ -2,7 +2,8 @@
 
 Before anything is created it checks what ``check-config --app`` checks (key
 ring, metrics address, catalog, stream, bucket, tables, topic). Stops on
-SIGTERM/SIGINT after flushing and checkpointing what is durable, or by itself
+SIGTERM/SIGINT after flushing and checkpointing what is durable (SIGHUP reads the
+key ring again; it is also read every ``keyring.reload_s``), or by itself
 after ``--idle-exit`` seconds without records. Exit code 0 on a clean stop, 1
 when a shard failed (its batch was not checkpointed and will replay), 2 for bad
 configuration or a missing resource (before any side effect); AWS errors as
@@ -79,6 +80,7 @@ def _early_stop() -> list[int]:
     seen: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _: seen.append(number))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the key ring is read at start anyway
     return seen
 
 
@@ -109,6 +111,7 @@ async def consume(
         loop.add_signal_handler(sig, stopping)
     if requested:
         stopping()
+    loop.add_signal_handler(signal.SIGHUP, lambda: runtime.keyrings and runtime.keyrings.request())
     log = get_logger("wenu.run").bind(app=config.app)
     async with runtime as rt:
         server = serve_metrics(config, rt)

@@ -52,7 +52,7 @@ class PipelineProcessor:
         self,
         *,
         app: str,
-        keyring: KeyRing,
+        keyring: KeyRing | Callable[[], Awaitable[KeyRing]],
         dead_letters: DeadLetterStore,
         state: StateStore,
         sinks: Sequence[BatchSink] = (),
@@ -158,7 +158,8 @@ class PipelineProcessor:
             return due and await self._commit() is not None
         started = time.monotonic()
         self._broken = True  # until this batch's effects are handed over or durable
-        outcome = process_batch(records, self._keyring, self._dedup, self._resume_after)
+        keyring = self._keyring if isinstance(self._keyring, KeyRing) else await self._keyring()
+        outcome = process_batch(records, keyring, self._dedup, self._resume_after)
         self._resume_after = None
         if outcome.dead_letters:
             await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, outcome.dead_letters))

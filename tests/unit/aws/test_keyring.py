@@ -46,3 +46,27 @@ def test_a_malformed_field_is_named(kms: Any, tmp_path: Path, field: str, value:
     with pytest.raises(KeyRingError, match=field) as info:
         load_kms_keyring(path, kms)
     assert str(path) in str(info.value)
+
+
+async def test_a_reloading_ring_reads_the_file_again_when_due_or_asked_and_keeps_the_last_good_one(
+    tmp_path: Path,
+) -> None:
+    from tests.support.records import KEYS
+    from tests.support.scenario import write_keyring
+    from wenu_stream.aws.keyring import ReloadingKeyRing, load_keyring_file
+
+    path = write_keyring(tmp_path / "ring.json", {"k1": KEYS["k1"]})
+    now = [0.0]
+    ring = ReloadingKeyRing(
+        lambda: load_keyring_file(path), load_keyring_file(path), every_s=60, monotonic=lambda: now[0]
+    )
+    write_keyring(path, KEYS)  # a new device key is provisioned
+    assert (await ring.current()).key_ids == ("k1",)  # not due yet
+    now[0] = 60.0
+    assert sorted((await ring.current()).key_ids) == ["k1", "k2"]
+    path.write_text("{not json")
+    ring.request()  # SIGHUP
+    assert sorted((await ring.current()).key_ids) == ["k1", "k2"]  # a broken file keeps the last good ring
+    write_keyring(path, {"k1": KEYS["k1"]})
+    ring.request()
+    assert (await ring.current()).key_ids == ("k1",)
