@@ -24,7 +24,7 @@ from tests.integration.test_alarms_app import (
     received,
     start_alarms_worker,
 )
-from tests.integration.test_crash_recovery import wait_for
+from tests.support.effects import wait_for
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, write_keyring
 from wenu_stream.devtools.simulate import SimulationConfig, generate, parse_faults

@@ -20,7 +20,7 @@ import pytest
 
 from tests.fixtures.aws import create_stream
 from tests.integration.alarm_support import drain, subscribe
-from tests.integration.test_crash_recovery import checkpointed, wait_for
+from tests.support.effects import checkpointed, wait_for
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, prepare, run_config, write_keyring
 from wenu_stream.aws.provision import ensure_alarm_tables, ensure_alarm_topic

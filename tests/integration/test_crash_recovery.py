@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import signal
 import time
 from pathlib import Path
 
-import boto3
-import msgspec
 import pytest
 
+from tests.support.effects import checkpointed, letters_of, staged_rows, stats_table, wait_for
 from tests.support.records import KEYS
 from tests.support.scenario import (
     fill_stream,
@@ -21,62 +19,10 @@ from tests.support.scenario import (
     start_worker,
     write_keyring,
 )
-from tests.support.stats import comparable
-from wenu_stream.aws.dead_letters import iter_letters, letter_prefix
 from wenu_stream.drivers.native.leases import read_leases
 from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals
-from wenu_stream.warehouse.rows import decode_csv
 
 pytestmark = pytest.mark.integration
-
-
-def keys_under(config, prefix: str) -> set[str]:  # type: ignore[no-untyped-def]
-    s3 = boto3.client("s3")
-    keys: set[str] = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=config.sinks.bucket, Prefix=prefix):
-        keys |= {o["Key"] for o in page.get("Contents", [])}
-    return keys
-
-
-def letters_of(config):  # type: ignore[no-untyped-def]
-    prefix = letter_prefix(config.sinks.dead_letter_prefix, config.app, config.kinesis.stream)
-    found = iter_letters(boto3.client("s3"), config.sinks.bucket, prefix)
-    return sorted((lt.document.position, lt.document.reason, lt.document.data_b64) for lt in found)
-
-
-def stats_table(config):  # type: ignore[no-untyped-def]
-    """The stats window items a dashboard reads (series-state items hold commit bookkeeping that follows flush timing)."""
-    pages = (
-        boto3.client("dynamodb")
-        .get_paginator("scan")
-        .paginate(TableName=config.stats.table, ConsistentRead=True)
-    )
-    items = comparable([item for page in pages for item in page["Items"]])
-    return {key: value for key, value in items.items() if not key[0].endswith("#state")}
-
-
-def staged_rows(config) -> set[tuple[object, ...]]:  # type: ignore[no-untyped-def]
-    """Every staged warehouse row, as the loader's unique key sees them (file boundaries may differ)."""
-    s3, rows = boto3.client("s3"), set()
-    for key in keys_under(config, config.warehouse.staging_prefix):
-        body = gzip.decompress(s3.get_object(Bucket=config.sinks.bucket, Key=key)["Body"].read())
-        rows |= {msgspec.structs.astuple(row) for row in decode_csv(body)}
-    return rows
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
-
-
-def checkpointed(config) -> int:  # type: ignore[no-untyped-def]
-    try:
-        return sum(lease.checkpoint.isdigit() for lease in read_leases(config.lease_table))
-    except Exception:  # noqa: BLE001 - the lease table may not exist yet
-        return 0
 
 
 @pytest.mark.slow

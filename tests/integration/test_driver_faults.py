@@ -10,7 +10,7 @@ from aiobotocore.session import get_session
 from prometheus_client import CollectorRegistry
 
 from tests.fixtures.aws import create_stream
-from tests.integration.test_driver import eventually, put, settings
+from tests.support.driver import eventually, put, settings
 from tests.support.processors import FakeShardProcessor, Journal
 from wenu_stream.drivers.native.consumer import STOPPED, HeldLease, ShardConsumer, WorkerState
 from wenu_stream.drivers.native.kinesis import (

@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from tests.fixtures.aws import create_stream
-from tests.integration.test_driver import eventually, owners, put, settings, start
+from tests.support.driver import eventually, owners, put, settings, start
 from tests.support.processors import Journal
 from wenu_stream.drivers.native.leases import read_leases
 

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import create_stream
-from tests.integration.test_driver import put, settings, start
+from tests.support.driver import put, settings, start
 from tests.support.processors import Journal
 from wenu_stream.drivers.native.leases import read_leases
 

@@ -23,7 +23,7 @@ import boto3
 import pytest
 
 from tests.fixtures.aws import create_stream
-from tests.integration.test_crash_recovery import checkpointed, staged_rows, stats_table, wait_for
+from tests.support.effects import checkpointed, staged_rows, stats_table, wait_for
 from tests.support.records import KEYS, envelope
 from tests.support.scenario import fleet_catalog_for, prepare, run_config, start_worker, write_keyring
 from wenu_stream.cli.main import main

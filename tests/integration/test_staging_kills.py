@@ -21,8 +21,8 @@ import boto3
 import msgspec
 import pytest
 
-from tests.integration.test_crash_recovery import keys_under, wait_for
 from tests.integration.test_sequence_resets import load
+from tests.support.effects import keys_under, wait_for
 from tests.support.records import KEYS
 from tests.support.scenario import (
     fill_stream,
