@@ -149,7 +149,7 @@ def _kinesis_command(spec: StackSpec, port: int) -> tuple[list[str], dict[str, s
             "--updateStreamMs",
             "50",
             "--shardLimit",
-            "100",
+            "1000",  # the test session creates a stream or two per test, and never deletes them
         ]
         if spec.persist:
             cmd += ["--path", str(Path(spec.run_dir) / "kinesis-data")]
@@ -161,6 +161,7 @@ def _kinesis_command(spec: StackSpec, port: int) -> tuple[list[str], dict[str, s
             "KINESIS_MOCK_TLS_PORT": str(free_port()),
             "KINESIS_MOCK_CERT_PATH": str(kl / "server.json"),
             "LOG_LEVEL": "WARN",
+            "SHARD_LIMIT": "1000",  # as kinesalite's: a test session never deletes its streams
             **{
                 f"{op}_DURATION": "50ms"
                 for op in (
