@@ -192,6 +192,10 @@ class StatsStore(Protocol):
         """Put if the stored fence is older (or from another shard); False if it was as new or newer."""
         ...
 
+    async def unpublished(self, shard_id: str) -> list[str]:
+        """Series whose state item holds windows a commit of ``shard_id`` left unwritten (``unpublished_shard``)."""
+        ...
+
 
 RulesSource = Callable[[], "Sequence[AlarmRule]"]
 

@@ -117,6 +117,13 @@ class InMemoryStatsStore:
         self.items[_key(item)] = item
         return True
 
+    async def unpublished(self, shard_id: str) -> list[str]:
+        return sorted(
+            i["series"]["S"]
+            for i in self.items.values()
+            if i.get("unpublished_shard", {}).get("S") == shard_id and "state" in i
+        )
+
 
 def _key(item: Item) -> tuple[str, int]:
     return item["pk"]["S"], int(item["sk"]["N"])

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.conftest import task_definition_json
+from wenu_stream.aws import tables
 
 pytestmark = pytest.mark.cdk
 
@@ -348,3 +349,19 @@ def test_firehose_writes_the_archive_through_its_processor_one_json_line_per_rec
         "kinesisRecordMetadata" in function["Properties"]["Code"]["ZipFile"]
     )  # archive_processor.py, inline
     assert function["Properties"]["Runtime"] == "python3.14"
+
+
+@pytest.mark.parametrize("spec", tables.TABLES, ids=lambda s: s.role)
+def test_every_table_is_built_from_the_spec_the_workers_provision_from(t: dict[str, Any], spec: Any) -> None:
+    """One schema for provisioning, the adapters and the stack (wenu_stream.aws.tables)."""
+    _id, table = only(t, "AWS::DynamoDB::GlobalTable", TableName=f"wenu-dev-{spec.role}")
+    props = table["Properties"]
+    keys = [{"AttributeName": spec.hash.name, "KeyType": "HASH"}]
+    if spec.range is not None:
+        keys.append({"AttributeName": spec.range.name, "KeyType": "RANGE"})
+    assert props["KeySchema"] == keys
+    indexes = {i["IndexName"]: i["KeySchema"] for i in props.get("GlobalSecondaryIndexes", [])}
+    assert indexes == {i.name: tables.key_schema(i.hash, i.range) for i in spec.indexes}
+    types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    for key in (spec.hash, spec.range, *(k for i in spec.indexes for k in (i.hash, i.range))):
+        assert key is None or types[key.name] == key.type

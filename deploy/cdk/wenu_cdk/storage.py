@@ -14,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from wenu_stream.aws import tables
 from wenu_stream.config import Config
 
 from .naming import Names
@@ -88,25 +89,12 @@ class Storage(Construct):
             ],
         )
         # Construct ids stay the same in every stage (the logical ids of the template do not move).
-        self.state_table = self._table(
-            "WenuState", names.state_table, "pk", sort=("pos", dynamodb.AttributeType.STRING)
-        )
-        self.stats_table = self._table(
-            "WenuStats",
-            names.stats_table,
-            "pk",
-            sort=("sk", dynamodb.AttributeType.NUMBER),
-            ttl="expires_at",
-        )
-        self.alarm_state_table = self._table(
-            "WenuAlarmState", names.alarm_state_table, "pk", indexes=[("by-shard", "shard_key", None)]
-        )
+        # Keys, indexes and TTL from the specs the workers provision from (wenu_stream.aws.tables).
+        self.state_table = self._table("WenuState", names.state_table, tables.STATE)
+        self.stats_table = self._table("WenuStats", names.stats_table, tables.STATS)
+        self.alarm_state_table = self._table("WenuAlarmState", names.alarm_state_table, tables.ALARM_STATE)
         self.transitions_table = self._table(
-            "WenuAlarmTransitions",
-            names.transitions_table,
-            "series",
-            sort=("sk", dynamodb.AttributeType.STRING),
-            indexes=[("pending", "pending_shard", "sk")],
+            "WenuAlarmTransitions", names.transitions_table, tables.TRANSITIONS
         )
         self.alarms_topic = sns.Topic(
             self,
@@ -133,34 +121,28 @@ class Storage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
 
-    def _table(
-        self,
-        id: str,
-        name: str,
-        partition: str,
-        *,
-        sort: tuple[str, dynamodb.AttributeType] | None = None,
-        ttl: str | None = None,
-        indexes: list[tuple[str, str, str | None]] = (),  # type: ignore[assignment]
-    ) -> dynamodb.TableV2:
-        string = dynamodb.AttributeType.STRING
+    def _table(self, id: str, name: str, spec: tables.TableSpec) -> dynamodb.TableV2:
+        def attribute(key: tables.Key) -> dynamodb.Attribute:
+            kind = dynamodb.AttributeType.NUMBER if key.type == "N" else dynamodb.AttributeType.STRING
+            return dynamodb.Attribute(name=key.name, type=kind)
+
         gsis = [
             dynamodb.GlobalSecondaryIndexPropsV2(
-                index_name=index,
-                partition_key=dynamodb.Attribute(name=hash_key, type=string),
-                sort_key=dynamodb.Attribute(name=range_key, type=string) if range_key else None,
-                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+                index_name=index.name,
+                partition_key=attribute(index.hash),
+                sort_key=attribute(index.range) if index.range else None,
+                projection_type=dynamodb.ProjectionType(index.projection),
             )
-            for index, hash_key, range_key in indexes
+            for index in spec.indexes
         ]
         return dynamodb.TableV2(
             self,
             id,
             table_name=name,
-            partition_key=dynamodb.Attribute(name=partition, type=string),
-            sort_key=dynamodb.Attribute(name=sort[0], type=sort[1]) if sort else None,
+            partition_key=attribute(spec.hash),
+            sort_key=attribute(spec.range) if spec.range else None,
             billing=dynamodb.Billing.on_demand(),
-            time_to_live_attribute=ttl,
+            time_to_live_attribute=spec.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),

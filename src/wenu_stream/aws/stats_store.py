@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from wenu_stream.aws.common import ConditionFailed, batch_get, write_if
+from wenu_stream.aws.common import ConditionFailed, batch_get, paginate, write_if
+from wenu_stream.aws.tables import UNPUBLISHED_INDEX
 from wenu_stream.stats import items
 from wenu_stream.stats.items import Item
 
@@ -50,6 +51,13 @@ class DynamoStatsStore:
             {":shard": {"S": items.shard_prefix(shard)}, ":fence": item["fence"]},
         )
         return stored is None
+
+    async def unpublished(self, shard_id: str) -> list[str]:
+        query = self._counted("query", self._client.query)
+        found = paginate(query, TableName=self._table, IndexName=UNPUBLISHED_INDEX,
+                         KeyConditionExpression="unpublished_shard = :s",
+                         ExpressionAttributeValues={":s": {"S": shard_id}})  # fmt: skip
+        return sorted({items.series_of_state_pk(i["pk"]["S"]) async for i in found})
 
     async def _put(self, item: Item, condition: str, values: dict[str, Any]) -> str | None:
         request: PutItemInputTypeDef = {

@@ -41,6 +41,7 @@ class TableSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 BY_SHARD = "by-shard"  # alarm instances of a shard
 PENDING_INDEX = "pending"  # ledger entries not published yet (sparse)
+UNPUBLISHED_INDEX = "unpublished"  # series states holding windows not yet written as items, by shard (sparse)
 
 STATE = TableSpec(role="state", name_of=lambda c: c.sinks.state_table, hash=Key("pk"), range=Key("pos"))
 STATS = TableSpec(
@@ -48,6 +49,7 @@ STATS = TableSpec(
     name_of=lambda c: c.stats.table,
     hash=Key("pk"),
     range=Key("sk", "N"),
+    indexes=(Index(name=UNPUBLISHED_INDEX, hash=Key("unpublished_shard")),),
     ttl_attribute="expires_at",
 )
 ALARM_STATE = TableSpec(

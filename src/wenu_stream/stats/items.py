@@ -166,8 +166,14 @@ def unpack_state(blob: bytes) -> tuple[SeriesState, list[RedoEntry]]:
     return msgspec.structs.replace(packed.state, buffer=buffer), packed.redo
 
 
-def state_item(state: SeriesState, redo: list[RedoEntry], expires: int) -> Item:
-    """The series-state item: the state, its fence and the windows of this commit."""
+def state_item(
+    state: SeriesState, redo: list[RedoEntry], expires: int, unpublished: str | None = None
+) -> Item:
+    """The series-state item: the state, its fence and the windows of this commit.
+
+    ``unpublished`` names the shard whose commit left windows in the redo only (open ones waiting for
+    ``publish_s``): the sparse index of that attribute lets a clean stop of the shard find and write them.
+    """
     item: Item = {
         "pk": {"S": state_pk(state.series)}, "sk": {"N": "0"}, "series": {"S": state.series},
         "kind": {"S": state.kind}, "timezone": {"S": state.timezone}, "fence": {"S": fence_text(state.fence) or ""},
@@ -175,7 +181,14 @@ def state_item(state: SeriesState, redo: list[RedoEntry], expires: int) -> Item:
     }  # fmt: skip
     if state.newest is not None:
         item["newest"] = {"N": str(state.newest)}
+    if unpublished:
+        item["unpublished_shard"] = {"S": unpublished}
     return item
+
+
+def series_of_state_pk(pk: str) -> str:
+    """The series of a series-state item's hash key."""
+    return pk.removesuffix(STATE_SUFFIX)
 
 
 def decode_state(item: Item) -> tuple[SeriesState, str, list[RedoEntry]]:

@@ -103,6 +103,7 @@ class StatsSink(SinkBase):
         self._max_dirty = max_dirty_windows
         self._publish_ms = int(publish_s * 1000)
         self._deferred: set[str] = set()  # series with open windows kept in their state item's redo only
+        self._shard_of: dict[str, str] = {}  # series -> the shard its readings come from
         self._cache: OrderedDict[str, _Series] = OrderedDict()
         self._touched: set[str] = set()  # series changed since their last commit
         self._generations: dict[str, int] = {}  # shard -> its rebuild generation (ingest.rebuild)
@@ -118,6 +119,7 @@ class StatsSink(SinkBase):
         for r in readings:
             groups.setdefault(r.series, []).append((shard_id, r))
         async with self._lock:
+            self._shard_of.update(dict.fromkeys(groups, shard_id))
             await self._load(groups)
             tally: Counter[Outcome] = Counter()
             for series, group in groups.items():
@@ -144,13 +146,40 @@ class StatsSink(SinkBase):
             self._shrink()
 
     async def settle(self, shard_id: str) -> None:
-        """A shard stops here: write every deferred open window now (after a clean stop the window items are
-        complete). Every deferred series is written, whatever its shard: the sink does not track which."""
+        """A shard stops here: write every window left in a state's redo only, so that after a clean stop the
+        window items are complete.
+
+        That is every deferred series cached here (whatever its shard), and every series whose state item a
+        commit of ``shard_id`` left marked ``unpublished_shard`` (the store's sparse index): a worker that held
+        the shard before and crashed never settled those, and this one may never have read them.
+        """
         async with self._lock:
-            deferred = [s for s in self._deferred if s in self._cache]
+            marked = await self._store.unpublished(shard_id)
+            await self._load_stored([s for s in marked if s not in self._cache], shard_id)
+            deferred = [s for s in self._deferred | set(marked) if s in self._cache]
+            clean = [
+                s for s in marked if s in self._cache and not self._cache[s].dirty
+            ]  # marked, all written
             for series in deferred:
                 self._cache[series].published_at = None  # due now
             await all_or_first_error(self._gated_commit(s) for s in deferred)
+            await all_or_first_error(self._unmark(s) for s in clean)
+
+    async def _load_stored(self, series: list[str], shard_id: str) -> None:
+        """Cache stored series states (no readings to apply) with the redo windows their items do not hold yet."""
+        stored = await self._store.get_states(series) if series else {}
+        redo: dict[str, list[RedoEntry]] = {}
+        for name, item in stored.items():
+            state, fence, redo[name] = items.decode_state(item)
+            self._cache[name] = _Series(SeriesEngine(state, self._lateness_ms), fence)
+            self._shard_of.setdefault(name, shard_id)
+        await self._provide({}, redo)
+
+    async def _unmark(self, series: str) -> None:
+        """Rewrite a state item whose windows are all written, without its ``unpublished_shard`` mark."""
+        entry = self._cache[series]
+        expires = add_months(max(self._clock(), entry.engine.state.newest or 0), self._ttl) // 1000
+        await self._store.put_state(items.state_item(entry.engine.state, [], expires), entry.base)
 
     def _apply(self, entry: _Series, group: Sequence[Pending]) -> list[Outcome]:
         outcomes = []
@@ -176,18 +205,21 @@ class StatsSink(SinkBase):
             redo = [RedoEntry(w, s, engine.windows[(w, s)]) for w, s in keys]
             now = self._clock()
             expires = add_months(max(now, engine.state.newest or 0), self._ttl) // 1000
-            stored = await self._store.put_state(items.state_item(engine.state, redo, expires), entry.base)
+            publish = keys if self._publish_due(entry, now) else [k for k in keys if self._closed(entry, k)]
+            waiting = len(publish) < len(keys)  # open windows that stay in the redo only
+            mark = self._shard_of.get(series) if waiting else None
+            stored = await self._store.put_state(
+                items.state_item(engine.state, redo, expires, mark), entry.base
+            )
             if stored is None or stored == fence:  # written now, or by an earlier attempt that timed out
                 entry.base = fence
-                publish = (
-                    keys if self._publish_due(entry, now) else [k for k in keys if self._closed(entry, k)]
-                )
                 await self._put_windows(entry, publish, fence or "", now)
                 if publish is keys:
                     entry.published_at = now
-                    self._deferred.discard(series)
-                else:
+                if waiting:
                     self._deferred.add(series)
+                else:
+                    self._deferred.discard(series)
                 return
             await self._reload(series)  # another fence is stored: our state is stale
         raise SinkError(

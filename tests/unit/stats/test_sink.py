@@ -14,6 +14,7 @@ import pytest
 from tests.support.stats import (
     LATENESS_S,
     NOW_MS,
+    SERIES,
     SHARDS,
     Delivery,
     batches,
@@ -205,3 +206,31 @@ async def test_a_rebuild_from_the_middle_rebuilds_what_the_replay_covers(
         k: v for k, v in reference.items() if k[0].endswith(("#15m", "#1h"))
     }  # windows inside the tail
     assert windows and all(got[k] == v for k, v in windows.items())
+
+
+async def test_a_clean_stop_writes_the_windows_a_crashed_owner_left_in_the_redo() -> None:
+    """With publish_s, open windows wait in their state's redo; a worker that dies never settles them. The next
+    owner's clean stop writes them all, also for a series it never read (its state is marked unpublished_shard),
+    so the table equals that of a worker that ran uncrashed and stopped cleanly."""
+    readings = scenario(1_200, step_s=60, series_list=SERIES[:2])  # two series of one device: one shard
+    stream = deliveries(readings)
+    cut = readings[len(readings) // 2].t
+    silent = SERIES[0][0]  # the gauge: no reading of it after the cut
+    before = [d for d in stream if d[1].t < cut]
+    after = [d for d in stream if d[1].t >= cut and d[1].series != silent]
+    shard = before[0][0]
+
+    reference = InMemoryStatsStore()
+    uncrashed = new_sink(reference, publish_s=86_400)
+    await run(uncrashed, before + after)
+    await uncrashed.settle(shard)
+
+    store = InMemoryStatsStore()
+    await run(new_sink(store, publish_s=86_400), before)  # committed, then the worker dies: no settle
+    assert silent in await store.unpublished(shard)  # its open windows are in its state's redo only
+    owner = new_sink(store, publish_s=86_400)
+    await run(owner, after)  # never reads the silent series
+    assert comparable(list(store.items.values())) != comparable(list(reference.items.values()))
+    await owner.settle(shard)
+    assert comparable(list(store.items.values())) == comparable(list(reference.items.values()))
+    assert await store.unpublished(shard) == []
