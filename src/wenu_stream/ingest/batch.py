@@ -50,6 +50,7 @@ class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     key_id: str
     position: Position
     arrival_ms: int
+    partition_key: str = ""  # whose hash placed the message in its shard (a re-drive's original key)
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -135,7 +136,11 @@ def process_batch(
                 if verdict is new:
                     accepted.append(
                         AcceptedMessage(
-                            message=message, key_id=result.key_id, position=position, arrival_ms=arrival_ms
+                            message=message,
+                            key_id=result.key_id,
+                            position=position,
+                            arrival_ms=arrival_ms,
+                            partition_key=result.partition_key.removeprefix(REDRIVE_PREFIX),
                         )
                     )
                 elif verdict is Seen.DUPLICATE:
