@@ -50,6 +50,8 @@ class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     key_id: str
     position: Position
     arrival_ms: int
+    raw: bytes = b""  # the user record, for a dead letter if a sink refuses it later
+    partition_key: str = ""
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -135,7 +137,12 @@ def process_batch(
                 if verdict is new:
                     accepted.append(
                         AcceptedMessage(
-                            message=message, key_id=result.key_id, position=position, arrival_ms=arrival_ms
+                            message=message,
+                            key_id=result.key_id,
+                            position=position,
+                            arrival_ms=arrival_ms,
+                            raw=result.raw,
+                            partition_key=result.partition_key,
                         )
                     )
                 elif verdict is Seen.DUPLICATE:
