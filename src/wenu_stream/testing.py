@@ -72,6 +72,9 @@ class InMemoryBatchSink(SinkBase):
     def rebuild(self, shard_id: str, generation: int) -> None:
         self.generations[shard_id] = generation
 
+    def release(self, shard_id: str) -> None:
+        self.pending = [(shard, outcome) for shard, outcome in self.pending if shard != shard_id]
+
     async def write(self, shard_id: str, outcome: BatchOutcome) -> None:
         self.pending.append((shard_id, outcome))
 

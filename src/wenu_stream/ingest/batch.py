@@ -50,7 +50,15 @@ class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     key_id: str
     position: Position
     arrival_ms: int
-    partition_key: str = ""  # whose hash placed the message in its shard (a re-drive's original key)
+    raw: bytes = b""  # the user record, for a dead letter if a sink refuses it later
+    partition_key: str = (
+        ""  # as put (a re-drive's starts with REDRIVE_PREFIX; its hash is the original key's)
+    )
+
+    @property
+    def hash_partition_key(self) -> str:
+        """The key whose hash placed the message in its shard (a re-drive's original key, see ``ops.redrive``)."""
+        return self.partition_key.removeprefix(REDRIVE_PREFIX)
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -140,7 +148,8 @@ def process_batch(
                             key_id=result.key_id,
                             position=position,
                             arrival_ms=arrival_ms,
-                            partition_key=result.partition_key.removeprefix(REDRIVE_PREFIX),
+                            raw=result.raw,
+                            partition_key=result.partition_key,
                         )
                     )
                 elif verdict is Seen.DUPLICATE:

@@ -27,7 +27,7 @@ def enrich_batch(
     readings: list[SeriesReading] = []
     unmapped: list[Unmapped] = []
     for accepted in outcome.accepted:
-        mapped, missing = enrich(accepted.message, accepted.position, snapshot, accepted.partition_key)
+        mapped, missing = enrich(accepted.message, accepted.position, snapshot, accepted.hash_partition_key)
         readings.extend(mapped)
         unmapped.extend(missing)
     return readings, unmapped

@@ -338,9 +338,28 @@ class Worker:
             asyncio.get_running_loop().call_later(seconds, lambda: task.done() or task.cancel())
 
     async def _drain(self) -> None:
-        """Wait for every consumer to finish its graceful stop (they watch ``stop``)."""
+        """Wait for every consumer to finish its graceful stop (they watch ``stop``), at most ``stop_grace_s``.
+
+        A consumer still busy then (a sink that keeps failing: its batch cannot become durable) is
+        cancelled without a checkpoint, and its lease given back: the batch replays on the next owner.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.kinesis.stop_grace_s
         while self.tasks:
-            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                stuck = dict(self.held)
+                self.log.warning(
+                    "stop_grace_expired", shards=sorted(self.tasks), effect="not checkpointed; they replay"
+                )
+                for task in list(self.tasks.values()):
+                    task.cancel()
+                await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+                for held in stuck.values():
+                    with contextlib.suppress(Exception):
+                        await held.release()
+                return
+            await asyncio.wait(list(self.tasks.values()), timeout=remaining)
 
 
 def parents_first(shards: Sequence[Shard]) -> list[Shard]:
