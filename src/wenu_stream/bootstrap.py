@@ -50,7 +50,7 @@ from wenu_stream.ingest.enriching import EnrichingSink
 from wenu_stream.ingest.processor import PipelineProcessor
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import Clock, KinesisRecord
+from wenu_stream.model import Clock, HashRange, KinesisRecord
 from wenu_stream.ports import BatchSink, DeadLetterStore, ReadingSink, ShardProcessor, StateStore
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.stats.sink import StatsSink
@@ -513,11 +513,15 @@ class _LazyProcessor:
         self._inner: PipelineProcessor | None = None
 
     async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+        self,
+        shard_id: str,
+        checkpoint: str | None,
+        parent_shard_ids: Sequence[str],
+        hash_range: HashRange | None = None,
     ) -> None:
         await self._runtime.start()
         self._inner = self._runtime.processor(shard_id)
-        await self._inner.initialize(shard_id, checkpoint, parent_shard_ids)
+        await self._inner.initialize(shard_id, checkpoint, parent_shard_ids, hash_range)
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
         assert self._inner is not None, "initialize() first"

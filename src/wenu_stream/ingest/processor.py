@@ -40,7 +40,7 @@ from wenu_stream.ingest.dedup import Dedup
 from wenu_stream.ingest.failures import Classifier, Failure, SinkFactory, SinkSet, default_classify
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import SHARD_END, KinesisRecord, Position, parse_checkpoint
+from wenu_stream.model import SHARD_END, HashRange, KinesisRecord, Position, parse_checkpoint
 from wenu_stream.ports import BatchSink, DeadLetterStore, StateStore
 from wenu_stream.records.crypto import KeyRing
 
@@ -109,9 +109,18 @@ class PipelineProcessor:
         self._log: Any = get_logger("wenu.processor")
 
     async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+        self,
+        shard_id: str,
+        checkpoint: str | None,
+        parent_shard_ids: Sequence[str],
+        hash_range: HashRange | None = None,
     ) -> None:
         """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard).
+
+        A child shard without a checkpoint starts from the union of its parents' duplicate memories
+        (a message re-delivered in the child is still a duplicate), with totals of its own (the
+        report adds every shard's), and every sink hears ``inherit`` (alarms take over the parents'
+        instances within ``hash_range``, their shard clocks and their pending notifications).
 
         A rebuild marker (``ingest.rebuild``) that applies to ``checkpoint`` starts
         the shard with empty duplicate memory and totals instead; its generation
@@ -158,6 +167,10 @@ class PipelineProcessor:
                 if b
             ]
             self._dedup = Dedup.merged(dedups, self._window)
+            for sink in self._sinks:
+                await self._durable(
+                    sink.name, functools.partial(sink.inherit, shard_id, parent_shard_ids, hash_range)
+                )
         self._log.info(
             "shard_initialized",
             checkpoint=checkpoint,
