@@ -100,6 +100,21 @@ class SeriesReading(msgspec.Struct, frozen=True, kw_only=True):
     partition_key: str = ""  # the message's partition key (its shard's hash range holds it); "" if unknown
 
 
+def out_of_range(value: float, *, largest: float, smallest: float, what: str) -> str | None:
+    """Why a finite value cannot be stored as ``what`` (``smallest <= |value| < largest``, or 0), or None.
+
+    DynamoDB numbers lie between 1e-130 and 1e126 in magnitude: a sink refuses a value its items cannot hold when
+    the reading comes in, so the processor dead-letters that record (``ingest.failures``) instead of the store
+    refusing an item later, after the batch was committed.
+    """
+    magnitude = abs(value)
+    if magnitude >= largest:
+        return f"value {value!r} is too large for {what} (|value| must stay below {largest:g})"
+    if 0 < magnitude < smallest:
+        return f"value {value!r} is too small for {what} (|value| must be 0 or at least {smallest:g})"
+    return None
+
+
 class UnmappedReason(StrEnum):
     """Why a reading has no series."""
 

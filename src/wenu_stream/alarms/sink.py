@@ -44,6 +44,7 @@ published like live ones (with the reading time they happened at).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -54,9 +55,9 @@ from wenu_stream.alarms.durable import LastTransition, LedgerEntry, ShardClock
 from wenu_stream.alarms.engine import InstanceState, Transition
 from wenu_stream.alarms.rules import AlarmRule, matches
 from wenu_stream.alarms.shard import AlarmEngine, InstanceKey
-from wenu_stream.errors import StaleAlarmState
+from wenu_stream.errors import SinkRejected, StaleAlarmState
 from wenu_stream.log import get_logger
-from wenu_stream.model import HashRange, SeriesReading
+from wenu_stream.model import HashRange, SeriesReading, out_of_range
 from wenu_stream.ports import AlarmStateStore, Notifier, RulesSource, SinkBase
 
 RETRY_DEFERRED_MS = 2000
@@ -141,6 +142,10 @@ class AlarmsSink(SinkBase):
 
     async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> list[Transition]:
         """Evaluate a batch of enriched readings in shard order; return the transitions (published at flush)."""
+        for r in readings:  # before any change: the processor isolates the record (ingest.failures)
+            refused = out_of_range(r.value, largest=1e125, smallest=1e-129, what="an alarm's last value")
+            if refused is not None and math.isfinite(r.value):
+                raise SinkRejected(self.name, f"{r.series} at {r.t}: {refused}")
         self._refresh_rules()
         shard = await self._shard(shard_id)
         if await self._look_up(

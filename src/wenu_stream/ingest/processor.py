@@ -198,8 +198,7 @@ class PipelineProcessor:
         if outcome.dead_letters:
             await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, outcome.dead_letters))
         self.totals.add(outcome, len(records))
-        await self._set.write(outcome)
-        self._recovered()
+        await self._set.write(outcome)  # in memory mostly: only a durable write tells a sink recovered
         self._pending = self._last_sequence = records[-1].sequence_number
         committed = False
         if self._urgent() or self._monotonic() - self._last_commit >= self._interval:
@@ -316,7 +315,7 @@ class PipelineProcessor:
         ]
         await self._park_letters(letters, [m for m, _ in refused])
         self._log.error(
-            "sink_rejected", records=len(letters), positions=[str(d.position) for d in letters][:20],
+            "sink_rejected", records=len(letters), positions=[f"{d.position.sequence}:{d.position.sub}" for d in letters][:20],
             error=str(refused[0][1]), effect="dead-lettered as sink_rejected; the shard goes on",
         )  # fmt: skip
 
