@@ -1,4 +1,4 @@
-"""The one backoff of the project: exponential delays with full jitter, and ``retry`` built on it.
+"""The one backoff of the project: exponential delays with full jitter.
 
 Many shards retrying together spread out instead of stampeding the service:
 the n-th consecutive failure waits ``uniform(0, min(cap, base * 2**n))``.
@@ -8,9 +8,12 @@ Every loop that waits between attempts takes its delays from :class:`Backoff`
 Retry layers on the stream path, outermost first (each layer retries what the
 one below gave up on; nothing else retries):
 
-1. ``ingest.processor`` ``_durable``: a whole sink call (dead letters, stats,
-   staging, alarm state, shard state) through :func:`retry`, 6 attempts; then
-   the batch fails, nothing is checkpointed and the records replay.
+1. ``ingest.failures`` (the sinks' batches) and ``ingest.processor``
+   ``_durable`` (dead letters, shard state, hooks): a transient failure is
+   retried with :class:`Backoff` for as long as it lasts (readiness false
+   meanwhile); a refusal about the data is bisected to its records and
+   dead-lettered (``sink_rejected``); a bug stops the shard without a
+   checkpoint and the records replay.
 2. The adapter's own loops, only for answers that are not errors: BatchGetItem's
    unprocessed keys (``aws.common.batch_get``), PutRecords' failed entries
    (``ops.redrive``, ``devtools.simulate.producer``), an SNS publish retried until
@@ -27,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -61,33 +63,6 @@ class Backoff:
     async def wait(self, stop: asyncio.Event) -> bool:
         """Sleep the next delay unless ``stop`` is set first; return True if stopping."""
         return await sleep_unless(stop, self.next_delay())
-
-
-async def retry(
-    call: Callable[[], Awaitable[T]],
-    *,
-    attempts: int = 6,
-    base: float = 0.1,
-    cap: float = 5.0,
-    on_error: Callable[[BaseException, int], None] | None = None,
-) -> T:
-    """Await ``call()`` until it succeeds or ``attempts`` are spent; re-raise the last error.
-
-    Between attempts sleeps a :class:`Backoff` delay.
-    """
-    backoff = Backoff(base, cap)
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if attempt == attempts - 1:
-                raise
-            if on_error is not None:
-                on_error(exc, attempt)
-            await backoff.sleep()
-    raise AssertionError("unreachable")
 
 
 async def sleep_unless(event: asyncio.Event, seconds: float) -> bool:

@@ -8,7 +8,7 @@ in one ``AsyncExitStack`` for the life of the process.
 
 The two applications:
 
-- processing: enrich once -> warehouse staging (S3) and Company Stats (DynamoDB),
+- processing: enrich once -> Company Stats (DynamoDB) and warehouse staging (S3),
   in that flush order; unmapped readings -> quarantine (S3).
 - alarms: enrich once -> alarm engine -> alarm state (DynamoDB) -> notifications (SNS).
 - api: the web service's catalog gateway, authenticator and AWS clients (``api_services``).
@@ -24,7 +24,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from aiobotocore.session import AioSession, get_session
 from prometheus_client import CollectorRegistry
@@ -33,7 +33,7 @@ from wenu_stream.alarms.engine import Notification
 from wenu_stream.alarms.message import Readable, readable
 from wenu_stream.alarms.sink import AlarmsSink
 from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
-from wenu_stream.aws.common import client_config, sync_client_config
+from wenu_stream.aws.common import classify, client_config, sync_client_config
 from wenu_stream.aws.dead_letters import S3DeadLetterStore, iter_objects, letter_prefix
 from wenu_stream.aws.deadlines import DeadlineClient, Deadlines
 from wenu_stream.aws.fast_dynamodb import FastDynamoDB
@@ -51,7 +51,7 @@ from wenu_stream.ingest.enriching import EnrichingSink
 from wenu_stream.ingest.processor import PipelineProcessor
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import Clock, KinesisRecord
+from wenu_stream.model import Clock, HashRange, KinesisRecord
 from wenu_stream.ports import BatchSink, DeadLetterStore, ReadingSink, ShardProcessor, StateStore
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.stats.sink import StatsSink
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
     from wenu_stream.web.app import ApiServices
 
+T = TypeVar("T")
 SinkFactory = Callable[["Runtime"], Awaitable[Sequence[BatchSink]]]
 
 
@@ -156,6 +157,8 @@ class Runtime:
         self.dead_letters = dead_letters
         self.state = state
         self._sinks = sinks
+        self._shared: dict[str, Any] = {}
+        self._once_lock = asyncio.Lock()
         self.sinks: tuple[BatchSink, ...] = ()
         self.stack = contextlib.AsyncExitStack()
         self.clients: dict[str, Any] = {}  # one client per service, each of its own type: client() types them
@@ -232,8 +235,7 @@ class Runtime:
                     app=cfg.app,
                     stream=cfg.kinesis.stream,
                 )
-            factory = self._sinks or APP_SINKS[cfg.app]
-            self.sinks = tuple(await factory(self))
+            self.sinks = tuple(await self._shard_sinks())  # built once here: a bad setting fails at start
             self._started = True
             return self
 
@@ -245,6 +247,17 @@ class Runtime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def _shard_sinks(self) -> Sequence[BatchSink]:
+        """A shard's own sinks (each shard has its own: a rewind rebuilds them, ``ingest.failures``)."""
+        return await (self._sinks or APP_SINKS[self.config.app])(self)
+
+    async def once(self, key: str, make: Callable[[], Awaitable[T]]) -> T:
+        """What every shard of this process shares (the catalog cache, the topic's ARN), made once."""
+        async with self._once_lock:
+            if key not in self._shared:
+                self._shared[key] = await make()
+            return cast("T", self._shared[key])
 
     def processor_factory(self) -> Callable[[str], ShardProcessor]:
         """A factory for the native driver (``start()`` must have run)."""
@@ -258,7 +271,9 @@ class Runtime:
             keyring=self.keyrings.current if self.keyrings is not None else self.keyring,
             dead_letters=self.dead_letters,
             state=self.state,
-            sinks=self.sinks,
+            sink_factory=self._shard_sinks,
+            classify=classify,
+            max_record_age_s=self.config.sinks.max_record_age_s,
             metrics=self.metrics,
             dedup_window=self.config.sinks.dedup_window,
             checkpoint_interval=self.config.kinesis.checkpoint_interval_s,
@@ -314,7 +329,9 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
     """The alarm engine with its DynamoDB state and SNS notifier; rules follow ``directory``."""
     cfg = rt.config
     ddb, sns = await rt.dynamodb(), await rt.client("sns")
-    topic = await resolve_topic_arn(sns, cfg.alarms.topic_arn, cfg.alarms.topic_name)
+    topic = await rt.once(
+        "topic", lambda: resolve_topic_arn(sns, cfg.alarms.topic_arn, cfg.alarms.topic_name)
+    )
     state = DynamoAlarmStateStore(ddb, table=cfg.alarms.state_table, stream=cfg.kinesis.stream)
 
     def describe(note: Notification) -> Readable:
@@ -346,7 +363,9 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
 
 ReadingSinkFactory = Callable[[Runtime], Awaitable[ReadingSink]]
 # Reading sinks per application, in flush order.
-READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [staging_sink, stats_sink]}
+# Stats before staging: a refused stats write then leaves no staged file of the refused batch behind
+# (staging keeps what it is given; stats are fenced, so a replay after a staging failure counts nothing twice).
+READING_SINKS: dict[str, list[ReadingSinkFactory]] = {"processing": [stats_sink, staging_sink]}
 
 
 async def reading_sinks(rt: Runtime, app: str) -> list[ReadingSink]:
@@ -368,7 +387,7 @@ async def processing_sinks(rt: Runtime) -> Sequence[BatchSink]:
     return [
         EnrichingSink(
             "processing",
-            await catalog_directory(rt),
+            await rt.once("catalog", lambda: catalog_directory(rt)),
             sinks,
             quarantine=quarantine,
             metrics=rt.metrics,
@@ -379,7 +398,7 @@ async def processing_sinks(rt: Runtime) -> Sequence[BatchSink]:
 
 async def alarms_sinks(rt: Runtime) -> Sequence[BatchSink]:
     """The alarm engine behind one enrichment (unmapped readings are the processing application's to quarantine)."""
-    directory = await catalog_directory(rt)
+    directory = await rt.once("catalog", lambda: catalog_directory(rt))
     sinks = [await alarms_sink(rt, directory)]
     return [EnrichingSink("alarms", directory, sinks, quarantine=None, metrics=rt.metrics, app=rt.config.app)]
 
@@ -506,11 +525,15 @@ class _LazyProcessor:
         self._inner: PipelineProcessor | None = None
 
     async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+        self,
+        shard_id: str,
+        checkpoint: str | None,
+        parent_shard_ids: Sequence[str],
+        hash_range: HashRange | None = None,
     ) -> None:
         await self._runtime.start()
         self._inner = self._runtime.processor(shard_id)
-        await self._inner.initialize(shard_id, checkpoint, parent_shard_ids)
+        await self._inner.initialize(shard_id, checkpoint, parent_shard_ids, hash_range)
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
         assert self._inner is not None, "initialize() first"

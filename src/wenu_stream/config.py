@@ -41,6 +41,9 @@ class KinesisConfig(Base, frozen=True):
     )
     max_records: Annotated[int, Meta(ge=1, le=10_000)] = 10_000
     initial_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    # A stop (SIGTERM) waits this long for the batches in flight to become durable and be checkpointed, then
+    # abandons them (they replay on the next owner): under ECS's stopTimeout (30 s by default, 120 s at most).
+    stop_grace_s: Annotated[float, Meta(gt=0, le=110)] = 20.0
     idle_exit_s: Annotated[float, Meta(ge=0)] = (
         0.0  # 0: run forever; else stop after this long with no records
     )
@@ -77,6 +80,9 @@ class SinksConfig(Base, frozen=True):
     dead_letter_prefix: str = "dead-letter/"
     state_table: Name = "wenu-state"
     dedup_window: Annotated[int, Meta(ge=1, le=1_000_000)] = 4096
+    # 0 (off): a sink that keeps failing is retried for as long as it takes. Else: records older than this
+    # while a sink keeps failing are parked in the dead-letter store (max_record_age) and the shard goes on.
+    max_record_age_s: Annotated[float, Meta(ge=0, le=7 * 86_400)] = 0.0
 
 
 class KeyRingConfig(Base, frozen=True):

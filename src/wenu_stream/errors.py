@@ -30,6 +30,19 @@ class SinkError(WenuError):
     """A sink could not make a batch durable; the batch must not be checkpointed."""
 
 
+class SinkRejected(SinkError):
+    """A sink refuses the data itself (a 4xx about an item: a value out of range, an item too large).
+
+    Retrying cannot help; the processor bisects the batch down to the records the
+    sink refuses and dead-letters them (reason ``sink_rejected``).
+    """
+
+    def __init__(self, sink: str, detail: str) -> None:
+        super().__init__(f"{sink}: {detail}")
+        self.sink = sink
+        self.detail = detail
+
+
 class LeaseLostError(WenuError):
     """This worker no longer holds the lease of a shard; stop processing it."""
 

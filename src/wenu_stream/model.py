@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from typing import Final, Protocol
 
@@ -47,6 +48,22 @@ class KinesisRecord(msgspec.Struct, rename="pascal", frozen=True, gc=False):
     sub_sequence_number: int = 0
 
 
+class HashRange(msgspec.Struct, frozen=True):
+    """A shard's hash-key range (inclusive), where Kinesis puts a record whose partition key hashes into it."""
+
+    start: int
+    end: int
+
+    def holds(self, partition_key: str) -> bool:
+        """True if a record put with ``partition_key`` (no explicit hash key) lands in this range."""
+        return self.start <= hash_key(partition_key) <= self.end
+
+
+def hash_key(partition_key: str) -> int:
+    """The hash key Kinesis gives ``partition_key``: its MD5 as a 128-bit unsigned integer."""
+    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8"), usedforsecurity=False).digest(), "big")
+
+
 class Position(msgspec.Struct, frozen=True, order=True, gc=False):
     """Where a user record sits in a shard: sequence number and sub-sequence number."""
 
@@ -80,6 +97,22 @@ class SeriesReading(msgspec.Struct, frozen=True, kw_only=True):
     sent_at: int = (
         0  # the message's sent_at: with (device, seq) it tells a restarted counter's messages apart
     )
+    partition_key: str = ""  # the message's partition key (its shard's hash range holds it); "" if unknown
+
+
+def out_of_range(value: float, *, largest: float, smallest: float, what: str) -> str | None:
+    """Why a finite value cannot be stored as ``what`` (``smallest <= |value| < largest``, or 0), or None.
+
+    DynamoDB numbers lie between 1e-130 and 1e126 in magnitude: a sink refuses a value its items cannot hold when
+    the reading comes in, so the processor dead-letters that record (``ingest.failures``) instead of the store
+    refusing an item later, after the batch was committed.
+    """
+    magnitude = abs(value)
+    if magnitude >= largest:
+        return f"value {value!r} is too large for {what} (|value| must stay below {largest:g})"
+    if 0 < magnitude < smallest:
+        return f"value {value!r} is too small for {what} (|value| must be 0 or at least {smallest:g})"
+    return None
 
 
 class UnmappedReason(StrEnum):

@@ -20,14 +20,16 @@ if TYPE_CHECKING:
     from wenu_stream.alarms.shard import InstanceKey
     from wenu_stream.ingest.batch import BatchOutcome, DeadLetter
     from wenu_stream.ingest.rebuild import RebuildMarker
-    from wenu_stream.model import Position, SeriesReading, Unmapped
+    from wenu_stream.model import HashRange, Position, SeriesReading, Unmapped
     from wenu_stream.stats.items import Item
 
 
 class ShardProcessor(Protocol):
     """What a driver (native asyncio worker or the KCL adapter) drives, one per shard.
 
-    The driver calls ``initialize`` once, then ``process`` per batch. ``process``
+    The driver calls ``initialize`` once (a child shard that starts without a
+    checkpoint gets its parents and its hash-key range: it takes their state
+    over), then ``process`` per batch. ``process``
     returns True when every effect up to the batch's last record is durable: the
     driver then checkpoints that record. It returns False while sinks still
     coalesce writes in memory (checkpoints are throttled, and never pass a
@@ -38,7 +40,11 @@ class ShardProcessor(Protocol):
     """
 
     async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+        self,
+        shard_id: str,
+        checkpoint: str | None,
+        parent_shard_ids: Sequence[str],
+        hash_range: HashRange | None = None,
     ) -> None: ...
 
     async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool: ...
@@ -109,6 +115,12 @@ class SinkBase:
         """The shard resumes after ``after`` (its checkpoint), before its first write: effects a previous
         owner made durable past it, and never checkpointed, are about to be made again by the replay."""
 
+    async def inherit(self, shard_id: str, parents: Sequence[str], hash_range: HashRange | None) -> None:
+        """A child shard starts (no checkpoint yet) after its ``parents`` ended (a split: one parent, a merge:
+        two), before its first write: take over what the sink keeps per shard and what the parents left
+        (``hash_range``: the child's, for a split's share; None if unknown). Called again if the child
+        restarts before its first checkpoint: idempotent."""
+
 
 class BatchSink(Protocol):
     """An application stage with durable effects (stats, staging, alarm state). Idempotent under replay.
@@ -142,6 +154,8 @@ class BatchSink(Protocol):
 
     async def resume(self, shard_id: str, after: Position) -> None: ...
 
+    async def inherit(self, shard_id: str, parents: Sequence[str], hash_range: HashRange | None) -> None: ...
+
 
 class ReadingSink(Protocol):
     """A stage fed with enriched readings. ``write_readings`` may buffer; ``flush`` makes durable. Idempotent.
@@ -167,6 +181,8 @@ class ReadingSink(Protocol):
     async def settle(self, shard_id: str) -> None: ...
 
     async def resume(self, shard_id: str, after: Position) -> None: ...
+
+    async def inherit(self, shard_id: str, parents: Sequence[str], hash_range: HashRange | None) -> None: ...
 
 
 class UnmappedStore(Protocol):
@@ -203,7 +219,12 @@ RulesSource = Callable[[], "Sequence[AlarmRule]"]
 class AlarmStateStore(Protocol):
     """Durable alarm instances, version-fenced (``StaleAlarmState`` when another worker is ahead), and shard clocks."""
 
-    async def load_shard(self, shard_id: str) -> tuple[list[InstanceState], ShardClock | None]: ...
+    async def load_shard(
+        self, shard_id: str, *, claim: bool = True
+    ) -> tuple[list[InstanceState], ShardClock | None]:
+        """Every stored instance of the shard and its clock; ``claim``: this worker commits for it from now
+        on (False: read an ended parent's)."""
+        ...
 
     async def load_instances(self, keys: Sequence[InstanceKey]) -> list[InstanceState]: ...
 

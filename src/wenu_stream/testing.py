@@ -72,6 +72,9 @@ class InMemoryBatchSink(SinkBase):
     def rebuild(self, shard_id: str, generation: int) -> None:
         self.generations[shard_id] = generation
 
+    def release(self, shard_id: str) -> None:
+        self.pending = [(shard, outcome) for shard, outcome in self.pending if shard != shard_id]
+
     async def write(self, shard_id: str, outcome: BatchOutcome) -> None:
         self.pending.append((shard_id, outcome))
 
@@ -193,7 +196,9 @@ class InMemoryAlarmStateStore(_Faults):
         self.last: dict[InstanceKey, LastTransition] = {}
         self.clocks: dict[str, ShardClock] = {}
 
-    async def load_shard(self, shard_id: str) -> tuple[list[InstanceState], ShardClock | None]:
+    async def load_shard(
+        self, shard_id: str, *, claim: bool = True
+    ) -> tuple[list[InstanceState], ShardClock | None]:
         self._enter("load_shard")
         states = [s for key, s in sorted(self.instances.items()) if self.owner[key] == shard_id]
         return states, self.clocks.get(shard_id)

@@ -12,7 +12,7 @@ import asyncio
 import io
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,9 +44,9 @@ def held(aws_stack: object, request: pytest.FixtureRequest) -> Iterator[FaultPro
 
 
 @pytest.fixture
-async def deadlines() -> AsyncIterator[tuple[Deadlines, Health]]:
+def deadlines() -> tuple[Deadlines, Health]:
     health = Health(stall_s=0.3)
-    yield Deadlines(DEADLINE_S, health.calls, stall_s=0.3), health
+    return Deadlines(DEADLINE_S, health.calls, stall_s=0.3), health
 
 
 async def held_call(deadlines: Deadlines, health: Health, call: Any) -> tuple[float, list[str], list[Any]]:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures.aws import create_stream
 from wenu_stream.drivers.kcl.adapter import kinesis_parent_lookup
+from wenu_stream.model import HashRange
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,12 @@ def test_children_of_a_split_and_a_merge_name_their_parents(aws_stack: object, u
     lookup = kinesis_parent_lookup(unique_name, kinesis)
 
     assert len(split_children) == 2
-    assert all(lookup(child) == [first] for child in split_children)
-    assert sorted(lookup(merged)) == sorted(split_children)
-    assert lookup(first) == [] and lookup(second) == []
-    assert lookup("shardId-000000009999") == []
+    assert all(lookup(child).parents == (first,) for child in split_children)
+    assert sorted(lookup(merged).parents) == sorted(split_children)
+    assert lookup(merged).hash_range == HashRange(0, 2**127 - 1)
+    assert [lookup(child).hash_range for child in split_children] == [
+        HashRange(0, 2**126 - 1),
+        HashRange(2**126, 2**127 - 1),
+    ]
+    assert lookup(first).parents == () and lookup(second).parents == ()
+    assert lookup("shardId-000000009999").parents == ()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wenu_stream.errors import SinkError
-from wenu_stream.model import KinesisRecord
+from wenu_stream.model import HashRange, KinesisRecord
 
 
 class Journal(list[Any]):
@@ -68,7 +68,11 @@ class FakeShardProcessor:
         self.journal.calls.append((self.worker, self.shard_id, (event[0], value)))
 
     async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+        self,
+        shard_id: str,
+        checkpoint: str | None,
+        parent_shard_ids: Sequence[str],
+        hash_range: HashRange | None = None,
     ) -> None:
         self.shard_id = self.shard_id or shard_id
         self._log(

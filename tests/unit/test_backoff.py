@@ -1,13 +1,11 @@
-"""The one backoff: jittered exponential delays, and ``retry`` on top of them."""
+"""The one backoff: jittered exponential delays."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
-import pytest
-
-from wenu_stream.backoff import Backoff, retry
+from wenu_stream.backoff import Backoff
 
 
 def test_delays_grow_exponentially_under_the_cap_and_restart_after_a_reset() -> None:
@@ -23,31 +21,6 @@ def test_delays_grow_exponentially_under_the_cap_and_restart_after_a_reset() -> 
 def test_many_backoffs_spread_out_instead_of_retrying_together() -> None:
     firsts = {round(Backoff(base=1.0, rng=random.Random(seed)).next_delay(), 6) for seed in range(50)}
     assert len(firsts) == 50
-
-
-async def test_retry_returns_the_first_success_and_reports_each_failure() -> None:
-    calls, failures = [], []
-
-    async def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise OSError(f"down {len(calls)}")
-        return "ok"
-
-    result = await retry(flaky, attempts=5, base=0.001, on_error=lambda e, n: failures.append((str(e), n)))
-    assert result == "ok"
-    assert failures == [("down 1", 0), ("down 2", 1)]
-
-
-async def test_retry_raises_the_last_error_once_attempts_are_spent() -> None:
-    calls = []
-
-    async def broken() -> None:
-        calls.append(1)
-        raise OSError(f"down {len(calls)}")
-
-    with pytest.raises(OSError, match="down 3"):
-        await retry(broken, attempts=3, base=0.001)
 
 
 async def test_a_stop_ends_the_wait_early() -> None:

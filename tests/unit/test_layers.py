@@ -46,7 +46,7 @@ LAYERS: list[set[str]] = [
      "ingest.dedup", "ingest.rebuild", "warehouse.rows", "warehouse.manifests", "warehouse.sql", "catalog",
      "alarms", "stats", "ingest", "warehouse", "records"},
     {"ports", "testing"},
-    {"ingest.processor", "ingest.enriching", "alarms.sink", "stats.sink"},
+    {"ingest.processor", "ingest.failures", "ingest.enriching", "alarms.sink", "stats.sink"},
     {"aws.*", "aws", "catalog.store", "catalog.workspace", "warehouse.staging", "warehouse.loader", "warehouse.metrics"},
     {"drivers.*", "drivers"},
     {"ops.*", "ops"},

@@ -77,6 +77,7 @@ class InstanceState(msgspec.Struct, kw_only=True, array_like=True):
     window_end: int | None = None
     consumed: float = 0.0
     generation: int = 0  # the rebuild generation (ingest.rebuild) it was evaluated under
+    partition_key: str = ""  # of its series' last reading: which child shard takes it over after a split
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):

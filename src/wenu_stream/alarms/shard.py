@@ -184,6 +184,8 @@ class AlarmEngine:
         elif s.generation > self.generation or (s.last_t is not None and r.t <= s.last_t):
             return  # not newer than what this instance has evaluated (or rebuilt since this worker started): skipped
         found = slot.c.step(s, r)
+        if r.partition_key:
+            s.partition_key = r.partition_key
         s.last_t = r.t
         s.last_value = r.value
         s.version += 1

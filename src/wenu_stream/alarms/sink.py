@@ -21,6 +21,17 @@ state past it is stored, so the ledger holds every one the loaded states
 hide, even while the previous owner is still flushing). The instances of a series first seen on the shard
 (a shard that moved, a reshard) are fetched before its first reading is evaluated.
 
+Resharding: a child shard that starts without a checkpoint hears ``inherit``
+(its parents ended first: both drivers guarantee it) and takes over, before its
+first reading, the parents' instances that are its own (after a merge all of
+both parents'; after a split those whose series' last partition key hashes into
+the child's range), stored again under the child with their version one up at
+its first commit; the parents' clocks (the newest watermark, and the idle clock
+of the parent that saw the newest reading); and the notifications a parent
+recorded and did not publish (claimed like any recovery, so exactly once). So a
+series silent since before the reshard still fires ``no_data`` on time, and
+nothing a parent recorded is left pending on a shard no one reads.
+
 Rebuild (``ingest.rebuild``): instance states and shard clocks carry the
 generation they were computed under; an instance of an older generation than
 its shard's starts over at its series' next reading (keeping its version, so
@@ -33,20 +44,24 @@ published like live ones (with the reading time they happened at).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+import msgspec
 
 from wenu_stream.alarms.durable import LastTransition, LedgerEntry, ShardClock
 from wenu_stream.alarms.engine import InstanceState, Transition
 from wenu_stream.alarms.rules import AlarmRule, matches
 from wenu_stream.alarms.shard import AlarmEngine, InstanceKey
-from wenu_stream.errors import StaleAlarmState
+from wenu_stream.errors import SinkRejected, StaleAlarmState
 from wenu_stream.log import get_logger
-from wenu_stream.model import SeriesReading
+from wenu_stream.model import HashRange, SeriesReading, out_of_range
 from wenu_stream.ports import AlarmStateStore, Notifier, RulesSource, SinkBase
 
 RETRY_DEFERRED_MS = 2000
+_NEVER = -(1 << 62)
 
 
 class _Shard:
@@ -127,6 +142,10 @@ class AlarmsSink(SinkBase):
 
     async def write_readings(self, shard_id: str, readings: Sequence[SeriesReading]) -> list[Transition]:
         """Evaluate a batch of enriched readings in shard order; return the transitions (published at flush)."""
+        for r in readings:  # before any change: the processor isolates the record (ingest.failures)
+            refused = out_of_range(r.value, largest=1e125, smallest=1e-129, what="an alarm's last value")
+            if refused is not None and math.isfinite(r.value):
+                raise SinkRejected(self.name, f"{r.series} at {r.t}: {refused}")
         self._refresh_rules()
         shard = await self._shard(shard_id)
         if await self._look_up(
@@ -189,6 +208,35 @@ class AlarmsSink(SinkBase):
         now = self._wall_ms()
         return any(
             shard.transitions or (shard.deferred and now >= shard.retry_at) for shard in self._shards.values()
+        )
+
+    async def inherit(self, shard_id: str, parents: Sequence[str], hash_range: HashRange | None) -> None:
+        """Take over what the ended parents of a new child shard left (module docstring, resharding)."""
+        shard = await self._shard(shard_id)
+        adopted: list[InstanceState] = []
+        clocks: list[ShardClock] = []
+        for parent in parents:
+            states, clock = await self._store.load_shard(parent, claim=False)
+            clocks += [clock] if clock is not None and clock.generation >= shard.engine.generation else []
+            adopted += [
+                msgspec.structs.replace(s, version=s.version + 1)  # the child's now: its item moves to it
+                for s in states
+                if shard.engine.state(s.rule, s.series) is None and _follows(s, len(parents), hash_range)
+            ]
+        orphans = set(shard.engine.load(adopted, max((c.watermark or _NEVER for c in clocks), default=None)))
+        shard.upserts.update(((s.rule, s.series), s) for s in adopted if (s.rule, s.series) not in orphans)
+        newest = max(clocks, key=lambda c: c.seen_watermark or _NEVER, default=None)
+        if shard.seen_wall is None and newest is not None and newest.seen_wall is not None:
+            shard.seen_watermark, shard.seen_wall = newest.seen_watermark, newest.seen_wall
+        shard.clock_dirty = True
+        for parent in parents:  # what a parent recorded and nobody published: this shard's to publish now
+            shard.defer(await self._notifier.recover(parent))
+        self._log.info(
+            "alarm_shard_inherited",
+            shard_id=shard_id,
+            parents=list(parents),
+            instances=len(adopted) - len(orphans),
+            watermark=shard.engine.watermark,
         )
 
     def rebuild(self, shard_id: str, generation: int) -> None:
@@ -291,3 +339,12 @@ class AlarmsSink(SinkBase):
 
     def _severity_of(self, rule_id: str) -> str:
         return self._severity.get(rule_id, "")
+
+
+def _follows(state: InstanceState, parents: int, hash_range: HashRange | None) -> bool:
+    """Does an instance of an ended parent belong to its child? Every one after a merge (the child's range is
+    both parents'); after a split, those whose series' last partition key the child's range holds (the other
+    child takes the rest; one of unknown key is looked up at its series' next reading instead)."""
+    if parents > 1:
+        return True
+    return hash_range is not None and bool(state.partition_key) and hash_range.holds(state.partition_key)

@@ -72,8 +72,14 @@ class DynamoAlarmStateStore:
     def shard_key(self, shard_id: str) -> str:
         return f"{self._stream}#{shard_id}"
 
-    async def load_shard(self, shard_id: str) -> tuple[list[InstanceState], ShardClock | None]:
+    async def load_shard(
+        self, shard_id: str, *, claim: bool = True
+    ) -> tuple[list[InstanceState], ShardClock | None]:
         """Return every stored instance of a shard (consistent reads) and its clock.
+
+        With ``claim`` (a shard this worker starts processing) its journal is
+        claimed first, so a commit of a previous owner fails from then on;
+        without (the ended parent of a child shard), it is only read.
 
         The ``by-shard`` index is eventually consistent, so it only lists the
         keys; the states themselves are read consistently from the table. An
@@ -88,14 +94,18 @@ class DynamoAlarmStateStore:
         keys = [item["pk"]["S"] async for item in index]
         items = await self._batch_get(keys)
         head_pk = self._clock_pk(shard_id)
-        await self._journal.claim(head_pk)  # before reading: a commit of the previous owner from now on fails
+        if claim:
+            await self._journal.claim(
+                head_pk
+            )  # before reading: a commit of the previous owner from now on fails
         clock = await self._client.get_item(
             TableName=self._table, Key={"pk": {"S": head_pk}}, ConsistentRead=True
         )
         head = head_of(clock.get("Item"))
         written = [_DECODER.decode(i["blob"]["B"]) for i in items]
         states = newest(await self._journal.read(head), written)
-        self._shards[shard_id] = _Shard(head, states, {(s.rule, s.series): s.state for s in written})
+        if claim:
+            self._shards[shard_id] = _Shard(head, states, {(s.rule, s.series): s.state for s in written})
         return list(states.values()), _clock(clock.get("Item"))
 
     async def load_instances(self, keys: Sequence[InstanceKey]) -> list[InstanceState]:

@@ -13,10 +13,14 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
+import aiohttp
 import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
 
+from wenu_stream.aws.signed import TransportError
 from wenu_stream.backoff import Backoff
 from wenu_stream.errors import SinkError
+from wenu_stream.ingest.failures import Failure, default_classify
 from wenu_stream.tasks import bounded
 
 if TYPE_CHECKING:
@@ -193,3 +197,32 @@ async def _batch_get_chunk(
 
 def _hashable(key: Item) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
     return tuple(sorted((name, tuple(value.items())) for name, value in key.items()))
+
+
+# Answers about the data itself (retrying cannot help): the processor bisects the batch and dead-letters
+# what is refused as ``sink_rejected`` (``ingest.failures``). Every other answer, 4xx included (access
+# denied, a missing table, an expired token), is about the service or the setup: retried until it heals.
+REFUSALS = frozenset(
+    {
+        "ValidationException",  # DynamoDB: a number out of range, an item over 400 KB, an empty key ...
+        "ItemCollectionSizeLimitExceededException",
+        "InvalidParameter",  # SNS: a message over 256 KB, a bad attribute
+        "InvalidParameterValue",
+        "InvalidParameterException",
+        "InvalidParameterValueException",
+        "EntityTooLarge",  # S3
+        "KeyTooLongError",
+    }
+)
+
+
+def classify(exc: BaseException) -> Failure:
+    """The class of a sink's failure (``ingest.failures``): transient, rejected (about the data), or a bug."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in REFUSALS:
+            return Failure.REJECTED
+        return Failure.BUG if code == CONDITION_FAILED else Failure.TRANSIENT
+    if isinstance(exc, BotoCoreError | aiohttp.ClientError | TransportError):
+        return Failure.TRANSIENT
+    return default_classify(exc)

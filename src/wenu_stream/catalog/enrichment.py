@@ -16,7 +16,7 @@ from wenu_stream.records.payload import Message
 
 
 def enrich(
-    message: Message, position: Position, snapshot: CatalogSnapshot
+    message: Message, position: Position, snapshot: CatalogSnapshot, partition_key: str = ""
 ) -> tuple[list[SeriesReading], list[Unmapped]]:
     """Map every reading of ``message`` onto its series.
 
@@ -24,6 +24,7 @@ def enrich(
         message: a decoded, validated message.
         position: where the message sits in its shard.
         snapshot: the catalog to map with (one snapshot per batch).
+        partition_key: the message's partition key, kept on its readings.
 
     Returns:
         The series readings and the unmapped readings, each in reading order.
@@ -49,6 +50,7 @@ def enrich(
                     value,
                     position,
                     message.sent_at,
+                    partition_key,
                 )
             )
         else:
@@ -80,6 +82,7 @@ def series_reading(
     value: float,
     position: Position,
     sent_at: int = 0,
+    partition_key: str = "",
 ) -> SeriesReading:
     """One reading placed on its series (``value`` already normalised)."""
     return SeriesReading(
@@ -98,6 +101,7 @@ def series_reading(
         raw_value=raw,
         position=position,
         sent_at=sent_at,
+        partition_key=partition_key,
     )
 
 

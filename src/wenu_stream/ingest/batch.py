@@ -50,6 +50,15 @@ class AcceptedMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     key_id: str
     position: Position
     arrival_ms: int
+    raw: bytes = b""  # the user record, for a dead letter if a sink refuses it later
+    partition_key: str = (
+        ""  # as put (a re-drive's starts with REDRIVE_PREFIX; its hash is the original key's)
+    )
+
+    @property
+    def hash_partition_key(self) -> str:
+        """The key whose hash placed the message in its shard (a re-drive's original key, see ``ops.redrive``)."""
+        return self.partition_key.removeprefix(REDRIVE_PREFIX)
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -135,7 +144,12 @@ def process_batch(
                 if verdict is new:
                     accepted.append(
                         AcceptedMessage(
-                            message=message, key_id=result.key_id, position=position, arrival_ms=arrival_ms
+                            message=message,
+                            key_id=result.key_id,
+                            position=position,
+                            arrival_ms=arrival_ms,
+                            raw=result.raw,
+                            partition_key=result.partition_key,
                         )
                     )
                 elif verdict is Seen.DUPLICATE:

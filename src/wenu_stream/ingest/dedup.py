@@ -145,6 +145,18 @@ class Dedup:
         del memory.forced[:-MAX_FORCED]
         return Seen.NEW
 
+    def forget(self, device: str, seq: int, sent_at: int) -> None:
+        """Un-accept a message (a sink refused it and it was dead-lettered): a re-drive of it is new again."""
+        memory = self._devices.get(device)
+        if memory is None:
+            return
+        if (seq, sent_at) in memory.forced:
+            memory.forced.remove((seq, sent_at))
+        for e in memory.epochs:
+            offset = e[HI] - seq
+            if _consistent(e, seq, sent_at) and 0 <= offset < self.window:
+                e[MASK] &= ~(1 << offset)
+
     def _check(self, memory: _Memory, seq: int, sent_at: int) -> Seen:
         if (seq, sent_at) in memory.forced:
             return Seen.DUPLICATE

@@ -16,7 +16,7 @@ from wenu_stream.catalog.directory import CatalogDirectory, CatalogSnapshot
 from wenu_stream.catalog.enrichment import enrich
 from wenu_stream.ingest.batch import BatchOutcome
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import Position, SeriesReading, Unmapped
+from wenu_stream.model import HashRange, Position, SeriesReading, Unmapped
 from wenu_stream.ports import ReadingSink, SinkBase, UnmappedStore
 
 
@@ -27,7 +27,7 @@ def enrich_batch(
     readings: list[SeriesReading] = []
     unmapped: list[Unmapped] = []
     for accepted in outcome.accepted:
-        mapped, missing = enrich(accepted.message, accepted.position, snapshot)
+        mapped, missing = enrich(accepted.message, accepted.position, snapshot, accepted.hash_partition_key)
         readings.extend(mapped)
         unmapped.extend(missing)
     return readings, unmapped
@@ -99,6 +99,11 @@ class EnrichingSink(SinkBase):
         """Pass the shard's checkpoint to the reading sinks (staging drops files a crashed owner left past it)."""
         for sink in self._sinks:
             await sink.resume(shard_id, after)
+
+    async def inherit(self, shard_id: str, parents: Sequence[str], hash_range: HashRange | None) -> None:
+        """Pass a child shard's lineage to the reading sinks (alarms take the parents' instances over)."""
+        for sink in self._sinks:
+            await sink.inherit(shard_id, parents, hash_range)
 
     async def settle(self, shard_id: str) -> None:
         """Pass a shard's stop to the reading sinks."""

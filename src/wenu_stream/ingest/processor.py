@@ -25,13 +25,22 @@ from typing import Any
 
 import msgspec
 
-from wenu_stream.backoff import retry
+from wenu_stream.backoff import Backoff
+from wenu_stream.errors import SinkRejected
 from wenu_stream.health import HEALTH, Health
-from wenu_stream.ingest.batch import BatchOutcome, Totals, process_batch
+from wenu_stream.ingest.batch import (
+    AcceptedMessage,
+    BatchOutcome,
+    DeadLetter,
+    ParkedReason,
+    Totals,
+    process_batch,
+)
 from wenu_stream.ingest.dedup import Dedup
+from wenu_stream.ingest.failures import Classifier, Failure, SinkFactory, SinkSet, default_classify
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import SHARD_END, KinesisRecord, Position, parse_checkpoint
+from wenu_stream.model import SHARD_END, HashRange, KinesisRecord, Position, parse_checkpoint
 from wenu_stream.ports import BatchSink, DeadLetterStore, StateStore
 from wenu_stream.records.crypto import KeyRing
 
@@ -56,9 +65,12 @@ class PipelineProcessor:
         dead_letters: DeadLetterStore,
         state: StateStore,
         sinks: Sequence[BatchSink] = (),
+        sink_factory: SinkFactory | None = None,
         metrics: Metrics,
         dedup_window: int = 4096,
-        write_attempts: int = 6,
+        write_attempts: int = 0,
+        classify: Classifier = default_classify,
+        max_record_age_s: float = 0.0,
         checkpoint_interval: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -68,10 +80,16 @@ class PipelineProcessor:
         self._keyring = keyring
         self._dlq = dead_letters
         self._state = state
-        self._sinks = tuple(sinks)
         self._metrics = metrics
         self._window = dedup_window
         self._attempts = write_attempts
+        self._classify = classify
+        self._factory = sink_factory
+        self._set = SinkSet(
+            "", sinks, factory=sink_factory, classify=classify, on_refused=self._refused,
+            on_failure=self._failed, on_parked=self._parked, attempts=write_attempts,
+            max_record_age_ms=int(max_record_age_s * 1000), wall_ms=lambda: int(self._wall() * 1000),
+        )  # fmt: skip
         self.shard_id = ""
         self.totals = Totals()
         self._dedup = Dedup(dedup_window)
@@ -87,12 +105,22 @@ class PipelineProcessor:
             None  # last sequence processed (an idle tick's effects commit at it)
         )
         self._health = health
+        self._failing: set[str] = set()  # sinks whose last attempt failed (readiness)
         self._log: Any = get_logger("wenu.processor")
 
     async def initialize(
-        self, shard_id: str, checkpoint: str | None, parent_shard_ids: Sequence[str]
+        self,
+        shard_id: str,
+        checkpoint: str | None,
+        parent_shard_ids: Sequence[str],
+        hash_range: HashRange | None = None,
     ) -> None:
         """Load the state saved at ``checkpoint`` (or the parents' final states for a new child shard).
+
+        A child shard without a checkpoint starts from the union of its parents' duplicate memories
+        (a message re-delivered in the child is still a duplicate), with totals of its own (the
+        report adds every shard's), and every sink hears ``inherit`` (alarms take over the parents'
+        instances within ``hash_range``, their shard clocks and their pending notifications).
 
         A rebuild marker (``ingest.rebuild``) that applies to ``checkpoint`` starts
         the shard with empty duplicate memory and totals instead; its generation
@@ -100,12 +128,14 @@ class PipelineProcessor:
         sequence-number checkpoint every sink hears ``resume`` (effects past it
         that a crashed owner made durable are made again by the replay).
         """
-        self.shard_id = shard_id
+        self.shard_id = self._set.shard_id = shard_id
         self._log = self._log.bind(shard_id=shard_id, app=self.app)
+        if self._factory is not None:  # this shard's own sinks: a rewind rebuilds them (ingest.failures)
+            self._set.sinks = tuple(await self._factory())
         self._release()
         marker = await self._durable("state", lambda: self._state.rebuild_marker(shard_id))
         rebuilding = marker is not None and marker.applies(checkpoint)
-        self.generation = marker.generation if marker is not None else 0
+        self.generation = self._set.generation = marker.generation if marker is not None else 0
         for sink in self._sinks:
             sink.rebuild(shard_id, self.generation)
         seq, sub = parse_checkpoint(checkpoint)
@@ -137,6 +167,10 @@ class PipelineProcessor:
                 if b
             ]
             self._dedup = Dedup.merged(dedups, self._window)
+            for sink in self._sinks:
+                await self._durable(
+                    sink.name, functools.partial(sink.inherit, shard_id, parent_shard_ids, hash_range)
+                )
         self._log.info(
             "shard_initialized",
             checkpoint=checkpoint,
@@ -163,9 +197,8 @@ class PipelineProcessor:
         self._resume_after = None
         if outcome.dead_letters:
             await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, outcome.dead_letters))
-        for sink in self._sinks:
-            await sink.write(self.shard_id, outcome)
         self.totals.add(outcome, len(records))
+        await self._set.write(outcome)  # in memory mostly: only a durable write tells a sink recovered
         self._pending = self._last_sequence = records[-1].sequence_number
         committed = False
         if self._urgent() or self._monotonic() - self._last_commit >= self._interval:
@@ -200,10 +233,11 @@ class PipelineProcessor:
     async def _commit(self) -> str | None:
         if self._pending is None:
             return None
-        for sink in self._sinks:
-            await self._durable(sink.name, sink.flush)
+        await self._set.flush()
+        self._recovered()
         sequence, blob = self._pending, self._dump()
         await self._durable("state", lambda: self._state.save(self.shard_id, sequence, blob))
+        self._set.committed()
         self._pending = None
         self._last_commit = self._monotonic()
         return sequence
@@ -231,23 +265,86 @@ class PipelineProcessor:
     def _dump(self) -> bytes:
         return msgspec.msgpack.encode(ShardState(totals=self.totals, dedup=self._dedup.dump()))
 
+    @property
+    def _sinks(self) -> tuple[BatchSink, ...]:
+        return self._set.sinks
+
     async def _durable(self, sink: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        started = time.monotonic()
-
-        def failed(exc: BaseException, attempt: int) -> None:
-            self._metrics.sink_failures.labels(self.app, sink).inc()
-            self._health.note(sink, ok=False, error=repr(exc))
-            self._log.warning("sink_retry", sink=sink, attempt=attempt + 1, error=repr(exc))
-
-        try:
-            result = await retry(call, attempts=self._attempts, on_error=failed)
-        except Exception as exc:
-            self._metrics.sink_failures.labels(self.app, sink).inc()
-            self._health.note(sink, ok=False, error=repr(exc))
-            raise
+        """A write outside the sinks' batches (shard state, dead letters, hooks): transient failures retried."""
+        started, backoff, failures = time.monotonic(), Backoff(base=0.1, cap=30.0), 0
+        while True:
+            try:
+                result = await call()
+                break
+            except Exception as exc:
+                kind = self._classify(exc)
+                failures += 1
+                self._failed(sink, exc, kind, failures)
+                if kind is not Failure.TRANSIENT or (self._attempts and failures >= self._attempts):
+                    raise
+                await backoff.sleep()
         self._health.note(sink, ok=True)
         self._metrics.sink_seconds.labels(self.app, sink).observe(time.monotonic() - started)
         return result
+
+    def _failed(self, sink: str, exc: BaseException, kind: Failure, attempt: int) -> None:
+        """One failed attempt of a sink: metric, readiness, log (the policy is in ``ingest.failures``)."""
+        sink = getattr(exc, "sink", None) or sink or "sinks"
+        self._metrics.sink_failures.labels(self.app, sink).inc()
+        self._health.note(sink, ok=False, error=repr(exc))
+        self._failing.add(sink)
+        self._log.warning("sink_retry", sink=sink, failure=str(kind), attempt=attempt, error=repr(exc))
+
+    def _recovered(self) -> None:
+        for sink in self._failing:
+            self._health.note(sink, ok=True)
+        self._failing.clear()
+
+    async def _refused(self, refused: list[tuple[AcceptedMessage, SinkRejected]]) -> None:
+        """Dead-letter what a sink refused (``sink_rejected``); a re-drive of it is new again."""
+        letters = [
+            DeadLetter(
+                position=m.position,
+                reason=ParkedReason.SINK_REJECTED.value,
+                detail=str(exc),
+                raw=m.raw,
+                partition_key=m.partition_key,
+                arrival_ms=m.arrival_ms,
+            )
+            for m, exc in refused
+        ]
+        await self._park_letters(letters, [m for m, _ in refused])
+        self._log.error(
+            "sink_rejected", records=len(letters), positions=[f"{d.position.sequence}:{d.position.sub}" for d in letters][:20],
+            error=str(refused[0][1]), effect="dead-lettered as sink_rejected; the shard goes on",
+        )  # fmt: skip
+
+    async def _parked(self, messages: list[AcceptedMessage]) -> None:
+        """``max_record_age`` passed while a sink kept failing: the uncommitted messages go to the dead letters."""
+        letters = [
+            DeadLetter(
+                position=m.position,
+                reason=ParkedReason.MAX_RECORD_AGE.value,
+                detail="a sink kept failing past max_record_age; re-drive it once the sink is back",
+                raw=m.raw,
+                partition_key=m.partition_key,
+                arrival_ms=m.arrival_ms,
+            )
+            for m in messages
+        ]
+        await self._park_letters(letters, messages)
+        self._log.error("records_parked", records=len(letters), reason=ParkedReason.MAX_RECORD_AGE.value)
+
+    async def _park_letters(self, letters: list[DeadLetter], messages: list[AcceptedMessage]) -> None:
+        if not letters:
+            return
+        await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, letters))
+        for m in messages:
+            self._dedup.forget(m.message.device, m.message.seq, m.message.sent_at)
+        reason = letters[0].reason
+        self.totals.accepted -= len(letters)
+        self.totals.rejected[reason] = self.totals.rejected.get(reason, 0) + len(letters)
+        self._metrics.dead_letters.labels(self.app, reason).inc(len(letters))
 
     def _observe(self, outcome: BatchOutcome, started: float, millis_behind: int | None) -> None:
         m, app = self._metrics, self.app

@@ -31,12 +31,23 @@ from typing import Any
 
 import msgspec
 
+from wenu_stream.model import out_of_range
 from wenu_stream.stats.aggregates import WindowAgg, result
 from wenu_stream.stats.engine import Entry, Fence, SeriesState, WindowKey
 from wenu_stream.timewindows import add_months, iso, window_iso, window_of
 
 STATE_SUFFIX = "#state"
 Item = dict[str, Any]
+
+# DynamoDB keeps 38 significant digits between 1e-130 and 1e126: a window's exact sum (integer micro-units of up
+# to a million readings) stays within them while every value is below 1e26, and min/max at least 1e-120.
+LARGEST_VALUE = 1e26
+SMALLEST_VALUE = 1e-120
+
+
+def unstorable(value: float) -> str | None:
+    """Why a finite reading's value cannot go into a window item (the store would refuse it), or None."""
+    return out_of_range(value, largest=LARGEST_VALUE, smallest=SMALLEST_VALUE, what="a stats window")
 
 
 class RedoEntry(msgspec.Struct, frozen=True, array_like=True):

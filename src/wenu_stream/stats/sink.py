@@ -34,13 +34,14 @@ items because a newer generation's fence sorts after every older one.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from wenu_stream.errors import SinkError
+from wenu_stream.errors import SinkError, SinkRejected
 from wenu_stream.model import Clock, SeriesReading
 from wenu_stream.ports import SinkBase, StatsStore
 from wenu_stream.stats import items
@@ -117,6 +118,9 @@ class StatsSink(SinkBase):
         """Apply a batch of enriched readings (in shard order) in memory; return what happened to them."""
         groups: dict[str, list[Pending]] = {}
         for r in readings:
+            refused = items.unstorable(r.value) if math.isfinite(r.value) else None
+            if refused is not None:  # before any change: the processor isolates the record (ingest.failures)
+                raise SinkRejected(self.name, f"{r.series} at {r.t}: {refused}")
             groups.setdefault(r.series, []).append((shard_id, r))
         async with self._lock:
             self._shard_of.update(dict.fromkeys(groups, shard_id))

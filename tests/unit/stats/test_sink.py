@@ -25,6 +25,7 @@ from tests.support.stats import (
     run_with_crashes,
     scenario,
 )
+from wenu_stream.errors import SinkRejected
 from wenu_stream.model import Position, SeriesReading
 from wenu_stream.ports import StatsStore
 from wenu_stream.stats.items import Item
@@ -94,6 +95,23 @@ async def test_late_readings_are_counted_and_change_nothing(readings: list[Serie
     assert {k: v for k, v in got.items() if k != state_key} == {
         k: v for k, v in expected.items() if k != state_key
     }
+
+
+@pytest.mark.parametrize("value", [1e26, -3e40, 1e-125])
+async def test_a_value_a_window_item_cannot_hold_is_refused_before_any_change(
+    readings: list[SeriesReading], value: float
+) -> None:
+    stream = deliveries(readings)
+    expected, _ = await in_memory(stream)
+    store = InMemoryStatsStore()
+    sink = new_sink(store)
+    await run(sink, stream)
+    shard, r = stream[-1]
+    poison = msgspec.structs.replace(r, value=value, seq=10**6, position=Position(10**7))
+    with pytest.raises(SinkRejected, match="stats window"):
+        await sink.write_readings(shard, [poison])
+    await sink.flush()
+    assert comparable(list(store.items.values())) == expected
 
 
 class Ticking:

@@ -169,7 +169,7 @@ def generate(cfg: SimulationConfig, keyring: Mapping[str, bytes]) -> Iterator[Pr
         keys[cfg.unknown_key_id] = _rng(cfg.seed, "unknown-key").randbytes(KEY_SIZE)
     users = _Run(cfg, key_ids, Sealer(keys, NonceSource(cfg.seed))).user_records()
     if cfg.aggregate:
-        return _aggregates(users, cfg.aggregate, cfg.shard_ranges)
+        return aggregate_users(users, cfg.aggregate, cfg.shard_ranges)
     return (
         ProducedRecord(partition_key=u.partition_key, data=u.data, emit_ms=u.emit_ms, users=(u,))
         for u in users
@@ -348,7 +348,7 @@ def shard_of(partition_key: str, ranges: tuple[tuple[int, int], ...]) -> int | s
     raise ValueError(f"no shard range holds the hash key of {partition_key!r}")
 
 
-def _aggregates(
+def aggregate_users(
     users: Iterable[UserRecord], per_record: int, ranges: tuple[tuple[int, int], ...] = ()
 ) -> Iterator[ProducedRecord]:
     """Pack user records bound for the same shard, up to ``per_record`` and ``MAX_AGGREGATE_BYTES``, into KPL records.

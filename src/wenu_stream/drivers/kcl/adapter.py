@@ -21,8 +21,13 @@ Parent shards: the daemon's ``initialize`` message names the shard and its
 checkpoint but not the shard's parents, although KCL starts a child only after
 its parents reached SHARD_END. A shard that starts fresh (no sequence-number
 checkpoint) therefore looks its parents up with ``ListShards``
-(``ParentShardId``/``AdjacentParentShardId``), so that its duplicate memory
-starts from the parents' final state, as on the native driver.
+(``ParentShardId``/``AdjacentParentShardId``) and its hash-key range, so that
+it starts from the parents' final state (duplicate memory; the alarm instances
+in its range, shard clocks and pending notifications), as on the native driver
+(whose lease rows carry both). The lineage is read from Kinesis rather than
+recorded by the parent at SHARD_END: the daemon's ``shardEnded`` message does
+not name the children, and ListShards answers for every shard still in the
+stream's retention.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+import msgspec
 from amazon_kclpy import kcl  # type: ignore[import-untyped]  # no stubs shipped
 from amazon_kclpy.messages import (  # type: ignore[import-untyped]
     InitializeInput,
@@ -50,7 +56,7 @@ from wenu_stream.backoff import Backoff
 from wenu_stream.drivers.kcl.properties import check_properties, render_properties
 from wenu_stream.log import configure_logging, get_logger
 from wenu_stream.metrics import CheckpointClock, Metrics
-from wenu_stream.model import KinesisRecord
+from wenu_stream.model import HashRange, KinesisRecord
 from wenu_stream.ports import ShardProcessor
 
 if TYPE_CHECKING:
@@ -74,7 +80,17 @@ _RETRYABLE = frozenset({"ThrottlingException", "KinesisClientLibDependencyExcept
 
 T = TypeVar("T")
 Factory = Callable[[str], ShardProcessor]
-ParentLookup = Callable[[str], Sequence[str]]  # shard id -> its parent shard ids (blocking I/O allowed)
+
+
+class Lineage(msgspec.Struct, frozen=True):
+    """A shard's parents and its hash-key range, as ListShards tells them."""
+
+    parents: tuple[str, ...]
+    hash_range: HashRange | None = None
+
+
+# shard id -> its parent shard ids, or its whole lineage (blocking I/O allowed)
+ParentLookup = Callable[[str], "Sequence[str] | Lineage"]
 
 
 def to_kinesis_record(record: Record) -> KinesisRecord:
@@ -98,7 +114,7 @@ def _checkpoint_string(sequence: str | None, sub: int | None) -> str | None:
 def kinesis_parent_lookup(stream: str, client: KinesisClient | None = None) -> ParentLookup:
     """A ``ParentLookup`` over ``ListShards`` of ``stream`` (client built by boto3 from AWS_* settings if not given)."""
 
-    def parents(shard_id: str) -> list[str]:
+    def parents(shard_id: str) -> Lineage:
         kinesis = client
         if kinesis is None:
             import boto3
@@ -109,9 +125,15 @@ def kinesis_parent_lookup(stream: str, client: KinesisClient | None = None) -> P
             page = kinesis.list_shards(**request)
             for shard in page.get("Shards", []):
                 if shard["ShardId"] == shard_id:
-                    return [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p]
+                    keys = shard["HashKeyRange"]
+                    return Lineage(
+                        tuple(
+                            p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p
+                        ),
+                        HashRange(int(keys["StartingHashKey"]), int(keys["EndingHashKey"])),
+                    )
             if not page.get("NextToken"):
-                return []  # trimmed from the stream: nothing to inherit
+                return Lineage(())  # trimmed from the stream: nothing to inherit
             request = {"NextToken": page["NextToken"]}  # AWS rejects StreamName together with NextToken
 
     return parents
@@ -194,9 +216,13 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
 
     async def _initialize(self, shard_id: str, checkpoint: str | None) -> None:
         parents: Sequence[str] = ()
+        hash_range: HashRange | None = None
         if self._parents is not None and _fresh(checkpoint):
-            parents = await asyncio.to_thread(self._parents, shard_id)
-        await self._started(shard_id).initialize(shard_id, checkpoint, parents)
+            found = await asyncio.to_thread(self._parents, shard_id)
+            parents, hash_range = (
+                (found.parents, found.hash_range) if isinstance(found, Lineage) else (found, None)
+            )
+        await self._started(shard_id).initialize(shard_id, checkpoint, parents, hash_range)
 
     def process_records(self, process_records_input: ProcessRecordsInput) -> None:
         """Translate, process, and checkpoint the last record once the processor says it is durable."""

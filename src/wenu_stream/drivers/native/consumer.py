@@ -54,7 +54,7 @@ from wenu_stream.drivers.native.leases import Lease, LeaseTable
 from wenu_stream.errors import LeaseLostError
 from wenu_stream.health import Health
 from wenu_stream.metrics import CheckpointClock, Metrics
-from wenu_stream.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON
+from wenu_stream.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, HashRange
 from wenu_stream.ports import ShardProcessor
 
 if TYPE_CHECKING:
@@ -155,6 +155,13 @@ class WorkerState:
         self.last_records_at = time.monotonic()
 
 
+def hash_range_of(lease: Lease) -> HashRange | None:
+    """The shard's hash-key range as its lease row keeps it (None for a row written without it)."""
+    if lease.starting_hash_key is None or lease.ending_hash_key is None:
+        return None
+    return HashRange(int(lease.starting_hash_key), int(lease.ending_hash_key))
+
+
 def start_position(checkpoint: str, sub: int) -> tuple[ShardIteratorTypeType, str | None]:
     """The GetShardIterator type and sequence number that resume after a lease checkpoint."""
     if checkpoint in (
@@ -244,7 +251,9 @@ class ShardConsumer:
         if self.held.lease.checkpoint_owner not in (None, self.state.config.worker_id):
             await self._await_handoff()
         lease = self.held.lease
-        await self.processor.initialize(self.shard_id, lease.position, lease.parent_shard_ids)
+        await self.processor.initialize(
+            self.shard_id, lease.position, lease.parent_shard_ids, hash_range_of(lease)
+        )
         self.log.info("shard_started", checkpoint=lease.position, start=self.resume[0])
         poll = self.state.config.kinesis.poll_interval_ms / 1000
         while not self.leave.is_set():

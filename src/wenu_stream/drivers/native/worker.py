@@ -67,6 +67,9 @@ from wenu_stream.metrics import Metrics
 from wenu_stream.model import LATEST, TRIM_HORIZON
 from wenu_stream.ports import ShardProcessorFactory
 
+# The most a stop waits to give back the leases of abandoned shards (within ECS's stop timeout).
+RELEASE_S = 5.0
+
 
 class WorkerResult(msgspec.Struct, frozen=True, kw_only=True):
     """What a worker did before it stopped. ``failed``: a shard failed; exit non-zero so the batch replays."""
@@ -169,7 +172,17 @@ class Worker:
     async def _coordinate(self) -> None:
         interval = self.config.lease.failover_ms / 2000
         while not self.stop.is_set():
-            await self._pass()
+            passing = asyncio.ensure_future(self._pass())
+            stopping = asyncio.ensure_future(self.stop.wait())
+            try:  # a pass stalled on a black-holed DynamoDB or Kinesis must not hold the stop up
+                await asyncio.wait({passing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not passing.done():
+                    passing.cancel()
+            await asyncio.gather(passing, return_exceptions=True)
+            if not passing.cancelled():
+                passing.result()  # a bug in a pass ends the worker, as before
             if await self._wait(interval):
                 return
 
@@ -403,9 +416,30 @@ class Worker:
             asyncio.get_running_loop().call_later(seconds, lambda: task.done() or task.cancel())
 
     async def _drain(self) -> None:
-        """Wait for every consumer to finish its graceful stop (they watch ``stop``)."""
+        """Wait for every consumer to finish its graceful stop (they watch ``stop``), at most ``stop_grace_s``.
+
+        A consumer still busy then (a sink that keeps failing: its batch cannot become durable) is
+        cancelled without a checkpoint, and its lease given back: the batch replays on the next owner.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.kinesis.stop_grace_s
         while self.tasks:
-            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                stuck = dict(self.held)
+                self.log.warning(
+                    "stop_grace_expired", shards=sorted(self.tasks), effect="not checkpointed; they replay"
+                )
+                for task in list(self.tasks.values()):
+                    task.cancel()
+                await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+                with contextlib.suppress(TimeoutError):  # a black-holed DynamoDB: the leases expire instead
+                    async with asyncio.timeout(RELEASE_S):
+                        await asyncio.gather(
+                            *(held.release() for held in stuck.values()), return_exceptions=True
+                        )
+                return
+            await asyncio.wait(list(self.tasks.values()), timeout=remaining)
 
 
 def parents_first(shards: Sequence[Shard]) -> list[Shard]:
