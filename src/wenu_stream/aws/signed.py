@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from wenu_stream.aws.common import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 from wenu_stream.errors import WenuError
 
 if TYPE_CHECKING:
@@ -144,14 +143,19 @@ class JsonTransport:
         target_prefix: str,
         content_type: str,
         timeout_s: float | None = None,
-        connect_s: float = CONNECT_TIMEOUT_S,
-        read_s: float = READ_TIMEOUT_S,
+        connect_s: float | None = None,
+        read_s: float | None = None,
     ) -> JsonTransport:
         """Build from an aiobotocore session and one of its clients (endpoint and region resolved by the SDK).
 
-        Deadlines as the SDK clients': ``connect_s`` to connect, ``read_s`` between two reads, and ``timeout_s``
-        (if given) for the whole exchange; the callers' ``aws.deadlines`` bound a call with its retries.
+        Deadlines as the SDK clients': ``connect_s`` to connect, ``read_s`` between two reads (by default
+        ``aws.common``'s), and ``timeout_s`` (if given) for the whole exchange; the callers' ``aws.deadlines``
+        bound a call with its retries.
         """
+        from wenu_stream.aws.common import CONNECT_TIMEOUT_S, READ_TIMEOUT_S  # common imports this module
+
+        connect_s = CONNECT_TIMEOUT_S if connect_s is None else connect_s
+        read_s = READ_TIMEOUT_S if read_s is None else read_s
         credentials = await session.get_credentials()
         if credentials is None:
             raise WenuError("no AWS credentials found by the SDK")
