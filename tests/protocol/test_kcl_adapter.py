@@ -26,9 +26,9 @@ from tests.protocol.fakes import (
     script,
 )
 from tests.support.processors import FailingSinkProcessor, FakeShardProcessor
-from wenu_stream.drivers.kcl.adapter import EXIT_PROCESSING_FAILED, WenuRecordProcessor
+from wenu_stream.drivers.kcl.adapter import EXIT_PROCESSING_FAILED, Lineage, WenuRecordProcessor
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import KinesisRecord
+from wenu_stream.model import HashRange, KinesisRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARD = "shardId-000000000007"
@@ -238,6 +238,30 @@ def test_a_fresh_shard_gets_its_parents_from_the_lookup() -> None:
         "TRIM_HORIZON",
         ("shardId-000000000001", "shardId-000000000002"),
     )
+
+
+class RangeRecorder(FakeShardProcessor):
+    """Records the hash range ``initialize`` was given."""
+
+    hash_range: HashRange | None = None
+
+    async def initialize(
+        self,
+        shard_id: str,
+        checkpoint: str | None,
+        parent_shard_ids: Sequence[str],
+        hash_range: HashRange | None = None,
+    ) -> None:
+        self.hash_range = hash_range
+        await super().initialize(shard_id, checkpoint, parent_shard_ids)
+
+
+def test_a_fresh_child_gets_its_parents_and_hash_range_from_a_lineage_lookup() -> None:
+    lineage = Lineage(("shardId-000000000001",), HashRange(2**126, 2**127 - 1))
+    processor = RangeRecorder()
+    events, _, code = drive(processor, initialize(SHARD, "TRIM_HORIZON"), parents=lambda _shard: lineage)
+    assert code is None and events[0] == ("initialize", SHARD, "TRIM_HORIZON", ("shardId-000000000001",))
+    assert processor.hash_range == HashRange(2**126, 2**127 - 1)
 
 
 def test_a_shard_resuming_from_a_sequence_number_does_not_look_up_parents() -> None:

@@ -285,7 +285,7 @@ class StatsSink(SinkBase):
         for series, group in groups.items():
             engine = self._cache[series].engine
             shards = {s: self._generations.get(s, 0) for s, _ in group}
-            if engine.restart(max(shards.values())):
+            if shards and engine.restart(max(shards.values())):  # none: a reload with nothing to apply again
                 redo.pop(series, None)  # computed before the rebuild, like the windows
             keys = needed[series] = set()
             for shard, generation in shards.items():

@@ -252,3 +252,18 @@ async def test_a_clean_stop_writes_the_windows_a_crashed_owner_left_in_the_redo(
     await owner.settle(shard)
     assert comparable(list(store.items.values())) == comparable(list(reference.items.values()))
     assert await store.unpublished(shard) == []
+
+
+async def test_a_clean_stop_after_another_shard_moved_a_deferred_series_on_reloads_it_instead_of_failing() -> (
+    None
+):
+    """Two shards carrying one series (a misrouted KPL aggregate): the first one's stop finds another fence stored
+    for a series whose open windows it deferred, with nothing of its own left to apply again: it reloads it."""
+    readings = scenario(40, step_s=60, series_list=SERIES[:1])
+    store = InMemoryStatsStore()
+    first, second = new_sink(store, publish_s=86_400), new_sink(store, publish_s=86_400)
+    await run(first, [(SHARDS[0], r) for r in readings[:20]])
+    await run(second, [(SHARDS[1], r) for r in readings[20:]])
+    await first.settle(SHARDS[0])  # ValueError before: a reload with no readings to apply again
+    await second.settle(SHARDS[1])
+    assert await store.unpublished(SHARDS[1]) == []
