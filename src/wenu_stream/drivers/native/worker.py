@@ -214,7 +214,9 @@ class Worker:
         except (kinesis.KinesisError, ClientError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
             # the SDK already retried; the next pass tries again, held leases keep being renewed meanwhile
             self.log.warning("coordinator_pass_failed", error=repr(exc))
-            self.health.report("lease coordination", ok=False, error=repr(exc), grace_s=self.config.aws.stall_s)
+            self.health.report(
+                "lease coordination", ok=False, error=repr(exc), grace_s=self.config.aws.stall_s
+            )
             return
         self.health.report("lease coordination", ok=True)
 
