@@ -143,19 +143,15 @@ class JsonTransport:
         target_prefix: str,
         content_type: str,
         timeout_s: float | None = None,
-        connect_s: float | None = None,
-        read_s: float | None = None,
+        connect_s: float,
+        read_s: float,
     ) -> JsonTransport:
         """Build from an aiobotocore session and one of its clients (endpoint and region resolved by the SDK).
 
-        Deadlines as the SDK clients': ``connect_s`` to connect, ``read_s`` between two reads (by default
-        ``aws.common``'s), and ``timeout_s`` (if given) for the whole exchange; the callers' ``aws.deadlines``
+        Deadlines as the SDK clients' (``aws.common.client_config``): ``connect_s`` to connect, ``read_s``
+        between two reads, and ``timeout_s`` (if given) for the whole exchange; the callers' ``aws.deadlines``
         bound a call with its retries.
         """
-        from wenu_stream.aws.common import CONNECT_TIMEOUT_S, READ_TIMEOUT_S  # common imports this module
-
-        connect_s = CONNECT_TIMEOUT_S if connect_s is None else connect_s
-        read_s = READ_TIMEOUT_S if read_s is None else read_s
         credentials = await session.get_credentials()
         if credentials is None:
             raise WenuError("no AWS credentials found by the SDK")
