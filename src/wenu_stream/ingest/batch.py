@@ -14,6 +14,17 @@ processing reason (``ParkedReason``):
   shard); such a record is accepted once even if it is still stale.
 - ``sink_rejected`` and ``max_record_age`` come from the processor (a sink
   refused the record itself; an operator chose to move on after an outage).
+
+A KPL aggregate holding a user record outside the shard's hash-key range is
+dropped whole and counted ``misrouted``, not dead-lettered, exactly as the
+Kinesis Client Library's deaggregation does (so both drivers make the same of a
+stream): a KPL whose shard map went stale in a reshard packs records of several
+shards into one aggregate, and puts every record of an aggregate that landed
+on another shard than predicted again (its "Wrong Shard" retry), so they
+arrive once more on their own shard. Reading them here as well would count
+them twice, on a shard whose duplicate memory, alarm instances and stats
+fences are not theirs. A producer that aggregates must follow that contract
+(``devtools.simulate.producer`` does); plain records are never affected.
 """
 
 from __future__ import annotations
@@ -25,10 +36,10 @@ from enum import StrEnum
 import msgspec
 
 from wenu_stream.ingest.dedup import Dedup, Seen
-from wenu_stream.model import KinesisRecord, Position
+from wenu_stream.model import HashRange, KinesisRecord, Position
 from wenu_stream.records.crypto import KeyRing
 from wenu_stream.records.decoding import Accepted, decode_record, decode_user_record
-from wenu_stream.records.kpl import MAGIC
+from wenu_stream.records.kpl import MAGIC, deaggregate, outside
 from wenu_stream.records.payload import Message
 from wenu_stream.records.rejections import Rejected
 
@@ -79,6 +90,7 @@ class BatchOutcome(msgspec.Struct, kw_only=True):
     dead_letters: list[DeadLetter]
     duplicates: int = 0
     skipped: int = 0  # user records at or before the resume position (a replay of a checkpointed aggregate)
+    misrouted: int = 0  # user records of aggregates dropped for holding records of another shard
     last: Position | None = None
 
     @property
@@ -93,12 +105,14 @@ class Totals(msgspec.Struct, kw_only=True):
     accepted: int = 0
     duplicates: int = 0
     stale: int = 0  # states saved before stale_sequence dead letters: what was dropped as stale then
+    misrouted: int = 0  # user records of aggregates put on the wrong shard (the producer put them again)
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
 
     def add(self, outcome: BatchOutcome, kinesis_records: int) -> None:
         self.records += kinesis_records
         self.accepted += len(outcome.accepted)
         self.duplicates += outcome.duplicates
+        self.misrouted += outcome.misrouted
         for reason, n in Counter(d.reason for d in outcome.dead_letters).items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
 
@@ -108,6 +122,7 @@ def process_batch(
     keyring: KeyRing,
     dedup: Dedup,
     resume_after: Position | None = None,
+    hash_range: HashRange | None = None,
 ) -> BatchOutcome:
     """Decode every user record of ``records`` and sort it into accepted, duplicate or dead letter.
 
@@ -117,10 +132,12 @@ def process_batch(
         dedup: the shard's duplicate detector; updated in place.
         resume_after: user records at or before this position were already
             processed (checkpointed inside an aggregated record) and are skipped.
+        hash_range: the shard's hash-key range: an aggregate holding a user record outside it is
+            dropped whole, counted ``misrouted`` (module docstring); None: no check.
     """
     outcome = BatchOutcome(accepted=[], dead_letters=[])
     accepted, dead_letters, check = outcome.accepted, outcome.dead_letters, dedup.check
-    duplicates = skipped = 0
+    duplicates = skipped = misrouted = 0
     new = Seen.NEW
     for record in records:
         seq = int(record.sequence_number)
@@ -128,6 +145,9 @@ def process_batch(
         data, sub = record.data, record.sub_sequence_number
         results: Sequence[Accepted | Rejected]
         if data.startswith(MAGIC):  # KPL aggregates; the common plain record skips the list
+            if hash_range is not None and outside(data, hash_range.start, hash_range.end):
+                misrouted += len(deaggregate(data, record.partition_key))
+                continue
             results = decode_record(data, record.partition_key, keyring)
         else:
             results = (decode_user_record(data, record.partition_key, 0, keyring),)
@@ -161,7 +181,7 @@ def process_batch(
     if records:
         last = records[-1]
         outcome.last = Position(int(last.sequence_number), last.sub_sequence_number)
-    outcome.duplicates, outcome.skipped = duplicates, skipped
+    outcome.duplicates, outcome.skipped, outcome.misrouted = duplicates, skipped, misrouted
     return outcome
 
 

@@ -95,6 +95,7 @@ class PipelineProcessor:
         self._dedup = Dedup(dedup_window)
         self.generation = 0  # the shard's rebuild generation (ingest.rebuild), handed to the sinks
         self._resume_after: Position | None = None
+        self._hash_range: HashRange | None = None  # misrouted KPL aggregates are dropped (ingest.batch)
         self._broken = False
         self._interval = checkpoint_interval
         self._monotonic = monotonic
@@ -129,6 +130,7 @@ class PipelineProcessor:
         that a crashed owner made durable are made again by the replay).
         """
         self.shard_id = self._set.shard_id = shard_id
+        self._hash_range = hash_range
         self._log = self._log.bind(shard_id=shard_id, app=self.app)
         if self._factory is not None:  # this shard's own sinks: a rewind rebuilds them (ingest.failures)
             self._set.sinks = tuple(await self._factory())
@@ -193,7 +195,7 @@ class PipelineProcessor:
         started = time.monotonic()
         self._broken = True  # until this batch's effects are handed over or durable
         keyring = self._keyring if isinstance(self._keyring, KeyRing) else await self._keyring()
-        outcome = process_batch(records, keyring, self._dedup, self._resume_after)
+        outcome = process_batch(records, keyring, self._dedup, self._resume_after, self._hash_range)
         self._resume_after = None
         if outcome.dead_letters:
             await self._durable("dead_letter", lambda: self._dlq.put(self.shard_id, outcome.dead_letters))
@@ -351,6 +353,13 @@ class PipelineProcessor:
         m.records.labels(app, "accepted").inc(len(outcome.accepted))
         m.records.labels(app, "rejected").inc(len(outcome.dead_letters))
         m.records.labels(app, "duplicate").inc(outcome.duplicates)
+        if outcome.misrouted:
+            m.records.labels(app, "misrouted").inc(outcome.misrouted)
+            self._log.warning(
+                "misrouted_aggregates_dropped",
+                user_records=outcome.misrouted,
+                effect="a KPL put them again on their own shard (a stale shard map after a reshard)",
+            )
         for letter in outcome.dead_letters:
             m.dead_letters.labels(app, letter.reason).inc()
         m.batches.labels(app).observe(time.monotonic() - started)

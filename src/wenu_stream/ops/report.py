@@ -52,6 +52,7 @@ def sum_totals(per_shard: dict[str, Totals]) -> Totals:
         out.accepted += t.accepted
         out.duplicates += t.duplicates
         out.stale += t.stale
+        out.misrouted += t.misrouted
         rejected.update(t.rejected)
     out.rejected = dict(sorted(rejected.items()))
     return out

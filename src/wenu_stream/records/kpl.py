@@ -28,6 +28,7 @@ dead-letter store instead of vanishing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any, Final
 
@@ -100,6 +101,39 @@ def deaggregate(data: bytes, partition_key: str) -> list[tuple[str, bytes]]:
     except IndexError:
         return [(partition_key, data)]
     return users or [(partition_key, data)]
+
+
+def outside(data: bytes, start: int, end: int) -> int:
+    """How many user records of an aggregate lie outside the hash-key range ``[start, end]`` (0 when all are
+    in it, or ``data`` is no aggregate).
+
+    A user record's hash key is its explicit hash key if it has one, else the MD5 of its partition key,
+    as Kinesis routes a plain record. A KPL whose shard map is stale (a reshard) packs records of several
+    shards into one aggregate; it puts every such record again when the aggregate lands on another shard
+    than it predicted, and the Kinesis Client Library drops an aggregate holding a record outside its
+    shard (the whole aggregate: ``ingest.batch``).
+    """
+    body = _checked_body(data)
+    if body is None:
+        return 0
+    aggregated = _AggregatedRecord()
+    try:
+        aggregated.ParseFromString(body)
+        keys, explicit = list(aggregated.partition_key_table), list(aggregated.explicit_hash_key_table)
+        hashes = [
+            int(explicit[r.explicit_hash_key_index])
+            if r.HasField("explicit_hash_key_index")
+            else _key_hash(keys[r.partition_key_index])
+            for r in aggregated.records
+        ]
+    except (DecodeError, IndexError, ValueError, TypeError):
+        return 0  # not a well-formed aggregate: deaggregate hands it over as one plain record
+    return sum(not start <= h <= end for h in hashes)
+
+
+@functools.lru_cache(maxsize=65_536)  # a fleet's partition keys repeat: one MD5 per key, not per record
+def _key_hash(partition_key: str) -> int:
+    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8"), usedforsecurity=False).digest(), "big")
 
 
 def is_aggregate(data: bytes) -> bool:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wenu_stream.records.encoding import aggregate
-from wenu_stream.records.kpl import MAGIC, deaggregate, is_aggregate
+from wenu_stream.records.kpl import MAGIC, deaggregate, is_aggregate, outside
 
 keys = st.text(min_size=1, max_size=40)
 user_records = st.lists(st.tuples(keys, st.binary(max_size=300)), min_size=1, max_size=20)
@@ -118,3 +118,27 @@ def test_any_checksummed_body_never_raises(body: bytes) -> None:
     data = _with_digest(body)
     result = deaggregate(data, "pk")
     assert result and all(isinstance(key, str) and isinstance(user, bytes) for key, user in result)
+
+
+def _md5(key: str) -> int:
+    return int.from_bytes(hashlib.md5(key.encode()).digest(), "big")
+
+
+def test_outside_counts_the_user_records_a_hash_range_does_not_hold() -> None:
+    keys = [f"k{i}" for i in range(20)]
+    low = [k for k in keys if _md5(k) < 2**127]
+    high = [k for k in keys if _md5(k) >= 2**127]
+    mixed = aggregate([(k, b"x") for k in keys])
+    assert outside(mixed, 0, 2**127 - 1) == len(high)
+    assert outside(mixed, 2**127, 2**128 - 1) == len(low)
+    assert outside(aggregate([(k, b"x") for k in low]), 0, 2**127 - 1) == 0
+    assert outside(b"plain", 0, 0) == 0  # a plain record is routed by its own key: never outside
+
+
+def test_outside_takes_an_explicit_hash_key_over_the_partition_key() -> None:
+    aggregator = RecordAggregator()
+    key = next(k for k in (f"k{i}" for i in range(100)) if _md5(k) < 2**127)
+    assert aggregator.add_user_record(key, b"x", explicit_hash_key=str(2**127 + 5)) is None
+    data = aggregator.clear_and_get().get_contents()[2]
+    assert outside(data, 0, 2**127 - 1) == 1
+    assert outside(data, 2**127, 2**128 - 1) == 0

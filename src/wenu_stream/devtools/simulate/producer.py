@@ -5,6 +5,12 @@ concurrent PutRecords, and one ordered writer keeps a device's records in order.
 Only the entries that failed (``FailedRecordCount``) are retried, with
 exponential backoff and full jitter. The client is built by boto3 from the
 SDK's own settings (``AWS_ENDPOINT_URL*``, ``AWS_REGION``).
+
+Like the KPL, the producer packs aggregates with the shard map it read at the
+start; after a reshard an aggregate may land on a shard that does not hold all
+its records. Consumers drop such an aggregate (``ingest.batch``), and, like the
+KPL's "Wrong Shard" retry, the producer puts its records again, packed by the
+shards of now (``PutStats.rerouted``).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import msgspec
 
 from wenu_stream.aws.common import error_code
 from wenu_stream.backoff import Backoff
-from wenu_stream.devtools.simulate.generator import ProducedRecord
+from wenu_stream.devtools.simulate.generator import ProducedRecord, shard_of
 from wenu_stream.devtools.simulate.outcomes import Tally
 from wenu_stream.errors import ConfigError, WenuError
+from wenu_stream.records.encoding import aggregate
+from wenu_stream.records.kpl import deaggregate, is_aggregate, outside
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis.client import KinesisClient
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH_RECORDS: Final = 500
 MAX_BATCH_BYTES: Final = 5 * 1024 * 1024  # data + partition keys of one PutRecords request
+REROUTE_PER_AGGREGATE: Final = 10  # user records per aggregate put again after a wrong-shard landing
 _RETRYABLE: Final = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -53,6 +62,7 @@ class PutStats(msgspec.Struct, kw_only=True):
     batches: int = 0
     calls: int = 0
     retried: int = 0
+    rerouted: int = 0  # user records of aggregates that landed on another shard, put again (a reshard)
 
 
 class Pacer:
@@ -152,20 +162,70 @@ class KinesisProducer:
         """
         pending = entries
         backoff = Backoff(self.base_s, self.cap_s, self.rng)
+        landed: list[tuple[PutRecordsRequestEntryTypeDef, str]] = []
         for attempt in range(self.max_attempts):
             if attempt:
                 self.sleep(backoff.next_delay())
                 self.stats.retried += len(pending)
-            pending = self._call(pending)
+            pending = self._call(pending, landed)
             if not pending:
                 self.stats.batches += 1
                 self.stats.records_put += len(entries)
+                self._reroute(landed)
                 return
         raise ProducerError(
             f"{len(pending)} records not put into {self.stream!r} after {self.max_attempts} attempts"
         )
 
-    def _call(self, entries: list[PutRecordsRequestEntryTypeDef]) -> list[PutRecordsRequestEntryTypeDef]:
+    def _reroute(self, landed: list[tuple[PutRecordsRequestEntryTypeDef, str]]) -> None:
+        """Put again, packed by the shards of now, the user records of aggregates that landed on a shard whose
+        range does not hold them all: the KPL's "Wrong Shard" retry after a reshard (consumers drop such an
+        aggregate whole, ``ingest.batch``). The KPL retries every record of an aggregate that missed its
+        predicted shard; here only those that consumers drop (a repeat of kept ones would be a duplicate)."""
+        if not any(is_aggregate(entry["Data"]) for entry, _ in landed):  # type: ignore[arg-type]
+            return
+        ranges = self._shard_ranges()
+        users: list[tuple[str, bytes]] = []
+        for entry, shard_id in landed:
+            data = bytes(entry["Data"])  # type: ignore[arg-type]
+            if shard_id not in ranges:
+                ranges = self._shard_ranges()
+            if is_aggregate(data) and outside(data, *ranges[shard_id]):
+                users += deaggregate(data, entry["PartitionKey"])
+        if not users:
+            return
+        self.stats.rerouted += len(users)
+        current = self.open_shard_ranges()
+        by_shard: dict[int | str, list[tuple[str, bytes]]] = {}
+        for key, data in users:
+            by_shard.setdefault(shard_of(key, current), []).append((key, data))
+        again: list[PutRecordsRequestEntryTypeDef] = []
+        for group in by_shard.values():
+            for first in range(0, len(group), REROUTE_PER_AGGREGATE):
+                chunk = group[first : first + REROUTE_PER_AGGREGATE]
+                data = aggregate(chunk) if len(chunk) > 1 else chunk[0][1]
+                again.append({"Data": data, "PartitionKey": chunk[0][0]})
+        for first in range(0, len(again), MAX_BATCH_RECORDS):
+            self.put(again[first : first + MAX_BATCH_RECORDS])
+
+    def _shard_ranges(self) -> dict[str, tuple[int, int]]:
+        """Every shard's hash-key range, by shard id (closed shards too)."""
+        ranges: dict[str, tuple[int, int]] = {}
+        kwargs: ListShardsInputTypeDef = {"StreamName": self.stream}
+        while True:
+            page = self.client.list_shards(**kwargs)
+            for shard in page["Shards"]:
+                r = shard["HashKeyRange"]
+                ranges[shard["ShardId"]] = (int(r["StartingHashKey"]), int(r["EndingHashKey"]))
+            if not page.get("NextToken"):
+                return ranges
+            kwargs = {"NextToken": page["NextToken"]}
+
+    def _call(
+        self,
+        entries: list[PutRecordsRequestEntryTypeDef],
+        landed: list[tuple[PutRecordsRequestEntryTypeDef, str]] | None = None,
+    ) -> list[PutRecordsRequestEntryTypeDef]:
         from botocore.exceptions import ClientError
 
         self.stats.calls += 1
@@ -175,11 +235,10 @@ class KinesisProducer:
             if error_code(exc) in _RETRYABLE:
                 return entries
             raise
-        if not response.get("FailedRecordCount"):
-            return []
-        return [
-            entry for entry, result in zip(entries, response["Records"], strict=True) if "ErrorCode" in result
-        ]
+        results = list(zip(entries, response["Records"], strict=True))
+        if landed is not None:
+            landed += [(entry, result["ShardId"]) for entry, result in results if "ErrorCode" not in result]
+        return [entry for entry, result in results if "ErrorCode" in result]
 
 
 def entry(record: ProducedRecord) -> PutRecordsRequestEntryTypeDef:

@@ -1,0 +1,31 @@
+"""The batch stage drops a KPL aggregate that holds a record of another shard, as the KCL's deaggregation does."""
+
+from __future__ import annotations
+
+from tests.support.records import KEYS, aggregated, envelope, message, record
+from wenu_stream.ingest.batch import process_batch
+from wenu_stream.ingest.dedup import Dedup
+from wenu_stream.model import HashRange, hash_key
+from wenu_stream.records.crypto import KeyRing
+
+LOWER = HashRange(0, 2**127 - 1)
+DEVICES = [f"EM-{i:06d}" for i in range(40)]
+LOW = [d for d in DEVICES if LOWER.holds(d)][:3]
+HIGH = [d for d in DEVICES if not LOWER.holds(d)][:2]
+
+
+def test_an_aggregate_with_a_record_outside_the_shard_is_dropped_whole_and_counted() -> None:
+    assert all(hash_key(d) >= 2**127 for d in HIGH)
+    records = [
+        aggregated(1, [message(d, 1) for d in LOW]),  # all of this shard: kept
+        aggregated(2, [message(LOW[0], 2), message(HIGH[0], 1), message(HIGH[1], 1)]),  # misrouted
+        record(3, envelope(message(HIGH[0], 2)), HIGH[0]),  # a plain record is never misrouted
+    ]
+    outcome = process_batch(records, KeyRing.from_keys(KEYS), Dedup(), hash_range=LOWER)
+    assert [(a.message.device, a.message.seq) for a in outcome.accepted] == [
+        *((d, 1) for d in LOW),
+        (HIGH[0], 2),
+    ]
+    assert (outcome.misrouted, outcome.dead_letters, outcome.duplicates) == (3, [], 0)
+    unchecked = process_batch(records, KeyRing.from_keys(KEYS), Dedup())
+    assert (len(unchecked.accepted), unchecked.misrouted) == (7, 0)
