@@ -349,6 +349,7 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
         stream=cfg.kinesis.stream,
         metrics=rt.metrics,
         describe=describe,
+        health=rt.health,
     )
     rules = await asyncio.to_thread(lambda: directory.snapshot().rules)
     return AlarmsSink(

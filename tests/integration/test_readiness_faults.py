@@ -1,4 +1,4 @@
-"""Readiness under faults of each service in turn: /readyz goes 503 with the reason during the fault, 200 after it.
+"""Readiness under faults of each service in turn (SNS with the alarms worker): /readyz goes 503 with the reason during the fault, 200 after it.
 
 A processing worker (``wenu-stream run``'s ``consume``, in process) reads one shard while a fault proxy in front of
 one service (S3, DynamoDB or Kinesis) cuts every connection, then holds every request (a black hole), then answers
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import os
 import time
 import urllib.error
@@ -31,6 +32,7 @@ import pytest
 import structlog
 
 from tests.fixtures.aws import create_stream
+from tests.integration.test_alarms_app import alarms_env, expected_moves, moves, prepare_alarms, received
 from tests.integration.test_sink_failures import free_port, last_checkpoints, tail_sequences, until
 from tests.support.effects import keys_under
 from tests.support.fault_proxy import FaultProxy, throttling
@@ -39,6 +41,7 @@ from tests.support.scenario import FAULTS, prepare, run_config, write_keyring
 from wenu_stream.cli.run import consume
 from wenu_stream.config import Config
 from wenu_stream.devtools.simulate import SimulationConfig, Tally, fleet_catalog, generate, parse_faults
+from wenu_stream.devtools.simulate.generator import expected_alarms
 from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
 from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals
 from wenu_stream.warehouse.rows import decode_csv
@@ -182,3 +185,61 @@ def _names_service(service: str, reason: str) -> bool:
         "kinesis": ("call kinesis ", "reads of "),
     }
     return reason.startswith(allowed[service])
+
+
+async def test_readiness_follows_each_sns_fault_and_every_notification_goes_out_once(
+    aws_stack: object, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alarms worker with SNS cut, held, then throttled; each fault starts before readings that make
+    transitions arrive. Every expected notification reaches the queue exactly once."""
+    port, keyring = free_port(), write_keyring(tmp_path / "keys.json", KEYS)
+    create_stream(unique_name, 1)
+    producer = KinesisProducer(unique_name)
+    sim = SimulationConfig(
+        devices=20,
+        interval_s=1.0,
+        duration_s=40,
+        seed=5,
+        aggregate=0,
+        anomalies=True,
+        faults=parse_faults(FAULTS),
+    )
+    records, expected = list(generate(sim, KEYS)), expected_alarms(sim)
+    times = sorted({e.at for e in expected})
+    cuts = [times[len(times) * k // 4] for k in (1, 2, 3)]
+    assert len(set(cuts)) == 3, times  # each fault has transitions of its own to publish
+    bounds = [-1, *cuts, 2**63]
+    segments = [[r for r in records if lo <= r.emit_ms < hi] for lo, hi in itertools.pairwise(bounds)]
+    put_all(segments[0], producer.put, Pacer("none"))
+    env = alarms_env(unique_name, f"{unique_name}-a", keyring, WENU_METRICS_PORT=port, **DEADLINES)
+    config, queue = prepare_alarms(env, f"{unique_name}-a", sim)
+    moto = urlsplit(os.environ["AWS_ENDPOINT_URL"])
+    proxy = FaultProxy(moto.hostname or "127.0.0.1", moto.port or 80)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", proxy.url)
+    stop, timings = asyncio.Event(), []
+    worker = asyncio.create_task(consume(config, stop=stop))
+    try:
+        await until(lambda: last_checkpoints(config.lease_table, digits=True), 60)
+        await until_ready(port, 200, 30)
+        for mode, segment in zip(FAULT_MODES, segments[1:], strict=True):
+            FAULT_MODES[mode](proxy, "query")
+            await asyncio.to_thread(put_all, segment, producer.put, Pacer("none"))
+            to_unready, reason = await until_ready(port, 503, 60)
+            proxy.restore()
+            to_ready, _ = await until_ready(port, 200, 60)
+            timings.append((mode, to_unready, to_ready, reason.splitlines()[0]))
+            assert not worker.done()
+        tails = tail_sequences(unique_name)
+        await until(lambda: last_checkpoints(config.lease_table) == tails, 60)
+    finally:
+        stop.set()
+        code = await asyncio.wait_for(worker, timeout=60)
+        proxy.close()
+        monkeypatch.undo()
+    for mode, to_unready, to_ready, reason in timings:
+        print(f"sns {mode}: 503 after {to_unready:.1f}s ({reason}); 200 {to_ready:.1f}s after the restore")
+    assert code == 0
+    got = moves(received(queue))
+    assert set(got.values()) == {1}  # no notification twice
+    assert got.keys() >= expected_moves(expected).keys()  # none lost (a silence at the end may add a firing)
+    assert all(reason.startswith(("sns Publish", "call sns Publish")) for *_, reason in timings), timings
