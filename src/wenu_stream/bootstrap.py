@@ -567,8 +567,8 @@ def kcl_main(app: str) -> None:
 
     def build(
         config: Config,
-    ) -> tuple[Callable[[str], ShardProcessor], Metrics, Callable[[], Coroutine[Any, Any, None]]]:
+    ) -> tuple[Callable[[str], ShardProcessor], Metrics, Callable[[], Coroutine[Any, Any, None]], Health]:
         runtime = Runtime(config)
-        return shard_processor_factory(config, runtime), runtime.metrics, runtime.close
+        return shard_processor_factory(config, runtime), runtime.metrics, runtime.close, runtime.health
 
     main(app, build=build)
