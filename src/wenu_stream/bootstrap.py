@@ -33,8 +33,9 @@ from wenu_stream.alarms.engine import Notification
 from wenu_stream.alarms.message import Readable, readable
 from wenu_stream.alarms.sink import AlarmsSink
 from wenu_stream.aws.alarm_state import DynamoAlarmStateStore
-from wenu_stream.aws.common import classify, client_config
+from wenu_stream.aws.common import classify, client_config, sync_client_config
 from wenu_stream.aws.dead_letters import S3DeadLetterStore, iter_objects, letter_prefix
+from wenu_stream.aws.deadlines import DeadlineClient, Deadlines
 from wenu_stream.aws.fast_dynamodb import FastDynamoDB
 from wenu_stream.aws.keyring import ReloadingKeyRing
 from wenu_stream.aws.notifier import SnsNotifier, resolve_topic_arn
@@ -93,7 +94,8 @@ def load_keyring(config: Config) -> KeyRing:
         if config.keyring.kms_file:
             import boto3
 
-            return keyring.load_kms_keyring(path, boto3.client("kms"))
+            kms = boto3.client("kms", config=sync_client_config())
+            return keyring.load_kms_keyring(path, kms)
         return keyring.load_keyring_file(path)
     except KeyRingError as exc:
         problem, _, fix = str(exc).removeprefix(f"{path}: ").partition(". Fix: ")
@@ -149,7 +151,8 @@ class Runtime:
         self.keyrings: ReloadingKeyRing | None = None  # the configured key-ring file, read again
         self.registry = CollectorRegistry()
         self.metrics = metrics or Metrics.create(self.registry)
-        self.health = health or Health()
+        self.health = health or Health(stall_s=config.aws.stall_s)
+        self.deadlines = Deadlines(config.aws.call_deadline_s, self.health.calls, stall_s=config.aws.stall_s)
         self.session = session or get_session()
         self.dead_letters = dead_letters
         self.state = state
@@ -173,11 +176,13 @@ class Runtime:
 
     async def client(self, service: str) -> Any:
         """An aiobotocore client for ``service``, created once (endpoints from AWS_ENDPOINT_URL*, settings from
-        ``aws.common.client_config``)."""
+        ``aws.common.client_config``), each call under ``aws.deadlines``."""
         if service not in self.clients:
-            config = client_config()
+            aws = self.config.aws
+            config = client_config(aws.connect_timeout_s, aws.read_timeout_s)
             made = self.session.create_client(service, config=config)  # type: ignore[call-overload]  # any service by name
-            self.clients[service] = await self.stack.enter_async_context(made)
+            opened = await self.stack.enter_async_context(made)
+            self.clients[service] = DeadlineClient(opened, service, self.deadlines)
         return self.clients[service]
 
     async def dynamodb(self) -> DynamoDBClient:
@@ -187,7 +192,14 @@ class Runtime:
         requests are checked against the SDK stubs whichever of the two runs them.
         """
         if "dynamodb-fast" not in self.clients:
-            fast = await FastDynamoDB.open(self.session, await self.client("dynamodb"))
+            aws = self.config.aws
+            fast = await FastDynamoDB.open(
+                self.session,
+                await self.client("dynamodb"),
+                deadlines=self.deadlines,
+                connect_s=aws.connect_timeout_s,
+                read_s=aws.read_timeout_s,
+            )
             self.stack.push_async_callback(fast.close)
             self.clients["dynamodb-fast"] = fast
         return cast("DynamoDBClient", self.clients["dynamodb-fast"])
@@ -337,6 +349,7 @@ async def alarms_sink(rt: Runtime, directory: CatalogDirectory) -> AlarmsSink:
         stream=cfg.kinesis.stream,
         metrics=rt.metrics,
         describe=describe,
+        health=rt.health,
     )
     rules = await asyncio.to_thread(lambda: directory.snapshot().rules)
     return AlarmsSink(
@@ -429,9 +442,9 @@ def api_services(config: Config, *, registry: Any = None) -> ApiServices:
         config=config,
         catalog=gateway,
         authenticator=authenticator,
-        dynamodb=boto3.client("dynamodb"),
-        s3=boto3.client("s3"),
-        kinesis=boto3.client("kinesis"),
+        dynamodb=boto3.client("dynamodb", config=sync_client_config()),
+        s3=boto3.client("s3", config=sync_client_config()),
+        kinesis=boto3.client("kinesis", config=sync_client_config()),
         registry=registry,
         now_ms=epoch_ms,
     )
@@ -554,8 +567,8 @@ def kcl_main(app: str) -> None:
 
     def build(
         config: Config,
-    ) -> tuple[Callable[[str], ShardProcessor], Metrics, Callable[[], Coroutine[Any, Any, None]]]:
+    ) -> tuple[Callable[[str], ShardProcessor], Metrics, Callable[[], Coroutine[Any, Any, None]], Health]:
         runtime = Runtime(config)
-        return shard_processor_factory(config, runtime), runtime.metrics, runtime.close
+        return shard_processor_factory(config, runtime), runtime.metrics, runtime.close, runtime.health
 
     main(app, build=build)

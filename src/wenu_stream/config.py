@@ -62,6 +62,17 @@ class LeaseConfig(Base, frozen=True):
     discovery_interval_ms: Millis = 10_000
 
 
+class AwsConfig(Base, frozen=True):
+    """Deadlines of every AWS call of the workers (``aws.common.client_config``, ``aws.deadlines``)."""
+
+    connect_timeout_s: Annotated[float, Meta(gt=0, le=300)] = 5.0  # per attempt
+    read_timeout_s: Annotated[float, Meta(gt=0, le=900)] = 30.0  # per attempt, between two reads
+    call_deadline_s: Annotated[float, Meta(gt=0, le=3_600)] = (
+        60.0  # a whole call, botocore's retries included
+    )
+    stall_s: Annotated[float, Meta(gt=0, le=3_600)] = 10.0  # a call in flight longer: logged, not ready
+
+
 class SinksConfig(Base, frozen=True):
     """Where durable effects go."""
 
@@ -180,6 +191,7 @@ class Config(Base, frozen=True):
     metrics_host: str = "127.0.0.1"  # the ECS task definitions set 0.0.0.0 so Prometheus can scrape the task
     kinesis: KinesisConfig = KinesisConfig()
     lease: LeaseConfig = LeaseConfig()
+    aws: AwsConfig = AwsConfig()
     sinks: SinksConfig = SinksConfig()
     keyring: KeyRingConfig = KeyRingConfig()
     catalog: CatalogConfig = CatalogConfig()

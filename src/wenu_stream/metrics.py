@@ -26,6 +26,7 @@ class Metrics(NamedTuple):
     sink_failures: Counter  # app, sink
     checkpoints: Counter  # app
     checkpoint_age: Gauge  # app, shard: seconds the checkpoint has lagged what was handed to the processor
+    unready_until: Gauge  # app, shard: epoch s until which a KCL shard process is not ready (0: ready)
     millis_behind: Gauge  # app, shard
     leases_held: Gauge  # app
     stats_writes: Counter  # app
@@ -67,6 +68,13 @@ class Metrics(NamedTuple):
                 "wenu_sink_failures", "Sink writes that failed", ["app", "sink"], registry=r
             ),
             checkpoints=Counter("wenu_checkpoints", "Checkpoints written", ["app"], registry=r),
+            unready_until=Gauge(
+                "wenu_unready_until_seconds",
+                "Epoch seconds until which the shard's process reports itself not ready (KCL path; 0: ready)",
+                ["app", "shard"],
+                registry=r,
+                multiprocess_mode="max",
+            ),
             checkpoint_age=Gauge(
                 "wenu_checkpoint_age_seconds",
                 "Seconds since the shard's last checkpoint",

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 SHARD = textwrap.dedent("""
     import sys
+    import time
     from prometheus_client import CollectorRegistry
     from wenu_stream.metrics import Metrics
 
@@ -28,6 +29,8 @@ SHARD = textwrap.dedent("""
     m.leases_held.labels(app="alarms").set(int(sys.argv[2]))
     if len(sys.argv) > 3:
         m.checkpoint_age.labels(app="alarms", shard=sys.argv[3]).set(float(sys.argv[4]))
+    if len(sys.argv) > 5:
+        m.unready_until.labels(app="alarms", shard=sys.argv[3]).set(time.time() + float(sys.argv[5]))
 """)
 
 
@@ -195,3 +198,27 @@ def test_readyz_is_503_while_a_shard_process_reports_a_stalled_checkpoint(
         refused.value.read().decode()
         == "not ready: checkpoint stalled on alarms/shardId-000000000001 (420 s)\n"
     )
+
+
+def test_readyz_is_503_while_a_shard_process_reports_itself_not_ready(
+    exporter: tuple[str, subprocess.Popen[bytes]], multiproc_dir: Path
+) -> None:
+    """A shard process renews ``wenu_unready_until_seconds`` while not ready; a past value (it died) is ignored."""
+    base, _process = exporter
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+
+    def shard(shard_id: str, unready_for: float) -> None:
+        subprocess.run(
+            [sys.executable, "-c", SHARD, "0", "1", shard_id, "0", str(unready_for)],
+            env=env,
+            check=True,
+            timeout=60,
+        )
+
+    shard("shardId-000000000000", -5)  # its last report has expired (a process that stopped renewing it)
+    assert get(base + "/readyz") == (200, "ready\n")
+    shard("shardId-000000000001", 60)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(base + "/readyz")
+    assert refused.value.code == 503
+    assert refused.value.read().decode() == "not ready: alarms/shardId-000000000001 (see its log)\n"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from io import StringIO
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.protocol.fakes import (
 )
 from tests.support.processors import FailingSinkProcessor, FakeShardProcessor
 from wenu_stream.drivers.kcl.adapter import EXIT_PROCESSING_FAILED, Lineage, WenuRecordProcessor
+from wenu_stream.health import Health
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import HashRange, KinesisRecord
 
@@ -426,3 +428,35 @@ def test_driver_metrics_on_the_kcl_path_count_leases_and_checkpoints_and_time_a_
     assert value("wenu_checkpoints_total", app="processing") == 2
     assert value("wenu_leases_held", app="processing") == 0  # given up at shutdown
     assert value("wenu_checkpoint_age_seconds", app="processing", shard=SHARD) == 0
+
+
+def test_a_shard_process_publishes_its_readiness_for_the_exporter_while_a_call_hangs() -> None:
+    """``wenu_unready_until_seconds``: in the future while a call is in flight past ``stall_s``, 0 once closed."""
+    registry, health = CollectorRegistry(), Health(stall_s=0.3)
+    seen: list[float | None] = []
+
+    def until() -> float | None:
+        return registry.get_sample_value("wenu_unready_until_seconds", {"app": "processing", "shard": SHARD})
+
+    class Hanging(FakeShardProcessor):
+        async def process(self, records: Sequence[KinesisRecord], millis_behind_latest: int | None) -> bool:
+            if records:
+                token = health.calls.start("s3 PutObject")  # as aws.deadlines registers an SDK call
+                await asyncio.sleep(1.0)
+                seen.append(until())
+                health.calls.end(token)
+            return await super().process(records, millis_behind_latest)
+
+    drive(
+        Hanging(),
+        initialize(SHARD),
+        process_records(record("1")),
+        checkpoint_ok("1", 0),
+        {"action": "shutdownRequested"},
+        metrics=Metrics.create(registry),
+        app="processing",
+        tick_s=0.1,
+        health=health,
+    )
+    assert seen and seen[0] is not None and seen[0] > time.time()  # not ready, for a few ticks from now
+    assert until() == 0  # closed: nothing left to report

@@ -5,7 +5,8 @@
 - :meth:`FaultProxy.delay`: every answer of the server leaves ``seconds`` late (a slow service).
 - :meth:`FaultProxy.answer`: every request gets one canned HTTP response (throttling, a 500) instead of the
   server's; :func:`throttling` builds the one each AWS protocol uses.
-- :meth:`FaultProxy.restore`: back to forwarding. Open connections that were cut or held stay dead.
+- :meth:`FaultProxy.restore`: back to forwarding. Open connections that were cut or held stay dead; one that was
+  answered is closed at its next request (the client reconnects, as after a server's idle close).
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class FaultProxy:
                         return
                     rest += data
                 buffered = rest[length:]
+                if self.mode != mode:  # restored (or changed) since: close, the client reconnects
+                    return
                 self.requests += 1
                 if mode == HOLD:
                     while not self._closed.is_set() and self.mode == HOLD:

@@ -59,3 +59,27 @@ def test_metrics_are_served_next_to_the_probes(endpoint: tuple[str, Health, Metr
     status, body = get(url + "/metrics")
     assert status == 200 and 'wenu_records_total{app="processing",outcome="accepted"} 3.0' in body
     assert get(url + "/nope")[0] == 404
+
+
+def test_problems_count_after_their_grace_and_calls_in_flight_after_stall_s(
+    endpoint: tuple[str, Health, Metrics, SettableClock],
+) -> None:
+    url, health, _, clock = endpoint
+    health.stall_s = 10.0
+    health.report("reads of shard-1", ok=False, error="ThrottlingException", grace_s=5.0)
+    token = health.calls.start("s3 PutObject")
+    clock.now += 4.0
+    assert get(url + "/readyz") == (200, "ready\n")  # within the grace, a young call
+    clock.now += 7.0
+    status, body = get(url + "/readyz")
+    assert status == 503
+    assert (
+        body
+        == "reads of shard-1 failing for 11.0s: ThrottlingException\ncall s3 PutObject in flight for 11.0s\n"
+    )
+    health.calls.end(token)
+    health.report("lease shard-1", ok=False, error="not renewed for 6.0s")
+    health.forget("reads of shard-1")
+    assert get(url + "/readyz") == (503, "lease shard-1 failing for 0.0s: not renewed for 6.0s\n")
+    health.report("lease shard-1", ok=True)
+    assert get(url + "/readyz") == (200, "ready\n")

@@ -25,6 +25,7 @@ from wenu_stream.tasks import bounded
 
 if TYPE_CHECKING:
     from aiobotocore.config import AioConfig
+    from botocore.config import Config as BotoConfig
     from types_aiobotocore_dynamodb.type_defs import AttributeValueTypeDef
 
 Item = dict[str, "AttributeValueTypeDef"]  # a DynamoDB item in the low-level format ({"name": {"S": "..."}})
@@ -48,18 +49,29 @@ CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
 
 
-def client_config() -> AioConfig:
-    """Settings of every aiobotocore client on the stream path (retry mode and deadlines)."""
+def client_config(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S) -> AioConfig:
+    """Settings of every aiobotocore client on the stream path (retry mode and per-attempt deadlines).
+
+    The whole call's deadline is ``aws.deadlines``'.
+    """
     from aiobotocore.config import AioConfig  # here: only those who make clients pay for the import
 
-    return AioConfig(**_CLIENT_SETTINGS)
+    return AioConfig(**_settings(connect_s, read_s))
 
 
-_CLIENT_SETTINGS: dict[str, Any] = {
-    "retries": {"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
-    "connect_timeout": CONNECT_TIMEOUT_S,
-    "read_timeout": READ_TIMEOUT_S,
-}
+def sync_client_config(connect_s: float = CONNECT_TIMEOUT_S, read_s: float = READ_TIMEOUT_S) -> BotoConfig:
+    """The same settings for a boto3 client (the API service, the key ring's KMS calls, the operator commands)."""
+    from botocore.config import Config as BotoConfig
+
+    return BotoConfig(**_settings(connect_s, read_s))
+
+
+def _settings(connect_s: float, read_s: float) -> dict[str, Any]:
+    return {
+        "retries": {"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
+        "connect_timeout": connect_s,
+        "read_timeout": read_s,
+    }
 
 
 def error_code(exc: BaseException) -> str:

@@ -13,7 +13,8 @@ a service error raises botocore's ``ClientError`` with the same ``response``
 a failed condition with ``ReturnValuesOnConditionCheckFailure``, ``Item``), and
 it retries what botocore's standard mode retries (throttling, 5xx, connection
 errors: ``aws.common.RETRY_ATTEMPTS`` attempts with the project's full-jitter
-``Backoff``). It does no parameter validation: the adapters build the requests.
+``Backoff``), the whole call under ``aws.deadlines``. It does no parameter
+validation: the adapters build the requests.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from botocore.exceptions import ClientError
 
-from wenu_stream.aws.common import RETRY_ATTEMPTS, THROTTLED
+from wenu_stream.aws.common import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, RETRY_ATTEMPTS, THROTTLED
+from wenu_stream.aws.deadlines import Deadlines
 from wenu_stream.aws.signed import JsonTransport, TransportError
 from wenu_stream.backoff import Backoff
 
@@ -105,14 +107,28 @@ class FastDynamoDB:
     """A DynamoDB client whose hot operations skip botocore; build with :meth:`open`, ``close`` when done."""
 
     def __init__(
-        self, transport: JsonTransport, sdk: DynamoDBClient, *, attempts: int = RETRY_ATTEMPTS
+        self,
+        transport: JsonTransport,
+        sdk: DynamoDBClient,
+        *,
+        attempts: int = RETRY_ATTEMPTS,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.transport = transport
         self._sdk = sdk
         self._attempts = attempts
+        self._deadlines = deadlines or Deadlines()
 
     @classmethod
-    async def open(cls, session: AioSession, client: DynamoDBClient) -> FastDynamoDB:
+    async def open(
+        cls,
+        session: AioSession,
+        client: DynamoDBClient,
+        *,
+        deadlines: Deadlines | None = None,
+        connect_s: float = CONNECT_TIMEOUT_S,
+        read_s: float = READ_TIMEOUT_S,
+    ) -> FastDynamoDB:
         """From an aiobotocore session and its DynamoDB client (endpoint, region, credentials: the SDK's)."""
         transport = await JsonTransport.open(
             session,
@@ -120,9 +136,10 @@ class FastDynamoDB:
             service="dynamodb",
             target_prefix=_TARGET,
             content_type=_CONTENT_TYPE,
-            timeout_s=30,
+            connect_s=connect_s,
+            read_s=read_s,
         )
-        return cls(transport, client)
+        return cls(transport, client, deadlines=deadlines)
 
     async def close(self) -> None:
         await self.transport.close()
@@ -138,7 +155,14 @@ class FastDynamoDB:
         return call
 
     async def call(self, operation: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Post one operation, retrying what botocore's standard mode retries; raise ``ClientError`` otherwise."""
+        """Post one operation, retrying what botocore's standard mode retries; raise ``ClientError`` otherwise.
+
+        Raises:
+            CallTimeout: no answer within the overall deadline (retries included).
+        """
+        return await self._deadlines.run("dynamodb", operation, lambda: self._call(operation, args))
+
+    async def _call(self, operation: str, args: dict[str, Any]) -> dict[str, Any]:
         body = _encode(args)
         backoff = Backoff(base=0.05, cap=2.0)
         for attempt in range(1, self._attempts + 1):

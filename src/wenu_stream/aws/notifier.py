@@ -82,6 +82,7 @@ from wenu_stream.aws.common import ConditionFailed, Item, paginate, write_if
 from wenu_stream.aws.tables import PENDING_INDEX
 from wenu_stream.backoff import Backoff
 from wenu_stream.errors import SinkError
+from wenu_stream.health import Health
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 from wenu_stream.tasks import bounded
@@ -122,6 +123,7 @@ class SnsNotifier:
         owner: str = "",
         wall: Callable[[], float] = time.time,
         describe: Callable[[Notification], Readable | None] | None = None,
+        health: Health | None = None,
     ) -> None:
         self.sns = sns  # public: swapped in tests to stage an outage
         self._describe = describe  # notification -> texts for people (subject, e-mail, SMS); None: JSON only
@@ -139,6 +141,7 @@ class SnsNotifier:
         self._attempt_s = min(attempt_s, max(1.0, (claim_ttl_s - claim_margin_s) / 2))
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         self._wall = wall
+        self._health = health  # readiness: SNS refusing (it is retried here, under the sink's call)
         self._in_flight: dict[tuple[str, str], asyncio.Task[bool]] = {}
         self._log: Any = get_logger("wenu.alarms.notifier")
 
@@ -369,8 +372,12 @@ class SnsNotifier:
             try:
                 async with asyncio.timeout(self._attempt_s):
                     out = await self.sns.publish(**request)
+                if self._health is not None:
+                    self._health.report("sns Publish", ok=True)
                 return str(out["MessageId"]), time.monotonic()
             except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
+                if self._health is not None:
+                    self._health.report("sns Publish", ok=False, error=repr(exc))
                 waited = time.monotonic() - started
                 if waited >= self._give_up_s:
                     raise SinkError(

@@ -142,15 +142,22 @@ class JsonTransport:
         service: str,
         target_prefix: str,
         content_type: str,
-        timeout_s: float = 60.0,
+        timeout_s: float | None = None,
+        connect_s: float,
+        read_s: float,
     ) -> JsonTransport:
-        """Build from an aiobotocore session and one of its clients (endpoint and region resolved by the SDK)."""
+        """Build from an aiobotocore session and one of its clients (endpoint and region resolved by the SDK).
+
+        Deadlines as the SDK clients' (``aws.common.client_config``): ``connect_s`` to connect, ``read_s``
+        between two reads, and ``timeout_s`` (if given) for the whole exchange; the callers' ``aws.deadlines``
+        bound a call with its retries.
+        """
         credentials = await session.get_credentials()
         if credentials is None:
             raise WenuError("no AWS credentials found by the SDK")
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=timeout_s, connect=10),
+            timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_s, sock_read=read_s),
             skip_auto_headers=("User-Agent",),
         )
         return cls(

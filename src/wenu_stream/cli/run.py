@@ -117,7 +117,12 @@ async def consume(
         server = serve_metrics(config, rt)
         try:
             result = await run_worker(
-                config, rt.processor_factory(), metrics=rt.metrics, stop=stop, session=rt.session
+                config,
+                rt.processor_factory(),
+                metrics=rt.metrics,
+                stop=stop,
+                session=rt.session,
+                health=rt.health,
             )
         finally:
             if server is not None:

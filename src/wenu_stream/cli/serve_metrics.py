@@ -9,7 +9,9 @@ requires). This process merges them with ``MultiProcessCollector`` and serves:
   /healthz   liveness: 200 while the exporter answers
   /readyz    readiness: 200 unless a shard's records have waited more than 300 s for their checkpoint
              (``wenu_checkpoint_age_seconds`` of the shard processes, refreshed every second even while a
-             callback hangs; the same bound as the WenuCheckpointsStalled alert); 503 names the shards
+             callback hangs; the same bound as the WenuCheckpointsStalled alert), or a shard process says
+             it is not ready (``wenu_unready_until_seconds`` in the future: a sink failing, an AWS call in
+             flight past ``aws.stall_s``; a process that died stops renewing it); 503 names the shards
 
 The directory is ``--multiproc-dir``, else prometheus_client's own
 ``PROMETHEUS_MULTIPROC_DIR`` (the library reads it, as it does in every shard
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -131,10 +134,12 @@ def exporter_app(directory: str | None = None) -> Callable[[dict[str, Any], Star
             start_response("200 OK", _text())
             return [b"ok\n"]
         if path == "/readyz":
-            stalled = stalled_shards(registry)
-            if stalled:
+            stalled, unready = stalled_shards(registry), unready_shards(registry)
+            if stalled or unready:
                 start_response("503 Service Unavailable", _text())
-                return [f"not ready: checkpoint stalled on {', '.join(stalled)}\n".encode()]
+                lines = [f"not ready: checkpoint stalled on {', '.join(stalled)}"] if stalled else []
+                lines += [f"not ready: {', '.join(unready)} (see its log)"] if unready else []
+                return ["".join(line + "\n" for line in lines).encode()]
             start_response("200 OK", _text())
             return [b"ready\n"]
         return metrics(environ, start_response)  # type: ignore[no-any-return]
@@ -156,6 +161,18 @@ def stalled_shards(registry: CollectorRegistry, bound_s: float = STALLED_S) -> l
         if sample.value > bound_s
     ]
     return [f"{shard} ({age:.0f} s)" for age, shard in sorted(ages, reverse=True)]
+
+
+def unready_shards(registry: CollectorRegistry, now: Callable[[], float] = time.time) -> list[str]:
+    """``app/shard`` of every shard process that reports itself not ready (``wenu_unready_until_seconds``)."""
+    at = now()
+    return sorted(
+        f"{sample.labels.get('app', '?')}/{sample.labels.get('shard', '?')}"
+        for family in registry.collect()
+        if family.name == "wenu_unready_until_seconds"
+        for sample in family.samples
+        if sample.value > at
+    )
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

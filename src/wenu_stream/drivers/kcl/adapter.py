@@ -58,6 +58,7 @@ from amazon_kclpy.v3.processor import RecordProcessorBase  # type: ignore[import
 
 from wenu_stream.backoff import Backoff
 from wenu_stream.drivers.kcl.properties import check_properties, render_properties
+from wenu_stream.health import Health
 from wenu_stream.log import configure_logging, get_logger
 from wenu_stream.metrics import CheckpointClock, Metrics
 from wenu_stream.model import HashRange, KinesisRecord
@@ -165,7 +166,11 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         checkpoint_attempts: tries per checkpoint when the daemon reports a retryable error.
         parents: looks a fresh shard's parents up (see the module docstring); None: no lookup.
         metrics: the driver's metrics on this path (leases held, checkpoints, checkpoint age), labelled ``app``.
-        tick_s: how often a background thread refreshes the checkpoint age (it grows while a callback hangs).
+        tick_s: how often a background thread refreshes the checkpoint age (it grows while a callback hangs)
+            and the readiness gauge.
+        health: this process's readiness (sinks, calls in flight); the ticker publishes it as
+            ``wenu_unready_until_seconds`` (now + 3 ticks while not ready), which the exporter's ``/readyz``
+            reads: a process that dies stops renewing it, so its last value expires.
     """
 
     def __init__(
@@ -180,8 +185,10 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         metrics: Metrics | None = None,
         app: str = "",
         tick_s: float = 1.0,
+        health: Health | None = None,
     ) -> None:
         self._factory = factory
+        self._health = health
         self._parents = parents
         self._runner = runner or asyncio.Runner()
         self._exit = exit_process
@@ -344,10 +351,15 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
         ):  # per-process files: leave zeros, not the last values
             self._metrics.leases_held.labels(self._app).set(0)
             self._metrics.checkpoint_age.labels(self._app, self._shard_id).set(0)
+            self._metrics.unready_until.labels(self._app, self._shard_id).set(0)
 
     def _observe_age(self) -> None:
         if self._metrics is not None and self._shard_id and not self._ticking.is_set():
             self._metrics.checkpoint_age.labels(self._app, self._shard_id).set(self._clock.age())
+            if self._health is not None:
+                ready, _ = self._health.readiness()
+                until = 0.0 if ready else time.time() + 3 * self._tick_s
+                self._metrics.unready_until.labels(self._app, self._shard_id).set(until)
 
     def _refresh_age(self) -> None:
         """Between callbacks too: a callback that hangs (a sink that never answers) must not freeze the age."""
@@ -366,6 +378,7 @@ def run_process(
     metrics: Metrics | None = None,
     app: str = "",
     close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    health: Health | None = None,
 ) -> None:
     """Serve the daemon's protocol until it closes stdin, then close the clients (``close``) and the loop.
 
@@ -373,7 +386,7 @@ def run_process(
     process then ends on its own with exit code 0, which the daemon's graceful shutdown waits for.
     """
     processor = WenuRecordProcessor(
-        factory, exit_process=exit_process, parents=parents, metrics=metrics, app=app
+        factory, exit_process=exit_process, parents=parents, metrics=metrics, app=app, health=health
     )
     try:
         kcl.KCLProcess(
@@ -396,7 +409,8 @@ def main(
     app: str,
     factory: Factory | None = None,
     environ: Any = None,
-    build: Callable[[Any], tuple[Factory, Metrics, Callable[[], Coroutine[Any, Any, None]]]] | None = None,
+    build: Callable[[Any], tuple[Factory, Metrics, Callable[[], Coroutine[Any, Any, None]], Health]]
+    | None = None,
 ) -> None:
     """Serve the protocol for ``app``: configure logging, load the config, then run the processors.
 
@@ -419,15 +433,16 @@ def main(
         sys.stderr.flush()
         raise SystemExit(EXIT_CONFIG) from None
     configure_logging(config.log_level)
-    metrics, close = None, None
+    metrics, close, health = None, None, None
     if factory is None:
         if build is None:
             raise TypeError("main() needs a processor factory or a build function")
-        factory, metrics, close = build(config)
+        factory, metrics, close, health = build(config)
     run_process(
         factory,
         parents=kinesis_parent_lookup(config.kinesis.stream),
         metrics=metrics,
         app=config.app,
         close=close,
+        health=health,
     )

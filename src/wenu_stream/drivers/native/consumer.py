@@ -6,7 +6,9 @@ Per batch, in this order:
    records (``max_records``, less when many shards are held, so that the pages
    in memory at once stay bounded); on ExpiredIterator get a
    new one after the last record handed over (or from the lease checkpoint);
-   on throttling or transient errors back off with full jitter and retry;
+   on throttling or transient errors (a call past its deadline too) back off
+   with full jitter and retry; failing for longer than ``aws.stall_s`` makes
+   the worker not ready until a read succeeds;
 2. ``processor.process(records, millis_behind)``, also for an empty poll, so
    the processor can commit what it coalesced;
 3. if it returned True (effects durable) and a record was handed over since
@@ -50,6 +52,7 @@ from wenu_stream.drivers.native.kinesis import (
 )
 from wenu_stream.drivers.native.leases import Lease, LeaseTable
 from wenu_stream.errors import LeaseLostError
+from wenu_stream.health import Health
 from wenu_stream.metrics import CheckpointClock, Metrics
 from wenu_stream.model import AT_TIMESTAMP, LATEST, SHARD_END, TRIM_HORIZON, HashRange
 from wenu_stream.ports import ShardProcessor
@@ -133,8 +136,10 @@ class WorkerState:
         metrics: Metrics,
         stop: asyncio.Event,
         log: Any,
+        health: Health | None = None,
     ) -> None:
         self.config = config
+        self.health = health or Health(stall_s=config.aws.stall_s)
         self.table = table
         self.fast = fast
         self.kinesis = kinesis_client
@@ -189,6 +194,7 @@ class ShardConsumer:
         self.leave = asyncio.Event()  # set when the worker stops or the shard is handed over
         self.handing_over = False
         self.durable: str | None = None  # last sequence number the processor said was durable
+        self._reads = f"reads of {self.shard_id}"  # readiness: GetRecords failing for longer than aws.stall_s
 
     def hand_over(self) -> None:
         """Another worker took the lease and waits for our last checkpoint: stop after the batch in flight."""
@@ -337,10 +343,12 @@ class ShardConsumer:
                 continue
             except RetryableError as exc:
                 state.metrics.kinesis_read_errors.labels(state.config.app, exc.kind).inc()
+                state.health.report(self._reads, ok=False, error=str(exc), grace_s=state.config.aws.stall_s)
                 self.log.warning("kinesis_retry", error=str(exc), attempt=self.backoff.failures + 1)
                 await self.backoff.wait(self.leave)
                 continue
             self.backoff.reset()
+            state.health.report(self._reads, ok=True)
             self.iterator = out.next_shard_iterator
             return out
         return None

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import msgspec
 from botocore.exceptions import ClientError
 
-from wenu_stream.aws.common import error_code, error_message
+from wenu_stream.aws.common import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, error_code, error_message
+from wenu_stream.aws.deadlines import CallTimeout, Deadlines
 from wenu_stream.aws.signed import JsonTransport, TransportError
 from wenu_stream.errors import WenuError
 from wenu_stream.model import KinesisRecord
@@ -152,21 +153,39 @@ def from_client_error(exc: ClientError) -> KinesisError:
 class FastGetRecords:
     """Signed GetRecords (``aws.signed``) decoded by msgspec. One instance serves every shard of a worker."""
 
-    def __init__(self, transport: JsonTransport) -> None:
+    def __init__(self, transport: JsonTransport, deadlines: Deadlines | None = None) -> None:
         self.transport = transport
         self.endpoint = transport.endpoint
         self.region = transport.region
+        self._deadlines = deadlines or Deadlines()
 
     @classmethod
-    async def open(cls, session: AioSession, client: KinesisClient) -> FastGetRecords:
-        """Build from an aiobotocore session and one of its Kinesis clients (endpoint and region resolved by the SDK)."""
+    async def open(
+        cls,
+        session: AioSession,
+        client: KinesisClient,
+        *,
+        deadlines: Deadlines | None = None,
+        connect_s: float = CONNECT_TIMEOUT_S,
+        read_s: float = READ_TIMEOUT_S,
+    ) -> FastGetRecords:
+        """Build from an aiobotocore session and one of its Kinesis clients (endpoint and region resolved by the SDK).
+
+        Each GetRecords is bounded by ``deadlines`` (and ``connect_s``/``read_s`` per exchange).
+        """
         try:
             transport = await JsonTransport.open(
-                session, client, service="kinesis", target_prefix=_TARGET, content_type=_CONTENT_TYPE
+                session,
+                client,
+                service="kinesis",
+                target_prefix=_TARGET,
+                content_type=_CONTENT_TYPE,
+                connect_s=connect_s,
+                read_s=read_s,
             )
         except WenuError as exc:
             raise KinesisError("NoCredentials", str(exc)) from exc
-        return cls(transport)
+        return cls(transport, deadlines)
 
     async def close(self) -> None:
         await self.transport.close()
@@ -181,9 +200,13 @@ class FastGetRecords:
         """
         body = _encode({"ShardIterator": iterator, "Limit": limit})
         try:
-            status, payload, header_type = await self.transport.post("GetRecords", body)
+            status, payload, header_type = await self._deadlines.run(
+                "kinesis", "GetRecords", lambda: self.transport.post("GetRecords", body)
+            )
         except TransportError as exc:
             raise RetryableError("ConnectionError", str(exc)) from exc
+        except CallTimeout as exc:
+            raise RetryableError("Timeout", str(exc)) from exc
         if status != 200:
             raise error_from_body(status, payload, header_type)
         return decode_get_records(payload)

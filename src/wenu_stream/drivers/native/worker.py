@@ -11,9 +11,12 @@ The coordinator, every ``failover_ms / 2``:
    per pass from the most loaded worker), never a child whose parents have
    not reached SHARD_END, and starts a consumer for each lease it won.
 
-A renewer bumps every held lease every ``failover_ms / 3``. A lost condition
-(or no successful renewal for ``failover_ms``) stops that shard's consumer at
-once, without a checkpoint, unless the lease was taken from us for a graceful
+A renewer bumps every held lease every ``failover_ms / 3`` (a renewal still
+in flight is not started again). A lease not renewed for ``failover_ms / 2``
+(a stalled or failing DynamoDB) logs ``lease_renewal_late`` and makes the
+worker not ready until a renewal succeeds. A lost condition (or no successful
+renewal for ``failover_ms``) stops that shard's consumer at once, without a
+checkpoint, unless the lease was taken from us for a graceful
 handoff (step 3 takes a live worker's lease that way, ``leases`` module
 docstring): then the consumer finishes its batch, flushes and hands its last
 checkpoint over, and is cancelled only if that takes longer than ``failover_ms``.
@@ -50,6 +53,7 @@ from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from wenu_stream.aws.common import client_config
+from wenu_stream.aws.deadlines import Deadlines, with_deadlines
 from wenu_stream.config import Config
 from wenu_stream.drivers.native import kinesis
 from wenu_stream.drivers.native.balance import ExpiryTracker, is_ready, plan_takes
@@ -57,10 +61,14 @@ from wenu_stream.drivers.native.consumer import FAILED, HeldLease, ShardConsumer
 from wenu_stream.drivers.native.kinesis import FastGetRecords, Shard
 from wenu_stream.drivers.native.leases import Lease, LeaseTable
 from wenu_stream.errors import LeaseLostError
+from wenu_stream.health import Health
 from wenu_stream.log import get_logger
 from wenu_stream.metrics import Metrics
 from wenu_stream.model import LATEST, TRIM_HORIZON
 from wenu_stream.ports import ShardProcessorFactory
+
+# The most a stop waits to give back the leases of abandoned shards (within ECS's stop timeout).
+RELEASE_S = 5.0
 
 
 class WorkerResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,6 +91,7 @@ class Worker:
         metrics: Metrics,
         stop: asyncio.Event | None = None,
         session: AioSession | None = None,
+        health: Health | None = None,
     ) -> None:
         self.config = config
         self.factory = factory
@@ -99,17 +108,34 @@ class Worker:
         self._shards: list[Shard] = []
         self._listed_at = -1e18
         self._rng = random.Random()
+        aws = config.aws
+        self.health = health or Health(stall_s=aws.stall_s)
+        self.deadlines = Deadlines(aws.call_deadline_s, self.health.calls, stall_s=aws.stall_s)
+        self._renewals: dict[str, asyncio.Task[None]] = {}
+        self._late: set[str] = set()  # shards whose lease renewal is late (warned once)
 
     async def run(self) -> WorkerResult:
         """Run until stopped; return the counts. See the module docstring for the stop and failure policy."""
         async with contextlib.AsyncExitStack() as stack:
-            ddb = await stack.enter_async_context(
-                self.session.create_client("dynamodb", config=client_config())
+            aws = self.config.aws
+            sdk = client_config(aws.connect_timeout_s, aws.read_timeout_s)
+            ddb = with_deadlines(
+                await stack.enter_async_context(self.session.create_client("dynamodb", config=sdk)),
+                "dynamodb",
+                self.deadlines,
             )
-            kin = await stack.enter_async_context(
-                self.session.create_client("kinesis", config=client_config())
+            kin = with_deadlines(
+                await stack.enter_async_context(self.session.create_client("kinesis", config=sdk)),
+                "kinesis",
+                self.deadlines,
             )
-            fast = await FastGetRecords.open(self.session, kin)
+            fast = await FastGetRecords.open(
+                self.session,
+                kin,
+                deadlines=self.deadlines,
+                connect_s=aws.connect_timeout_s,
+                read_s=aws.read_timeout_s,
+            )
             stack.push_async_callback(fast.close)
             table = LeaseTable(ddb, self.config.lease_table)
             await table.ensure()
@@ -124,6 +150,7 @@ class Worker:
                 metrics=self.metrics,
                 stop=self.stop,
                 log=self.log,
+                health=self.health,
             )
             self.log.info("worker_started", stream=self.config.kinesis.stream, table=table.name)
             renewer = asyncio.create_task(self._renew_loop())
@@ -145,7 +172,17 @@ class Worker:
     async def _coordinate(self) -> None:
         interval = self.config.lease.failover_ms / 2000
         while not self.stop.is_set():
-            await self._pass()
+            passing = asyncio.ensure_future(self._pass())
+            stopping = asyncio.ensure_future(self.stop.wait())
+            try:  # a pass stalled on a black-holed DynamoDB or Kinesis must not hold the stop up
+                await asyncio.wait({passing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not passing.done():
+                    passing.cancel()
+            await asyncio.gather(passing, return_exceptions=True)
+            if not passing.cancelled():
+                passing.result()  # a bug in a pass ends the worker, as before
             if await self._wait(interval):
                 return
 
@@ -177,6 +214,11 @@ class Worker:
         except (kinesis.KinesisError, ClientError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
             # the SDK already retried; the next pass tries again, held leases keep being renewed meanwhile
             self.log.warning("coordinator_pass_failed", error=repr(exc))
+            self.health.report(
+                "lease coordination", ok=False, error=repr(exc), grace_s=self.config.aws.stall_s
+            )
+            return
+        self.health.report("lease coordination", ok=True)
 
     def _note_children(self) -> None:
         children: dict[str, set[str]] = {}
@@ -287,6 +329,12 @@ class Worker:
             if task.cancelled()
             else (repr(task.exception()) if task.exception() else task.result())
         )
+        self.health.forget(f"lease {key}")
+        self.health.forget(f"reads of {key}")
+        self._late.discard(key)
+        renewal = self._renewals.pop(key, None)
+        if renewal is not None:
+            renewal.cancel()
         if outcome == FAILED or (not task.cancelled() and task.exception() is not None):
             self.failed = True
             self.stop.set()  # one failed shard stops the worker: exit non-zero, the batch replays
@@ -294,18 +342,55 @@ class Worker:
 
     async def _renew_loop(self) -> None:
         interval = self.config.lease.failover_ms / 3000
-        while True:
-            await asyncio.sleep(interval)
-            outcomes = await asyncio.gather(
-                *(self._renew(held) for held in list(self.held.values())), return_exceptions=True
-            )
-            for consumer in list(
-                self.consumers.values()
-            ):  # between polls too: a hung shard's age keeps growing
-                consumer.observe_checkpoint_age()
-            for outcome in outcomes:  # a bug in a renewal must not silently end the renewer
-                if isinstance(outcome, Exception):
-                    self.log.error("lease_renew_crashed", error=repr(outcome))
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                for held in list(self.held.values()):
+                    running = self._renewals.get(held.shard_id)
+                    if running is None or running.done():  # a stalled renewal is not stacked up
+                        renewal = asyncio.create_task(self._renew(held))
+                        renewal.add_done_callback(self._renewed)
+                        self._renewals[held.shard_id] = renewal
+                for held in list(self.held.values()):
+                    self._check_renewal(held)
+                for consumer in list(
+                    self.consumers.values()
+                ):  # between polls too: a hung shard's age keeps growing
+                    consumer.observe_checkpoint_age()
+        finally:
+            for renewal in self._renewals.values():
+                renewal.cancel()
+
+    def _renewed(self, renewal: asyncio.Task[None]) -> None:
+        if (
+            not renewal.cancelled() and renewal.exception() is not None
+        ):  # a bug must not end renewals silently
+            self.log.error("lease_renew_crashed", error=repr(renewal.exception()))
+
+    def _check_renewal(self, held: HeldLease) -> None:
+        """Late renewals: a warning and not ready past ``failover_ms / 2``; the shard stops past ``failover_ms``."""
+        failover = self.config.lease.failover_ms / 1000
+        key, late = held.shard_id, time.monotonic() - held.renewed_at
+        if held.lost or held.released or late < failover / 2:
+            if key in self._late:
+                self._late.discard(key)
+                self.log.info("lease_renewed_again", shard_id=key)
+            self.health.report(f"lease {key}", ok=True)
+            return
+        problem = f"not renewed for {late:.1f}s (failover {failover:g}s)"
+        self.health.report(f"lease {key}", ok=False, error=problem)
+        if key not in self._late:
+            self._late.add(key)
+            self.log.warning(
+                "lease_renewal_late", shard_id=key, late_s=round(late, 1), failover_s=failover,
+                effect="not ready; the shard stops without checkpointing if no renewal lands within the failover time",
+            )  # fmt: skip
+        if late >= failover:
+            self.log.warning("lease_expired_locally", shard_id=key, error=problem)
+            held.lost = True
+            task = self.tasks.get(key)
+            if task is not None:
+                task.cancel()
 
     async def _renew(self, held: HeldLease) -> None:
         try:
@@ -322,11 +407,9 @@ class Worker:
                 "lease_lost", shard_id=held.shard_id, effect="consumer stopped without checkpointing"
             )
         except (ClientError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
-            if time.monotonic() - held.renewed_at < self.config.lease.failover_ms / 1000:
-                self.log.warning("lease_renew_failed", shard_id=held.shard_id, error=repr(exc))
-                return
-            self.log.warning("lease_expired_locally", shard_id=held.shard_id, error=repr(exc))
-            held.lost = True
+            # the next one tries again; _check_renewal stops the shard once the failover time has passed
+            self.log.warning("lease_renew_failed", shard_id=held.shard_id, error=repr(exc))
+            return
         task = self.tasks.get(held.shard_id)
         if task is not None:
             task.cancel()
@@ -355,9 +438,11 @@ class Worker:
                 for task in list(self.tasks.values()):
                     task.cancel()
                 await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
-                for held in stuck.values():
-                    with contextlib.suppress(Exception):
-                        await held.release()
+                with contextlib.suppress(TimeoutError):  # a black-holed DynamoDB: the leases expire instead
+                    async with asyncio.timeout(RELEASE_S):
+                        await asyncio.gather(
+                            *(held.release() for held in stuck.values()), return_exceptions=True
+                        )
                 return
             await asyncio.wait(list(self.tasks.values()), timeout=remaining)
 
@@ -385,6 +470,7 @@ async def run_worker(
     metrics: Metrics,
     stop: asyncio.Event | None = None,
     session: AioSession | None = None,
+    health: Health | None = None,
 ) -> WorkerResult:
     """Consume ``config.kinesis.stream`` with the native driver until ``stop`` is set (or idle exit).
 
@@ -394,8 +480,9 @@ async def run_worker(
         metrics: where leases held, checkpoints, checkpoint age and MillisBehindLatest are recorded.
         stop: set it to stop gracefully (the ``run`` command sets it on SIGTERM/SIGINT).
         session: an aiobotocore session (clients and credentials), a new one by default.
+        health: what ``/readyz`` answers (reads, lease renewals, calls in flight), a new one by default.
 
     Returns:
         Counts of records handed over, checkpoints and shards ended; ``failed`` if a shard failed.
     """
-    return await Worker(config, factory, metrics=metrics, stop=stop, session=session).run()
+    return await Worker(config, factory, metrics=metrics, stop=stop, session=session, health=health).run()
