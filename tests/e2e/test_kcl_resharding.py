@@ -24,7 +24,7 @@ from tests.support.resharding import (
     Apps,
     Move,
     expected_notifications,
-    put,
+    reference_run,
     reshard_under_traffic,
     simulation,
     user_records,
@@ -61,12 +61,7 @@ def test_kcl_daemons_through_a_split_and_a_merge_have_the_effects_of_a_run_witho
 ) -> None:
     sim = simulation()
     users = user_records(sim)
-    reference_stream = f"{unique_name}-ref"
-    create_stream(reference_stream, 2)
-    reference = Apps(reference_stream, f"{unique_name}-ref", tmp_path, sim)
-    put(reference_stream, users)
-    reference.start_native()
-    reference.wait()
+    reference = reference_run(f"{unique_name}-ref", tmp_path, sim, users)
     ref_done = user_records_done(reference.processing)
     notified = reference.notifications()
     assert notified == expected_notifications(sim)

@@ -20,7 +20,7 @@ from tests.fixtures.aws import create_stream
 from tests.support.resharding import (
     Apps,
     expected_notifications,
-    put,
+    reference_run,
     reshard_under_traffic,
     simulation,
     user_records,
@@ -39,12 +39,7 @@ def test_a_split_then_a_merge_under_traffic_has_the_effects_of_a_run_without_res
     nothing is misrouted and the same holds: ``reshard_under_traffic(..., stale_map=False)``.)"""
     sim = simulation()
     users = user_records(sim)
-    reference_stream = f"{unique_name}-ref"
-    create_stream(reference_stream, 2)
-    reference = Apps(reference_stream, f"{unique_name}-ref", tmp_path, sim)
-    put(reference_stream, users)
-    reference.start_native()
-    reference.wait()
+    reference = reference_run(f"{unique_name}-ref", tmp_path, sim, users)
 
     create_stream(unique_name, 2)
     run = Apps(unique_name, unique_name, tmp_path, sim)

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 
+from tests.fixtures.aws import create_stream
 from tests.integration.alarm_support import drain, subscribe
 from tests.support.effects import staged_rows, stats_table
 from tests.support.records import KEYS
@@ -211,3 +212,13 @@ def ok_of_silent(sim: SimulationConfig) -> str:
 
 def expected(sim: SimulationConfig) -> Counter[Move]:
     return Counter((e.rule, e.series, e.state, e.transition_id) for e in expected_alarms(sim))
+
+
+def reference_run(name: str, tmp_path: Path, sim: SimulationConfig, users: Sequence[UserRecord]) -> Apps:
+    """Both applications (native workers) over ``users`` on a two-shard stream that never changes, finished."""
+    create_stream(name, 2)
+    reference = Apps(name, name, tmp_path, sim)
+    put(name, users)
+    reference.start_native()
+    reference.wait()
+    return reference
