@@ -267,12 +267,27 @@ def test_a_fresh_child_gets_its_parents_and_hash_range_from_a_lineage_lookup() -
     assert processor.hash_range == HashRange(2**126, 2**127 - 1)
 
 
-def test_a_shard_resuming_from_a_sequence_number_does_not_look_up_parents() -> None:
-    def lookup(shard_id: str) -> list[str]:
-        raise AssertionError("a checkpointed shard has its own state")
+def test_a_shard_resuming_from_a_sequence_number_takes_its_hash_range_and_no_parents() -> None:
+    processor = RangeRecorder()
+    lineage = Lineage(("shardId-000000000001",), HashRange(0, 2**127 - 1))
+    events, _, code = drive(processor, initialize(SHARD, "4950", 0), parents=lambda _shard: lineage)
+    assert code is None and events[0] == (
+        "initialize",
+        SHARD,
+        "4950",
+        (),
+    )  # a checkpointed shard has its state
+    assert processor.hash_range == HashRange(0, 2**127 - 1)
 
-    events, _, code = drive(FakeShardProcessor(), initialize(SHARD, "4950", 0), parents=lookup)
+
+def test_a_resuming_shard_whose_lookup_fails_goes_on_without_a_hash_range() -> None:
+    def lookup(shard_id: str) -> list[str]:
+        raise ConnectionError("kinesis unreachable")
+
+    processor = RangeRecorder()
+    events, _, code = drive(processor, initialize(SHARD, "4950", 0), parents=lookup)
     assert code is None and events[0] == ("initialize", SHARD, "4950", ())
+    assert processor.hash_range is None
 
 
 def test_a_failed_parent_lookup_stops_the_process_before_any_record() -> None:

@@ -24,7 +24,11 @@ on another shard than predicted again (its "Wrong Shard" retry), so they
 arrive once more on their own shard. Reading them here as well would count
 them twice, on a shard whose duplicate memory, alarm instances and stats
 fences are not theirs. A producer that aggregates must follow that contract
-(``devtools.simulate.producer`` does); plain records are never affected.
+(``devtools.simulate.producer`` does); plain records are never affected. On
+the KCL path the daemon deaggregates, and drops such an aggregate itself only
+when its cached shard list holds the shard (for a fresh child it often does
+not): the user records it hands over share the aggregate's sequence number,
+and a group holding a partition key outside the range is dropped here.
 """
 
 from __future__ import annotations
@@ -138,11 +142,15 @@ def process_batch(
     outcome = BatchOutcome(accepted=[], dead_letters=[])
     accepted, dead_letters, check = outcome.accepted, outcome.dead_letters, dedup.check
     duplicates = skipped = misrouted = 0
+    elsewhere = _misrouted_aggregates(records, hash_range) if hash_range is not None else frozenset()
     new = Seen.NEW
     for record in records:
         seq = int(record.sequence_number)
         arrival_ms = int(record.approximate_arrival_timestamp * 1000)
         data, sub = record.data, record.sub_sequence_number
+        if elsewhere and record.sequence_number in elsewhere:
+            misrouted += 1
+            continue
         results: Sequence[Accepted | Rejected]
         if data.startswith(MAGIC):  # KPL aggregates; the common plain record skips the list
             if hash_range is not None and outside(data, hash_range.start, hash_range.end):
@@ -183,6 +191,26 @@ def process_batch(
         outcome.last = Position(int(last.sequence_number), last.sub_sequence_number)
     outcome.duplicates, outcome.skipped, outcome.misrouted = duplicates, skipped, misrouted
     return outcome
+
+
+def _misrouted_aggregates(records: Sequence[KinesisRecord], hash_range: HashRange) -> frozenset[str]:
+    """Sequence numbers of aggregates the KCL daemon deaggregated without dropping a record of another shard.
+
+    The daemon drops such an aggregate only when it knows the shard's range, which it often does not for a
+    fresh child ("Cannot get the shard for this ProcessTask"). Its user records arrive as records sharing
+    one sequence number (with sub-sequence numbers), each with its partition key; a lone record may be a
+    plain one put with an explicit hash key (a re-drive), and is left alone.
+    """
+    if not any(r.sub_sequence_number for r in records):
+        return frozenset()
+    groups: dict[str, list[KinesisRecord]] = {}
+    for r in records:
+        groups.setdefault(r.sequence_number, []).append(r)
+    return frozenset(
+        seq
+        for seq, group in groups.items()
+        if len(group) > 1 and not all(hash_range.holds(r.partition_key) for r in group)
+    )
 
 
 def _dead_letter(result: Rejected, position: Position, arrival_ms: int) -> DeadLetter:

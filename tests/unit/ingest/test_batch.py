@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from tests.support.records import KEYS, aggregated, envelope, message, record
 from wenu_stream.ingest.batch import process_batch
 from wenu_stream.ingest.dedup import Dedup
-from wenu_stream.model import HashRange, hash_key
+from wenu_stream.model import HashRange, KinesisRecord, hash_key
 from wenu_stream.records.crypto import KeyRing
 
 LOWER = HashRange(0, 2**127 - 1)
@@ -29,3 +31,21 @@ def test_an_aggregate_with_a_record_outside_the_shard_is_dropped_whole_and_count
     assert (outcome.misrouted, outcome.dead_letters, outcome.duplicates) == (3, [], 0)
     unchecked = process_batch(records, KeyRing.from_keys(KEYS), Dedup())
     assert (len(unchecked.accepted), unchecked.misrouted) == (7, 0)
+
+
+def test_the_user_records_of_a_misrouted_aggregate_the_kcl_daemon_handed_over_are_dropped_together() -> None:
+    def sub(seq: int, index: int, device: str, n: int) -> KinesisRecord:
+        return msgspec.structs.replace(
+            record(seq, envelope(message(device, n)), device), sub_sequence_number=index
+        )
+
+    records = [
+        sub(1, 0, LOW[0], 1),
+        sub(1, 1, LOW[1], 1),  # an aggregate of this shard
+        sub(2, 0, LOW[2], 1),
+        sub(2, 1, HIGH[0], 1),  # an aggregate holding another shard's record
+        record(3, envelope(message(HIGH[1], 1)), HIGH[1]),  # alone: maybe put with an explicit hash key
+    ]
+    outcome = process_batch(records, KeyRing.from_keys(KEYS), Dedup(), hash_range=LOWER)
+    assert [a.message.device for a in outcome.accepted] == [LOW[0], LOW[1], HIGH[1]]
+    assert outcome.misrouted == 2

@@ -29,7 +29,11 @@ checkpoint) therefore looks its parents up with ``ListShards``
 (``ParentShardId``/``AdjacentParentShardId``) and its hash-key range, so that
 it starts from the parents' final state (duplicate memory; the alarm instances
 in its range, shard clocks and pending notifications), as on the native driver
-(whose lease rows carry both). The lineage is read from Kinesis rather than
+(whose lease rows carry both). A shard resuming from a checkpoint looks up its
+hash range only (a failed lookup leaves it without one): the daemon does not
+always drop a KPL aggregate holding records of another shard (it cannot for a
+shard missing from its cached shard list, typically a fresh child), so the
+processor does (``ingest.batch``). The lineage is read from Kinesis rather than
 recorded by the parent at SHARD_END: the daemon's ``shardEnded`` message does
 not name the children, and ListShards answers for every shard still in the
 stream's retention.
@@ -232,12 +236,27 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
     async def _initialize(self, shard_id: str, checkpoint: str | None) -> None:
         parents: Sequence[str] = ()
         hash_range: HashRange | None = None
-        if self._parents is not None and _fresh(checkpoint):
-            found = await asyncio.to_thread(self._parents, shard_id)
+        if self._parents is not None:
+            found = await self._lineage(shard_id, required=_fresh(checkpoint))
             parents, hash_range = (
                 (found.parents, found.hash_range) if isinstance(found, Lineage) else (found, None)
             )
+            parents = parents if _fresh(checkpoint) else ()  # a checkpointed shard has its own state
         await self._started(shard_id).initialize(shard_id, checkpoint, parents, hash_range)
+
+    async def _lineage(self, shard_id: str, *, required: bool) -> Sequence[str] | Lineage:
+        """The shard's lineage; for a shard resuming from a checkpoint only its hash range matters (aggregates
+        of other shards are dropped), so a failed lookup leaves it without one instead of stopping it."""
+        assert self._parents is not None
+        try:
+            return await asyncio.to_thread(self._parents, shard_id)
+        except Exception as exc:
+            if required:
+                raise
+            self._log.warning(
+                "shard_lookup_failed", error=repr(exc), effect="misrouted aggregates not dropped"
+            )
+            return ()
 
     def process_records(self, process_records_input: ProcessRecordsInput) -> None:
         """Translate, process, and checkpoint the last record once the processor says it is durable."""
