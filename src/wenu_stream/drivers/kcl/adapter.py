@@ -129,7 +129,9 @@ def kinesis_parent_lookup(stream: str, client: KinesisClient | None = None) -> P
         if kinesis is None:
             import boto3
 
-            kinesis = boto3.client("kinesis")
+            from wenu_stream.aws.common import sync_client_config
+
+            kinesis = boto3.client("kinesis", config=sync_client_config())
         request: ListShardsInputTypeDef = {"StreamName": stream}
         while True:
             page = kinesis.list_shards(**request)
