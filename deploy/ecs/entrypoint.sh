@@ -161,7 +161,7 @@ while true; do
     # The JVM reports 143 (128 + SIGTERM) after the shutdown hook ran, even when the graceful shutdown
     # completed: on a stop we asked for, that is the expected end of the task, not a failure.
     if [[ -n "$stopping" && "$code" == 143 ]]; then
-      say "KCL daemon stopped on request (shard processes checkpointed and exited)"
+      say "KCL daemon stopped on request (shard processes checkpointed what was durable; the rest replays)"
       exit 0
     fi
     LEVEL=$([[ "$code" == 0 ]] && echo info || echo error) say "KCL daemon exited with code $code"

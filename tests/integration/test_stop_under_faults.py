@@ -93,3 +93,28 @@ def test_sigterm_during_an_s3_black_hole_exits_in_time_unchecked_and_the_next_ru
     assert totals.rejected == expected.rejected == dead_letter_counts(config)
     rows = staged_rows_with_repeats(config)
     assert rows and len(rows) == len(set(rows))
+
+
+def test_sigterm_while_the_start_up_checks_wait_on_a_black_hole_exits_at_once(
+    aws_stack: object, unique_name: str, tmp_path: Path
+) -> None:
+    """A scale-in right after a start, with S3 black-holed: the checks only read, so the stop does not wait."""
+    create_stream(unique_name, 1)
+    env = run_config(unique_name, f"{unique_name}-w", write_keyring(tmp_path / "keys.json", KEYS))
+    prepare(env, fleet_catalog(SimulationConfig(devices=2)))
+    moto = urlsplit(os.environ["AWS_ENDPOINT_URL"])
+    with fault_proxy(moto.hostname or "127.0.0.1", moto.port or 80) as proxy:
+        proxy.hold()
+        worker = start_worker(env | {"AWS_ENDPOINT_URL_S3": proxy.url}, tmp_path / "worker.log")
+        try:
+            wait_for(lambda: proxy.requests > 0, 60, "the bucket check in the black hole")
+            asked = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(timeout=ECS_STOP_TIMEOUT_S)
+            took = time.monotonic() - asked
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    print(f"SIGTERM during the start-up checks: exit {code} after {took:.1f}s")
+    assert code == 0 and took < ECS_STOP_TIMEOUT_S
+    assert "stopped_before_start" in (tmp_path / "worker.log").read_text()

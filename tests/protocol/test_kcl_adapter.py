@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from io import StringIO
@@ -460,3 +461,38 @@ def test_a_shard_process_publishes_its_readiness_for_the_exporter_while_a_call_h
     )
     assert seen and seen[0] is not None and seen[0] > time.time()  # not ready, for a few ticks from now
     assert until() == 0  # closed: nothing left to report
+
+
+def test_a_shard_process_whose_daemon_is_gone_exits_without_checkpointing(tmp_path: Path) -> None:
+    """The daemon's stop grace ran out while a batch hung: its child must not outlive it, still retrying."""
+    child = textwrap.dedent("""
+        import os, sys, time
+        from wenu_stream.drivers.kcl.adapter import _exit_now, watch_parent
+        from wenu_stream.log import configure_logging
+        configure_logging()
+        watch_parent(_exit_now, every_s=0.1)
+        open(sys.argv[1], "w").write(str(os.getpid()))
+        time.sleep(60)  # a batch that never becomes durable
+    """)
+    daemon = (
+        textwrap.dedent("""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], stderr=subprocess.PIPE)
+        while not __import__("os").path.exists(sys.argv[2]):
+            time.sleep(0.05)
+    """)
+    )  # starts the child, its stderr a pipe to itself, and exits: the JVM when shutdownGraceMillis runs out
+    pid_file = tmp_path / "child.pid"
+    subprocess.run([sys.executable, "-c", daemon, child, str(pid_file)], check=True, timeout=60)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid):
+        assert time.monotonic() < deadline, "the orphaned shard process is still running"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"

@@ -52,12 +52,14 @@ def check_ready(config: Config) -> list[Any]:
     """``ops.preflight.check_app`` with this process's AWS clients."""
     import boto3
 
+    from wenu_stream.aws.common import sync_client_config
     from wenu_stream.ops.preflight import check_app
 
+    aws = sync_client_config(config.aws.connect_timeout_s, config.aws.read_timeout_s)
     return check_app(
         config,
-        kinesis=boto3.client("kinesis"),
-        s3=boto3.client("s3"),
-        dynamodb=boto3.client("dynamodb"),
-        sns=boto3.client("sns"),
+        kinesis=boto3.client("kinesis", config=aws),
+        s3=boto3.client("s3", config=aws),
+        dynamodb=boto3.client("dynamodb", config=aws),
+        sns=boto3.client("sns", config=aws),
     )

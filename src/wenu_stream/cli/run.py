@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
-    early = _early_stop()  # a SIGTERM during the checks below (a scale-in right after a start) stops cleanly
+    early = _early_stop()  # a SIGTERM during the checks below (a scale-in right after a start) exits at once
     config = config_from(args)
     from wenu_stream.bootstrap import keyring_warnings, load_keyring
     from wenu_stream.cli.check_config import check_ready
@@ -76,12 +76,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _early_stop() -> list[int]:
-    """Note SIGTERM/SIGINT from now on (``consume`` takes the handlers over); the list holds the signals seen."""
-    seen: list[int] = []
+    """Until ``consume`` takes the handlers over, SIGTERM/SIGINT end the process at once (exit 0).
+
+    Nothing has started yet (the checks only read), and a check waiting on a black-holed service must not
+    hold a stop up. The list is for signals that arrive once the event loop runs, before ``consume``'s own
+    handlers are installed (none, as things are; kept for its signature).
+    """
+
+    def leave(number: int, _frame: object) -> None:
+        get_logger("wenu.run").info("stopped_before_start", signal=signal.Signals(number).name)
+        raise SystemExit(0)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda number, _: seen.append(number))
+        signal.signal(sig, leave)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the key ring is read at start anyway
-    return seen
+    return []
 
 
 async def consume(

@@ -16,6 +16,11 @@ silently skip the batch, so none may escape):
    the lease is gone; stop quietly and wait for ``lease_lost``.
 3. ``ThrottlingException``/``KinesisClientLibDependencyException``: retried with
    backoff; if it persists, the next checkpoint covers the records.
+4. The daemon is gone (its stop grace, ``shutdownGraceMillis``, ran out while a
+   batch could not become durable, e.g. S3 black-holed): a watcher thread sees
+   the process re-parented and exits at once without a checkpoint
+   (``EXIT_PROCESSING_FAILED``): the batch replays on the next owner, and no
+   shard process outlives its daemon still retrying.
 
 Parent shards: the daemon's ``initialize`` message names the shard and its
 checkpoint but not the shard's parents, although KCL starts a child only after
@@ -124,7 +129,9 @@ def kinesis_parent_lookup(stream: str, client: KinesisClient | None = None) -> P
         if kinesis is None:
             import boto3
 
-            kinesis = boto3.client("kinesis")
+            from wenu_stream.aws.common import sync_client_config
+
+            kinesis = boto3.client("kinesis", config=sync_client_config())
         request: ListShardsInputTypeDef = {"StreamName": stream}
         while True:
             page = kinesis.list_shards(**request)
@@ -151,7 +158,10 @@ def _fresh(checkpoint: str | None) -> bool:
 
 def _exit_now(code: int) -> NoReturn:
     """Leave at once: no atexit hooks or client finalizers that could block (the batch replays anyway)."""
-    sys.stderr.flush()
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):  # the daemon that read our stderr is gone: nothing left to say it to
+        pass
     os._exit(code)
 
 
@@ -367,6 +377,26 @@ class WenuRecordProcessor(RecordProcessorBase):  # type: ignore[misc]
             self._observe_age()
 
 
+def watch_parent(exit_process: Callable[[int], Any], every_s: float = 1.0) -> threading.Thread:
+    """Exit (failure rule 4) as soon as this process's parent, the daemon, is gone; a daemon thread."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        try:  # stderr may be a pipe to the daemon that is gone
+            get_logger("wenu.kcl").warning(
+                "daemon_gone", effect="exiting without a checkpoint; the batch replays on the next owner"
+            )
+        except (OSError, ValueError):
+            pass
+        exit_process(EXIT_PROCESSING_FAILED)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_process(
     factory: Factory,
     *,
@@ -388,6 +418,7 @@ def run_process(
     processor = WenuRecordProcessor(
         factory, exit_process=exit_process, parents=parents, metrics=metrics, app=app, health=health
     )
+    watch_parent(exit_process)
     try:
         kcl.KCLProcess(
             processor,
