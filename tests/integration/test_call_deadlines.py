@@ -125,3 +125,30 @@ async def test_a_held_get_records_ends_at_its_deadline_as_a_retryable_error(
             await reader.close()
     assert DEADLINE_S <= took < DEADLINE_S + 1.5
     assert reasons[0].startswith("call kinesis GetRecords in flight for")
+
+
+@pytest.mark.parametrize("held", ["AWS_ENDPOINT_URL"], indirect=True)
+async def test_each_page_of_a_paginator_is_a_call_under_the_deadline(
+    held: FaultProxy, deadlines: tuple[Deadlines, Health], unique_name: str
+) -> None:
+    s3_direct = boto3.client("s3")
+    s3_direct.create_bucket(Bucket=unique_name)
+    for key in ("a", "b", "c"):
+        s3_direct.put_object(Bucket=unique_name, Key=key, Body=b"x")
+    async with get_session().create_client("s3", config=client_config()) as direct:
+        pages = with_deadlines(direct, "s3", deadlines[0]).get_paginator("list_objects_v2")
+        keys = [
+            o["Key"] async for page in pages.paginate(Bucket=unique_name, MaxKeys=2) for o in page["Contents"]
+        ]
+    assert keys == ["a", "b", "c"]  # two pages, then the end, through the wrapper
+    async with get_session().create_client("s3", endpoint_url=held.url, config=client_config()) as raw:
+        paginator = with_deadlines(raw, "s3", deadlines[0]).get_paginator("list_objects_v2")
+
+        async def first_page() -> Any:
+            async for page in paginator.paginate(Bucket=unique_name):
+                return page
+            return None
+
+        took, reasons, _ = await held_call(*deadlines, first_page)
+    assert DEADLINE_S <= took < DEADLINE_S + 1.5
+    assert reasons[0].startswith("call s3 ListObjectsV2 in flight for")

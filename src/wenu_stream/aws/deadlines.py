@@ -16,8 +16,8 @@ bounds one call, its retries included, by ``aws.call_deadline_s``:
 
 :class:`DeadlineClient` puts an aiobotocore client's operations under it; the
 signed transport's callers (``aws.fast_dynamodb``, the native Kinesis reader)
-call :meth:`Deadlines.run` themselves. Paginators (``get_paginator``) are the
-client's own: each page keeps botocore's per-attempt deadlines only.
+call :meth:`Deadlines.run` themselves. A paginator's pages (``get_paginator(...)
+.paginate(...)`` iterated with ``async for``) are each one call under it.
 
 What botocore does with ``Expect: 100-continue``: every S3 PutObject body
 becomes a file object (``botocore.handlers.convert_body_to_file_like_object``,
@@ -113,16 +113,48 @@ class DeadlineClient:
         self._deadlines = deadlines
         self._operations: dict[str, str] = dict(client.meta.method_to_api_mapping)
 
+    def get_paginator(self, name: str) -> _Paginator:
+        """The client's paginator, each page fetched under the deadline."""
+        return _Paginator(
+            self._client.get_paginator(name), self._service, self._operations[name], self._deadlines
+        )
+
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
         operation = self._operations.get(name)
         if operation is None:
-            return attribute  # meta, exceptions, get_paginator, close, ...
+            return attribute  # meta, exceptions, close, ...
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             return await self._deadlines.run(self._service, operation, lambda: attribute(*args, **kwargs))
 
         return call
+
+
+class _Paginator:
+    def __init__(self, paginator: Any, service: str, operation: str, deadlines: Deadlines) -> None:
+        self._paginator, self._call = paginator, (service, operation, deadlines)
+
+    def paginate(self, **kwargs: Any) -> _Pages:
+        return _Pages(self._paginator.paginate(**kwargs), *self._call)
+
+
+class _Pages:
+    """``async for page in ...``: each page under the deadline; anything else is the page iterator's own."""
+
+    def __init__(self, pages: Any, service: str, operation: str, deadlines: Deadlines) -> None:
+        self._pages, self._service, self._operation, self._deadlines = pages, service, operation, deadlines
+        self._iterator: Any = None
+
+    def __aiter__(self) -> _Pages:
+        self._iterator = self._pages.__aiter__()
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._deadlines.run(self._service, self._operation, self._iterator.__anext__)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pages, name)  # build_full_result, search, ...: not under the deadline
 
 
 def with_deadlines(client: C, service: str, deadlines: Deadlines) -> C:
