@@ -47,7 +47,7 @@ def test_a_split_then_a_merge_under_traffic_has_the_effects_of_a_run_without_res
     rerouted = reshard_under_traffic(unique_name, users, stale_map=True)
     run.wait()
 
-    assert rerouted > 0 and sum_totals(shard_totals(run.processing)).misrouted > 0
+    assert rerouted > 0 and sum_totals(shard_totals(run.processing)).rejected.get("misrouted", 0) > 0
     assert run.pending() == []
     notified = reference.notifications()
     assert notified == expected_notifications(sim)

@@ -12,23 +12,27 @@ processing reason (``ParkedReason``):
   (``ingest.dedup``, rule 5). ``dlq redrive`` puts it back with the partition
   key ``redrive:<key>`` (and the original key's hash, so it lands on the same
   shard); such a record is accepted once even if it is still stale.
+- ``misrouted``: a user record of a KPL aggregate that holds records of
+  another shard (below).
 - ``sink_rejected`` and ``max_record_age`` come from the processor (a sink
   refused the record itself; an operator chose to move on after an outage).
 
 A KPL aggregate holding a user record outside the shard's hash-key range is
-dropped whole and counted ``misrouted``, not dead-lettered, exactly as the
-Kinesis Client Library's deaggregation does (so both drivers make the same of a
-stream): a KPL whose shard map went stale in a reshard packs records of several
-shards into one aggregate, and puts every record of an aggregate that landed
-on another shard than predicted again (its "Wrong Shard" retry), so they
-arrive once more on their own shard. Reading them here as well would count
-them twice, on a shard whose duplicate memory, alarm instances and stats
-fences are not theirs. A producer that aggregates must follow that contract
-(``devtools.simulate.producer`` does); plain records are never affected. On
-the KCL path the daemon deaggregates, and drops such an aggregate itself only
-when its cached shard list holds the shard (for a fresh child it often does
-not): the user records it hands over share the aggregate's sequence number,
-and a group holding a partition key outside the range is dropped here.
+not read here (``misrouted``), as the Kinesis Client Library's deaggregation
+drops it (so both drivers make the same of a stream): a KPL whose shard map
+went stale in a reshard packs records of several shards into one aggregate,
+and puts every record of an aggregate that landed on another shard than
+predicted again (its "Wrong Shard" retry), so they arrive once more on their
+own shard. Reading them here as well would count them twice, on a shard whose
+duplicate memory, alarm instances and stats fences are not theirs. Unlike the
+KCL, each of its user records is dead-lettered with reason ``misrouted``:
+nothing read is dropped unaccounted, and ``dlq redrive`` of them is safe (a
+re-driven record that the producer already put again is a duplicate on its own
+shard; one a producer never re-sent is accepted once). On the KCL path the
+daemon deaggregates, and drops such an aggregate itself only when its cached
+shard list holds the shard (for a fresh child it often does not): the user
+records it hands over share the aggregate's sequence number, and a group
+holding a partition key outside the range is dead-lettered here.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class ParkedReason(StrEnum):
     """Dead-letter reasons of the processing stages (the wire's own are ``records.rejections.Reason``)."""
 
     STALE_SEQUENCE = "stale_sequence"
+    MISROUTED = "misrouted"
     SINK_REJECTED = "sink_rejected"
     MAX_RECORD_AGE = "max_record_age"
 
@@ -94,7 +99,7 @@ class BatchOutcome(msgspec.Struct, kw_only=True):
     dead_letters: list[DeadLetter]
     duplicates: int = 0
     skipped: int = 0  # user records at or before the resume position (a replay of a checkpointed aggregate)
-    misrouted: int = 0  # user records of aggregates dropped for holding records of another shard
+    misrouted: int = 0  # of the dead letters, user records of aggregates holding records of another shard
     last: Position | None = None
 
     @property
@@ -109,14 +114,13 @@ class Totals(msgspec.Struct, kw_only=True):
     accepted: int = 0
     duplicates: int = 0
     stale: int = 0  # states saved before stale_sequence dead letters: what was dropped as stale then
-    misrouted: int = 0  # user records of aggregates put on the wrong shard (the producer put them again)
+    misrouted: int = 0  # states saved before misrouted dead letters: user records dropped as misrouted then
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
 
     def add(self, outcome: BatchOutcome, kinesis_records: int) -> None:
         self.records += kinesis_records
         self.accepted += len(outcome.accepted)
         self.duplicates += outcome.duplicates
-        self.misrouted += outcome.misrouted
         for reason, n in Counter(d.reason for d in outcome.dead_letters).items():
             self.rejected[reason] = self.rejected.get(reason, 0) + n
 
@@ -150,11 +154,17 @@ def process_batch(
         data, sub = record.data, record.sub_sequence_number
         if elsewhere and record.sequence_number in elsewhere:
             misrouted += 1
+            dead_letters.append(_misrouted(Position(seq, sub), data, record.partition_key, arrival_ms))
             continue
         results: Sequence[Accepted | Rejected]
         if data.startswith(MAGIC):  # KPL aggregates; the common plain record skips the list
             if hash_range is not None and outside(data, hash_range.start, hash_range.end):
-                misrouted += len(deaggregate(data, record.partition_key))
+                users = deaggregate(data, record.partition_key)
+                misrouted += len(users)
+                dead_letters.extend(
+                    _misrouted(Position(seq, sub + i), user, key, arrival_ms)
+                    for i, (key, user) in enumerate(users)
+                )
                 continue
             results = decode_record(data, record.partition_key, keyring)
         else:
@@ -210,6 +220,18 @@ def _misrouted_aggregates(records: Sequence[KinesisRecord], hash_range: HashRang
         seq
         for seq, group in groups.items()
         if len(group) > 1 and not all(hash_range.holds(r.partition_key) for r in group)
+    )
+
+
+def _misrouted(position: Position, raw: bytes, partition_key: str, arrival_ms: int) -> DeadLetter:
+    return DeadLetter(
+        position=position,
+        reason=ParkedReason.MISROUTED.value,
+        detail="in a KPL aggregate holding records of another shard (a producer's shard map gone stale in a reshard;"
+        " a KPL puts them again on their own shard)",
+        raw=raw,
+        partition_key=partition_key,
+        arrival_ms=arrival_ms,
     )
 
 

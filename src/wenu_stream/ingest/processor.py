@@ -354,11 +354,11 @@ class PipelineProcessor:
         m.records.labels(app, "rejected").inc(len(outcome.dead_letters))
         m.records.labels(app, "duplicate").inc(outcome.duplicates)
         if outcome.misrouted:
-            m.records.labels(app, "misrouted").inc(outcome.misrouted)
             self._log.warning(
-                "misrouted_aggregates_dropped",
+                "misrouted_aggregates_dead_lettered",
                 user_records=outcome.misrouted,
-                effect="a KPL put them again on their own shard (a stale shard map after a reshard)",
+                effect="a KPL put them again on their own shard (a stale shard map after a reshard); "
+                "dlq redrive --reason misrouted brings back any a producer did not",
             )
         for letter in outcome.dead_letters:
             m.dead_letters.labels(app, letter.reason).inc()
