@@ -29,6 +29,9 @@
 #   KCL_WORK                 where the rendered properties go (default /tmp/wenu-kcl)
 #   PROMETHEUS_MULTIPROC_DIR shard processes' metric files (default /tmp/wenu-metrics)
 #   JAVA_OPTS                JVM flags (default: a fixed heap, see deploy/ecs/README.md)
+#   KCL_OVERRIDES            KCL properties for this environment, space-separated key=value pairs
+#                            (e.g. "failoverTimeMillis=20000 shutdownGraceMillis=25000"); rendered over
+#                            the file's values and checked like them (an unknown key exits 2)
 #   KEYRING_KMS_JSON         the KMS-wrapped key-ring document itself (an ECS secret); written to a
 #                            0600 file under /tmp that WENU_KEYRING_KMS_FILE then names
 #   CATALOG_DB_SECRET_JSON   the catalog database's RDS secret (an ECS secret, JSON); WENU_CATALOG_URL is
@@ -112,7 +115,8 @@ python3 - "$APP_ROOT" "$app" "$properties" \
   "streamName=${WENU_KINESIS_STREAM:-}" \
   "applicationName=${WENU_LEASE_TABLE:-}" \
   "kinesisEndpoint=${AWS_ENDPOINT_URL_KINESIS:-${AWS_ENDPOINT_URL:-}}" \
-  "dynamoDBEndpoint=${AWS_ENDPOINT_URL_DYNAMODB:-${AWS_ENDPOINT_URL:-}}" <<'PY' || exit 2
+  "dynamoDBEndpoint=${AWS_ENDPOINT_URL_DYNAMODB:-${AWS_ENDPOINT_URL:-}}" \
+  ${KCL_OVERRIDES:-} <<'PY' || exit 2  # word-split on purpose: one key=value per word
 import json
 import sys
 from pathlib import Path
@@ -120,6 +124,10 @@ from pathlib import Path
 from wenu_stream.drivers.kcl.properties import check_properties, render_properties
 
 root, app, out, *pairs = sys.argv[1:]
+for pair in (p for p in pairs if "=" not in p):
+    event = f"KCL_OVERRIDES: {pair!r} is not key=value. Fix: write each property as key=value, space-separated"
+    print(json.dumps({"event": event, "level": "error", "logger": "entrypoint"}), file=sys.stderr)
+    sys.exit(2)
 overrides = dict(p.split("=", 1) for p in pairs if not p.endswith("="))  # unset: keep the file's value
 Path(out).write_text(render_properties(app, overrides, root=root), encoding="utf-8")
 problems = check_properties(out, cwd=root)

@@ -70,6 +70,24 @@ def test_refuses_bad_arguments_and_configuration_with_exit_2_before_any_side_eff
     assert not (tmp_path / "kcl").exists()
 
 
+@pytest.mark.integration  # past the classpath check: needs `make kcl`
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ("failoverTimeMillis", "'failoverTimeMillis' is not key=value"),
+        ("failoverTimeMilis=1", "failoverTimeMilis"),
+    ],
+)
+def test_kcl_overrides_are_checked_before_anything_starts(
+    tmp_path: Path, overrides: str, message: str
+) -> None:
+    env = environment(tmp_path, WENU_METRICS_PORT="9", KCL_OVERRIDES=overrides)
+    done = run(env, "processing")
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert (tmp_path / "prom" / "counter_123.db").read_bytes() == b"stale"  # not wiped: nothing started
+
+
 def _healthy(env: dict[str, str]) -> bool:
     return (
         subprocess.run(
@@ -93,6 +111,7 @@ def test_kcl_engine_wipes_metrics_serves_health_and_stops_the_daemon_on_sigterm(
         WENU_KINESIS_STREAM=unique_name,
         WENU_LEASE_TABLE=f"{unique_name}-lease",
         WENU_LOG_LEVEL="warning",
+        KCL_OVERRIDES="failoverTimeMillis=12000",
     )
     process = subprocess.Popen(
         ["bash", str(ENTRYPOINT), "processing"],
@@ -110,6 +129,7 @@ def test_kcl_engine_wipes_metrics_serves_health_and_stops_the_daemon_on_sigterm(
         assert _healthy(env)
         assert not (tmp_path / "prom" / "counter_123.db").exists()
         rendered = (tmp_path / "kcl" / "processing.properties").read_text()
+        assert "failoverTimeMillis = 12000" in rendered  # KCL_OVERRIDES
         assert f"streamName = {unique_name}" in rendered
         assert f"applicationName = {unique_name}-lease" in rendered
         assert f"kinesisEndpoint = {os.environ['AWS_ENDPOINT_URL_KINESIS']}" in rendered

@@ -37,6 +37,11 @@ from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_a
 pytestmark = pytest.mark.e2e
 ENTRYPOINT = ROOT / "deploy" / "ecs" / "entrypoint.sh"
 REST_S = 10.0
+# The production file's lease assignment and shard sync run every 20-60 s: a task took ~100 s to lease its
+# shards. The stop and the logging under test are the production ones (failover, shutdownGraceMillis kept).
+FAST_START = (
+    "leaseAssignmentIntervalMillis=1000 shardSyncIntervalMillis=1000 parentShardPollIntervalMillis=500"
+)
 
 
 def create_daemon_tables(run: Run) -> None:
@@ -85,6 +90,7 @@ def start_task(run: Run, tmp_path: Path, extra: dict[str, str]) -> subprocess.Po
         "WENU_METRICS_PORT": str(free_port()),
         "JAVA_OPTS": " ".join(JVM_TEST_FLAGS),
         "AWS_REGION": "us-east-1",
+        "KCL_OVERRIDES": FAST_START,
     } | extra
     with open(tmp_path / "task.out", "wb") as out, open(tmp_path / "task.err", "wb") as err:
         return subprocess.Popen(
