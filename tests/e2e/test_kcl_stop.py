@@ -26,8 +26,8 @@ import pytest
 from tests.e2e.test_kcl_daemon import DEVICES, Run, assert_effects, wait_for
 from tests.fixtures.aws import create_stream
 from tests.fixtures.kcl import JARS, JVM_TEST_FLAGS, ROOT, KclDaemon
-from tests.integration.test_readiness_faults import readyz
 from tests.support.fault_proxy import fault_proxy
+from tests.support.probes import readyz
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, fill_stream, start_worker
 from wenu_stream.devtools.emulator.stack import free_port

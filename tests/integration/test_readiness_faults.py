@@ -19,8 +19,6 @@ import gzip
 import itertools
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,13 +31,15 @@ import structlog
 
 from tests.fixtures.aws import create_stream
 from tests.integration.test_alarms_app import alarms_env, expected_moves, moves, prepare_alarms, received
-from tests.integration.test_sink_failures import free_port, last_checkpoints, tail_sequences, until
-from tests.support.effects import keys_under
+from tests.support.driver import eventually
+from tests.support.effects import keys_under, last_checkpoints, tail_sequences
 from tests.support.fault_proxy import FaultProxy, throttling
+from tests.support.probes import readyz
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, prepare, run_config, write_keyring
 from wenu_stream.cli.run import consume
 from wenu_stream.config import Config
+from wenu_stream.devtools.emulator.stack import free_port
 from wenu_stream.devtools.simulate import SimulationConfig, Tally, fleet_catalog, generate, parse_faults
 from wenu_stream.devtools.simulate.generator import expected_alarms
 from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
@@ -67,16 +67,6 @@ FAULT_MODES: dict[str, Callable[[FaultProxy, str], None]] = {
     "hold": lambda proxy, _: proxy.hold(),
     "throttle": lambda proxy, protocol: proxy.answer(throttling(protocol)),
 }
-
-
-def readyz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-            return int(answer.status), answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
 
 
 async def until_ready(port: int, status: int, timeout: float) -> tuple[float, str]:
@@ -133,7 +123,9 @@ async def test_readiness_follows_each_fault_of_a_service_and_nothing_is_lost(
     logs = structlog.testing.capture_logs()
     events: list[dict[str, Any]] = logs.__enter__()
     try:
-        await until(lambda: last_checkpoints(config.lease_table, digits=True), 60)
+        await eventually(
+            lambda: asyncio.to_thread(lambda: bool(last_checkpoints(config.lease_table, digits=True)))
+        )
         await until_ready(port, 200, 30)
         for mode, chunk in zip(FAULT_MODES, chunks[1:], strict=True):
             FAULT_MODES[mode](proxy, protocol)
@@ -141,13 +133,13 @@ async def test_readiness_follows_each_fault_of_a_service_and_nothing_is_lost(
             to_unready, reason = await until_ready(port, 503, 60)
             if (service, mode) == ("dynamodb", "hold"):  # held past half the failover time: renewals are late
                 await until_reason(port, "lease shardId-000000000000 failing", 10)
-                await until(lambda: any(e["event"] == "lease_expired_locally" for e in events), 10)
+                await eventually(lambda: any(e["event"] == "lease_expired_locally" for e in events), 10)
             proxy.restore()
             to_ready, _ = await until_ready(port, 200, 60)
             timings.append((mode, to_unready, to_ready, reason.splitlines()[0]))
             assert not worker.done()  # nothing gave up
         tails = tail_sequences(unique_name)
-        await until(lambda: last_checkpoints(config.lease_table) == tails, 60)
+        await eventually(lambda: asyncio.to_thread(lambda: last_checkpoints(config.lease_table) == tails))
     finally:
         stopped = time.monotonic()
         stop.set()
@@ -219,7 +211,9 @@ async def test_readiness_follows_each_sns_fault_and_every_notification_goes_out_
     stop, timings = asyncio.Event(), []
     worker = asyncio.create_task(consume(config, stop=stop))
     try:
-        await until(lambda: last_checkpoints(config.lease_table, digits=True), 60)
+        await eventually(
+            lambda: asyncio.to_thread(lambda: bool(last_checkpoints(config.lease_table, digits=True)))
+        )
         await until_ready(port, 200, 30)
         for mode, segment in zip(FAULT_MODES, segments[1:], strict=True):
             FAULT_MODES[mode](proxy, "query")
@@ -230,7 +224,7 @@ async def test_readiness_follows_each_sns_fault_and_every_notification_goes_out_
             timings.append((mode, to_unready, to_ready, reason.splitlines()[0]))
             assert not worker.done()
         tails = tail_sequences(unique_name)
-        await until(lambda: last_checkpoints(config.lease_table) == tails, 60)
+        await eventually(lambda: asyncio.to_thread(lambda: last_checkpoints(config.lease_table) == tails))
     finally:
         stop.set()
         code = await asyncio.wait_for(worker, timeout=60)

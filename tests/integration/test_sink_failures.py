@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +26,16 @@ from tests.integration.test_alarms_app import (
     prepare_alarms,
     received,
 )
-from tests.support.effects import letters_of, staged_rows, stats_table
+from tests.support.driver import eventually
+from tests.support.effects import last_checkpoints, letters_of, staged_rows, stats_table, tail_sequences
 from tests.support.fault_proxy import FaultProxy
+from tests.support.probes import readyz
 from tests.support.records import KEYS, envelope
 from tests.support.scenario import FAULTS, prepare, run_config, write_keyring
 from wenu_stream.cli.run import consume
+from wenu_stream.devtools.emulator.stack import free_port
 from wenu_stream.devtools.simulate import SimulationConfig, fleet_catalog, generate, parse_faults
 from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
-from wenu_stream.drivers.native.leases import read_leases
 from wenu_stream.records.payload import Message, Reading
 
 pytestmark = pytest.mark.integration
@@ -66,31 +65,6 @@ def put_poison(stream: str, sim: SimulationConfig) -> str:
         StreamName=stream, Data=envelope(message), PartitionKey=message.device
     )
     return str(out["SequenceNumber"])
-
-
-def last_checkpoints(lease_table: str, *, digits: bool = False) -> dict[str, str]:
-    try:
-        leases = read_leases(lease_table)
-    except Exception:  # noqa: BLE001 - not created yet
-        return {}
-    return {lease.lease_key: lease.checkpoint for lease in leases if lease.checkpoint.isdigit() or not digits}
-
-
-def tail_sequences(stream: str) -> dict[str, str]:
-    """The sequence number of the last record of every shard."""
-    kinesis, last = boto3.client("kinesis"), {}
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while it:
-            out = kinesis.get_records(ShardIterator=it, Limit=10_000)
-            if out["Records"]:
-                last[shard["ShardId"]] = out["Records"][-1]["SequenceNumber"]
-            if not out["Records"] and out.get("MillisBehindLatest", 0) == 0:
-                break
-            it = out.get("NextShardIterator")
-    return last
 
 
 @pytest.mark.slow
@@ -130,22 +104,6 @@ def expected_moves_of(sim: SimulationConfig) -> Any:
     return expected_moves(expected_alarms(sim))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ready(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 @pytest.mark.slow
 async def test_a_dynamodb_outage_is_waited_out_and_nothing_is_lost_or_counted_twice(
     aws_stack: object, unique_name: str, tmp_path: Path
@@ -172,21 +130,25 @@ async def test_a_dynamodb_outage_is_waited_out_and_nothing_is_lost_or_counted_tw
     stop, seen = asyncio.Event(), []
     worker = asyncio.create_task(consume(outage, stop=stop))
     try:
-        await until(lambda: len(last_checkpoints(outage.lease_table, digits=True)) == 4, 60)
+        await eventually(
+            lambda: asyncio.to_thread(lambda: len(last_checkpoints(outage.lease_table, digits=True)) == 4)
+        )
         proxy.cut()
         loop = asyncio.get_running_loop()
         ends, chunks = loop.time() + outage_s, [records[third:][i::4] for i in range(4)]
         for chunk in chunks:  # the rest of the traffic arrives during the outage
             await asyncio.to_thread(put_all, chunk, producer.put, Pacer("none"))
         while loop.time() < ends:
-            seen.append(await asyncio.to_thread(ready, port))
+            seen.append((await asyncio.to_thread(readyz, port))[0])
             await asyncio.sleep(0.5)
         assert 503 in seen and 200 not in seen[seen.index(503) :]  # not ready from its first failed write on
         assert not worker.done()  # nothing gave up
         proxy.restore()
         tails = tail_sequences(unique_name)
-        await until(lambda: last_checkpoints(outage.lease_table) == tails, 120)
-        assert await asyncio.to_thread(ready, port) == 200
+        await eventually(
+            lambda: asyncio.to_thread(lambda: last_checkpoints(outage.lease_table) == tails), 120
+        )
+        assert (await asyncio.to_thread(readyz, port))[0] == 200
     finally:
         stop.set()
         code = await asyncio.wait_for(worker, timeout=60)
@@ -200,11 +162,3 @@ async def test_a_dynamodb_outage_is_waited_out_and_nothing_is_lost_or_counted_tw
     assert letters_of(outage) == letters_of(reference)
     assert stats_table(outage) == stats_table(reference)
     assert staged_rows(outage) == staged_rows(reference)
-
-
-async def until(condition: Any, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await asyncio.to_thread(condition):
-        assert loop.time() < deadline, "not reached before the deadline"
-        await asyncio.sleep(0.2)

@@ -19,12 +19,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.fixtures.aws import create_stream
-from tests.integration.test_readiness_faults import readyz, staged_rows_with_repeats
-from tests.integration.test_sink_failures import free_port, last_checkpoints, tail_sequences
-from tests.support.effects import wait_for
+from tests.integration.test_readiness_faults import staged_rows_with_repeats
+from tests.support.effects import last_checkpoints, tail_sequences, wait_for
 from tests.support.fault_proxy import fault_proxy
+from tests.support.probes import readyz
 from tests.support.records import KEYS
 from tests.support.scenario import FAULTS, prepare, run_config, start_worker, write_keyring
+from wenu_stream.devtools.emulator.stack import free_port
 from wenu_stream.devtools.simulate import SimulationConfig, Tally, fleet_catalog, generate, parse_faults
 from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_all
 from wenu_stream.ops.report import dead_letter_counts, shard_totals, sum_totals

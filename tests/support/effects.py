@@ -1,5 +1,5 @@
 """What a run left in the stores, read back for comparison: object keys, dead letters, stats windows, staged rows,
-checkpoints; and a polling wait. Shared by the crash, sequence-reset and alarms-app scenarios."""
+checkpoints, the last sequence number of each shard; and a polling wait. Shared by the crash, sequence-reset and alarms-app scenarios."""
 
 from __future__ import annotations
 
@@ -68,3 +68,28 @@ def checkpointed(config: Config) -> int:
         return sum(lease.checkpoint.isdigit() for lease in read_leases(config.lease_table))
     except Exception:  # noqa: BLE001 - the lease table may not exist yet
         return 0
+
+
+def last_checkpoints(lease_table: str, *, digits: bool = False) -> dict[str, str]:
+    try:
+        leases = read_leases(lease_table)
+    except Exception:  # noqa: BLE001 - not created yet
+        return {}
+    return {lease.lease_key: lease.checkpoint for lease in leases if lease.checkpoint.isdigit() or not digits}
+
+
+def tail_sequences(stream: str) -> dict[str, str]:
+    """The sequence number of the last record of every shard."""
+    kinesis, last = boto3.client("kinesis"), {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        it = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while it:
+            out = kinesis.get_records(ShardIterator=it, Limit=10_000)
+            if out["Records"]:
+                last[shard["ShardId"]] = out["Records"][-1]["SequenceNumber"]
+            if not out["Records"] and out.get("MillisBehindLatest", 0) == 0:
+                break
+            it = out.get("NextShardIterator")
+    return last
