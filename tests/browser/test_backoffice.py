@@ -173,12 +173,21 @@ def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
     page.click("button:has-text('Preview')")
     page.locator("#preview .error").wait_for()
     assert "warehouse" in page.inner_text("#preview .error")
+
+    # A reason typed while the editor's check is on its way back survives the re-render it brings.
+    held: list[Any] = []
+    page.route("**/ui/rules/check", held.append)
     page.select_option("#source", "stats")
-    page.wait_for_load_state("networkidle")
+    wait_for(lambda: held or page.wait_for_timeout(50), "the check the change sends", 30, 0)
+    page.fill("#r-reason", "lower the power limit for the winter tariff")
+    page.eval_on_selector("#rule-form", "form => { form.dataset.before = '1'; }")
+    with page.expect_response("**/ui/rules/check"):
+        held[0].continue_()
+    page.unroute("**/ui/rules/check")
+    page.wait_for_selector("#rule-form:not([data-before])", state="attached")
+    assert page.input_value("#r-reason") == "lower the power limit for the winter tariff"
 
     # Save as a draft change set: its review shows the impact, then apply with a reason.
-    page.fill("#r-reason", "lower the power limit for the winter tariff")
-    page.wait_for_load_state("networkidle")
     page.click("button:has-text('Save as draft change set')")
     page.wait_for_url("**/ui/changes/*")
     page.locator("[data-testid=valid]").wait_for()
