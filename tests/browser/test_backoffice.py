@@ -176,7 +176,7 @@ def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
 
     # A reason typed while the editor's check is on its way back survives the re-render it brings.
     held: list[Any] = []
-    page.route("**/ui/rules/check", held.append)
+    page.route("**/ui/rules/check", lambda route: held.append(route))  # noqa: PLW0108 - Playwright wraps a Python function, not a builtin
     page.select_option("#source", "stats")
     wait_for(lambda: held or page.wait_for_timeout(50), "the check the change sends", 30, 0)
     page.fill("#r-reason", "lower the power limit for the winter tariff")
