@@ -122,6 +122,8 @@ class Trivial:
     async def flush(self) -> str | None:
         return None
 
+    settled = True
+
     async def shard_ended(self) -> None:
         pass
 

@@ -544,6 +544,10 @@ class _LazyProcessor:
         assert self._inner is not None, "initialize() first"
         return await self._inner.flush()
 
+    @property
+    def settled(self) -> bool:
+        return self._inner is None or self._inner.settled
+
     async def shard_ended(self) -> None:
         assert self._inner is not None, "initialize() first"
         await self._inner.shard_ended()

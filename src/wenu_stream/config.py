@@ -45,7 +45,7 @@ class KinesisConfig(Base, frozen=True):
     # abandons them (they replay on the next owner): under ECS's stopTimeout (30 s by default, 120 s at most).
     stop_grace_s: Annotated[float, Meta(gt=0, le=110)] = 20.0
     idle_exit_s: Annotated[float, Meta(ge=0)] = (
-        0.0  # 0: run forever; else stop after this long with no records
+        0.0  # 0: run forever; else stop after this long with no records (and nothing waiting on a claim)
     )
     checkpoint_interval_s: Annotated[float, Meta(ge=0, le=600)] = (
         5.0  # sinks coalesce writes between checkpoints

@@ -51,6 +51,11 @@ class ShardProcessor(Protocol):
 
     async def flush(self) -> str | None: ...
 
+    @property
+    def settled(self) -> bool:
+        """False while a sink waits on another process for an effect (``SinkBase.waiting``)."""
+        ...
+
     async def shard_ended(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -95,6 +100,12 @@ class SinkBase:
     @property
     def has_pending(self) -> bool:
         """True when an effect should not wait for the commit interval (an alarm notification)."""
+        return False
+
+    @property
+    def waiting(self) -> bool:
+        """True while an effect waits on another process (a notification a killed worker had claimed, until
+        its claim expires): the shard is not settled, and an idle exit waits for it."""
         return False
 
     def rebuild(self, shard_id: str, generation: int) -> None:
@@ -144,6 +155,9 @@ class BatchSink(Protocol):
     @property
     def has_pending(self) -> bool: ...
 
+    @property
+    def waiting(self) -> bool: ...
+
     def rebuild(self, shard_id: str, generation: int) -> None: ...
 
     def release(self, shard_id: str) -> None: ...
@@ -171,6 +185,9 @@ class ReadingSink(Protocol):
 
     @property
     def has_pending(self) -> bool: ...
+
+    @property
+    def waiting(self) -> bool: ...
 
     def rebuild(self, shard_id: str, generation: int) -> None: ...
 

@@ -250,7 +250,9 @@ class InMemoryNotifier(_Faults):
     ``published`` is what subscribers received, in order, repeats included.
     Operations: ``record``; per entry ``publish`` (a fault: the topic refused,
     nothing was sent) then ``mark`` (a fault: the process died after the topic
-    took the message and before the ledger said so); ``recover``.
+    took the message and before the ledger said so); ``recover``. An entry whose
+    transition id is in ``claimed_elsewhere`` is left to the process said to hold
+    its claim: ``publish`` hands it back, as ``aws.notifier`` does.
     """
 
     def __init__(self, journal: list[str] | None = None) -> None:
@@ -258,6 +260,7 @@ class InMemoryNotifier(_Faults):
         self.ledger: dict[tuple[str, str], LedgerEntry] = {}
         self.pending_shard: dict[tuple[str, str], str] = {}
         self.published: list[LedgerEntry] = []
+        self.claimed_elsewhere: set[str] = set()  # transition ids another process holds a live claim on
 
     async def record(self, shard_id: str, transitions: Sequence[Transition]) -> list[LedgerEntry]:
         self._enter("record")
@@ -275,14 +278,15 @@ class InMemoryNotifier(_Faults):
         return [e for e in entries if e.status == PENDING]
 
     async def publish(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-        for entry in entries:
+        left = [e for e in entries if e.transition_id in self.claimed_elsewhere]
+        for entry in (e for e in entries if e not in left):
             self._enter("publish")
             self.published.append(entry)
             self._enter("mark")
             key = (entry.series, entry.sk)
             self.ledger[key] = msgspec.structs.replace(entry, status=PUBLISHED)
             self.pending_shard.pop(key, None)
-        return []  # one process: nothing is ever claimed elsewhere
+        return left
 
     async def recover(self, shard_id: str) -> list[LedgerEntry]:
         self._enter("recover")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import boto3
@@ -36,6 +37,22 @@ async def test_one_worker_reads_every_shard_in_order_and_checkpoints_the_last_re
     }
     assert all(x.lease_owner is None for x in leases)  # released on the way out
     assert result.checkpoints >= 4
+
+
+async def test_an_idle_exit_waits_until_every_processor_is_settled(
+    aws_stack: object, unique_name: str
+) -> None:
+    """A processor waiting on another process (an alarm notification a killed worker had claimed) holds the idle
+    exit up until it is settled: the exit does not leave that notification pending."""
+    create_stream(unique_name, 1)
+    expected = put(unique_name, 10, 1)
+    started = time.monotonic()
+    result = await start(
+        settings(unique_name, "w1", **{"kinesis.idle_exit_s": 0.5}), Journal(), unsettled_s=3.0
+    )
+    assert result.records == 10 and not result.failed
+    assert time.monotonic() - started >= 3.0
+    assert [x.checkpoint for x in read_leases(unique_name)] == [seqs[-1] for seqs in expected.values()]
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ processor of a test, and ``records``, the sequence numbers handed over per shard
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ class FakeShardProcessor:
     yet; an exception: raised), then ``not coalesce``; a record whose data is
     ``poison`` raises (a bug in the processor). ``flush`` returns ``flush_to``, or
     with ``flush_pending`` the last sequence number processed since the last flush.
+    It is not ``settled`` for ``unsettled_s`` seconds after it was built.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class FakeShardProcessor:
         flush_to: str | None = None,
         flush_pending: bool = False,
         poison: bytes | None = None,
+        unsettled_s: float = 0.0,
     ) -> None:
         self.journal = journal if journal is not None else Journal()
         self.events = self.journal  # the protocol tests' name for it
@@ -62,6 +65,7 @@ class FakeShardProcessor:
         )
         self.batches: list[list[KinesisRecord]] = []
         self.pending: str | None = None
+        self.settles_at = time.monotonic() + unsettled_s
 
     def _log(self, event: tuple[Any, ...], value: Any = None) -> None:
         self.journal.append(event)
@@ -101,6 +105,11 @@ class FakeShardProcessor:
         pending, self.pending = self.pending, None
         self._log(("flush",), pending)
         return pending
+
+    @property
+    def settled(self) -> bool:
+        """False for ``unsettled_s`` after it was built (as a sink waiting on another process's claim)."""
+        return time.monotonic() >= self.settles_at
 
     async def shard_ended(self) -> None:
         self._log(("shard_ended",))

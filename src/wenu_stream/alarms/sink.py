@@ -210,6 +210,11 @@ class AlarmsSink(SinkBase):
             shard.transitions or (shard.deferred and now >= shard.retry_at) for shard in self._shards.values()
         )
 
+    @property
+    def waiting(self) -> bool:
+        """Notifications another process holds a claim on wait here until it marks them or its claim expires."""
+        return any(shard.deferred for shard in self._shards.values())
+
     async def inherit(self, shard_id: str, parents: Sequence[str], hash_range: HashRange | None) -> None:
         """Take over what the ended parents of a new child shard left (module docstring, resharding)."""
         shard = await self._shard(shard_id)

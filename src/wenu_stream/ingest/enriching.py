@@ -80,6 +80,11 @@ class EnrichingSink(SinkBase):
         """Some reading sink holds an effect that should not wait for the commit interval (an alarm notification)."""
         return any(sink.has_pending for sink in self._sinks)
 
+    @property
+    def waiting(self) -> bool:
+        """Some reading sink waits on another process for an effect (``SinkBase.waiting``)."""
+        return any(sink.waiting for sink in self._sinks)
+
     def release(self, shard_id: str) -> None:
         """A shard starts or stops here: sinks that cache per-shard state forget it (it reloads from their store)."""
         for sink in self._sinks:

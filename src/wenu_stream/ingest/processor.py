@@ -209,6 +209,11 @@ class PipelineProcessor:
         self._observe(outcome, started, millis_behind_latest)
         return committed
 
+    @property
+    def settled(self) -> bool:
+        """No sink waits on another process for an effect (``ports.SinkBase.waiting``)."""
+        return not any(sink.waiting for sink in self._sinks)
+
     def _urgent(self) -> bool:
         """A sink holds an effect that must not wait for the interval (an alarm notification): commit now."""
         return any(sink.has_pending for sink in self._sinks)

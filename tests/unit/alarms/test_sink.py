@@ -145,6 +145,26 @@ async def test_a_new_owner_publishes_what_the_last_one_left_pending_once_it_read
     assert [e.at for e in notifier.published] == sorted(e.at for e in notifier.published)
 
 
+async def test_what_another_process_holds_a_claim_on_waits_and_goes_out_once_the_claim_is_gone() -> None:
+    """A worker killed between claiming a notification and marking it: the next owner waits for its claim
+    (``waiting``: the shard is not settled, an idle exit waits), then publishes it."""
+    state, notifier, _ = fakes()
+    notifier.fail_next["publish"] = 1
+    with pytest.raises(ConnectionError):
+        await run(state, notifier)  # recorded, never published
+    notifier.claimed_elsewhere = {e.transition_id for e in notifier.ledger.values()}
+    clock = SettableClock()
+    sink = AlarmsSink(state, notifier, rules=[HIGH], wall_ms=clock)
+    await sink.write_readings(SHARD, [])
+    assert sink.waiting and not sink.has_pending and notifier.published == []
+    notifier.claimed_elsewhere.clear()  # its claim expired
+    assert not sink.has_pending  # offered again after a pause, not on every poll
+    clock.now += 2.0
+    assert sink.has_pending
+    await sink.flush()
+    assert not sink.waiting and len(set(notifier.published_ids())) == len(notifier.published) == 3
+
+
 async def test_a_stale_state_stops_the_flush_before_publishing_and_releases_the_shard(
     clean: tuple[InMemoryAlarmStateStore, InMemoryNotifier],
 ) -> None:

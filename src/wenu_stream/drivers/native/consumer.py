@@ -190,7 +190,9 @@ class ShardConsumer:
         self.checkpointed: str | None = None
         self.clock = CheckpointClock()  # how long handed records wait for a checkpoint
         self.backoff = Backoff()
-        self.caught_up = False  # the last GetRecords returned nothing: for the idle exit
+        self.caught_up = (
+            False  # the last GetRecords returned nothing and the processor is settled: for the idle exit
+        )
         self.leave = asyncio.Event()  # set when the worker stops or the shard is handed over
         self.handing_over = False
         self.durable: str | None = None  # last sequence number the processor said was durable
@@ -261,7 +263,7 @@ class ShardConsumer:
             if out is None:
                 break
             records = out.records
-            self.caught_up = not records
+            self.caught_up = not records and self.processor.settled
             if records:
                 self.clock.handed()
             durable = await self.processor.process(records, out.millis_behind_latest)

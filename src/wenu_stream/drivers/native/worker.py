@@ -21,7 +21,9 @@ handoff (step 3 takes a live worker's lease that way, ``leases`` module
 docstring): then the consumer finishes its batch, flushes and hands its last
 checkpoint over, and is cancelled only if that takes longer than ``failover_ms``.
 
-Stopping (``stop`` set, SIGTERM in ``wenu-stream run``, or ``idle_exit_s``):
+Stopping (``stop`` set, SIGTERM in ``wenu-stream run``, or ``idle_exit_s``
+with no records, every shard caught up and every processor ``settled``, so an
+idle exit leaves no notification waiting on a dead worker's claim behind):
 consumers stop reading, finish the batch in flight, flush and checkpoint what
 is durable, close the processor and release their leases. A failure policy:
 an exception from the processor (or a checkpoint write that keeps failing)
