@@ -20,6 +20,7 @@ from wenu_stream.alarms.shard import InstanceKey
 from wenu_stream.errors import StaleAlarmState
 from wenu_stream.ingest.batch import BatchOutcome, DeadLetter
 from wenu_stream.ingest.rebuild import RebuildMarker
+from wenu_stream.model import Position
 from wenu_stream.ports import SinkBase
 from wenu_stream.stats import items
 from wenu_stream.stats.items import Item
@@ -58,7 +59,7 @@ class InMemoryStateStore:
 
 
 class InMemoryBatchSink(SinkBase):
-    """Records every batch it is given; can be told to fail (``has_pending`` is settable)."""
+    """Records every batch it is given and every ``resume``; can be told to fail (``has_pending`` is settable)."""
 
     has_pending: bool = False  # a plain attribute here (settable by tests), a property in SinkBase
 
@@ -68,9 +69,13 @@ class InMemoryBatchSink(SinkBase):
         self.batches: list[tuple[str, BatchOutcome]] = []  # durable (flushed)
         self.fail_next = 0
         self.generations: dict[str, int] = {}
+        self.resumes: list[tuple[str, Position]] = []
 
     def rebuild(self, shard_id: str, generation: int) -> None:
         self.generations[shard_id] = generation
+
+    async def resume(self, shard_id: str, after: Position) -> None:
+        self.resumes.append((shard_id, after))
 
     def release(self, shard_id: str) -> None:
         self.pending = [(shard, outcome) for shard, outcome in self.pending if shard != shard_id]

@@ -95,6 +95,9 @@ class PipelineProcessor:
         self._dedup = Dedup(dedup_window)
         self.generation = 0  # the shard's rebuild generation (ingest.rebuild), handed to the sinks
         self._resume_after: Position | None = None
+        self._resume_at_first = (
+            False  # started without a checkpoint: sinks hear ``resume`` at the first record
+        )
         self._hash_range: HashRange | None = None  # misrouted KPL aggregates are dropped (ingest.batch)
         self._broken = False
         self._interval = checkpoint_interval
@@ -127,7 +130,10 @@ class PipelineProcessor:
         the shard with empty duplicate memory and totals instead; its generation
         (0 without a marker) goes to every sink that has ``rebuild``. At a
         sequence-number checkpoint every sink hears ``resume`` (effects past it
-        that a crashed owner made durable are made again by the replay).
+        that a crashed owner made durable are made again by the replay); a shard
+        started without one (TRIM_HORIZON, AT_TIMESTAMP, a new child) hears it
+        just before its first record, at the batch that brings it (an owner killed
+        before the shard's first checkpoint may have staged files from there on).
         """
         self.shard_id = self._set.shard_id = shard_id
         self._hash_range = hash_range
@@ -141,6 +147,7 @@ class PipelineProcessor:
         for sink in self._sinks:
             sink.rebuild(shard_id, self.generation)
         seq, sub = parse_checkpoint(checkpoint)
+        self._resume_at_first = seq is None
         if seq is not None:
             # A reset with --rebuild asked this replay to recount from here: the state saved here is not used.
             blob = (
@@ -194,6 +201,11 @@ class PipelineProcessor:
             return due and await self._commit() is not None
         started = time.monotonic()
         self._broken = True  # until this batch's effects are handed over or durable
+        if self._resume_at_first:  # what a crashed owner made durable from this record on is made again
+            self._resume_at_first = False
+            after = Position(int(records[0].sequence_number) - 1, LAST_SUB)
+            for sink in self._sinks:
+                await self._durable(sink.name, functools.partial(sink.resume, self.shard_id, after))
         keyring = self._keyring if isinstance(self._keyring, KeyRing) else await self._keyring()
         outcome = process_batch(records, keyring, self._dedup, self._resume_after, self._hash_range)
         self._resume_after = None

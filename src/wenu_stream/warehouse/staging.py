@@ -16,8 +16,9 @@ readings from a message whose other readings were staged before).
 Files are never left overlapping by a crash: a file is written by a flush
 that the checkpoint follows, so every file past a shard's checkpoint was
 written by an owner that died (or lost its lease) before checkpointing it.
-When the shard resumes (``resume``, with the checkpoint) those files are
-deleted before anything is written: the replay stages the same readings
+When the shard resumes (``resume``, with the checkpoint; a shard that had no
+checkpoint yet hears it just before the first record its replay reads) those
+files are deleted before anything is written: the replay stages the same readings
 again, cut wherever its own flushes fall. The loader may have loaded such a
 file in between; its rows are then loaded twice and the merge keeps one (the
 PostgreSQL key, Redshift's ``NOT EXISTS`` + ``ROW_NUMBER``). A shard that is

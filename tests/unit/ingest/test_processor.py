@@ -6,9 +6,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.support.records import RING, aggregated, envelope, message, record
-from wenu_stream.ingest.processor import PipelineProcessor
+from wenu_stream.ingest.processor import LAST_SUB, PipelineProcessor
 from wenu_stream.metrics import Metrics
-from wenu_stream.model import parse_checkpoint
+from wenu_stream.model import Position, parse_checkpoint
 from wenu_stream.testing import InMemoryBatchSink, InMemoryDeadLetterStore, InMemoryStateStore, SettableClock
 
 
@@ -160,3 +160,24 @@ async def test_a_rebuild_marker_at_the_checkpoint_recounts_and_every_sink_gets_t
     await later.initialize("shard-0", "4", [])  # a restart past the reset position: the saved state as usual
     assert later.generation == 3 and sink3.generations == {"shard-0": 3}
     assert later.totals == rebuilt.totals and len(later._dedup) == 2  # the state the rebuild saved at 4
+
+
+async def test_sinks_hear_resume_at_the_checkpoint_or_just_before_the_first_record_without_one() -> None:
+    """A staging file a crashed owner wrote past the checkpoint (or before the shard's first checkpoint) is
+    superseded by the replay: sinks hear ``resume`` with the position the replay starts after."""
+    at_checkpoint, *_, sink, _ = make()
+    await at_checkpoint.initialize("shard-0", "7", [])
+    assert sink.resumes == [("shard-0", Position(7, LAST_SUB))]
+
+    started, *_, sink, _ = make()
+    await started.initialize("shard-1", "TRIM_HORIZON", [])
+    await started.process([], None)  # an empty poll knows no position yet
+    assert sink.resumes == []
+    await started.process(BATCH[:2], None)
+    await started.process(BATCH[2:], None)
+    assert sink.resumes == [("shard-1", Position(0, LAST_SUB))]  # once, before the first record (1)
+
+    child, *_, sink, _ = make()
+    await child.initialize("shard-2", None, ["shard-0"])
+    await child.process([record(40, envelope(message("EM-4", 1)))], None)
+    assert sink.resumes == [("shard-2", Position(39, LAST_SUB))]
