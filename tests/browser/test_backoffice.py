@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from aiobotocore.session import get_session
+from playwright.sync_api import expect
 
 from tests.browser.conftest import running_service, screenshot, sign_in
 from tests.fixtures.aws import create_stream
@@ -151,7 +152,7 @@ def test_edit_preview_apply_alarm_ack_and_restore_in_the_browser(
     problem = page.locator("[data-testid=error-clear]")
     problem.wait_for()
     assert "at or below value" in problem.inner_text()
-    assert page.locator("#r-clear").get_attribute("aria-invalid") == "true"
+    expect(page.locator("#r-clear")).to_have_attribute("aria-invalid", "true")  # set once the swap settles
     page.fill("#r-clear", "25000")
     page.fill("#r-for_s", "0")  # typed while the check of clear may still run: what is typed stays
     page.press("#r-for_s", "Tab")
