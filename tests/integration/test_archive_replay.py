@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from tests.integration.test_ops_rebuild import IDLE_EXIT, windows
+from tests.support.effects import stream_records
 from tests.support.records import KEYS
 from tests.support.scenario import (
     fill_stream,
@@ -46,21 +47,6 @@ def processor() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def stream_records(stream: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every record of the stream, with its shard, read from the start."""
-    kinesis = boto3.client("kinesis")
-    out = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-            out.extend((shard["ShardId"], r) for r in page["Records"])
-            iterator = page.get("NextShardIterator") if page["Records"] else None
-    return out
 
 
 def archive(stream: str, bucket: str, *, twice: int = 0) -> tuple[int, int]:

@@ -7,10 +7,10 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.fixtures.aws import create_stream
+from tests.support.effects import stream_records
 from tests.support.records import KEYS, RING
 from wenu_stream.cli.main import main
 from wenu_stream.devtools.emulator import Stack
@@ -25,21 +25,6 @@ from wenu_stream.devtools.simulate.producer import KinesisProducer, Pacer, put_a
 from wenu_stream.records.decoding import Accepted, decode_record
 
 pytestmark = pytest.mark.integration
-
-
-def read_stream(name: str) -> list[tuple[str, bytes]]:
-    """Every record of every shard, shard by shard, in sequence order."""
-    kinesis = boto3.client("kinesis")
-    out: list[tuple[str, bytes]] = []
-    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            out += [(r["PartitionKey"], r["Data"]) for r in page["Records"]]
-            iterator = page.get("NextShardIterator") if page["Records"] else None
-    return out
 
 
 def per_key(records: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
@@ -80,7 +65,7 @@ def test_cli_backfill_puts_every_record_in_order(
         devices=20, duration_s=10, seed=11, start_ms=summary["start_ms"], faults=parse_faults(faults)
     )
     expected = [(r.partition_key, r.data) for r in generate(cfg, KEYS)]
-    got = read_stream(unique_name)
+    got = [(r["PartitionKey"], r["Data"]) for _, r in stream_records(unique_name)]
     assert summary["records_put"] == summary["records"] == len(expected) == len(got)
     assert per_key(got) == per_key(expected)  # same records, and each device's in the order sent
 
@@ -99,7 +84,9 @@ def test_aggregated_records_decode_to_the_expected_outcomes(aws_stack: Stack, un
     producer.check_stream()
     put_all(produced, producer.put, Pacer("none"))
     assert producer.stats.records_put == len(produced)
-    results = [x for key, data in read_stream(unique_name) for x in decode_record(data, key, RING)]
+    results = [
+        x for _, r in stream_records(unique_name) for x in decode_record(r["Data"], r["PartitionKey"], RING)
+    ]
     accepted = Counter((x.message.device, x.message.seq) for x in results if isinstance(x, Accepted))
     rejected = Counter(x.reason.value for x in results if not isinstance(x, Accepted))
     want = expected_outcomes(produced)

@@ -1,5 +1,5 @@
 """What a run left in the stores, read back for comparison: object keys, dead letters, stats windows, staged rows,
-checkpoints, the last sequence number of each shard; and a polling wait. Shared by the crash, sequence-reset and alarms-app scenarios."""
+checkpoints, a stream's records and the last sequence number of each shard; and a polling wait. Shared by the crash, sequence-reset and alarms-app scenarios."""
 
 from __future__ import annotations
 
@@ -78,18 +78,22 @@ def last_checkpoints(lease_table: str, *, digits: bool = False) -> dict[str, str
     return {lease.lease_key: lease.checkpoint for lease in leases if lease.checkpoint.isdigit() or not digits}
 
 
-def tail_sequences(stream: str) -> dict[str, str]:
-    """The sequence number of the last record of every shard."""
-    kinesis, last = boto3.client("kinesis"), {}
+def stream_records(stream: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every record of the stream with its shard id, shard by shard from the start, in sequence order."""
+    kinesis, out = boto3.client("kinesis"), []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
         it = kinesis.get_shard_iterator(
             StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         while it:
-            out = kinesis.get_records(ShardIterator=it, Limit=10_000)
-            if out["Records"]:
-                last[shard["ShardId"]] = out["Records"][-1]["SequenceNumber"]
-            if not out["Records"] and out.get("MillisBehindLatest", 0) == 0:
+            page = kinesis.get_records(ShardIterator=it, Limit=10_000)
+            out += [(shard["ShardId"], r) for r in page["Records"]]
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
                 break
-            it = out.get("NextShardIterator")
-    return last
+            it = page.get("NextShardIterator")
+    return out
+
+
+def tail_sequences(stream: str) -> dict[str, str]:
+    """The sequence number of the last record of every shard."""
+    return {shard: record["SequenceNumber"] for shard, record in stream_records(stream)}

@@ -95,9 +95,7 @@ class PipelineProcessor:
         self._dedup = Dedup(dedup_window)
         self.generation = 0  # the shard's rebuild generation (ingest.rebuild), handed to the sinks
         self._resume_after: Position | None = None
-        self._resume_at_first = (
-            False  # started without a checkpoint: sinks hear ``resume`` at the first record
-        )
+        self._resume_at_first = False  # no checkpoint: sinks hear ``resume`` at the first record
         self._hash_range: HashRange | None = None  # misrouted KPL aggregates are dropped (ingest.batch)
         self._broken = False
         self._interval = checkpoint_interval

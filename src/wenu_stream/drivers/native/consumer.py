@@ -190,9 +190,8 @@ class ShardConsumer:
         self.checkpointed: str | None = None
         self.clock = CheckpointClock()  # how long handed records wait for a checkpoint
         self.backoff = Backoff()
-        self.caught_up = (
-            False  # the last GetRecords returned nothing and the processor is settled: for the idle exit
-        )
+        # the last GetRecords returned nothing and the processor is settled: for the idle exit
+        self.caught_up = False
         self.leave = asyncio.Event()  # set when the worker stops or the shard is handed over
         self.handing_over = False
         self.durable: str | None = None  # last sequence number the processor said was durable
